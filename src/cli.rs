@@ -1,0 +1,301 @@
+//! The command line: `mr run`, `mr worker`, `mr gen`. Errors reach the user here, once, with
+//! their whole chain. Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Error;
+use crate::datagen;
+use crate::job::JobOptions;
+use crate::plan::{self, JobRequest};
+use crate::run::RunConfig;
+use crate::summary::Summary;
+use crate::worker::WorkerOptions;
+
+/// A MapReduce engine: count, index, grep and sort files with worker processes.
+#[derive(Debug, Parser)]
+#[command(name = "mr", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a job. With no arguments: word count on the bundled sample corpus.
+    Run(RunArgs),
+    /// Run a worker that pulls tasks from a coordinator (started by `mr run`, or by hand).
+    Worker(WorkerArgs),
+    /// Generate deterministic sample data.
+    #[command(subcommand)]
+    Gen(GenCommand),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The job: wordcount or word-search.
+    job: Option<String>,
+    /// Arguments of the job.
+    job_args: Vec<String>,
+    /// Input files or directories (walked recursively; hidden files skipped).
+    #[arg(short, long = "input", num_args = 1.., value_name = "PATH")]
+    input: Vec<PathBuf>,
+    /// Output directory; must be empty or absent unless --overwrite.
+    #[arg(short, long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Bytes per input split (e.g. 64MiB); by default derived from the input size.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    split_size: Option<u64>,
+    /// Number of reduce tasks (and part files); default: the number of workers.
+    #[arg(short, long, value_name = "R")]
+    reduce_tasks: Option<u32>,
+    /// Number of worker processes; default: the number of cores.
+    #[arg(short, long, value_name = "W")]
+    workers: Option<u32>,
+    /// Address of the coordinator's gRPC server; default: a free port on 127.0.0.1.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Run sequentially in this process, without workers or RPC.
+    #[arg(long)]
+    local: bool,
+    /// Replace the contents of a non-empty output directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// word-search: file of target words, one per line.
+    #[arg(long, value_name = "FILE")]
+    targets: Option<PathBuf>,
+    /// A worker silent for this long is declared dead and its tasks rerun.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    worker_timeout: Duration,
+    /// A task that fails this many times fails the job.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
+    /// How many dead worker processes are replaced before the job fails.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    max_restarts: u32,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// The coordinator's URL, e.g. http://127.0.0.1:7000.
+    #[arg(long, value_name = "URL")]
+    coordinator: String,
+    /// How long to retry the first connection.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// Exit when the coordinator has been unreachable this long.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    lost_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum GenCommand {
+    /// The original system's workload: random lowercase strings and a targets file.
+    WordSearch {
+        /// Directory to write strings.txt and targets.txt into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Number of strings.
+        #[arg(long, default_value_t = 500_000)]
+        strings: u64,
+        /// Longest string.
+        #[arg(long, default_value_t = 15)]
+        max_len: u32,
+        /// Number of targets.
+        #[arg(long, default_value_t = 100)]
+        targets: u32,
+        /// Length of each target.
+        #[arg(long, default_value_t = 3)]
+        target_len: u32,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// English-like text, for word counts and benchmarks.
+    Text {
+        /// Directory to write part-NNN.txt files into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Total size, e.g. 256MiB.
+        #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+        size: u64,
+        /// Number of files.
+        #[arg(long, default_value_t = 4)]
+        files: u32,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("invalid size '{s}': {e}"))
+}
+
+/// The sample corpus that ships with the repository.
+fn sample_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample")
+}
+
+/// Entry point of the `mr` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Worker(args) => worker(args),
+        Command::Gen(cmd) => generate(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mr: error: {e:#}");
+            if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let sample = args.job.is_none() && args.input.is_empty() && args.output.is_none();
+    let job = args.job.clone().unwrap_or_else(|| "wordcount".into());
+    let (inputs, output) = if sample {
+        let dir = sample_dir();
+        if !dir.is_dir() {
+            bail!("the sample corpus is not at {}: give --input and --output", dir.display());
+        }
+        let out = tempfile::Builder::new()
+            .prefix("mr-sample-")
+            .tempdir()
+            .context("cannot create an output directory for the sample")?
+            .keep();
+        (vec![dir], out)
+    } else {
+        if args.input.is_empty() {
+            bail!("job '{job}' needs --input PATH...");
+        }
+        let Some(output) = args.output.clone() else { bail!("job '{job}' needs --output DIR") };
+        (args.input.clone(), output)
+    };
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+    });
+    if workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    if args.reduce_tasks == Some(0) {
+        bail!("--reduce-tasks must be at least 1");
+    }
+    let request = JobRequest {
+        job: job.clone(),
+        job_args: args.job_args.clone(),
+        job_options: JobOptions { targets: args.targets.clone() },
+        inputs,
+        output,
+        split_size: args.split_size,
+        reduce_tasks: args.reduce_tasks,
+        workers,
+        overwrite: args.overwrite,
+    };
+    let plan = plan::plan(&request)?;
+    let summary = if args.local {
+        crate::local::run(&job, plan)?
+    } else {
+        let config = RunConfig {
+            workers,
+            listen: args.listen.clone(),
+            worker_timeout: args.worker_timeout,
+            max_attempts: args.max_attempts,
+            max_restarts: args.max_restarts,
+            worker_args: Vec::new(),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(crate::run::run(&job, plan, config))?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !args.quiet {
+        println!("{summary}");
+        if sample {
+            print_top_words(&summary, 20)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints the most frequent words of a word count's output, and the totals.
+fn print_top_words(summary: &Summary, n: usize) -> anyhow::Result<()> {
+    let mut counts: Vec<(u64, String)> = Vec::new();
+    for entry in std::fs::read_dir(&summary.output)? {
+        let path = entry?.path();
+        if !path.file_name().is_some_and(|f| f.to_string_lossy().starts_with("part-")) {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path)?.lines() {
+            let (word, count) = line.split_once('\t').context("a word count line has a tab")?;
+            counts.push((count.parse()?, word.to_string()));
+        }
+    }
+    counts.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let total: u64 = counts.iter().map(|c| c.0).sum();
+    println!("\ntop {n} words:");
+    for (count, word) in counts.iter().take(n) {
+        println!("  {count:>10}  {word}");
+    }
+    println!("{total} words, {} distinct; output in {}", counts.len(), summary.output);
+    Ok(())
+}
+
+fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let options = WorkerOptions {
+        coordinator: args.coordinator,
+        connect_timeout: args.connect_timeout,
+        lost_timeout: args.lost_timeout,
+    };
+    let result = runtime.block_on(crate::worker::run(options));
+    // A task still running on a blocking thread is abandoned, not awaited.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(result?)
+}
+
+fn generate(cmd: GenCommand) -> anyhow::Result<()> {
+    match cmd {
+        GenCommand::WordSearch { out, strings, max_len, targets, target_len, seed } => {
+            let spec = datagen::WordSearchSpec { strings, max_len, targets, target_len, seed };
+            datagen::word_search(&out, &spec)?;
+            println!("wrote {} and {}", out.join("strings.txt").display(), out.join("targets.txt").display());
+        }
+        GenCommand::Text { out, size, files, seed } => {
+            datagen::text(&out, size, files, seed)?;
+            println!("wrote {files} files of text into {}", out.display());
+        }
+    }
+    Ok(())
+}

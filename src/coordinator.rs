@@ -1,0 +1,366 @@
+//! The coordinator: serves the Coordinator and State gRPC services and drives the scheduler
+//! from their calls and from a timer. It also commits the job: when every reduce task has
+//! committed, it writes `_SUCCESS`, and only then tells the workers to exit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::error::{Error, Result};
+use crate::input::Split;
+use crate::rpc::pb;
+use crate::scheduler::{Assignment, AttemptId, JobState, Millis, Phase, Scheduler, SchedulerConfig};
+
+/// How long GetTask holds a call open when there is no task yet: a new task is handed out as
+/// soon as it exists, without polling.
+const LONG_POLL: Duration = Duration::from_millis(1000);
+/// How often the scheduler's timers are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// Name of the file that marks a committed job.
+pub const SUCCESS: &str = "_SUCCESS";
+/// Directory under the output dir where reduce attempts write before they commit.
+pub const TEMPORARY: &str = "_temporary";
+
+/// What the coordinator needs to run a job.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Registry name of the job.
+    pub job_name: String,
+    /// Arguments passed to every worker.
+    pub job_args: Vec<String>,
+    /// The input splits, one map task each.
+    pub splits: Vec<Split>,
+    /// Number of reduce tasks.
+    pub reduce_tasks: u32,
+    /// Where map outputs are written.
+    pub work_dir: PathBuf,
+    /// Where part files are committed.
+    pub output_dir: PathBuf,
+    /// A worker silent for longer than this is dead.
+    pub worker_timeout: Duration,
+    /// How often workers heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Failed attempts after which a task fails the job.
+    pub max_attempts: u32,
+    /// Initial entries of the state store.
+    pub state: Vec<(String, Vec<u8>)>,
+}
+
+/// The coordinator of one job. Cheap to clone; clones share the job.
+#[derive(Clone)]
+pub struct Coordinator {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: CoordinatorConfig,
+    scheduler: Mutex<Scheduler>,
+    /// Woken whenever the scheduler's state changed, for long-polling GetTask calls.
+    changed: Notify,
+    state: Mutex<HashMap<String, Vec<u8>>>,
+    started: Instant,
+    /// Set once when the job has ended (succeeded or failed).
+    ended: watch::Sender<bool>,
+    /// Time at which the job committed, for the summary.
+    committed_at: Mutex<Option<Millis>>,
+}
+
+impl Coordinator {
+    /// A coordinator for a job; nothing runs until [`Coordinator::serve`].
+    pub fn new(config: CoordinatorConfig) -> Coordinator {
+        let scheduler = Scheduler::new(SchedulerConfig {
+            map_tasks: config.splits.len() as u32,
+            reduce_tasks: config.reduce_tasks,
+            worker_timeout: config.worker_timeout.as_millis() as Millis,
+            max_attempts: config.max_attempts,
+        });
+        let state = config.state.iter().cloned().collect();
+        let (ended, _) = watch::channel(false);
+        let shared = Shared {
+            config,
+            scheduler: Mutex::new(scheduler),
+            changed: Notify::new(),
+            state: Mutex::new(state),
+            started: Instant::now(),
+            ended,
+            committed_at: Mutex::new(None),
+        };
+        let coordinator = Coordinator { shared: Arc::new(shared) };
+        // A job with no reduce work left (no input, R = 0) commits at once.
+        coordinator.after_event(&mut coordinator.scheduler());
+        coordinator
+    }
+
+    /// Milliseconds since the job started.
+    pub fn now(&self) -> Millis {
+        self.shared.started.elapsed().as_millis() as Millis
+    }
+
+    /// Locks the scheduler. Never held across an await.
+    pub fn scheduler(&self) -> MutexGuard<'_, Scheduler> {
+        // A panic while holding the lock is a bug in the scheduler; the job cannot go on.
+        self.shared.scheduler.lock().expect("scheduler lock poisoned")
+    }
+
+    /// The job's configuration.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.shared.config
+    }
+
+    /// When the job committed, if it has.
+    pub fn committed_at(&self) -> Option<Millis> {
+        *self.shared.committed_at.lock().expect("lock poisoned")
+    }
+
+    /// A receiver that turns true when the job has ended.
+    pub fn ended(&self) -> watch::Receiver<bool> {
+        self.shared.ended.subscribe()
+    }
+
+    /// True once the job has succeeded or failed.
+    pub fn has_ended(&self) -> bool {
+        *self.shared.ended.borrow()
+    }
+
+    /// Stops the job: workers are told to exit at their next call.
+    pub fn abort(&self, reason: &str) {
+        let mut s = self.scheduler();
+        s.abort(reason.to_string());
+        self.after_event(&mut s);
+    }
+
+    /// The worker process `pid` exited: its running attempts are lost at once, without
+    /// waiting for the worker timeout.
+    pub fn worker_exited_pid(&self, pid: u32) {
+        let name = crate::worker::process_name(pid);
+        let mut s = self.scheduler();
+        let now = self.now();
+        let ids: Vec<u64> = s.workers().iter().filter(|(_, w)| w.name == name).map(|(&id, _)| id).collect();
+        for id in ids {
+            s.worker_lost(id, now);
+        }
+        self.after_event(&mut s);
+    }
+
+    /// Commits the job when its tasks are done, wakes waiting calls, and signals the end.
+    fn after_event(&self, s: &mut Scheduler) {
+        if *s.state() == JobState::TasksDone {
+            match commit_job(&self.shared.config.output_dir) {
+                Ok(()) => {
+                    s.job_committed();
+                    *self.shared.committed_at.lock().expect("lock poisoned") = Some(self.now());
+                }
+                Err(e) => s.abort(format!("cannot commit the job: {e}")),
+            }
+        }
+        if matches!(s.state(), JobState::Succeeded | JobState::Failed(_)) {
+            self.shared.ended.send_replace(true);
+        }
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Serves the gRPC services on `listener` and runs the scheduler's timers until `shutdown`.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+        let ticker = {
+            let c = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(TICK);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = interval.tick() => {}
+                    }
+                    let mut s = c.scheduler();
+                    let dead = s.tick(c.now());
+                    for w in &dead {
+                        tracing::warn!(worker = w, "worker missed its heartbeats and is declared dead; its tasks will be rerun");
+                    }
+                    if !dead.is_empty() {
+                        c.after_event(&mut s);
+                    }
+                }
+            })
+        };
+        let coordinator = pb::coordinator_server::CoordinatorServer::new(self.clone())
+            .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
+        let state = pb::state_server::StateServer::new(self.clone())
+            .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
+        let result = tonic::transport::Server::builder()
+            .add_service(coordinator)
+            .add_service(state)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await;
+        ticker.abort();
+        result.map_err(|e| Error::Job(format!("coordinator server failed: {e}")))
+    }
+}
+
+/// Writes `_SUCCESS` and removes the reduce attempts' temporary directory.
+fn commit_job(output_dir: &Path) -> Result<()> {
+    let tmp = output_dir.join(TEMPORARY);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(Error::io("cannot remove", &tmp))?;
+    }
+    let success = output_dir.join(SUCCESS);
+    std::fs::write(&success, b"").map_err(Error::io("cannot write", &success))
+}
+
+fn task_message(config: &CoordinatorConfig, attempt: AttemptId, map_outputs: Vec<String>) -> pb::Task {
+    let kind = match attempt.task.phase {
+        Phase::Map => {
+            let split = &config.splits[attempt.task.index as usize];
+            pb::task::Kind::Map(pb::MapTask {
+                split: Some(pb::Split {
+                    path: split.path.to_string_lossy().into_owned(),
+                    start: split.start,
+                    end: split.end,
+                }),
+            })
+        }
+        Phase::Reduce => pb::task::Kind::Reduce(pb::ReduceTask { partition: attempt.task.index, map_outputs }),
+    };
+    pb::Task { task_id: attempt.task.index, attempt: attempt.attempt, kind: Some(kind) }
+}
+
+fn task_ref(r: Option<pb::TaskRef>) -> Result<AttemptId, Status> {
+    r.map(AttemptId::from).ok_or_else(|| Status::invalid_argument("task is required"))
+}
+
+#[tonic::async_trait]
+impl pb::coordinator_server::Coordinator for Coordinator {
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> Result<Response<pb::RegisterWorkerReply>, Status> {
+        let name = request.into_inner().name;
+        let worker_id = {
+            let mut s = self.scheduler();
+            let id = s.register(name.clone(), self.now());
+            self.after_event(&mut s);
+            id
+        };
+        tracing::debug!(worker = worker_id, name, "worker registered");
+        let c = &self.shared.config;
+        Ok(Response::new(pb::RegisterWorkerReply {
+            worker_id,
+            job: Some(pb::JobSpec {
+                job_name: c.job_name.clone(),
+                job_args: c.job_args.clone(),
+                reduce_tasks: c.reduce_tasks,
+                work_dir: c.work_dir.to_string_lossy().into_owned(),
+                output_dir: c.output_dir.to_string_lossy().into_owned(),
+            }),
+            heartbeat_interval_ms: c.heartbeat_interval.as_millis() as u64,
+        }))
+    }
+
+    async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskReply>, Status> {
+        let worker = request.into_inner().worker_id;
+        let deadline = tokio::time::Instant::now() + LONG_POLL;
+        loop {
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let assignment = {
+                let mut s = self.scheduler();
+                let a = s.request_task(worker, self.now());
+                if matches!(a, Assignment::Run { .. }) {
+                    self.after_event(&mut s);
+                }
+                a
+            };
+            let reply = match assignment {
+                Assignment::Run { attempt, map_outputs } => {
+                    tracing::debug!(worker, %attempt, "assigned");
+                    pb::get_task_reply::Reply::Task(task_message(&self.shared.config, attempt, map_outputs))
+                }
+                Assignment::Exit => pb::get_task_reply::Reply::Exit(true),
+                Assignment::Wait => {
+                    if tokio::time::timeout_at(deadline, changed).await.is_ok() {
+                        continue;
+                    }
+                    pb::get_task_reply::Reply::WaitMs(0)
+                }
+            };
+            return Ok(Response::new(pb::GetTaskReply { reply: Some(reply) }));
+        }
+    }
+
+    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatReply>, Status> {
+        let worker = request.into_inner().worker_id;
+        let mut s = self.scheduler();
+        let known = s.heartbeat(worker, self.now());
+        let exit = !known || matches!(s.state(), JobState::Succeeded | JobState::Failed(_));
+        Ok(Response::new(pb::HeartbeatReply { exit }))
+    }
+
+    async fn commit_task(&self, request: Request<pb::CommitTaskRequest>) -> Result<Response<pb::CommitTaskReply>, Status> {
+        let r = request.into_inner();
+        let attempt = task_ref(r.task)?;
+        let mut s = self.scheduler();
+        let granted = s.request_commit(r.worker_id, attempt, self.now());
+        Ok(Response::new(pb::CommitTaskReply { granted }))
+    }
+
+    async fn report_completion(
+        &self,
+        request: Request<pb::ReportCompletionRequest>,
+    ) -> Result<Response<pb::ReportCompletionReply>, Status> {
+        let r = request.into_inner();
+        let attempt = task_ref(r.task)?;
+        let counters = r.counters.unwrap_or_default().into();
+        let mut s = self.scheduler();
+        let accepted = s.complete(r.worker_id, attempt, r.output, counters, self.now());
+        tracing::debug!(worker = r.worker_id, %attempt, accepted, "attempt completed");
+        self.after_event(&mut s);
+        Ok(Response::new(pb::ReportCompletionReply { accepted }))
+    }
+
+    async fn report_failure(
+        &self,
+        request: Request<pb::ReportFailureRequest>,
+    ) -> Result<Response<pb::ReportFailureReply>, Status> {
+        let r = request.into_inner();
+        let attempt = task_ref(r.task)?;
+        tracing::warn!(worker = r.worker_id, %attempt, error = r.error, "attempt failed");
+        let mut s = self.scheduler();
+        s.fail(r.worker_id, attempt, r.error, self.now());
+        self.after_event(&mut s);
+        Ok(Response::new(pb::ReportFailureReply {}))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::state_server::State for Coordinator {
+    async fn get_state(&self, request: Request<pb::GetStateRequest>) -> Result<Response<pb::GetStateReply>, Status> {
+        let keys = request.into_inner().keys;
+        let store = self.shared.state.lock().expect("state lock poisoned");
+        let values = keys
+            .iter()
+            .map(|k| match store.get(k) {
+                Some(v) => pb::StateValue { found: true, value: v.clone() },
+                None => pb::StateValue { found: false, value: Vec::new() },
+            })
+            .collect();
+        Ok(Response::new(pb::GetStateReply { values }))
+    }
+
+    async fn set_state(&self, request: Request<pb::SetStateRequest>) -> Result<Response<pb::SetStateReply>, Status> {
+        let entries = request.into_inner().entries;
+        let mut store = self.shared.state.lock().expect("state lock poisoned");
+        for e in entries {
+            store.insert(e.key, e.value);
+        }
+        Ok(Response::new(pb::SetStateReply {}))
+    }
+}

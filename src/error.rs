@@ -1,0 +1,136 @@
+//! The library's error type. Every variant names the thing that went wrong and, where there is
+//! one, the fix; the binary adds nothing but the exit code.
+
+use std::path::PathBuf;
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `mr`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An input path given on the command line does not exist.
+    #[error("input path '{0}' does not exist")]
+    InputMissing(PathBuf),
+
+    /// The input paths hold no file to read (only directories or hidden files).
+    #[error("no input files found in {0}: give files, or directories that contain non-hidden files")]
+    NoInputFiles(String),
+
+    /// A file or directory could not be read, written or listed.
+    #[error("{action} '{path}': {source}")]
+    Io {
+        /// What was being done, e.g. "cannot read".
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An input file holds bytes that are not UTF-8 in a text record.
+    #[error(
+        "invalid UTF-8 in '{path}' at byte offset {offset}: text input must be UTF-8 (convert it, e.g. with iconv)"
+    )]
+    InvalidUtf8 {
+        /// The input file.
+        path: PathBuf,
+        /// Offset of the first invalid byte in the file.
+        offset: u64,
+    },
+
+    /// The output directory already holds files.
+    #[error("output directory '{0}' is not empty: choose another one, or pass --overwrite to replace its contents")]
+    OutputNotEmpty(PathBuf),
+
+    /// The output directory is an input, or contains one.
+    #[error("output directory '{output}' would contain the input '{input}': choose an output outside the input")]
+    OutputOverlapsInput {
+        /// The output directory.
+        output: PathBuf,
+        /// The input path it overlaps.
+        input: PathBuf,
+    },
+
+    /// A job name that the registry does not know.
+    #[error("unknown job '{0}': the built-in jobs are {1}")]
+    UnknownJob(String, String),
+
+    /// A job was given arguments it cannot use.
+    #[error("job '{job}': {message}")]
+    JobArgs {
+        /// The job's name.
+        job: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// A map output file is not in the format this version writes.
+    #[error("map output '{path}' is corrupt: {reason}")]
+    CorruptMapOutput {
+        /// The map output file.
+        path: PathBuf,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// The address given to --listen could not be bound.
+    #[error("cannot listen on {addr}: {source}: choose a free address with --listen, or omit it to let the OS pick a port")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The coordinator could not be reached.
+    #[error("cannot reach the coordinator at {url}: {reason}: check the address and that the coordinator is running")]
+    Unreachable {
+        /// The coordinator's URL.
+        url: String,
+        /// The last error seen.
+        reason: String,
+    },
+
+    /// A remote call failed.
+    #[error("{call} failed: {status}")]
+    Rpc {
+        /// The RPC's name.
+        call: &'static str,
+        /// The gRPC status.
+        status: Box<tonic::Status>,
+    },
+
+    /// A task failed more times than allowed, which fails the job.
+    #[error("{task} failed {attempts} times (last error: {last_error}); the job is stopped")]
+    TaskFailed {
+        /// The task and its input, e.g. "map task 3 (input.txt bytes 0..1024)".
+        task: String,
+        /// How many attempts failed.
+        attempts: u32,
+        /// The error of the last failed attempt.
+        last_error: String,
+    },
+
+    /// Worker processes kept dying.
+    #[error("worker processes died {0} times, more than the restart limit; see the worker logs above")]
+    WorkersDied(u32),
+
+    /// The job was stopped by a signal (Ctrl-C).
+    #[error("interrupted: the job was stopped and its partial output removed")]
+    Interrupted,
+
+    /// A job's map or reduce function reported an error.
+    #[error("{0}")]
+    Job(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done and the path involved.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { action, path, source }
+    }
+}

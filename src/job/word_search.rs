@@ -1,0 +1,87 @@
+//! Word search, the original system's workload: for each target word, the number of input
+//! lines that contain it as a substring. The targets reach the workers through the state store:
+//! the coordinator sets one entry per target, and each worker reads them in one batched get.
+
+use super::{Emit, Job, JobOptions, Output, Prepared, Record, StateReader, Values, sum_counts};
+use crate::error::{Error, Result};
+
+/// State key holding the number of targets.
+pub(crate) const TARGET_COUNT_KEY: &str = "word-search/targets";
+
+fn target_key(i: usize) -> String {
+    format!("word-search/target/{i}")
+}
+
+/// The word search job.
+pub struct WordSearch {
+    targets: Vec<(String, memchr::memmem::Finder<'static>)>,
+}
+
+const ONE: [u8; 8] = 1u64.to_le_bytes();
+
+/// Reads the targets file (one target per line; blank lines ignored, duplicates dropped) and
+/// makes the state entries for it.
+pub(crate) fn prepare(options: &JobOptions) -> Result<Prepared> {
+    let path = options.targets.as_ref().ok_or_else(|| Error::JobArgs {
+        job: "word-search".into(),
+        message: "needs --targets FILE (one target word per line; `mr gen word-search` writes one)".into(),
+    })?;
+    let text = std::fs::read(path).map_err(Error::io("cannot read targets file", path))?;
+    let text = String::from_utf8(text)
+        .map_err(|e| Error::InvalidUtf8 { path: path.clone(), offset: e.utf8_error().valid_up_to() as u64 })?;
+    let mut targets: Vec<&str> = text.lines().map(str::trim).filter(|t| !t.is_empty()).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    if targets.is_empty() {
+        return Err(Error::JobArgs {
+            job: "word-search".into(),
+            message: format!("targets file '{}' has no targets", path.display()),
+        });
+    }
+    let mut state = vec![(TARGET_COUNT_KEY.to_string(), targets.len().to_string().into_bytes())];
+    state.extend(targets.iter().enumerate().map(|(i, t)| (target_key(i), t.as_bytes().to_vec())));
+    Ok(Prepared { worker_args: Vec::new(), state })
+}
+
+impl WordSearch {
+    /// Builds the job from the targets in the state store.
+    pub fn from_state(state: &mut dyn StateReader) -> Result<WordSearch> {
+        let missing = || Error::Job("word-search: the targets are missing from the state store".into());
+        let count = state.get(&[TARGET_COUNT_KEY.to_string()])?.pop().flatten().ok_or_else(missing)?;
+        let count: usize = std::str::from_utf8(&count).ok().and_then(|c| c.parse().ok()).ok_or_else(missing)?;
+        let keys: Vec<String> = (0..count).map(target_key).collect();
+        let mut targets = Vec::with_capacity(count);
+        for value in state.get(&keys)? {
+            let target = String::from_utf8(value.ok_or_else(missing)?).map_err(|_| missing())?;
+            let finder = memchr::memmem::Finder::new(target.as_bytes()).into_owned();
+            targets.push((target, finder));
+        }
+        Ok(WordSearch { targets })
+    }
+}
+
+impl Job for WordSearch {
+    fn map(&self, record: Record<'_>, out: &mut dyn Emit) -> Result<()> {
+        let line = record.line.as_bytes();
+        for (target, finder) in &self.targets {
+            if finder.find(line).is_some() {
+                out.emit(target.as_bytes(), &ONE);
+            }
+        }
+        Ok(())
+    }
+
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, out: &mut dyn Output) -> Result<()> {
+        let total = sum_counts(values)?;
+        out.write(key, itoa::Buffer::new().format(total).as_bytes())
+    }
+
+    fn has_combiner(&self) -> bool {
+        true
+    }
+
+    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
+        out(&super::encode_count(sum_counts(values)?));
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+//! `mr`: a MapReduce engine. A coordinator splits a job into map and reduce tasks; worker
+//! processes pull tasks over gRPC, run the job's code, and commit its output exactly once.
+//!
+//! Layout, in the order a record travels:
+//! - [`input`]: finding input files, cutting line-aligned splits, reading records.
+//! - [`job`]: the `Job` trait and the built-in jobs.
+//! - [`partition`]: the stable hash partitioner.
+//! - [`task`]: running one map or reduce attempt (sort buffer, combiner, merge, part file).
+//! - [`mapout`]: the map output file format and the k-way merge.
+//! - [`scheduler`]: the pure state machine that assigns attempts and decides commits.
+//! - [`coordinator`]: the gRPC services around the scheduler, and the job commit.
+//! - [`worker`]: the worker process's loop.
+//! - [`run`]: `mr run`: a coordinator plus supervised worker processes.
+//! - [`local`]: the sequential local mode, the tests' oracle.
+//! - [`plan`]: checking a request and preparing the output directory.
+//! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod coordinator;
+pub mod error;
+pub mod datagen;
+pub mod input;
+pub mod job;
+pub mod local;
+pub mod mapout;
+pub mod partition;
+pub mod plan;
+pub mod rpc;
+pub mod run;
+pub mod scheduler;
+pub mod summary;
+pub mod task;
+pub mod worker;
+
+pub use error::{Error, Result};

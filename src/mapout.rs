@@ -1,0 +1,402 @@
+//! The map output file: one per map attempt, holding R sorted partitions and an index.
+//!
+//! Layout:
+//! ```text
+//! [partition 0 records][partition 1 records]...[index][footer]
+//! record = varint(key len) varint(value len) key value
+//! index  = R x (offset u64, length u64, records u64, crc32 u32)   little-endian
+//! footer = R u32, magic "MRMO0001"
+//! ```
+//! Records of a partition are sorted by key; equal keys keep the order in which they were
+//! emitted. A reader checks the magic, the partition count and each segment's CRC32, so a
+//! truncated or corrupt file is an error, never silently wrong output.
+
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"MRMO0001";
+const INDEX_ENTRY: usize = 8 + 8 + 8 + 4;
+const FOOTER: usize = 4 + 8;
+
+/// Where one partition lives in a map output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Offset of the partition's first record.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Number of records.
+    pub records: u64,
+    /// CRC32 of the segment's bytes.
+    pub crc: u32,
+}
+
+/// Writes a map output file, one partition after another.
+pub struct MapOutputWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    index: Vec<Segment>,
+    pos: u64,
+    current: Option<(Segment, crc32fast::Hasher)>,
+}
+
+impl MapOutputWriter {
+    /// Creates the file at `path`.
+    pub fn create(path: &Path) -> Result<MapOutputWriter> {
+        let file = File::create(path).map_err(Error::io("cannot create map output", path))?;
+        Ok(MapOutputWriter {
+            out: BufWriter::with_capacity(256 * 1024, file),
+            path: path.to_path_buf(),
+            index: Vec::new(),
+            pos: 0,
+            current: None,
+        })
+    }
+
+    /// Starts the next partition; partitions must be started in order, none skipped.
+    pub fn start_partition(&mut self) {
+        self.finish_partition();
+        let segment = Segment { offset: self.pos, len: 0, records: 0, crc: 0 };
+        self.current = Some((segment, crc32fast::Hasher::new()));
+    }
+
+    fn finish_partition(&mut self) {
+        if let Some((mut segment, hasher)) = self.current.take() {
+            segment.len = self.pos - segment.offset;
+            segment.crc = hasher.finalize();
+            self.index.push(segment);
+        }
+    }
+
+    /// Appends a record to the current partition.
+    pub fn write(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut head = [0u8; 20];
+        let mut n = encode_varint(key.len() as u64, &mut head);
+        n += encode_varint(value.len() as u64, &mut head[n..]);
+        let (segment, hasher) = self.current.as_mut().expect("start_partition is called before write");
+        segment.records += 1;
+        hasher.update(&head[..n]);
+        hasher.update(key);
+        hasher.update(value);
+        let io = Error::io("cannot write map output", &self.path);
+        (|| {
+            self.out.write_all(&head[..n])?;
+            self.out.write_all(key)?;
+            self.out.write_all(value)
+        })()
+        .map_err(io)?;
+        self.pos += (n + key.len() + value.len()) as u64;
+        Ok(())
+    }
+
+    /// Writes the index and footer, flushes and syncs. Returns the file's size.
+    pub fn finish(mut self) -> Result<u64> {
+        self.finish_partition();
+        let mut tail = Vec::with_capacity(self.index.len() * INDEX_ENTRY + FOOTER);
+        for s in &self.index {
+            tail.extend_from_slice(&s.offset.to_le_bytes());
+            tail.extend_from_slice(&s.len.to_le_bytes());
+            tail.extend_from_slice(&s.records.to_le_bytes());
+            tail.extend_from_slice(&s.crc.to_le_bytes());
+        }
+        tail.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
+        tail.extend_from_slice(MAGIC);
+        let path = self.path.clone();
+        self.out.write_all(&tail).map_err(Error::io("cannot write map output", &path))?;
+        let file = self.out.into_inner().map_err(|e| Error::io("cannot write map output", &path)(e.into_error()))?;
+        file.sync_all().map_err(Error::io("cannot sync map output", &path))?;
+        Ok(self.pos + tail.len() as u64)
+    }
+}
+
+fn encode_varint(mut v: u64, out: &mut [u8]) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        out[i] = (v as u8) | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i] = v as u8;
+    i + 1
+}
+
+/// Reads the index of a map output file and checks that it has `partitions` partitions.
+pub fn read_index(path: &Path, partitions: u32) -> Result<Vec<Segment>> {
+    let corrupt = |reason: String| Error::CorruptMapOutput { path: path.to_path_buf(), reason };
+    let mut file = File::open(path).map_err(Error::io("cannot read map output", path))?;
+    let len = file.metadata().map_err(Error::io("cannot read map output", path))?.len();
+    if len < FOOTER as u64 {
+        return Err(corrupt(format!("{len} bytes is too short for a footer")));
+    }
+    let mut footer = [0u8; FOOTER];
+    file.seek(SeekFrom::Start(len - FOOTER as u64))
+        .and_then(|_| file.read_exact(&mut footer))
+        .map_err(Error::io("cannot read map output", path))?;
+    if &footer[4..] != MAGIC {
+        return Err(corrupt("bad magic in footer (truncated or not a map output)".into()));
+    }
+    let count = u32::from_le_bytes(footer[..4].try_into().expect("4 bytes"));
+    if count != partitions {
+        return Err(corrupt(format!("has {count} partitions, the job has {partitions}")));
+    }
+    let index_len = count as u64 * INDEX_ENTRY as u64;
+    if len < FOOTER as u64 + index_len {
+        return Err(corrupt("index is truncated".into()));
+    }
+    let body_len = len - FOOTER as u64 - index_len;
+    let mut raw = vec![0u8; index_len as usize];
+    file.seek(SeekFrom::Start(body_len))
+        .and_then(|_| file.read_exact(&mut raw))
+        .map_err(Error::io("cannot read map output", path))?;
+    let mut segments = Vec::with_capacity(count as usize);
+    let mut expected_offset = 0;
+    for entry in raw.chunks_exact(INDEX_ENTRY) {
+        let u64_at = |i: usize| u64::from_le_bytes(entry[i..i + 8].try_into().expect("8 bytes"));
+        let segment = Segment {
+            offset: u64_at(0),
+            len: u64_at(8),
+            records: u64_at(16),
+            crc: u32::from_le_bytes(entry[24..28].try_into().expect("4 bytes")),
+        };
+        if segment.offset != expected_offset {
+            return Err(corrupt(format!("index entry at offset {} is out of place", segment.offset)));
+        }
+        expected_offset += segment.len;
+        segments.push(segment);
+    }
+    if expected_offset != body_len {
+        return Err(corrupt("index does not cover the file".into()));
+    }
+    Ok(segments)
+}
+
+/// Reads the records of one partition of one map output file, in order, checking its CRC.
+pub struct SegmentReader {
+    reader: BufReader<std::io::Take<File>>,
+    path: PathBuf,
+    segment: Segment,
+    read: u64,
+    hasher: crc32fast::Hasher,
+}
+
+impl SegmentReader {
+    /// Opens partition `partition` of the map output at `path`.
+    pub fn open(path: &Path, partition: u32, partitions: u32) -> Result<SegmentReader> {
+        let segment = read_index(path, partitions)?[partition as usize];
+        let mut file = File::open(path).map_err(Error::io("cannot read map output", path))?;
+        file.seek(SeekFrom::Start(segment.offset)).map_err(Error::io("cannot read map output", path))?;
+        Ok(SegmentReader {
+            reader: BufReader::with_capacity(64 * 1024, file.take(segment.len)),
+            path: path.to_path_buf(),
+            segment,
+            read: 0,
+            hasher: crc32fast::Hasher::new(),
+        })
+    }
+
+    /// The segment this reader reads.
+    pub fn segment(&self) -> Segment {
+        self.segment
+    }
+
+    /// Reads the next record into `key` and `value` (cleared first). False at the end.
+    pub fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<bool> {
+        if self.read == self.segment.records {
+            // Consume the rest so that the checksum covers the whole segment.
+            let mut rest = Vec::new();
+            self.reader.read_to_end(&mut rest).map_err(Error::io("cannot read map output", &self.path))?;
+            self.hasher.update(&rest);
+            let crc = std::mem::take(&mut self.hasher).finalize();
+            if crc != self.segment.crc || !rest.is_empty() {
+                return Err(self.corrupt("checksum mismatch".into()));
+            }
+            self.hasher = crc32fast::Hasher::new();
+            self.read += 1; // later calls return false without checking again
+            return Ok(false);
+        }
+        if self.read > self.segment.records {
+            return Ok(false);
+        }
+        let key_len = self.varint()?;
+        let value_len = self.varint()?;
+        if key_len + value_len > self.segment.len {
+            return Err(self.corrupt(format!("record length {} exceeds its segment", key_len + value_len)));
+        }
+        read_exact_into(&mut self.reader, key, key_len as usize).map_err(|e| self.truncated(e))?;
+        read_exact_into(&mut self.reader, value, value_len as usize).map_err(|e| self.truncated(e))?;
+        self.hasher.update(key);
+        self.hasher.update(value);
+        self.read += 1;
+        Ok(true)
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let mut b = [0u8];
+            self.reader.read_exact(&mut b).map_err(|e| self.truncated(e))?;
+            self.hasher.update(&b);
+            v |= u64::from(b[0] & 0x7f) << shift;
+            if b[0] & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.corrupt("varint too long".into()))
+    }
+
+    fn truncated(&self, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            self.corrupt("segment ends inside a record".into())
+        } else {
+            Error::io("cannot read map output", &self.path)(e)
+        }
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::CorruptMapOutput { path: self.path.clone(), reason }
+    }
+}
+
+fn read_exact_into(reader: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> std::io::Result<()> {
+    buf.clear();
+    buf.resize(len, 0);
+    reader.read_exact(buf)
+}
+
+/// K-way merge of sorted segments. Among equal keys, records of earlier segments come first,
+/// so the merged order is deterministic.
+pub struct Merger {
+    runs: Vec<SegmentReader>,
+    values: Vec<Vec<u8>>,
+    heap: BinaryHeap<Head>,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    spare: Vec<u8>,
+}
+
+struct Head {
+    key: Vec<u8>,
+    run: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.run == other.run
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    // BinaryHeap is a max-heap: reverse, so the smallest (key, run) is on top.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&other.key, other.run).cmp(&(&self.key, self.run))
+    }
+}
+
+impl Merger {
+    /// Starts a merge of `runs`.
+    pub fn new(mut runs: Vec<SegmentReader>) -> Result<Merger> {
+        let mut heap = BinaryHeap::with_capacity(runs.len());
+        let mut values = Vec::with_capacity(runs.len());
+        for (i, run) in runs.iter_mut().enumerate() {
+            let mut key = Vec::new();
+            let mut value = Vec::new();
+            if run.next_into(&mut key, &mut value)? {
+                heap.push(Head { key, run: i });
+            }
+            values.push(value);
+        }
+        Ok(Merger { runs, values, heap, key: Vec::new(), value: Vec::new(), spare: Vec::new() })
+    }
+
+    /// Moves to the next record in merged order. False when every run is exhausted.
+    pub fn advance(&mut self) -> Result<bool> {
+        let Some(head) = self.heap.pop() else { return Ok(false) };
+        let run = head.run;
+        self.spare = std::mem::replace(&mut self.key, head.key);
+        std::mem::swap(&mut self.value, &mut self.values[run]);
+        let mut next_key = std::mem::take(&mut self.spare);
+        if self.runs[run].next_into(&mut next_key, &mut self.values[run])? {
+            self.heap.push(Head { key: next_key, run });
+        } else {
+            self.spare = next_key;
+        }
+        Ok(true)
+    }
+
+    /// The key of the current record.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The value of the current record.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// The key of the record after the current one, if any.
+    pub fn peek_key(&self) -> Option<&[u8]> {
+        self.heap.peek().map(|h| h.key.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_file(path: &Path, parts: &[Vec<(&str, &str)>]) {
+        let mut w = MapOutputWriter::create(path).unwrap();
+        for part in parts {
+            w.start_partition();
+            for (k, v) in part {
+                w.write(k.as_bytes(), v.as_bytes()).unwrap();
+            }
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn round_trip_and_merge_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        write_file(&a, &[vec![("x", "1")], vec![("apple", "a1"), ("pear", "a2"), ("pear", "a3")]]);
+        write_file(&b, &[vec![], vec![("apple", "b1"), ("fig", "b2"), ("pear", "b3")]]);
+        let runs = vec![SegmentReader::open(&a, 1, 2).unwrap(), SegmentReader::open(&b, 1, 2).unwrap()];
+        let mut m = Merger::new(runs).unwrap();
+        let mut got = Vec::new();
+        while m.advance().unwrap() {
+            got.push(format!("{}={}", String::from_utf8_lossy(m.key()), String::from_utf8_lossy(m.value())));
+        }
+        assert_eq!(got, ["apple=a1", "apple=b1", "fig=b2", "pear=a2", "pear=a3", "pear=b3"]);
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        write_file(&a, &[vec![("key", "value"), ("key2", "value2")]]);
+        let mut bytes = std::fs::read(&a).unwrap();
+        bytes[3] ^= 0x01;
+        std::fs::write(&a, &bytes).unwrap();
+        let mut r = SegmentReader::open(&a, 0, 1).unwrap();
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        let mut result = Ok(true);
+        while let Ok(true) = result {
+            result = r.next_into(&mut k, &mut v);
+        }
+        assert!(matches!(result, Err(Error::CorruptMapOutput { .. })), "{result:?}");
+        // Truncation hits the footer check.
+        std::fs::write(&a, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(matches!(read_index(&a, 1), Err(Error::CorruptMapOutput { .. })));
+        assert!(matches!(read_index(&a, 2), Err(Error::CorruptMapOutput { .. })));
+    }
+}

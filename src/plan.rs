@@ -1,0 +1,148 @@
+//! Planning a job before anything runs: check the job and its inputs, cut the splits, and
+//! prepare the output directory. Every bad input is reported here, before any process starts.
+
+use std::path::{Path, PathBuf};
+
+use crate::coordinator::{SUCCESS, TEMPORARY};
+use crate::error::{Error, Result};
+use crate::input::{self, Split};
+use crate::job::{self, JobOptions, Prepared};
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// Registry name of the job.
+    pub job: String,
+    /// Job arguments.
+    pub job_args: Vec<String>,
+    /// Job options (e.g. word-search targets).
+    pub job_options: JobOptions,
+    /// Input files and directories.
+    pub inputs: Vec<PathBuf>,
+    /// Output directory.
+    pub output: PathBuf,
+    /// Split size in bytes; derived from the input when absent.
+    pub split_size: Option<u64>,
+    /// Number of reduce tasks; the worker count when absent.
+    pub reduce_tasks: Option<u32>,
+    /// Number of workers.
+    pub workers: u32,
+    /// Replace the contents of a non-empty output directory.
+    pub overwrite: bool,
+}
+
+/// A planned job.
+#[derive(Debug)]
+pub struct Plan {
+    /// The input splits, one map task each.
+    pub splits: Vec<Split>,
+    /// Number of reduce tasks.
+    pub reduce_tasks: u32,
+    /// What the job needs on the workers.
+    pub prepared: Prepared,
+    /// Total input bytes.
+    pub input_bytes: u64,
+    /// The output directory, absolute, created and empty.
+    pub output: OutputDir,
+}
+
+/// Smallest and largest split sizes chosen automatically.
+const MIN_SPLIT: u64 = 1 << 20;
+const MAX_SPLIT: u64 = 64 << 20;
+
+/// Checks a request and plans its job. Creates the output directory.
+pub fn plan(request: &JobRequest) -> Result<Plan> {
+    let prepared = job::prepare(&request.job, &request.job_args, &request.job_options)?;
+    let files = input::discover(&request.inputs)?;
+    let input_bytes: u64 = files.iter().map(|f| f.len).sum();
+    let split_size = request.split_size.unwrap_or_else(|| {
+        // Four splits per worker keeps every core busy while the last tasks finish.
+        (input_bytes / (4 * u64::from(request.workers.max(1)))).clamp(MIN_SPLIT, MAX_SPLIT)
+    });
+    let splits = input::plan_splits(&files, split_size);
+    let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);
+    let output = OutputDir::prepare(&request.output, &request.inputs, request.overwrite)?;
+    Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output })
+}
+
+/// The job's output directory. Unless [`OutputDir::keep`] is called, dropping it removes
+/// everything the job wrote there (and the directory itself if the job created it), so a
+/// failed or interrupted job leaves nothing half-written.
+#[derive(Debug)]
+pub struct OutputDir {
+    path: PathBuf,
+    created: bool,
+    keep: bool,
+}
+
+impl OutputDir {
+    fn prepare(output: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<OutputDir> {
+        let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
+        for input in inputs {
+            let input = std::fs::canonicalize(input).map_err(Error::io("cannot resolve input", input))?;
+            let out = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if input.starts_with(&out) {
+                return Err(Error::OutputOverlapsInput { output: path, input });
+            }
+        }
+        let created = match std::fs::read_dir(&path) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    if !overwrite {
+                        return Err(Error::OutputNotEmpty(path));
+                    }
+                    clear_dir(&path)?;
+                }
+                false
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&path).map_err(Error::io("cannot create output directory", &path))?;
+                true
+            }
+            Err(e) => return Err(Error::io("cannot use output directory", &path)(e)),
+        };
+        Ok(OutputDir { path, created, keep: false })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The job committed: keep its output.
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if self.created {
+            let _ = std::fs::remove_dir_all(&self.path);
+            return;
+        }
+        let _ = std::fs::remove_dir_all(self.path.join(TEMPORARY));
+        let _ = std::fs::remove_file(self.path.join(SUCCESS));
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with("part-") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+fn clear_dir(path: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(path).map_err(Error::io("cannot list output directory", path))? {
+        let entry = entry.map_err(Error::io("cannot list output directory", path))?;
+        let p = entry.path();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let removed = if is_dir { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        removed.map_err(Error::io("cannot remove (for --overwrite)", &p))?;
+    }
+    Ok(())
+}

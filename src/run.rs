@@ -1,0 +1,261 @@
+//! `mr run` in distributed mode: a coordinator in this process, worker processes of this same
+//! binary, and the supervision that makes sure none of them outlives the job.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::scheduler::{JobState, Millis, Phase};
+use crate::summary::{PhaseSummary, Summary, WorkerSummary};
+
+/// Settings of a distributed run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Number of worker processes.
+    pub workers: u32,
+    /// Address for the coordinator's gRPC server; a free loopback port when absent.
+    pub listen: Option<String>,
+    /// A worker silent for longer than this is dead.
+    pub worker_timeout: Duration,
+    /// Failed attempts after which a task fails the job.
+    pub max_attempts: u32,
+    /// How many times dead worker processes are replaced before the job fails.
+    pub max_restarts: u32,
+    /// Extra arguments for `mr worker` (e.g. log settings).
+    pub worker_args: Vec<String>,
+}
+
+/// How long workers get to exit by themselves after the job ends before they are killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs a planned job with worker processes. Returns the summary, whose `succeeded` tells
+/// whether the output committed; on failure the output directory is cleaned.
+pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summary> {
+    let work_dir = tempfile::Builder::new()
+        .prefix("mr-work-")
+        .tempdir()
+        .map_err(Error::io("cannot create work directory in", std::env::temp_dir()))?;
+    let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+    let listener = TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), source })?;
+    let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), source })?;
+    let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
+    let url = format!("http://{}", std::net::SocketAddr::new(host.parse().expect("an IP address"), local.port()));
+
+    let coordinator = Coordinator::new(CoordinatorConfig {
+        job_name: job_name.to_string(),
+        job_args: plan.prepared.worker_args.clone(),
+        splits: plan.splits.clone(),
+        reduce_tasks: plan.reduce_tasks,
+        work_dir: work_dir.path().to_path_buf(),
+        output_dir: plan.output.path().to_path_buf(),
+        worker_timeout: config.worker_timeout,
+        heartbeat_interval: (config.worker_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        max_attempts: config.max_attempts,
+        state: plan.prepared.state.clone(),
+    });
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));
+
+    let mut supervisor = Supervisor::new(url, config.worker_args.clone())?;
+    let outcome = supervise(&coordinator, &mut supervisor, &config).await;
+    supervisor.stop_all(&coordinator).await;
+    shutdown.cancel();
+    let served = server.await;
+    drop(work_dir);
+
+    let s = coordinator.scheduler();
+    let error = match (&outcome, s.state()) {
+        (Err(e), _) => Some(e.to_string()),
+        (Ok(()), JobState::Succeeded) => None,
+        (Ok(()), JobState::Failed(f)) => {
+            let task = describe_task(&plan, f.task);
+            Some(Error::TaskFailed { task, attempts: f.attempts, last_error: f.last_error.clone() }.to_string())
+        }
+        (Ok(()), other) => Some(format!("the job ended in state {other:?}")),
+    };
+    let error = error.or_else(|| match served {
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(format!("coordinator server panicked: {e}")),
+        Ok(Ok(())) => None,
+    });
+    let summary = Summary {
+        job: job_name.to_string(),
+        mode: "distributed",
+        succeeded: error.is_none(),
+        error: error.clone(),
+        output: plan.output.path().display().to_string(),
+        map: PhaseSummary::from_attempts(Phase::Map, plan.splits.len() as u32, s.counters(Phase::Map), s.attempts()),
+        reduce: PhaseSummary::from_attempts(Phase::Reduce, plan.reduce_tasks, s.counters(Phase::Reduce), s.attempts()),
+        wall_ms: coordinator.now(),
+        committed_ms: coordinator.committed_at(),
+        workers: supervisor.summaries(),
+        attempts: s.attempts().to_vec(),
+    };
+    drop(s);
+    if let Some(e) = error {
+        // Dropping the plan's output directory removes what the job wrote.
+        drop(plan);
+        return Err(match outcome {
+            Err(e) => e,
+            Ok(()) => Error::Job(e),
+        });
+    }
+    plan.output.keep();
+    Ok(summary)
+}
+
+/// Describes a task for an error message, with its input split for a map task.
+pub fn describe_task(plan: &Plan, task: crate::scheduler::TaskId) -> String {
+    match task.phase {
+        Phase::Map => match plan.splits.get(task.index as usize) {
+            Some(split) => format!("{task} (input {split})"),
+            None => task.to_string(),
+        },
+        Phase::Reduce => format!("{task} (partition {})", task.index),
+    }
+}
+
+/// Waits for the job to end, replacing worker processes that die before it does.
+async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, config: &RunConfig) -> Result<()> {
+    let mut ended = coordinator.ended();
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    for _ in 0..config.workers {
+        supervisor.spawn(coordinator)?;
+    }
+    let mut restarts = 0;
+    loop {
+        tokio::select! {
+            _ = ended.wait_for(|&e| e) => return Ok(()),
+            _ = interrupt.recv() => {
+                coordinator.abort("interrupted");
+                return Err(Error::Interrupted);
+            }
+            _ = terminate.recv() => {
+                coordinator.abort("terminated");
+                return Err(Error::Interrupted);
+            }
+            Some((pid, status)) = supervisor.exits.recv() => {
+                supervisor.exited(pid, status, coordinator.now());
+                if coordinator.has_ended() {
+                    return Ok(());
+                }
+                coordinator.worker_exited_pid(pid);
+                tracing::warn!(pid, %status, "worker process died before the job ended; starting a new one");
+                restarts += 1;
+                if restarts > config.max_restarts {
+                    coordinator.abort("worker processes keep dying");
+                    return Err(Error::WorkersDied(restarts));
+                }
+                supervisor.spawn(coordinator)?;
+            }
+        }
+    }
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).map_err(|e| Error::Job(format!("cannot install a signal handler: {e}")))
+}
+
+/// Starts worker processes and keeps track of them until they have all exited.
+struct Supervisor {
+    exe: PathBuf,
+    url: String,
+    extra_args: Vec<String>,
+    running: HashMap<u32, ()>,
+    done: Vec<WorkerSummary>,
+    exits_tx: mpsc::UnboundedSender<(u32, ExitStatus)>,
+    exits: mpsc::UnboundedReceiver<(u32, ExitStatus)>,
+}
+
+impl Supervisor {
+    fn new(url: String, extra_args: Vec<String>) -> Result<Supervisor> {
+        let exe = std::env::current_exe().map_err(|e| Error::Job(format!("cannot find this executable: {e}")))?;
+        let (exits_tx, exits) = mpsc::unbounded_channel();
+        Ok(Supervisor { exe, url, extra_args, running: HashMap::new(), done: Vec::new(), exits_tx, exits })
+    }
+
+    /// Starts one `mr worker` process in its own process group, set to be killed when this
+    /// process dies.
+    fn spawn(&mut self, coordinator: &Coordinator) -> Result<()> {
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg("worker").arg("--coordinator").arg(&self.url).args(&self.extra_args);
+        cmd.stdin(std::process::Stdio::null());
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe system calls (setpgid, prctl, getppid, kill).
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                // The parent may have died before prctl: then nobody would send the signal.
+                if nix::unistd::getppid().as_raw() as u32 != parent {
+                    nix::sys::signal::kill(Pid::this(), Signal::SIGKILL)?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| Error::Job(format!("cannot start a worker process: {e}")))?;
+        let pid = child.id().expect("a child that was just spawned has a pid");
+        self.running.insert(pid, ());
+        tracing::debug!(pid, at = coordinator.now(), "worker process started");
+        let tx = self.exits_tx.clone();
+        tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                let _ = tx.send((pid, status));
+            }
+        });
+        Ok(())
+    }
+
+    fn exited(&mut self, pid: u32, status: ExitStatus, now: Millis) {
+        self.running.remove(&pid);
+        self.done.push(WorkerSummary { pid, exit_ms: Some(now), status: status.to_string() });
+    }
+
+    /// Lets workers exit by themselves for a grace period, then kills what is left, and
+    /// reaps them all.
+    async fn stop_all(&mut self, coordinator: &Coordinator) {
+        let succeeded = *coordinator.scheduler().state() == JobState::Succeeded;
+        if !succeeded {
+            self.kill_all(Signal::SIGKILL);
+        }
+        let deadline = tokio::time::Instant::now() + EXIT_GRACE;
+        while !self.running.is_empty() {
+            match tokio::time::timeout_at(deadline, self.exits.recv()).await {
+                Ok(Some((pid, status))) => self.exited(pid, status, coordinator.now()),
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(left = self.running.len(), "workers did not exit in time; killing them");
+                    self.kill_all(Signal::SIGKILL);
+                    while let Some((pid, status)) = self.exits.recv().await {
+                        self.exited(pid, status, coordinator.now());
+                        if self.running.is_empty() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn kill_all(&self, signal: Signal) {
+        for &pid in self.running.keys() {
+            let _ = killpg(Pid::from_raw(pid as i32), signal);
+        }
+    }
+
+    fn summaries(&self) -> Vec<WorkerSummary> {
+        self.done.clone()
+    }
+}

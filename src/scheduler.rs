@@ -1,0 +1,602 @@
+//! The scheduler: a pure state machine that decides which attempt runs where.
+//!
+//! It does no I/O and reads no clock: the coordinator feeds it events (a worker registered,
+//! asked for a task, heartbeated, asked to commit, reported an outcome, time passed) with the
+//! current time in milliseconds, and acts on what it returns. Every rule of the Google
+//! MapReduce paper that `mr` follows lives here and is unit-tested without processes or sleeps:
+//!
+//! - Maps run first; reduces are handed out once every map task is done.
+//! - Every execution of a task is an attempt with its own number; reports name their attempt,
+//!   and a report for an attempt that is no longer running is stale and ignored.
+//! - A reduce attempt may move its output into place only when granted the commit, and exactly
+//!   one attempt per task is granted it. A map attempt commits by being the first to complete.
+//! - A worker silent for longer than the worker timeout is dead: its running attempts are lost
+//!   and their tasks go back to idle. A lost attempt does not count as a failure of its task.
+//! - A task whose attempts failed `max_attempts` times fails the job.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::task::TaskCounters;
+
+/// Identifies a worker for the life of a job.
+pub type WorkerId = u64;
+
+/// Milliseconds since the job started.
+pub type Millis = u64;
+
+/// Map or reduce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// A map task reads one split.
+    Map,
+    /// A reduce task reduces one partition.
+    Reduce,
+}
+
+/// A task: its phase and its index within the phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct TaskId {
+    /// The phase.
+    pub phase: Phase,
+    /// Index within the phase (the split index for maps, the partition for reduces).
+    pub index: u32,
+}
+
+/// One attempt of one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct AttemptId {
+    /// The task.
+    pub task: TaskId,
+    /// The attempt number, from 0, unique within the task.
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let phase = match self.phase {
+            Phase::Map => "map",
+            Phase::Reduce => "reduce",
+        };
+        write!(f, "{phase} task {}", self.index)
+    }
+}
+
+impl std::fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} attempt {}", self.task, self.attempt)
+    }
+}
+
+/// The scheduler's settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Number of map tasks (one per split).
+    pub map_tasks: u32,
+    /// Number of reduce tasks (one per partition).
+    pub reduce_tasks: u32,
+    /// A worker silent for longer than this is dead.
+    pub worker_timeout: Millis,
+    /// Failed attempts after which a task fails the job.
+    pub max_attempts: u32,
+}
+
+/// What a worker should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// Run this attempt. For a reduce, `map_outputs` lists the committed map outputs in map
+    /// task order.
+    Run {
+        /// The attempt to run.
+        attempt: AttemptId,
+        /// Reduce only: where the map outputs are.
+        map_outputs: Vec<String>,
+    },
+    /// Nothing to do now; ask again later.
+    Wait,
+    /// The job is over; exit.
+    Exit,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still running.
+    Running,
+    /// Committed: its output is the task's output.
+    Committed,
+    /// Reported an error.
+    Failed(String),
+    /// Its worker died or it was abandoned.
+    Lost,
+    /// Finished, but another attempt had already committed.
+    Discarded,
+}
+
+/// The history of one attempt, for the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    /// Which attempt.
+    pub id: AttemptId,
+    /// The worker that ran it.
+    pub worker: WorkerId,
+    /// When it was assigned.
+    pub start_ms: Millis,
+    /// When it ended, if it has.
+    pub end_ms: Option<Millis>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Why the job failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    /// The task that failed too often.
+    pub task: TaskId,
+    /// Its failed attempts.
+    pub attempts: u32,
+    /// The last error reported.
+    pub last_error: String,
+}
+
+/// The state of the whole job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Tasks are running or waiting.
+    Running,
+    /// Every reduce task has committed; the job commit (`_SUCCESS`) is pending.
+    TasksDone,
+    /// The job committed.
+    Succeeded,
+    /// A task failed too many times, or the job was stopped.
+    Failed(JobFailure),
+}
+
+#[derive(Debug)]
+enum TaskState {
+    Idle,
+    Running(Vec<Running>),
+    Done { output: String },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    attempt: u32,
+    worker: WorkerId,
+    /// Index of its record in `Scheduler::attempts`.
+    record: usize,
+    commit_granted: bool,
+}
+
+#[derive(Debug)]
+struct Task {
+    state: TaskState,
+    next_attempt: u32,
+    failures: u32,
+    last_error: String,
+    counters: TaskCounters,
+}
+
+impl Task {
+    fn new() -> Task {
+        Task { state: TaskState::Idle, next_attempt: 0, failures: 0, last_error: String::new(), counters: TaskCounters::default() }
+    }
+}
+
+/// What the scheduler knows of a worker.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    /// Its self-given name (host and pid).
+    pub name: String,
+    /// When it was last heard from.
+    pub last_seen_ms: Millis,
+    /// False once declared dead.
+    pub alive: bool,
+}
+
+/// The scheduler. See the module documentation for its rules.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    maps: Vec<Task>,
+    reduces: Vec<Task>,
+    maps_done: u32,
+    reduces_done: u32,
+    workers: BTreeMap<WorkerId, WorkerInfo>,
+    attempts: Vec<AttemptRecord>,
+    state: JobState,
+}
+
+impl Scheduler {
+    /// A scheduler for a job with the given shape.
+    pub fn new(config: SchedulerConfig) -> Scheduler {
+        let maps = (0..config.map_tasks).map(|_| Task::new()).collect();
+        let reduces = (0..config.reduce_tasks).map(|_| Task::new()).collect();
+        let mut s = Scheduler {
+            config,
+            maps,
+            reduces,
+            maps_done: 0,
+            reduces_done: 0,
+            workers: BTreeMap::new(),
+            attempts: Vec::new(),
+            state: JobState::Running,
+        };
+        s.check_done();
+        s
+    }
+
+    /// The job's state.
+    pub fn state(&self) -> &JobState {
+        &self.state
+    }
+
+    /// Every attempt so far, in the order they were assigned.
+    pub fn attempts(&self) -> &[AttemptRecord] {
+        &self.attempts
+    }
+
+    /// The workers that ever registered.
+    pub fn workers(&self) -> &BTreeMap<WorkerId, WorkerInfo> {
+        &self.workers
+    }
+
+    /// (done, total) tasks of a phase.
+    pub fn progress(&self, phase: Phase) -> (u32, u32) {
+        match phase {
+            Phase::Map => (self.maps_done, self.config.map_tasks),
+            Phase::Reduce => (self.reduces_done, self.config.reduce_tasks),
+        }
+    }
+
+    /// Sum of the counters of the committed attempts of a phase.
+    pub fn counters(&self, phase: Phase) -> TaskCounters {
+        let mut total = TaskCounters::default();
+        for t in self.tasks(phase) {
+            total += t.counters;
+        }
+        total
+    }
+
+    fn tasks(&self, phase: Phase) -> &[Task] {
+        match phase {
+            Phase::Map => &self.maps,
+            Phase::Reduce => &self.reduces,
+        }
+    }
+
+    fn task_mut(&mut self, id: TaskId) -> Option<&mut Task> {
+        match id.phase {
+            Phase::Map => self.maps.get_mut(id.index as usize),
+            Phase::Reduce => self.reduces.get_mut(id.index as usize),
+        }
+    }
+
+    /// A worker joins. Returns its id.
+    pub fn register(&mut self, name: String, now: Millis) -> WorkerId {
+        let id = self.workers.keys().next_back().map_or(1, |last| last + 1);
+        self.workers.insert(id, WorkerInfo { name, last_seen_ms: now, alive: true });
+        id
+    }
+
+    /// Marks a worker as heard from. Returns false for a worker this job does not know.
+    fn seen(&mut self, worker: WorkerId, now: Millis) -> bool {
+        match self.workers.get_mut(&worker) {
+            Some(w) => {
+                w.last_seen_ms = now;
+                w.alive = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A worker asks for work.
+    pub fn request_task(&mut self, worker: WorkerId, now: Millis) -> Assignment {
+        if !self.seen(worker, now) {
+            return Assignment::Exit;
+        }
+        match self.state {
+            JobState::Running => {}
+            JobState::TasksDone => return Assignment::Wait,
+            JobState::Succeeded | JobState::Failed(_) => return Assignment::Exit,
+        }
+        let phase = if self.maps_done < self.config.map_tasks { Phase::Map } else { Phase::Reduce };
+        let tasks = match phase {
+            Phase::Map => &self.maps,
+            Phase::Reduce => &self.reduces,
+        };
+        let Some(index) = tasks.iter().position(|t| matches!(t.state, TaskState::Idle)) else {
+            return Assignment::Wait;
+        };
+        let id = TaskId { phase, index: index as u32 };
+        let record = self.attempts.len();
+        let task = self.task_mut(id).expect("index found above");
+        let attempt = task.next_attempt;
+        task.next_attempt += 1;
+        task.state = TaskState::Running(vec![Running { attempt, worker, record, commit_granted: false }]);
+        let attempt = AttemptId { task: id, attempt };
+        self.attempts.push(AttemptRecord { id: attempt, worker, start_ms: now, end_ms: None, outcome: Outcome::Running });
+        let map_outputs = match phase {
+            Phase::Map => Vec::new(),
+            Phase::Reduce => self
+                .maps
+                .iter()
+                .map(|t| match &t.state {
+                    TaskState::Done { output } => output.clone(),
+                    _ => unreachable!("reduces start only when every map is done"),
+                })
+                .collect(),
+        };
+        Assignment::Run { attempt, map_outputs }
+    }
+
+    /// A worker says it is alive.
+    pub fn heartbeat(&mut self, worker: WorkerId, now: Millis) -> bool {
+        self.seen(worker, now)
+    }
+
+    fn running(&self, id: AttemptId, worker: WorkerId) -> Option<Running> {
+        match &self.tasks(id.task.phase).get(id.task.index as usize)?.state {
+            TaskState::Running(list) => list.iter().find(|r| r.attempt == id.attempt && r.worker == worker).copied(),
+            _ => None,
+        }
+    }
+
+    /// A reduce attempt asks to move its output into place. Granted to exactly one attempt
+    /// of each task.
+    pub fn request_commit(&mut self, worker: WorkerId, id: AttemptId, now: Millis) -> bool {
+        self.seen(worker, now);
+        if self.state != JobState::Running || self.running(id, worker).is_none() {
+            return false;
+        }
+        let Some(Task { state: TaskState::Running(list), .. }) = self.task_mut(id.task) else { return false };
+        if list.iter().any(|r| r.commit_granted && r.attempt != id.attempt) {
+            return false;
+        }
+        for r in list.iter_mut() {
+            r.commit_granted |= r.attempt == id.attempt;
+        }
+        true
+    }
+
+    /// An attempt finished and its output is at `output`. Returns true if this attempt is
+    /// now the task's committed attempt; false for a stale or duplicate report, whose output
+    /// the caller discards.
+    pub fn complete(&mut self, worker: WorkerId, id: AttemptId, output: String, counters: TaskCounters, now: Millis) -> bool {
+        self.seen(worker, now);
+        let Some(running) = self.running(id, worker) else { return false };
+        if self.state != JobState::Running || (id.task.phase == Phase::Reduce && !running.commit_granted) {
+            return false;
+        }
+        let task = self.task_mut(id.task).expect("running attempt has a task");
+        let TaskState::Running(list) = std::mem::replace(&mut task.state, TaskState::Done { output }) else {
+            unreachable!("checked by running()")
+        };
+        task.counters = counters;
+        for r in list {
+            let record = &mut self.attempts[r.record];
+            record.end_ms = Some(now);
+            record.outcome = if r.attempt == id.attempt { Outcome::Committed } else { Outcome::Discarded };
+        }
+        match id.task.phase {
+            Phase::Map => self.maps_done += 1,
+            Phase::Reduce => self.reduces_done += 1,
+        }
+        self.check_done();
+        true
+    }
+
+    fn check_done(&mut self) {
+        if self.state == JobState::Running
+            && self.maps_done == self.config.map_tasks
+            && self.reduces_done == self.config.reduce_tasks
+        {
+            self.state = JobState::TasksDone;
+        }
+    }
+
+    /// An attempt failed with `error`. After `max_attempts` failures the job fails.
+    pub fn fail(&mut self, worker: WorkerId, id: AttemptId, error: String, now: Millis) {
+        self.seen(worker, now);
+        let Some(running) = self.running(id, worker) else { return };
+        self.end_attempt(id.task, running, Outcome::Failed(error.clone()), now);
+        let max_attempts = self.config.max_attempts;
+        let task = self.task_mut(id.task).expect("running attempt has a task");
+        task.failures += 1;
+        task.last_error = error;
+        let failure = JobFailure { task: id.task, attempts: task.failures, last_error: task.last_error.clone() };
+        if failure.attempts >= max_attempts && self.state == JobState::Running {
+            self.state = JobState::Failed(failure);
+        }
+    }
+
+    /// Removes a running attempt; its task goes back to idle if no other attempt runs.
+    fn end_attempt(&mut self, id: TaskId, running: Running, outcome: Outcome, now: Millis) {
+        let record = &mut self.attempts[running.record];
+        record.end_ms = Some(now);
+        record.outcome = outcome;
+        let task = self.task_mut(id).expect("running attempt has a task");
+        if let TaskState::Running(list) = &mut task.state {
+            list.retain(|r| r.attempt != running.attempt);
+            if list.is_empty() {
+                task.state = TaskState::Idle;
+            }
+        }
+    }
+
+    /// Time passed: workers silent for longer than the worker timeout are declared dead and
+    /// their running attempts lost. Returns the workers declared dead now.
+    pub fn tick(&mut self, now: Millis) -> Vec<WorkerId> {
+        let timeout = self.config.worker_timeout;
+        let dead: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && now.saturating_sub(w.last_seen_ms) > timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for &worker in &dead {
+            self.worker_lost(worker, now);
+        }
+        dead
+    }
+
+    /// A worker is gone (declared dead, or its process exited): its running attempts are lost.
+    pub fn worker_lost(&mut self, worker: WorkerId, now: Millis) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.alive = false;
+        }
+        let mut lost = Vec::new();
+        for phase in [Phase::Map, Phase::Reduce] {
+            for (index, task) in self.tasks(phase).iter().enumerate() {
+                if let TaskState::Running(list) = &task.state {
+                    for r in list.iter().filter(|r| r.worker == worker) {
+                        lost.push((TaskId { phase, index: index as u32 }, *r));
+                    }
+                }
+            }
+        }
+        for (task, running) in lost {
+            self.end_attempt(task, running, Outcome::Lost, now);
+        }
+    }
+
+    /// The job committed its output.
+    pub fn job_committed(&mut self) {
+        if self.state == JobState::TasksDone {
+            self.state = JobState::Succeeded;
+        }
+    }
+
+    /// The job is stopped from outside (e.g. Ctrl-C); workers are told to exit.
+    pub fn abort(&mut self, reason: String) {
+        if !matches!(self.state, JobState::Succeeded | JobState::Failed(_)) {
+            let task = TaskId { phase: Phase::Map, index: 0 };
+            self.state = JobState::Failed(JobFailure { task, attempts: 0, last_error: reason });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scheduler(maps: u32, reduces: u32) -> Scheduler {
+        Scheduler::new(SchedulerConfig { map_tasks: maps, reduce_tasks: reduces, worker_timeout: 10_000, max_attempts: 3 })
+    }
+
+    fn run(a: Assignment) -> (AttemptId, Vec<String>) {
+        match a {
+            Assignment::Run { attempt, map_outputs } => (attempt, map_outputs),
+            other => panic!("expected a task, got {other:?}"),
+        }
+    }
+
+    fn finish(s: &mut Scheduler, w: WorkerId, id: AttemptId, now: Millis) -> bool {
+        if id.task.phase == Phase::Reduce {
+            assert!(s.request_commit(w, id, now));
+        }
+        s.complete(w, id, format!("out-{}", id.task.index), TaskCounters::default(), now)
+    }
+
+    #[test]
+    fn maps_then_reduces_then_exit() {
+        let mut s = scheduler(2, 1);
+        let w = s.register("w".into(), 0);
+        let (m0, _) = run(s.request_task(w, 0));
+        let (m1, _) = run(s.request_task(w, 0));
+        assert_eq!((m0.task.index, m1.task.index), (0, 1));
+        // No reduce before every map is done.
+        assert_eq!(s.request_task(w, 1), Assignment::Wait);
+        assert!(finish(&mut s, w, m0, 2));
+        assert_eq!(s.request_task(w, 2), Assignment::Wait);
+        assert!(finish(&mut s, w, m1, 3));
+        let (r0, outputs) = run(s.request_task(w, 4));
+        assert_eq!(r0.task.phase, Phase::Reduce);
+        assert_eq!(outputs, ["out-0", "out-1"]);
+        assert!(finish(&mut s, w, r0, 5));
+        assert_eq!(s.state(), &JobState::TasksDone);
+        // Until the job commit, workers wait rather than exit.
+        assert_eq!(s.request_task(w, 6), Assignment::Wait);
+        s.job_committed();
+        assert_eq!(s.request_task(w, 7), Assignment::Exit);
+        assert_eq!(s.attempts().len(), 3);
+        assert!(s.attempts().iter().all(|a| a.outcome == Outcome::Committed));
+    }
+
+    #[test]
+    fn dead_worker_loses_its_attempt_and_stale_reports_are_ignored() {
+        let mut s = scheduler(1, 1);
+        let a = s.register("a".into(), 0);
+        let b = s.register("b".into(), 0);
+        let (first, _) = run(s.request_task(a, 0));
+        s.heartbeat(b, 10_000);
+        assert_eq!(s.tick(10_001), vec![a]);
+        let (second, _) = run(s.request_task(b, 10_001));
+        assert_eq!(second.task, first.task);
+        assert_ne!(second.attempt, first.attempt);
+        // The dead worker's late report is stale.
+        assert!(!s.complete(a, first, "late".into(), TaskCounters::default(), 10_002));
+        assert!(finish(&mut s, b, second, 10_003));
+        // A duplicate report of the committed attempt is ignored too.
+        assert!(!finish_again(&mut s, b, second));
+        assert_eq!(s.attempts()[0].outcome, Outcome::Lost);
+    }
+
+    fn finish_again(s: &mut Scheduler, w: WorkerId, id: AttemptId) -> bool {
+        s.complete(w, id, "again".into(), TaskCounters::default(), 20_000)
+    }
+
+    #[test]
+    fn one_commit_per_reduce_task() {
+        let mut s = scheduler(0, 1);
+        let a = s.register("a".into(), 0);
+        let b = s.register("b".into(), 0);
+        let (first, _) = run(s.request_task(a, 0));
+        // Worker a is declared dead, b reruns the task, then a comes back.
+        s.heartbeat(b, 20_000);
+        s.tick(20_000);
+        let (second, _) = run(s.request_task(b, 20_000));
+        assert!(!s.request_commit(a, first, 20_001), "a lost attempt cannot commit");
+        assert!(s.request_commit(b, second, 20_002));
+        assert!(s.request_commit(b, second, 20_003), "granting is idempotent for the winner");
+        // Completion without a grant is refused.
+        assert!(!s.complete(a, first, "x".into(), TaskCounters::default(), 20_004));
+        assert!(s.complete(b, second, "x".into(), TaskCounters::default(), 20_005));
+    }
+
+    #[test]
+    fn failures_retry_then_fail_the_job() {
+        let mut s = scheduler(1, 1);
+        let w = s.register("w".into(), 0);
+        for i in 0..3 {
+            let (id, _) = run(s.request_task(w, i));
+            assert_eq!(id.attempt, i as u32);
+            s.fail(w, id, format!("boom {i}"), i);
+        }
+        match s.state() {
+            JobState::Failed(f) => {
+                assert_eq!(f.task, TaskId { phase: Phase::Map, index: 0 });
+                assert_eq!(f.attempts, 3);
+                assert_eq!(f.last_error, "boom 2");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.request_task(w, 5), Assignment::Exit);
+    }
+
+    #[test]
+    fn empty_job_is_done_at_once() {
+        let s = scheduler(0, 0);
+        assert_eq!(s.state(), &JobState::TasksDone);
+    }
+
+    #[test]
+    fn unknown_worker_is_told_to_exit() {
+        let mut s = scheduler(1, 1);
+        assert_eq!(s.request_task(42, 0), Assignment::Exit);
+    }
+}

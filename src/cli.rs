@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::Error;
 use crate::datagen;
+use crate::error::Error;
 use crate::job::JobOptions;
 use crate::plan::{self, JobRequest};
 use crate::run::RunConfig;
@@ -139,7 +139,9 @@ enum GenCommand {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("invalid size '{s}': {e}"))
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("invalid size '{s}': {e}"))
 }
 
 /// The sample corpus that ships with the repository.
@@ -172,7 +174,10 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -181,7 +186,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let (inputs, output) = if sample {
         let dir = sample_dir();
         if !dir.is_dir() {
-            bail!("the sample corpus is not at {}: give --input and --output", dir.display());
+            bail!(
+                "the sample corpus is not at {}: give --input and --output",
+                dir.display()
+            );
         }
         let out = tempfile::Builder::new()
             .prefix("mr-sample-")
@@ -193,11 +201,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         if args.input.is_empty() {
             bail!("job '{job}' needs --input PATH...");
         }
-        let Some(output) = args.output.clone() else { bail!("job '{job}' needs --output DIR") };
+        let Some(output) = args.output.clone() else {
+            bail!("job '{job}' needs --output DIR")
+        };
         (args.input.clone(), output)
     };
     let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1)
     });
     if workers == 0 {
         bail!("--workers must be at least 1");
@@ -208,7 +220,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let request = JobRequest {
         job: job.clone(),
         job_args: args.job_args.clone(),
-        job_options: JobOptions { targets: args.targets.clone() },
+        job_options: JobOptions {
+            targets: args.targets.clone(),
+        },
         inputs,
         output,
         split_size: args.split_size,
@@ -251,11 +265,16 @@ fn print_top_words(summary: &Summary, n: usize) -> anyhow::Result<()> {
     let mut counts: Vec<(u64, String)> = Vec::new();
     for entry in std::fs::read_dir(&summary.output)? {
         let path = entry?.path();
-        if !path.file_name().is_some_and(|f| f.to_string_lossy().starts_with("part-")) {
+        if !path
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("part-"))
+        {
             continue;
         }
         for line in std::fs::read_to_string(&path)?.lines() {
-            let (word, count) = line.split_once('\t').context("a word count line has a tab")?;
+            let (word, count) = line
+                .split_once('\t')
+                .context("a word count line has a tab")?;
             counts.push((count.parse()?, word.to_string()));
         }
     }
@@ -265,7 +284,11 @@ fn print_top_words(summary: &Summary, n: usize) -> anyhow::Result<()> {
     for (count, word) in counts.iter().take(n) {
         println!("  {count:>10}  {word}");
     }
-    println!("{total} words, {} distinct; output in {}", counts.len(), summary.output);
+    println!(
+        "{total} words, {} distinct; output in {}",
+        counts.len(),
+        summary.output
+    );
     Ok(())
 }
 
@@ -287,12 +310,34 @@ fn worker(args: WorkerArgs) -> anyhow::Result<()> {
 
 fn generate(cmd: GenCommand) -> anyhow::Result<()> {
     match cmd {
-        GenCommand::WordSearch { out, strings, max_len, targets, target_len, seed } => {
-            let spec = datagen::WordSearchSpec { strings, max_len, targets, target_len, seed };
+        GenCommand::WordSearch {
+            out,
+            strings,
+            max_len,
+            targets,
+            target_len,
+            seed,
+        } => {
+            let spec = datagen::WordSearchSpec {
+                strings,
+                max_len,
+                targets,
+                target_len,
+                seed,
+            };
             datagen::word_search(&out, &spec)?;
-            println!("wrote {} and {}", out.join("strings.txt").display(), out.join("targets.txt").display());
+            println!(
+                "wrote {} and {}",
+                out.join("strings.txt").display(),
+                out.join("targets.txt").display()
+            );
         }
-        GenCommand::Text { out, size, files, seed } => {
+        GenCommand::Text {
+            out,
+            size,
+            files,
+            seed,
+        } => {
             datagen::text(&out, size, files, seed)?;
             println!("wrote {files} files of text into {}", out.display());
         }

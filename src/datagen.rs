@@ -66,21 +66,198 @@ pub fn word_search(dir: &Path, spec: &WordSearchSpec) -> Result<()> {
 /// A vocabulary for English-like text: frequent words first, so that picking by a Zipf-like
 /// law gives a realistic word-count distribution.
 const VOCABULARY: &[&str] = &[
-    "the", "of", "and", "to", "a", "in", "that", "is", "was", "he", "for", "it", "with", "as", "his", "on", "be",
-    "at", "by", "i", "this", "had", "not", "are", "but", "from", "or", "have", "an", "they", "which", "one", "you",
-    "were", "her", "all", "she", "there", "would", "their", "we", "him", "been", "has", "when", "who", "will",
-    "more", "no", "if", "out", "so", "said", "what", "up", "its", "about", "into", "than", "them", "can", "only",
-    "other", "new", "some", "could", "time", "these", "two", "may", "then", "do", "first", "any", "my", "now",
-    "such", "like", "our", "over", "man", "me", "even", "most", "made", "after", "also", "did", "many", "before",
-    "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should", "because",
-    "each", "just", "those", "people", "how", "too", "little", "state", "good", "very", "make", "world", "still",
-    "own", "see", "men", "work", "long", "get", "here", "between", "both", "life", "being", "under", "never",
-    "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year", "off", "come",
-    "since", "against", "go", "came", "right", "used", "take", "three", "river", "mountain", "harbour", "lantern",
-    "orchard", "whisper", "meadow", "voyage", "ember", "thistle", "granite", "willow", "cascade", "falcon",
-    "quarry", "saffron", "tundra", "velvet", "zephyr", "juniper", "marble", "nectar", "obsidian", "pilgrim",
-    "quill", "rampart", "sextant", "tapestry", "umber", "vintage", "wharf", "yonder", "zenith", "café", "naïve",
-    "façade", "über", "señor", "éclair", "ångström", "smörgåsbord", "straße", "jalapeño",
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "that",
+    "is",
+    "was",
+    "he",
+    "for",
+    "it",
+    "with",
+    "as",
+    "his",
+    "on",
+    "be",
+    "at",
+    "by",
+    "i",
+    "this",
+    "had",
+    "not",
+    "are",
+    "but",
+    "from",
+    "or",
+    "have",
+    "an",
+    "they",
+    "which",
+    "one",
+    "you",
+    "were",
+    "her",
+    "all",
+    "she",
+    "there",
+    "would",
+    "their",
+    "we",
+    "him",
+    "been",
+    "has",
+    "when",
+    "who",
+    "will",
+    "more",
+    "no",
+    "if",
+    "out",
+    "so",
+    "said",
+    "what",
+    "up",
+    "its",
+    "about",
+    "into",
+    "than",
+    "them",
+    "can",
+    "only",
+    "other",
+    "new",
+    "some",
+    "could",
+    "time",
+    "these",
+    "two",
+    "may",
+    "then",
+    "do",
+    "first",
+    "any",
+    "my",
+    "now",
+    "such",
+    "like",
+    "our",
+    "over",
+    "man",
+    "me",
+    "even",
+    "most",
+    "made",
+    "after",
+    "also",
+    "did",
+    "many",
+    "before",
+    "must",
+    "through",
+    "back",
+    "years",
+    "where",
+    "much",
+    "your",
+    "way",
+    "well",
+    "down",
+    "should",
+    "because",
+    "each",
+    "just",
+    "those",
+    "people",
+    "how",
+    "too",
+    "little",
+    "state",
+    "good",
+    "very",
+    "make",
+    "world",
+    "still",
+    "own",
+    "see",
+    "men",
+    "work",
+    "long",
+    "get",
+    "here",
+    "between",
+    "both",
+    "life",
+    "being",
+    "under",
+    "never",
+    "day",
+    "same",
+    "another",
+    "know",
+    "while",
+    "last",
+    "might",
+    "us",
+    "great",
+    "old",
+    "year",
+    "off",
+    "come",
+    "since",
+    "against",
+    "go",
+    "came",
+    "right",
+    "used",
+    "take",
+    "three",
+    "river",
+    "mountain",
+    "harbour",
+    "lantern",
+    "orchard",
+    "whisper",
+    "meadow",
+    "voyage",
+    "ember",
+    "thistle",
+    "granite",
+    "willow",
+    "cascade",
+    "falcon",
+    "quarry",
+    "saffron",
+    "tundra",
+    "velvet",
+    "zephyr",
+    "juniper",
+    "marble",
+    "nectar",
+    "obsidian",
+    "pilgrim",
+    "quill",
+    "rampart",
+    "sextant",
+    "tapestry",
+    "umber",
+    "vintage",
+    "wharf",
+    "yonder",
+    "zenith",
+    "café",
+    "naïve",
+    "façade",
+    "über",
+    "señor",
+    "éclair",
+    "ångström",
+    "smörgåsbord",
+    "straße",
+    "jalapeño",
 ];
 
 /// Writes about `bytes` bytes of English-like text into `files` files `DIR/part-NNN.txt`.
@@ -106,7 +283,9 @@ pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
                 let words = 4 + below(&mut rng, 14);
                 for i in 0..words {
                     let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
-                    let word = VOCABULARY[cumulative.partition_point(|&c| c < x).min(VOCABULARY.len() - 1)];
+                    let word = VOCABULARY[cumulative
+                        .partition_point(|&c| c < x)
+                        .min(VOCABULARY.len() - 1)];
                     if i == 0 {
                         let mut chars = word.chars();
                         if let Some(c) = chars.next() {
@@ -123,7 +302,11 @@ pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
                         _ => {}
                     }
                 }
-                line.push_str(if below(&mut rng, 4) == 0 { "?\n" } else { ".\n" });
+                line.push_str(if below(&mut rng, 4) == 0 {
+                    "?\n"
+                } else {
+                    ".\n"
+                });
                 out.write_all(line.as_bytes())?;
                 written += line.len() as u64;
             }
@@ -133,10 +316,15 @@ pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
     Ok(())
 }
 
-fn write_file(path: &Path, body: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<()> {
+fn write_file(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
     let file = std::fs::File::create(path).map_err(Error::io("cannot create", path))?;
     let mut out = BufWriter::new(file);
-    body(&mut out).and_then(|_| out.flush()).map_err(Error::io("cannot write", path))
+    body(&mut out)
+        .and_then(|_| out.flush())
+        .map_err(Error::io("cannot write", path))
 }
 
 #[cfg(test)]
@@ -147,17 +335,33 @@ mod tests {
     fn same_seed_same_bytes() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let spec = WordSearchSpec { strings: 1000, max_len: 15, targets: 10, target_len: 3, seed: 7 };
+        let spec = WordSearchSpec {
+            strings: 1000,
+            max_len: 15,
+            targets: 10,
+            target_len: 3,
+            seed: 7,
+        };
         word_search(a.path(), &spec).unwrap();
         word_search(b.path(), &spec).unwrap();
         for f in ["strings.txt", "targets.txt"] {
-            assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap());
+            assert_eq!(
+                std::fs::read(a.path().join(f)).unwrap(),
+                std::fs::read(b.path().join(f)).unwrap()
+            );
         }
         let strings = std::fs::read_to_string(a.path().join("strings.txt")).unwrap();
         assert_eq!(strings.lines().count(), 1000);
-        assert!(strings.lines().all(|l| (1..=15).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase())));
+        assert!(
+            strings
+                .lines()
+                .all(|l| (1..=15).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()))
+        );
         text(a.path(), 10_000, 2, 1).unwrap();
         text(b.path(), 10_000, 2, 1).unwrap();
-        assert_eq!(std::fs::read(a.path().join("part-001.txt")).unwrap(), std::fs::read(b.path().join("part-001.txt")).unwrap());
+        assert_eq!(
+            std::fs::read(a.path().join("part-001.txt")).unwrap(),
+            std::fs::read(b.path().join("part-001.txt")).unwrap()
+        );
     }
 }

@@ -18,8 +18,8 @@
 
 pub mod cli;
 pub mod coordinator;
-pub mod error;
 pub mod datagen;
+pub mod error;
 pub mod input;
 pub mod job;
 pub mod local;

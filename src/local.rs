@@ -22,12 +22,24 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
     let work_dir = tempfile::Builder::new()
         .prefix("mr-work-")
         .tempdir()
-        .map_err(Error::io("cannot create work directory in", std::env::temp_dir()))?;
+        .map_err(Error::io(
+            "cannot create work directory in",
+            std::env::temp_dir(),
+        ))?;
     let progress = Progress::default();
     let mut attempts = Vec::new();
     let mut record = |phase, index, start| {
-        let id = AttemptId { task: TaskId { phase, index }, attempt: 0 };
-        attempts.push(AttemptRecord { id, worker: 0, start_ms: start, end_ms: Some(now()), outcome: Outcome::Committed });
+        let id = AttemptId {
+            task: TaskId { phase, index },
+            attempt: 0,
+        };
+        attempts.push(AttemptRecord {
+            id,
+            worker: 0,
+            start_ms: start,
+            end_ms: Some(now()),
+            outcome: Outcome::Committed,
+        });
     };
 
     let mut map_counters = TaskCounters::default();
@@ -49,10 +61,18 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
         let start = now();
         let name = format!("part-r-{p:05}");
         let tmp: PathBuf = tmp_dir.join(format!("{name}.attempt-0"));
-        reduce_counters += task::run_reduce(job.as_ref(), p, plan.reduce_tasks, &map_outputs, &tmp, &progress)
-            .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
+        reduce_counters += task::run_reduce(
+            job.as_ref(),
+            p,
+            plan.reduce_tasks,
+            &map_outputs,
+            &tmp,
+            &progress,
+        )
+        .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
         let final_path = out.join(&name);
-        std::fs::rename(&tmp, &final_path).map_err(Error::io("cannot commit output to", &final_path))?;
+        std::fs::rename(&tmp, &final_path)
+            .map_err(Error::io("cannot commit output to", &final_path))?;
         record(Phase::Reduce, p, start);
     }
     std::fs::remove_dir_all(&tmp_dir).map_err(Error::io("cannot remove", &tmp_dir))?;
@@ -65,8 +85,18 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
         succeeded: true,
         error: None,
         output: out.display().to_string(),
-        map: PhaseSummary::from_attempts(Phase::Map, plan.splits.len() as u32, map_counters, &attempts),
-        reduce: PhaseSummary::from_attempts(Phase::Reduce, plan.reduce_tasks, reduce_counters, &attempts),
+        map: PhaseSummary::from_attempts(
+            Phase::Map,
+            plan.splits.len() as u32,
+            map_counters,
+            &attempts,
+        ),
+        reduce: PhaseSummary::from_attempts(
+            Phase::Reduce,
+            plan.reduce_tasks,
+            reduce_counters,
+            &attempts,
+        ),
         wall_ms: now(),
         committed_ms: Some(committed),
         workers: Vec::new(),
@@ -77,5 +107,13 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
 }
 
 fn in_task(phase: Phase, index: usize, e: Error) -> Error {
-    Error::TaskFailed { task: TaskId { phase, index: index as u32 }.to_string(), attempts: 1, last_error: e.to_string() }
+    Error::TaskFailed {
+        task: TaskId {
+            phase,
+            index: index as u32,
+        }
+        .to_string(),
+        attempts: 1,
+        last_error: e.to_string(),
+    }
 }

@@ -105,11 +105,17 @@ impl SortBuffer {
             while i < self.entries.len() && self.entries[i].partition == p {
                 let key = self.key(&self.entries[i]);
                 let mut j = i + 1;
-                while j < self.entries.len() && self.entries[j].partition == p && self.key(&self.entries[j]) == key {
+                while j < self.entries.len()
+                    && self.entries[j].partition == p
+                    && self.key(&self.entries[j]) == key
+                {
                     j += 1;
                 }
                 if job.has_combiner() {
-                    let mut source = SliceValues { buffer: self, entries: &self.entries[i..j] };
+                    let mut source = SliceValues {
+                        buffer: self,
+                        entries: &self.entries[i..j],
+                    };
                     let mut result = Ok(());
                     job.combine(key, &mut Values::new(&mut source), &mut |value| {
                         if result.is_ok() {
@@ -154,19 +160,36 @@ pub fn run_map(
     progress: &Progress,
 ) -> Result<TaskCounters> {
     let mut reader = LineReader::open(split)?;
-    let mut buffer = SortBuffer { partitions, data: Vec::new(), entries: Vec::new() };
+    let mut buffer = SortBuffer {
+        partitions,
+        data: Vec::new(),
+        entries: Vec::new(),
+    };
     let path = split.path.to_string_lossy();
     let mut counters = TaskCounters::default();
     while let Some(line) = reader.next_line()? {
-        job.map(Record { path: &path, offset: line.offset, line: line.text }, &mut buffer)?;
+        job.map(
+            Record {
+                path: &path,
+                offset: line.offset,
+                line: line.text,
+            },
+            &mut buffer,
+        )?;
         counters.input_records += 1;
         if counters.input_records % 1024 == 0 {
-            progress.records.store(counters.input_records, Ordering::Relaxed);
+            progress
+                .records
+                .store(counters.input_records, Ordering::Relaxed);
         }
     }
     counters.input_bytes = reader.position().saturating_sub(split.start);
-    progress.records.store(counters.input_records, Ordering::Relaxed);
-    progress.bytes.store(counters.input_bytes, Ordering::Relaxed);
+    progress
+        .records
+        .store(counters.input_records, Ordering::Relaxed);
+    progress
+        .bytes
+        .store(counters.input_bytes, Ordering::Relaxed);
     buffer.sort();
     let tmp = tmp_name(output);
     let mut writer = MapOutputWriter::create(&tmp)?;
@@ -243,12 +266,23 @@ pub fn run_reduce(
     }
     let mut merger = Merger::new(runs)?;
     let file = File::create(output).map_err(Error::io("cannot create output file", output))?;
-    let mut part = PartWriter { out: BufWriter::with_capacity(256 * 1024, file), path: output.into(), records: 0, bytes: 0 };
+    let mut part = PartWriter {
+        out: BufWriter::with_capacity(256 * 1024, file),
+        path: output.into(),
+        records: 0,
+        bytes: 0,
+    };
     let mut key = Vec::new();
     while merger.advance()? {
         key.clear();
         key.extend_from_slice(merger.key());
-        let mut source = MergeValues { merger: &mut merger, key: &key, first: true, error: None, records: 0 };
+        let mut source = MergeValues {
+            merger: &mut merger,
+            key: &key,
+            first: true,
+            error: None,
+            records: 0,
+        };
         job.reduce(&key, &mut Values::new(&mut source), &mut part)?;
         // Values the reduce function did not consume still belong to this key.
         while source.next_value().is_some() {}
@@ -258,14 +292,22 @@ pub fn run_reduce(
         counters.input_records += source.records;
         counters.groups += 1;
         if counters.groups % 1024 == 0 {
-            progress.records.store(counters.input_records, Ordering::Relaxed);
+            progress
+                .records
+                .store(counters.input_records, Ordering::Relaxed);
         }
     }
-    let file = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
-    file.sync_all().map_err(Error::io("cannot sync output", output))?;
+    let file = part
+        .out
+        .into_inner()
+        .map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
+    file.sync_all()
+        .map_err(Error::io("cannot sync output", output))?;
     counters.output_records = part.records;
     counters.output_bytes = part.bytes;
-    progress.records.store(counters.input_records, Ordering::Relaxed);
+    progress
+        .records
+        .store(counters.input_records, Ordering::Relaxed);
     Ok(counters)
 }
 

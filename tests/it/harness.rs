@@ -1,0 +1,240 @@
+//! Test harness: temporary directories, the `mr` command, oracles, and failure dumps that
+//! show everything needed to debug (command, exit status, stdout, stderr, files).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary directory for one test.
+pub struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir {
+            tmp: tempfile::Builder::new()
+                .prefix("mr-test-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+/// The `mr` binary under test.
+pub fn mr() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mr"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+fn listing(path: &Path) -> String {
+    let mut out = String::new();
+    if let Ok(entries) = std::fs::read_dir(path) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        out = names.join(" ");
+    }
+    out
+}
+
+/// Dumps a command's outcome.
+pub fn describe(cmd: &Command, out: &Output) -> String {
+    format!(
+        "command: {cmd:?}\nstatus: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "command failed\n{}",
+        describe(cmd, &out)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail with exit code 1; returns its stderr.
+pub fn run_fail(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit code 1\n{}",
+        describe(cmd, &out)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// The part files of an output directory, by name, with `_SUCCESS` required.
+pub fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    assert!(
+        dir.join("_SUCCESS").is_file(),
+        "no _SUCCESS in {}: {}",
+        dir.display(),
+        listing(dir)
+    );
+    let mut parts: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    parts.sort();
+    parts
+}
+
+/// All output lines of a job, sorted by bytes: comparable with a reference's output.
+pub fn sorted_lines(dir: &Path) -> Vec<u8> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for (_, bytes) in parts(dir) {
+        lines.extend(bytes.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec));
+    }
+    lines.sort();
+    lines.concat()
+}
+
+/// Checks that each part file is sorted by key and that the two outputs are byte-identical.
+pub fn assert_same_output(actual: &Path, expected_dir: &Path) {
+    let a = parts(actual);
+    let e = parts(expected_dir);
+    let names = |p: &[(String, Vec<u8>)]| p.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&e), "part files differ");
+    for ((name, bytes), (_, expected)) in a.iter().zip(&e) {
+        let keys: Vec<&[u8]> = bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(|&b| b == b'\t').next().unwrap())
+            .collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "{name} is not sorted by key"
+        );
+        assert!(
+            bytes == expected,
+            "{name} differs between {} and {}",
+            actual.display(),
+            expected_dir.display()
+        );
+    }
+}
+
+/// Runs a reference script from tests/reference.
+pub fn reference(script: &str, args: &[&Path]) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/reference")
+        .join(script);
+    let mut cmd = Command::new("python3");
+    cmd.arg(path).args(args);
+    run_ok(&mut cmd).into_bytes()
+}
+
+/// Parses the JSON summary printed by `mr run --json`.
+pub fn summary(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not a JSON summary ({e}):\n{stdout}"))
+}
+
+/// Processes (other than this one) whose environment holds `MR_TEST_TAG=tag`.
+pub fn tagged_processes(tag: &str) -> Vec<u32> {
+    let needle = format!("MR_TEST_TAG={tag}");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        // Zombies have no environment left; they are already dead.
+        if let Ok(env) = std::fs::read(entry.path().join("environ"))
+            && env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits for a condition, polling, for at most `secs` seconds.
+pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A small deterministic pseudo-random generator for test corpora.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// A multi-file corpus with every edge the record reader must handle: CRLF lines, a file
+/// without a final newline, an empty file, a long line, non-ASCII letters, a subdirectory,
+/// and a hidden file that must be skipped.
+pub fn corpus(dir: &Dir) -> PathBuf {
+    const WORDS: &[&str] = &[
+        "the", "The", "THE", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Café",
+        "café", "ÉTÉ", "naïve", "Straße", "über", "Über", "señor", "map", "reduce", "shuffle", "x",
+    ];
+    const SEPARATORS: &[&str] = &[" ", ", ", "; ", "--", " 42 ", "'", " (", ") ", "_", "\t"];
+    let mut rng = Lcg(7);
+    let mut text = |lines: usize, newline: &str| {
+        let mut s = String::new();
+        for _ in 0..lines {
+            for _ in 0..1 + rng.below(12) {
+                s.push_str(WORDS[rng.below(WORDS.len() as u64) as usize]);
+                s.push_str(SEPARATORS[rng.below(SEPARATORS.len() as u64) as usize]);
+            }
+            s.push_str(newline);
+        }
+        s
+    };
+    let root = dir.path("in");
+    dir.write("in/a.txt", text(300, "\n"));
+    dir.write("in/b-crlf.txt", text(200, "\r\n"));
+    let mut last = text(50, "\n");
+    last.push_str("final line without newline Ünïcode");
+    dir.write("in/c-no-final-newline.txt", last);
+    dir.write("in/d-empty.txt", "");
+    let long = format!("{}\n", ["long"; 700].join(" "));
+    dir.write("in/sub/e-long-line.txt", format!("start\n{long}end\n"));
+    dir.write("in/sub/f.txt", text(400, "\n"));
+    dir.write("in/.hidden.txt", "hiddenword hiddenword\n");
+    dir.write("in/sub/.hidden-dir/g.txt", "hiddenword\n");
+    root
+}

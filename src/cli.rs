@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,6 +15,7 @@ use crate::job::JobOptions;
 use crate::plan::{self, JobRequest};
 use crate::run::RunConfig;
 use crate::summary::Summary;
+use crate::task::Progress;
 use crate::worker::WorkerOptions;
 
 /// A MapReduce engine: count, index, grep and sort files with worker processes.
@@ -139,9 +141,7 @@ enum GenCommand {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    s.parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|e| format!("invalid size '{s}': {e}"))
+    s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("invalid size '{s}': {e}"))
 }
 
 /// The sample corpus that ships with the repository.
@@ -174,10 +174,7 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -186,10 +183,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let (inputs, output) = if sample {
         let dir = sample_dir();
         if !dir.is_dir() {
-            bail!(
-                "the sample corpus is not at {}: give --input and --output",
-                dir.display()
-            );
+            bail!("the sample corpus is not at {}: give --input and --output", dir.display());
         }
         let out = tempfile::Builder::new()
             .prefix("mr-sample-")
@@ -201,16 +195,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         if args.input.is_empty() {
             bail!("job '{job}' needs --input PATH...");
         }
-        let Some(output) = args.output.clone() else {
-            bail!("job '{job}' needs --output DIR")
-        };
+        let Some(output) = args.output.clone() else { bail!("job '{job}' needs --output DIR") };
         (args.input.clone(), output)
     };
-    let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1)
-    });
+    let workers =
+        args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
     if workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -220,9 +209,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let request = JobRequest {
         job: job.clone(),
         job_args: args.job_args.clone(),
-        job_options: JobOptions {
-            targets: args.targets.clone(),
-        },
+        job_options: JobOptions { targets: args.targets.clone() },
         inputs,
         output,
         split_size: args.split_size,
@@ -232,7 +219,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let plan = plan::plan(&request)?;
     let summary = if args.local {
-        crate::local::run(&job, plan)?
+        run_local(&job, plan)?
     } else {
         let config = RunConfig {
             workers,
@@ -260,21 +247,38 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs local mode on a blocking thread, so that Ctrl-C can cancel it and clean its output.
+fn run_local(job: &str, plan: plan::Plan) -> anyhow::Result<Summary> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let progress = Arc::new(Progress::default());
+    let result = runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot install a signal handler")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot install a signal handler")?;
+        let (job, p) = (job.to_string(), progress.clone());
+        let mut task = tokio::task::spawn_blocking(move || crate::local::run(&job, plan, &p));
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            _ = interrupt.recv() => { progress.cancel(); task.await }
+            _ = terminate.recv() => { progress.cancel(); task.await }
+        };
+        anyhow::Ok(joined.context("local run panicked")??)
+    });
+    runtime.shutdown_background();
+    result
+}
+
 /// Prints the most frequent words of a word count's output, and the totals.
 fn print_top_words(summary: &Summary, n: usize) -> anyhow::Result<()> {
     let mut counts: Vec<(u64, String)> = Vec::new();
     for entry in std::fs::read_dir(&summary.output)? {
         let path = entry?.path();
-        if !path
-            .file_name()
-            .is_some_and(|f| f.to_string_lossy().starts_with("part-"))
-        {
+        if !path.file_name().is_some_and(|f| f.to_string_lossy().starts_with("part-")) {
             continue;
         }
         for line in std::fs::read_to_string(&path)?.lines() {
-            let (word, count) = line
-                .split_once('\t')
-                .context("a word count line has a tab")?;
+            let (word, count) = line.split_once('\t').context("a word count line has a tab")?;
             counts.push((count.parse()?, word.to_string()));
         }
     }
@@ -284,19 +288,13 @@ fn print_top_words(summary: &Summary, n: usize) -> anyhow::Result<()> {
     for (count, word) in counts.iter().take(n) {
         println!("  {count:>10}  {word}");
     }
-    println!(
-        "{total} words, {} distinct; output in {}",
-        counts.len(),
-        summary.output
-    );
+    println!("{total} words, {} distinct; output in {}", counts.len(), summary.output);
     Ok(())
 }
 
 fn worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let options = WorkerOptions {
         coordinator: args.coordinator,
         connect_timeout: args.connect_timeout,
@@ -310,34 +308,12 @@ fn worker(args: WorkerArgs) -> anyhow::Result<()> {
 
 fn generate(cmd: GenCommand) -> anyhow::Result<()> {
     match cmd {
-        GenCommand::WordSearch {
-            out,
-            strings,
-            max_len,
-            targets,
-            target_len,
-            seed,
-        } => {
-            let spec = datagen::WordSearchSpec {
-                strings,
-                max_len,
-                targets,
-                target_len,
-                seed,
-            };
+        GenCommand::WordSearch { out, strings, max_len, targets, target_len, seed } => {
+            let spec = datagen::WordSearchSpec { strings, max_len, targets, target_len, seed };
             datagen::word_search(&out, &spec)?;
-            println!(
-                "wrote {} and {}",
-                out.join("strings.txt").display(),
-                out.join("targets.txt").display()
-            );
+            println!("wrote {} and {}", out.join("strings.txt").display(), out.join("targets.txt").display());
         }
-        GenCommand::Text {
-            out,
-            size,
-            files,
-            seed,
-        } => {
+        GenCommand::Text { out, size, files, seed } => {
             datagen::text(&out, size, files, seed)?;
             println!("wrote {files} files of text into {}", out.display());
         }

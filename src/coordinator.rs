@@ -15,9 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::error::{Error, Result};
 use crate::input::Split;
 use crate::rpc::pb;
-use crate::scheduler::{
-    Assignment, AttemptId, JobState, Millis, Phase, Scheduler, SchedulerConfig,
-};
+use crate::scheduler::{Assignment, AttemptId, JobState, Millis, Phase, Scheduler, SchedulerConfig};
 
 /// How long GetTask holds a call open when there is no task yet: a new task is handed out as
 /// soon as it exists, without polling.
@@ -93,9 +91,7 @@ impl Coordinator {
             ended,
             committed_at: Mutex::new(None),
         };
-        let coordinator = Coordinator {
-            shared: Arc::new(shared),
-        };
+        let coordinator = Coordinator { shared: Arc::new(shared) };
         // A job with no reduce work left (no input, R = 0) commits at once.
         coordinator.after_event(&mut coordinator.scheduler());
         coordinator
@@ -109,10 +105,7 @@ impl Coordinator {
     /// Locks the scheduler. Never held across an await.
     pub fn scheduler(&self) -> MutexGuard<'_, Scheduler> {
         // A panic while holding the lock is a bug in the scheduler; the job cannot go on.
-        self.shared
-            .scheduler
-            .lock()
-            .expect("scheduler lock poisoned")
+        self.shared.scheduler.lock().expect("scheduler lock poisoned")
     }
 
     /// The job's configuration.
@@ -148,12 +141,7 @@ impl Coordinator {
         let name = crate::worker::process_name(pid);
         let mut s = self.scheduler();
         let now = self.now();
-        let ids: Vec<u64> = s
-            .workers()
-            .iter()
-            .filter(|(_, w)| w.name == name)
-            .map(|(&id, _)| id)
-            .collect();
+        let ids: Vec<u64> = s.workers().iter().filter(|(_, w)| w.name == name).map(|(&id, _)| id).collect();
         for id in ids {
             s.worker_lost(id, now);
         }
@@ -205,8 +193,8 @@ impl Coordinator {
         };
         let coordinator = pb::coordinator_server::CoordinatorServer::new(self.clone())
             .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
-        let state = pb::state_server::StateServer::new(self.clone())
-            .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
+        let state =
+            pb::state_server::StateServer::new(self.clone()).max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
         let result = tonic::transport::Server::builder()
             .add_service(coordinator)
             .add_service(state)
@@ -230,11 +218,7 @@ fn commit_job(output_dir: &Path) -> Result<()> {
     std::fs::write(&success, b"").map_err(Error::io("cannot write", &success))
 }
 
-fn task_message(
-    config: &CoordinatorConfig,
-    attempt: AttemptId,
-    map_outputs: Vec<String>,
-) -> pb::Task {
+fn task_message(config: &CoordinatorConfig, attempt: AttemptId, map_outputs: Vec<String>) -> pb::Task {
     let kind = match attempt.task.phase {
         Phase::Map => {
             let split = &config.splits[attempt.task.index as usize];
@@ -246,21 +230,13 @@ fn task_message(
                 }),
             })
         }
-        Phase::Reduce => pb::task::Kind::Reduce(pb::ReduceTask {
-            partition: attempt.task.index,
-            map_outputs,
-        }),
+        Phase::Reduce => pb::task::Kind::Reduce(pb::ReduceTask { partition: attempt.task.index, map_outputs }),
     };
-    pb::Task {
-        task_id: attempt.task.index,
-        attempt: attempt.attempt,
-        kind: Some(kind),
-    }
+    pb::Task { task_id: attempt.task.index, attempt: attempt.attempt, kind: Some(kind) }
 }
 
 fn task_ref(r: Option<pb::TaskRef>) -> Result<AttemptId, Status> {
-    r.map(AttemptId::from)
-        .ok_or_else(|| Status::invalid_argument("task is required"))
+    r.map(AttemptId::from).ok_or_else(|| Status::invalid_argument("task is required"))
 }
 
 #[tonic::async_trait]
@@ -291,10 +267,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         }))
     }
 
-    async fn get_task(
-        &self,
-        request: Request<pb::GetTaskRequest>,
-    ) -> Result<Response<pb::GetTaskReply>, Status> {
+    async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskReply>, Status> {
         let worker = request.into_inner().worker_id;
         let deadline = tokio::time::Instant::now() + LONG_POLL;
         loop {
@@ -310,16 +283,9 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 a
             };
             let reply = match assignment {
-                Assignment::Run {
-                    attempt,
-                    map_outputs,
-                } => {
+                Assignment::Run { attempt, map_outputs } => {
                     tracing::debug!(worker, %attempt, "assigned");
-                    pb::get_task_reply::Reply::Task(task_message(
-                        &self.shared.config,
-                        attempt,
-                        map_outputs,
-                    ))
+                    pb::get_task_reply::Reply::Task(task_message(&self.shared.config, attempt, map_outputs))
                 }
                 Assignment::Exit => pb::get_task_reply::Reply::Exit(true),
                 Assignment::Wait => {
@@ -333,10 +299,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         }
     }
 
-    async fn heartbeat(
-        &self,
-        request: Request<pb::HeartbeatRequest>,
-    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatReply>, Status> {
         let worker = request.into_inner().worker_id;
         let mut s = self.scheduler();
         let known = s.heartbeat(worker, self.now());
@@ -385,32 +348,20 @@ impl pb::coordinator_server::Coordinator for Coordinator {
 
 #[tonic::async_trait]
 impl pb::state_server::State for Coordinator {
-    async fn get_state(
-        &self,
-        request: Request<pb::GetStateRequest>,
-    ) -> Result<Response<pb::GetStateReply>, Status> {
+    async fn get_state(&self, request: Request<pb::GetStateRequest>) -> Result<Response<pb::GetStateReply>, Status> {
         let keys = request.into_inner().keys;
         let store = self.shared.state.lock().expect("state lock poisoned");
         let values = keys
             .iter()
             .map(|k| match store.get(k) {
-                Some(v) => pb::StateValue {
-                    found: true,
-                    value: v.clone(),
-                },
-                None => pb::StateValue {
-                    found: false,
-                    value: Vec::new(),
-                },
+                Some(v) => pb::StateValue { found: true, value: v.clone() },
+                None => pb::StateValue { found: false, value: Vec::new() },
             })
             .collect();
         Ok(Response::new(pb::GetStateReply { values }))
     }
 
-    async fn set_state(
-        &self,
-        request: Request<pb::SetStateRequest>,
-    ) -> Result<Response<pb::SetStateReply>, Status> {
+    async fn set_state(&self, request: Request<pb::SetStateRequest>) -> Result<Response<pb::SetStateReply>, Status> {
         let entries = request.into_inner().entries;
         let mut store = self.shared.state.lock().expect("state lock poisoned");
         for e in entries {

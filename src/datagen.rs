@@ -283,9 +283,7 @@ pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
                 let words = 4 + below(&mut rng, 14);
                 for i in 0..words {
                     let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
-                    let word = VOCABULARY[cumulative
-                        .partition_point(|&c| c < x)
-                        .min(VOCABULARY.len() - 1)];
+                    let word = VOCABULARY[cumulative.partition_point(|&c| c < x).min(VOCABULARY.len() - 1)];
                     if i == 0 {
                         let mut chars = word.chars();
                         if let Some(c) = chars.next() {
@@ -302,11 +300,7 @@ pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
                         _ => {}
                     }
                 }
-                line.push_str(if below(&mut rng, 4) == 0 {
-                    "?\n"
-                } else {
-                    ".\n"
-                });
+                line.push_str(if below(&mut rng, 4) == 0 { "?\n" } else { ".\n" });
                 out.write_all(line.as_bytes())?;
                 written += line.len() as u64;
             }
@@ -316,15 +310,10 @@ pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
     Ok(())
 }
 
-fn write_file(
-    path: &Path,
-    body: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
+fn write_file(path: &Path, body: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<()> {
     let file = std::fs::File::create(path).map_err(Error::io("cannot create", path))?;
     let mut out = BufWriter::new(file);
-    body(&mut out)
-        .and_then(|_| out.flush())
-        .map_err(Error::io("cannot write", path))
+    body(&mut out).and_then(|_| out.flush()).map_err(Error::io("cannot write", path))
 }
 
 #[cfg(test)]
@@ -335,28 +324,15 @@ mod tests {
     fn same_seed_same_bytes() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let spec = WordSearchSpec {
-            strings: 1000,
-            max_len: 15,
-            targets: 10,
-            target_len: 3,
-            seed: 7,
-        };
+        let spec = WordSearchSpec { strings: 1000, max_len: 15, targets: 10, target_len: 3, seed: 7 };
         word_search(a.path(), &spec).unwrap();
         word_search(b.path(), &spec).unwrap();
         for f in ["strings.txt", "targets.txt"] {
-            assert_eq!(
-                std::fs::read(a.path().join(f)).unwrap(),
-                std::fs::read(b.path().join(f)).unwrap()
-            );
+            assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap());
         }
         let strings = std::fs::read_to_string(a.path().join("strings.txt")).unwrap();
         assert_eq!(strings.lines().count(), 1000);
-        assert!(
-            strings
-                .lines()
-                .all(|l| (1..=15).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()))
-        );
+        assert!(strings.lines().all(|l| (1..=15).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase())));
         text(a.path(), 10_000, 2, 1).unwrap();
         text(b.path(), 10_000, 2, 1).unwrap();
         assert_eq!(

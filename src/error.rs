@@ -14,9 +14,7 @@ pub enum Error {
     InputMissing(PathBuf),
 
     /// The input paths hold no file to read (only directories or hidden files).
-    #[error(
-        "no input files found in {0}: give files, or directories that contain non-hidden files"
-    )]
+    #[error("no input files found in {0}: give files, or directories that contain non-hidden files")]
     NoInputFiles(String),
 
     /// A file or directory could not be read, written or listed.
@@ -43,15 +41,11 @@ pub enum Error {
     },
 
     /// The output directory already holds files.
-    #[error(
-        "output directory '{0}' is not empty: choose another one, or pass --overwrite to replace its contents"
-    )]
+    #[error("output directory '{0}' is not empty: choose another one, or pass --overwrite to replace its contents")]
     OutputNotEmpty(PathBuf),
 
     /// The output directory is an input, or contains one.
-    #[error(
-        "output directory '{output}' would contain the input '{input}': choose an output outside the input"
-    )]
+    #[error("output directory '{output}' would contain the input '{input}': choose an output outside the input")]
     OutputOverlapsInput {
         /// The output directory.
         output: PathBuf,
@@ -94,9 +88,7 @@ pub enum Error {
     },
 
     /// The coordinator could not be reached.
-    #[error(
-        "cannot reach the coordinator at {url}: {reason}: check the address and that the coordinator is running"
-    )]
+    #[error("cannot reach the coordinator at {url}: {reason}: check the address and that the coordinator is running")]
     Unreachable {
         /// The coordinator's URL.
         url: String,
@@ -125,9 +117,7 @@ pub enum Error {
     },
 
     /// Worker processes kept dying.
-    #[error(
-        "worker processes died {0} times, more than the restart limit; see the worker logs above"
-    )]
+    #[error("worker processes died {0} times, more than the restart limit; see the worker logs above")]
     WorkersDied(u32),
 
     /// The job was stopped by a signal (Ctrl-C).
@@ -141,15 +131,8 @@ pub enum Error {
 
 impl Error {
     /// Wraps an I/O error with what was being done and the path involved.
-    pub fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Error {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| Error::Io { action, path, source }
     }
 }

@@ -33,13 +33,7 @@ pub struct Split {
 
 impl std::fmt::Display for Split {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} bytes {}..{}",
-            self.path.display(),
-            self.start,
-            self.end
-        )
+        write!(f, "{} bytes {}..{}", self.path.display(), self.start, self.end)
     }
 }
 
@@ -60,10 +54,7 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
         }
     }
     if files.is_empty() {
-        let names: Vec<String> = inputs
-            .iter()
-            .map(|p| format!("'{}'", p.display()))
-            .collect();
+        let names: Vec<String> = inputs.iter().map(|p| format!("'{}'", p.display())).collect();
         return Err(Error::NoInputFiles(names.join(", ")));
     }
     Ok(files)
@@ -92,14 +83,8 @@ fn walk(dir: &Path, files: &mut Vec<InputFile>) -> Result<()> {
 
 fn open_checked(path: &Path) -> Result<InputFile> {
     let file = File::open(path).map_err(Error::io("cannot read input file", path))?;
-    let len = file
-        .metadata()
-        .map_err(Error::io("cannot read input file", path))?
-        .len();
-    Ok(InputFile {
-        path: path.to_path_buf(),
-        len,
-    })
+    let len = file.metadata().map_err(Error::io("cannot read input file", path))?.len();
+    Ok(InputFile { path: path.to_path_buf(), len })
 }
 
 /// Cuts files into splits of at most `split_size` bytes. Empty files have no split.
@@ -110,11 +95,7 @@ pub fn plan_splits(files: &[InputFile], split_size: u64) -> Vec<Split> {
         let mut start = 0;
         while start < file.len {
             let end = (start + split_size).min(file.len);
-            splits.push(Split {
-                path: file.path.clone(),
-                start,
-                end,
-            });
+            splits.push(Split { path: file.path.clone(), start, end });
             start = end;
         }
     }
@@ -150,21 +131,11 @@ impl LineReader {
         if split.start > 0 {
             // The previous byte tells whether a line starts exactly at `start`; if not, the
             // partial line belongs to the previous split.
-            reader
-                .seek(SeekFrom::Start(split.start - 1))
-                .map_err(Error::io("cannot read input file", path))?;
-            let skipped = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(Error::io("cannot read input file", path))?;
+            reader.seek(SeekFrom::Start(split.start - 1)).map_err(Error::io("cannot read input file", path))?;
+            let skipped = reader.read_until(b'\n', &mut buf).map_err(Error::io("cannot read input file", path))?;
             pos = split.start - 1 + skipped as u64;
         }
-        Ok(LineReader {
-            reader,
-            path: path.clone(),
-            pos,
-            end: split.end,
-            buf,
-        })
+        Ok(LineReader { reader, path: path.clone(), pos, end: split.end, buf })
     }
 
     /// The next line of the split, or `None` at its end.
@@ -173,10 +144,8 @@ impl LineReader {
             return Ok(None);
         }
         self.buf.clear();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut self.buf)
-            .map_err(Error::io("cannot read input file", &self.path))?;
+        let n =
+            self.reader.read_until(b'\n', &mut self.buf).map_err(Error::io("cannot read input file", &self.path))?;
         if n == 0 {
             return Ok(None);
         }
@@ -188,10 +157,7 @@ impl LineReader {
         }
         match std::str::from_utf8(bytes) {
             Ok(text) => Ok(Some(Line { offset, text })),
-            Err(e) => Err(Error::InvalidUtf8 {
-                path: self.path.clone(),
-                offset: offset + e.valid_up_to() as u64,
-            }),
+            Err(e) => Err(Error::InvalidUtf8 { path: self.path.clone(), offset: offset + e.valid_up_to() as u64 }),
         }
     }
 
@@ -206,10 +172,7 @@ mod tests {
     use super::*;
 
     fn lines_of(path: &Path, len: u64, split_size: u64) -> Vec<(u64, String)> {
-        let files = [InputFile {
-            path: path.to_path_buf(),
-            len,
-        }];
+        let files = [InputFile { path: path.to_path_buf(), len }];
         let mut out = Vec::new();
         for split in plan_splits(&files, split_size) {
             let mut reader = LineReader::open(&split).unwrap();
@@ -224,8 +187,7 @@ mod tests {
     fn every_line_read_once_for_every_split_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.txt");
-        let text =
-            "alpha beta\r\n\ngamma\nlong line that crosses many splits\r\nlast without newline";
+        let text = "alpha beta\r\n\ngamma\nlong line that crosses many splits\r\nlast without newline";
         std::fs::write(&path, text).unwrap();
         let expected: Vec<(u64, String)> = {
             let mut v = Vec::new();
@@ -238,11 +200,7 @@ mod tests {
             v
         };
         for split_size in 1..=text.len() as u64 + 1 {
-            assert_eq!(
-                lines_of(&path, text.len() as u64, split_size),
-                expected,
-                "split size {split_size}"
-            );
+            assert_eq!(lines_of(&path, text.len() as u64, split_size), expected, "split size {split_size}");
         }
     }
 
@@ -251,11 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.txt");
         std::fs::write(&path, b"ok\nab\xffcd\n").unwrap();
-        let split = Split {
-            path: path.clone(),
-            start: 0,
-            end: 9,
-        };
+        let split = Split { path: path.clone(), start: 0, end: 9 };
         let mut reader = LineReader::open(&split).unwrap();
         assert_eq!(reader.next_line().unwrap().unwrap().text, "ok");
         match reader.next_line() {
@@ -271,14 +225,7 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("b/sub")).unwrap();
         std::fs::create_dir_all(root.join(".git")).unwrap();
-        for name in [
-            "b/sub/z.txt",
-            "b/a.txt",
-            "a.txt",
-            ".hidden",
-            ".git/x",
-            "c.txt",
-        ] {
+        for name in ["b/sub/z.txt", "b/a.txt", "a.txt", ".hidden", ".git/x", "c.txt"] {
             std::fs::write(root.join(name), "x\n").unwrap();
         }
         let found: Vec<PathBuf> = discover(&[root.to_path_buf()])
@@ -286,23 +233,14 @@ mod tests {
             .into_iter()
             .map(|f| f.path.strip_prefix(root).unwrap().to_path_buf())
             .collect();
-        let expected: Vec<PathBuf> = ["a.txt", "b/a.txt", "b/sub/z.txt", "c.txt"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let expected: Vec<PathBuf> = ["a.txt", "b/a.txt", "b/sub/z.txt", "c.txt"].iter().map(PathBuf::from).collect();
         assert_eq!(found, expected);
     }
 
     #[test]
     fn missing_and_empty_inputs_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            discover(&[dir.path().join("nope")]),
-            Err(Error::InputMissing(_))
-        ));
-        assert!(matches!(
-            discover(&[dir.path().to_path_buf()]),
-            Err(Error::NoInputFiles(_))
-        ));
+        assert!(matches!(discover(&[dir.path().join("nope")]), Err(Error::InputMissing(_))));
+        assert!(matches!(discover(&[dir.path().to_path_buf()]), Err(Error::NoInputFiles(_))));
     }
 }

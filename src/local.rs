@@ -13,8 +13,9 @@ use crate::scheduler::{AttemptId, AttemptRecord, Millis, Outcome, Phase, TaskId}
 use crate::summary::{PhaseSummary, Summary};
 use crate::task::{self, Progress, TaskCounters};
 
-/// Runs a planned job sequentially and commits its output.
-pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
+/// Runs a planned job sequentially and commits its output. Cancelling `progress` stops it
+/// at its next checkpoint, and the output directory is then cleaned.
+pub fn run(job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
     let started = Instant::now();
     let now = || started.elapsed().as_millis() as Millis;
     let mut state: HashMap<String, Vec<u8>> = plan.prepared.state.iter().cloned().collect();
@@ -22,17 +23,10 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
     let work_dir = tempfile::Builder::new()
         .prefix("mr-work-")
         .tempdir()
-        .map_err(Error::io(
-            "cannot create work directory in",
-            std::env::temp_dir(),
-        ))?;
-    let progress = Progress::default();
+        .map_err(Error::io("cannot create work directory in", std::env::temp_dir()))?;
     let mut attempts = Vec::new();
     let mut record = |phase, index, start| {
-        let id = AttemptId {
-            task: TaskId { phase, index },
-            attempt: 0,
-        };
+        let id = AttemptId { task: TaskId { phase, index }, attempt: 0 };
         attempts.push(AttemptRecord {
             id,
             worker: 0,
@@ -47,7 +41,7 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
     for (i, split) in plan.splits.iter().enumerate() {
         let start = now();
         let output = work_dir.path().join(format!("map-{i:05}-0.out"));
-        map_counters += task::run_map(job.as_ref(), split, plan.reduce_tasks, &output, &progress)
+        map_counters += task::run_map(job.as_ref(), split, plan.reduce_tasks, &output, progress)
             .map_err(|e| in_task(Phase::Map, i, e))?;
         map_outputs.push(output);
         record(Phase::Map, i as u32, start);
@@ -61,18 +55,10 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
         let start = now();
         let name = format!("part-r-{p:05}");
         let tmp: PathBuf = tmp_dir.join(format!("{name}.attempt-0"));
-        reduce_counters += task::run_reduce(
-            job.as_ref(),
-            p,
-            plan.reduce_tasks,
-            &map_outputs,
-            &tmp,
-            &progress,
-        )
-        .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
+        reduce_counters += task::run_reduce(job.as_ref(), p, plan.reduce_tasks, &map_outputs, &tmp, progress)
+            .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
         let final_path = out.join(&name);
-        std::fs::rename(&tmp, &final_path)
-            .map_err(Error::io("cannot commit output to", &final_path))?;
+        std::fs::rename(&tmp, &final_path).map_err(Error::io("cannot commit output to", &final_path))?;
         record(Phase::Reduce, p, start);
     }
     std::fs::remove_dir_all(&tmp_dir).map_err(Error::io("cannot remove", &tmp_dir))?;
@@ -85,18 +71,8 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
         succeeded: true,
         error: None,
         output: out.display().to_string(),
-        map: PhaseSummary::from_attempts(
-            Phase::Map,
-            plan.splits.len() as u32,
-            map_counters,
-            &attempts,
-        ),
-        reduce: PhaseSummary::from_attempts(
-            Phase::Reduce,
-            plan.reduce_tasks,
-            reduce_counters,
-            &attempts,
-        ),
+        map: PhaseSummary::from_attempts(Phase::Map, plan.splits.len() as u32, map_counters, &attempts),
+        reduce: PhaseSummary::from_attempts(Phase::Reduce, plan.reduce_tasks, reduce_counters, &attempts),
         wall_ms: now(),
         committed_ms: Some(committed),
         workers: Vec::new(),
@@ -107,12 +83,11 @@ pub fn run(job_name: &str, plan: Plan) -> Result<Summary> {
 }
 
 fn in_task(phase: Phase, index: usize, e: Error) -> Error {
+    if matches!(e, Error::Interrupted) {
+        return e;
+    }
     Error::TaskFailed {
-        task: TaskId {
-            phase,
-            index: index as u32,
-        }
-        .to_string(),
+        task: TaskId { phase, index: index as u32 }.to_string(),
         attempts: 1,
         last_error: e.to_string(),
     }

@@ -60,12 +60,7 @@ impl MapOutputWriter {
     /// Starts the next partition; partitions must be started in order, none skipped.
     pub fn start_partition(&mut self) {
         self.finish_partition();
-        let segment = Segment {
-            offset: self.pos,
-            len: 0,
-            records: 0,
-            crc: 0,
-        };
+        let segment = Segment { offset: self.pos, len: 0, records: 0, crc: 0 };
         self.current = Some((segment, crc32fast::Hasher::new()));
     }
 
@@ -82,10 +77,7 @@ impl MapOutputWriter {
         let mut head = [0u8; 20];
         let mut n = encode_varint(key.len() as u64, &mut head);
         n += encode_varint(value.len() as u64, &mut head[n..]);
-        let (segment, hasher) = self
-            .current
-            .as_mut()
-            .expect("start_partition is called before write");
+        let (segment, hasher) = self.current.as_mut().expect("start_partition is called before write");
         segment.records += 1;
         hasher.update(&head[..n]);
         hasher.update(key);
@@ -114,15 +106,9 @@ impl MapOutputWriter {
         tail.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
         tail.extend_from_slice(MAGIC);
         let path = self.path.clone();
-        self.out
-            .write_all(&tail)
-            .map_err(Error::io("cannot write map output", &path))?;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io("cannot write map output", &path)(e.into_error()))?;
-        file.sync_all()
-            .map_err(Error::io("cannot sync map output", &path))?;
+        self.out.write_all(&tail).map_err(Error::io("cannot write map output", &path))?;
+        let file = self.out.into_inner().map_err(|e| Error::io("cannot write map output", &path)(e.into_error()))?;
+        file.sync_all().map_err(Error::io("cannot sync map output", &path))?;
         Ok(self.pos + tail.len() as u64)
     }
 }
@@ -140,15 +126,9 @@ fn encode_varint(mut v: u64, out: &mut [u8]) -> usize {
 
 /// Reads the index of a map output file and checks that it has `partitions` partitions.
 pub fn read_index(path: &Path, partitions: u32) -> Result<Vec<Segment>> {
-    let corrupt = |reason: String| Error::CorruptMapOutput {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let corrupt = |reason: String| Error::CorruptMapOutput { path: path.to_path_buf(), reason };
     let mut file = File::open(path).map_err(Error::io("cannot read map output", path))?;
-    let len = file
-        .metadata()
-        .map_err(Error::io("cannot read map output", path))?
-        .len();
+    let len = file.metadata().map_err(Error::io("cannot read map output", path))?.len();
     if len < FOOTER as u64 {
         return Err(corrupt(format!("{len} bytes is too short for a footer")));
     }
@@ -157,15 +137,11 @@ pub fn read_index(path: &Path, partitions: u32) -> Result<Vec<Segment>> {
         .and_then(|_| file.read_exact(&mut footer))
         .map_err(Error::io("cannot read map output", path))?;
     if &footer[4..] != MAGIC {
-        return Err(corrupt(
-            "bad magic in footer (truncated or not a map output)".into(),
-        ));
+        return Err(corrupt("bad magic in footer (truncated or not a map output)".into()));
     }
     let count = u32::from_le_bytes(footer[..4].try_into().expect("4 bytes"));
     if count != partitions {
-        return Err(corrupt(format!(
-            "has {count} partitions, the job has {partitions}"
-        )));
+        return Err(corrupt(format!("has {count} partitions, the job has {partitions}")));
     }
     let index_len = count as u64 * INDEX_ENTRY as u64;
     if len < FOOTER as u64 + index_len {
@@ -187,10 +163,7 @@ pub fn read_index(path: &Path, partitions: u32) -> Result<Vec<Segment>> {
             crc: u32::from_le_bytes(entry[24..28].try_into().expect("4 bytes")),
         };
         if segment.offset != expected_offset {
-            return Err(corrupt(format!(
-                "index entry at offset {} is out of place",
-                segment.offset
-            )));
+            return Err(corrupt(format!("index entry at offset {} is out of place", segment.offset)));
         }
         expected_offset += segment.len;
         segments.push(segment);
@@ -215,8 +188,7 @@ impl SegmentReader {
     pub fn open(path: &Path, partition: u32, partitions: u32) -> Result<SegmentReader> {
         let segment = read_index(path, partitions)?[partition as usize];
         let mut file = File::open(path).map_err(Error::io("cannot read map output", path))?;
-        file.seek(SeekFrom::Start(segment.offset))
-            .map_err(Error::io("cannot read map output", path))?;
+        file.seek(SeekFrom::Start(segment.offset)).map_err(Error::io("cannot read map output", path))?;
         Ok(SegmentReader {
             reader: BufReader::with_capacity(64 * 1024, file.take(segment.len)),
             path: path.to_path_buf(),
@@ -236,9 +208,7 @@ impl SegmentReader {
         if self.read == self.segment.records {
             // Consume the rest so that the checksum covers the whole segment.
             let mut rest = Vec::new();
-            self.reader
-                .read_to_end(&mut rest)
-                .map_err(Error::io("cannot read map output", &self.path))?;
+            self.reader.read_to_end(&mut rest).map_err(Error::io("cannot read map output", &self.path))?;
             self.hasher.update(&rest);
             let crc = std::mem::take(&mut self.hasher).finalize();
             if crc != self.segment.crc || !rest.is_empty() {
@@ -254,14 +224,10 @@ impl SegmentReader {
         let key_len = self.varint()?;
         let value_len = self.varint()?;
         if key_len + value_len > self.segment.len {
-            return Err(self.corrupt(format!(
-                "record length {} exceeds its segment",
-                key_len + value_len
-            )));
+            return Err(self.corrupt(format!("record length {} exceeds its segment", key_len + value_len)));
         }
         read_exact_into(&mut self.reader, key, key_len as usize).map_err(|e| self.truncated(e))?;
-        read_exact_into(&mut self.reader, value, value_len as usize)
-            .map_err(|e| self.truncated(e))?;
+        read_exact_into(&mut self.reader, value, value_len as usize).map_err(|e| self.truncated(e))?;
         self.hasher.update(key);
         self.hasher.update(value);
         self.read += 1;
@@ -272,9 +238,7 @@ impl SegmentReader {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let mut b = [0u8];
-            self.reader
-                .read_exact(&mut b)
-                .map_err(|e| self.truncated(e))?;
+            self.reader.read_exact(&mut b).map_err(|e| self.truncated(e))?;
             self.hasher.update(&b);
             v |= u64::from(b[0] & 0x7f) << shift;
             if b[0] & 0x80 == 0 {
@@ -293,10 +257,7 @@ impl SegmentReader {
     }
 
     fn corrupt(&self, reason: String) -> Error {
-        Error::CorruptMapOutput {
-            path: self.path.clone(),
-            reason,
-        }
+        Error::CorruptMapOutput { path: self.path.clone(), reason }
     }
 }
 
@@ -353,14 +314,7 @@ impl Merger {
             }
             values.push(value);
         }
-        Ok(Merger {
-            runs,
-            values,
-            heap,
-            key: Vec::new(),
-            value: Vec::new(),
-            spare: Vec::new(),
-        })
+        Ok(Merger { runs, values, heap, key: Vec::new(), value: Vec::new(), spare: Vec::new() })
     }
 
     /// Moves to the next record in merged order. False when every run is exhausted.
@@ -416,36 +370,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         let b = dir.path().join("b");
-        write_file(
-            &a,
-            &[
-                vec![("x", "1")],
-                vec![("apple", "a1"), ("pear", "a2"), ("pear", "a3")],
-            ],
-        );
-        write_file(
-            &b,
-            &[vec![], vec![("apple", "b1"), ("fig", "b2"), ("pear", "b3")]],
-        );
-        let runs = vec![
-            SegmentReader::open(&a, 1, 2).unwrap(),
-            SegmentReader::open(&b, 1, 2).unwrap(),
-        ];
+        write_file(&a, &[vec![("x", "1")], vec![("apple", "a1"), ("pear", "a2"), ("pear", "a3")]]);
+        write_file(&b, &[vec![], vec![("apple", "b1"), ("fig", "b2"), ("pear", "b3")]]);
+        let runs = vec![SegmentReader::open(&a, 1, 2).unwrap(), SegmentReader::open(&b, 1, 2).unwrap()];
         let mut m = Merger::new(runs).unwrap();
         let mut got = Vec::new();
         while m.advance().unwrap() {
-            got.push(format!(
-                "{}={}",
-                String::from_utf8_lossy(m.key()),
-                String::from_utf8_lossy(m.value())
-            ));
+            got.push(format!("{}={}", String::from_utf8_lossy(m.key()), String::from_utf8_lossy(m.value())));
         }
-        assert_eq!(
-            got,
-            [
-                "apple=a1", "apple=b1", "fig=b2", "pear=a2", "pear=a3", "pear=b3"
-            ]
-        );
+        assert_eq!(got, ["apple=a1", "apple=b1", "fig=b2", "pear=a2", "pear=a3", "pear=b3"]);
     }
 
     #[test]
@@ -462,19 +395,10 @@ mod tests {
         while let Ok(true) = result {
             result = r.next_into(&mut k, &mut v);
         }
-        assert!(
-            matches!(result, Err(Error::CorruptMapOutput { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(Error::CorruptMapOutput { .. })), "{result:?}");
         // Truncation hits the footer check.
         std::fs::write(&a, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(matches!(
-            read_index(&a, 1),
-            Err(Error::CorruptMapOutput { .. })
-        ));
-        assert!(matches!(
-            read_index(&a, 2),
-            Err(Error::CorruptMapOutput { .. })
-        ));
+        assert!(matches!(read_index(&a, 1), Err(Error::CorruptMapOutput { .. })));
+        assert!(matches!(read_index(&a, 2), Err(Error::CorruptMapOutput { .. })));
     }
 }

@@ -62,13 +62,7 @@ pub fn plan(request: &JobRequest) -> Result<Plan> {
     let splits = input::plan_splits(&files, split_size);
     let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);
     let output = OutputDir::prepare(&request.output, &request.inputs, request.overwrite)?;
-    Ok(Plan {
-        splits,
-        reduce_tasks,
-        prepared,
-        input_bytes,
-        output,
-    })
+    Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output })
 }
 
 /// The job's output directory. Unless [`OutputDir::keep`] is called, dropping it removes
@@ -83,17 +77,12 @@ pub struct OutputDir {
 
 impl OutputDir {
     fn prepare(output: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<OutputDir> {
-        let path = std::path::absolute(output)
-            .map_err(Error::io("cannot resolve output directory", output))?;
+        let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
         for input in inputs {
-            let input =
-                std::fs::canonicalize(input).map_err(Error::io("cannot resolve input", input))?;
+            let input = std::fs::canonicalize(input).map_err(Error::io("cannot resolve input", input))?;
             let out = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if input.starts_with(&out) {
-                return Err(Error::OutputOverlapsInput {
-                    output: path,
-                    input,
-                });
+                return Err(Error::OutputOverlapsInput { output: path, input });
             }
         }
         let created = match std::fs::read_dir(&path) {
@@ -107,17 +96,12 @@ impl OutputDir {
                 false
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&path)
-                    .map_err(Error::io("cannot create output directory", &path))?;
+                std::fs::create_dir_all(&path).map_err(Error::io("cannot create output directory", &path))?;
                 true
             }
             Err(e) => return Err(Error::io("cannot use output directory", &path)(e)),
         };
-        Ok(OutputDir {
-            path,
-            created,
-            keep: false,
-        })
+        Ok(OutputDir { path, created, keep: false })
     }
 
     /// The directory.
@@ -157,11 +141,7 @@ fn clear_dir(path: &Path) -> Result<()> {
         let entry = entry.map_err(Error::io("cannot list output directory", path))?;
         let p = entry.path();
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        let removed = if is_dir {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
+        let removed = if is_dir { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
         removed.map_err(Error::io("cannot remove (for --overwrite)", &p))?;
     }
     Ok(())

@@ -13,24 +13,14 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 impl From<AttemptId> for pb::TaskRef {
     fn from(id: AttemptId) -> pb::TaskRef {
-        pb::TaskRef {
-            is_map: id.task.phase == Phase::Map,
-            task_id: id.task.index,
-            attempt: id.attempt,
-        }
+        pb::TaskRef { is_map: id.task.phase == Phase::Map, task_id: id.task.index, attempt: id.attempt }
     }
 }
 
 impl From<pb::TaskRef> for AttemptId {
     fn from(r: pb::TaskRef) -> AttemptId {
         let phase = if r.is_map { Phase::Map } else { Phase::Reduce };
-        AttemptId {
-            task: TaskId {
-                phase,
-                index: r.task_id,
-            },
-            attempt: r.attempt,
-        }
+        AttemptId { task: TaskId { phase, index: r.task_id }, attempt: r.attempt }
     }
 }
 

@@ -44,33 +44,12 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     let work_dir = tempfile::Builder::new()
         .prefix("mr-work-")
         .tempdir()
-        .map_err(Error::io(
-            "cannot create work directory in",
-            std::env::temp_dir(),
-        ))?;
-    let addr = config
-        .listen
-        .clone()
-        .unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: addr.clone(),
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| Error::Listen {
-        addr: addr.clone(),
-        source,
-    })?;
-    let host = if local.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        local.ip().to_string()
-    };
-    let url = format!(
-        "http://{}",
-        std::net::SocketAddr::new(host.parse().expect("an IP address"), local.port())
-    );
+        .map_err(Error::io("cannot create work directory in", std::env::temp_dir()))?;
+    let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+    let listener = TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), source })?;
+    let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), source })?;
+    let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
+    let url = format!("http://{}", std::net::SocketAddr::new(host.parse().expect("an IP address"), local.port()));
 
     let coordinator = Coordinator::new(CoordinatorConfig {
         job_name: job_name.to_string(),
@@ -80,8 +59,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         work_dir: work_dir.path().to_path_buf(),
         output_dir: plan.output.path().to_path_buf(),
         worker_timeout: config.worker_timeout,
-        heartbeat_interval: (config.worker_timeout / 10)
-            .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        heartbeat_interval: (config.worker_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
         max_attempts: config.max_attempts,
         state: plan.prepared.state.clone(),
     });
@@ -101,14 +79,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         (Ok(()), JobState::Succeeded) => None,
         (Ok(()), JobState::Failed(f)) => {
             let task = describe_task(&plan, f.task);
-            Some(
-                Error::TaskFailed {
-                    task,
-                    attempts: f.attempts,
-                    last_error: f.last_error.clone(),
-                }
-                .to_string(),
-            )
+            Some(Error::TaskFailed { task, attempts: f.attempts, last_error: f.last_error.clone() }.to_string())
         }
         (Ok(()), other) => Some(format!("the job ended in state {other:?}")),
     };
@@ -123,18 +94,8 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         succeeded: error.is_none(),
         error: error.clone(),
         output: plan.output.path().display().to_string(),
-        map: PhaseSummary::from_attempts(
-            Phase::Map,
-            plan.splits.len() as u32,
-            s.counters(Phase::Map),
-            s.attempts(),
-        ),
-        reduce: PhaseSummary::from_attempts(
-            Phase::Reduce,
-            plan.reduce_tasks,
-            s.counters(Phase::Reduce),
-            s.attempts(),
-        ),
+        map: PhaseSummary::from_attempts(Phase::Map, plan.splits.len() as u32, s.counters(Phase::Map), s.attempts()),
+        reduce: PhaseSummary::from_attempts(Phase::Reduce, plan.reduce_tasks, s.counters(Phase::Reduce), s.attempts()),
         wall_ms: coordinator.now(),
         committed_ms: coordinator.committed_at(),
         workers: supervisor.summaries(),
@@ -165,11 +126,7 @@ pub fn describe_task(plan: &Plan, task: crate::scheduler::TaskId) -> String {
 }
 
 /// Waits for the job to end, replacing worker processes that die before it does.
-async fn supervise(
-    coordinator: &Coordinator,
-    supervisor: &mut Supervisor,
-    config: &RunConfig,
-) -> Result<()> {
+async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, config: &RunConfig) -> Result<()> {
     let mut ended = coordinator.ended();
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -207,8 +164,7 @@ async fn supervise(
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(kind)
-        .map_err(|e| Error::Job(format!("cannot install a signal handler: {e}")))
+    tokio::signal::unix::signal(kind).map_err(|e| Error::Job(format!("cannot install a signal handler: {e}")))
 }
 
 /// Starts worker processes and keeps track of them until they have all exited.
@@ -224,28 +180,16 @@ struct Supervisor {
 
 impl Supervisor {
     fn new(url: String, extra_args: Vec<String>) -> Result<Supervisor> {
-        let exe = std::env::current_exe()
-            .map_err(|e| Error::Job(format!("cannot find this executable: {e}")))?;
+        let exe = std::env::current_exe().map_err(|e| Error::Job(format!("cannot find this executable: {e}")))?;
         let (exits_tx, exits) = mpsc::unbounded_channel();
-        Ok(Supervisor {
-            exe,
-            url,
-            extra_args,
-            running: HashMap::new(),
-            done: Vec::new(),
-            exits_tx,
-            exits,
-        })
+        Ok(Supervisor { exe, url, extra_args, running: HashMap::new(), done: Vec::new(), exits_tx, exits })
     }
 
     /// Starts one `mr worker` process in its own process group, set to be killed when this
     /// process dies.
     fn spawn(&mut self, coordinator: &Coordinator) -> Result<()> {
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("worker")
-            .arg("--coordinator")
-            .arg(&self.url)
-            .args(&self.extra_args);
+        cmd.arg("worker").arg("--coordinator").arg(&self.url).args(&self.extra_args);
         cmd.stdin(std::process::Stdio::null());
         let parent = std::process::id();
         // SAFETY: the closure runs in the forked child before exec and only makes
@@ -261,9 +205,7 @@ impl Supervisor {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Job(format!("cannot start a worker process: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| Error::Job(format!("cannot start a worker process: {e}")))?;
         let pid = child.id().expect("a child that was just spawned has a pid");
         self.running.insert(pid, ());
         tracing::debug!(pid, at = coordinator.now(), "worker process started");
@@ -278,11 +220,7 @@ impl Supervisor {
 
     fn exited(&mut self, pid: u32, status: ExitStatus, now: Millis) {
         self.running.remove(&pid);
-        self.done.push(WorkerSummary {
-            pid,
-            exit_ms: Some(now),
-            status: status.to_string(),
-        });
+        self.done.push(WorkerSummary { pid, exit_ms: Some(now), status: status.to_string() });
     }
 
     /// Lets workers exit by themselves for a grace period, then kills what is left, and
@@ -298,10 +236,7 @@ impl Supervisor {
                 Ok(Some((pid, status))) => self.exited(pid, status, coordinator.now()),
                 Ok(None) => break,
                 Err(_) => {
-                    tracing::warn!(
-                        left = self.running.len(),
-                        "workers did not exit in time; killing them"
-                    );
+                    tracing::warn!(left = self.running.len(), "workers did not exit in time; killing them");
                     self.kill_all(Signal::SIGKILL);
                     while let Some((pid, status)) = self.exits.recv().await {
                         self.exited(pid, status, coordinator.now());

@@ -284,14 +284,7 @@ impl Scheduler {
     /// A worker joins. Returns its id.
     pub fn register(&mut self, name: String, now: Millis) -> WorkerId {
         let id = self.workers.keys().next_back().map_or(1, |last| last + 1);
-        self.workers.insert(
-            id,
-            WorkerInfo {
-                name,
-                last_seen_ms: now,
-                alive: true,
-            },
-        );
+        self.workers.insert(id, WorkerInfo { name, last_seen_ms: now, alive: true });
         id
     }
 
@@ -317,35 +310,20 @@ impl Scheduler {
             JobState::TasksDone => return Assignment::Wait,
             JobState::Succeeded | JobState::Failed(_) => return Assignment::Exit,
         }
-        let phase = if self.maps_done < self.config.map_tasks {
-            Phase::Map
-        } else {
-            Phase::Reduce
-        };
+        let phase = if self.maps_done < self.config.map_tasks { Phase::Map } else { Phase::Reduce };
         let tasks = match phase {
             Phase::Map => &self.maps,
             Phase::Reduce => &self.reduces,
         };
-        let Some(index) = tasks
-            .iter()
-            .position(|t| matches!(t.state, TaskState::Idle))
-        else {
+        let Some(index) = tasks.iter().position(|t| matches!(t.state, TaskState::Idle)) else {
             return Assignment::Wait;
         };
-        let id = TaskId {
-            phase,
-            index: index as u32,
-        };
+        let id = TaskId { phase, index: index as u32 };
         let record = self.attempts.len();
         let task = self.task_mut(id).expect("index found above");
         let attempt = task.next_attempt;
         task.next_attempt += 1;
-        task.state = TaskState::Running(vec![Running {
-            attempt,
-            worker,
-            record,
-            commit_granted: false,
-        }]);
+        task.state = TaskState::Running(vec![Running { attempt, worker, record, commit_granted: false }]);
         let attempt = AttemptId { task: id, attempt };
         self.attempts.push(AttemptRecord {
             id: attempt,
@@ -365,10 +343,7 @@ impl Scheduler {
                 })
                 .collect(),
         };
-        Assignment::Run {
-            attempt,
-            map_outputs,
-        }
+        Assignment::Run { attempt, map_outputs }
     }
 
     /// A worker says it is alive.
@@ -378,10 +353,7 @@ impl Scheduler {
 
     fn running(&self, id: AttemptId, worker: WorkerId) -> Option<Running> {
         match &self.tasks(id.task.phase).get(id.task.index as usize)?.state {
-            TaskState::Running(list) => list
-                .iter()
-                .find(|r| r.attempt == id.attempt && r.worker == worker)
-                .copied(),
+            TaskState::Running(list) => list.iter().find(|r| r.attempt == id.attempt && r.worker == worker).copied(),
             _ => None,
         }
     }
@@ -393,17 +365,10 @@ impl Scheduler {
         if self.state != JobState::Running || self.running(id, worker).is_none() {
             return false;
         }
-        let Some(Task {
-            state: TaskState::Running(list),
-            ..
-        }) = self.task_mut(id.task)
-        else {
+        let Some(Task { state: TaskState::Running(list), .. }) = self.task_mut(id.task) else {
             return false;
         };
-        if list
-            .iter()
-            .any(|r| r.commit_granted && r.attempt != id.attempt)
-        {
+        if list.iter().any(|r| r.commit_granted && r.attempt != id.attempt) {
             return false;
         }
         for r in list.iter_mut() {
@@ -427,26 +392,18 @@ impl Scheduler {
         let Some(running) = self.running(id, worker) else {
             return false;
         };
-        if self.state != JobState::Running
-            || (id.task.phase == Phase::Reduce && !running.commit_granted)
-        {
+        if self.state != JobState::Running || (id.task.phase == Phase::Reduce && !running.commit_granted) {
             return false;
         }
         let task = self.task_mut(id.task).expect("running attempt has a task");
-        let TaskState::Running(list) =
-            std::mem::replace(&mut task.state, TaskState::Done { output })
-        else {
+        let TaskState::Running(list) = std::mem::replace(&mut task.state, TaskState::Done { output }) else {
             unreachable!("checked by running()")
         };
         task.counters = counters;
         for r in list {
             let record = &mut self.attempts[r.record];
             record.end_ms = Some(now);
-            record.outcome = if r.attempt == id.attempt {
-                Outcome::Committed
-            } else {
-                Outcome::Discarded
-            };
+            record.outcome = if r.attempt == id.attempt { Outcome::Committed } else { Outcome::Discarded };
         }
         match id.task.phase {
             Phase::Map => self.maps_done += 1,
@@ -476,11 +433,7 @@ impl Scheduler {
         let task = self.task_mut(id.task).expect("running attempt has a task");
         task.failures += 1;
         task.last_error = error;
-        let failure = JobFailure {
-            task: id.task,
-            attempts: task.failures,
-            last_error: task.last_error.clone(),
-        };
+        let failure = JobFailure { task: id.task, attempts: task.failures, last_error: task.last_error.clone() };
         if failure.attempts >= max_attempts && self.state == JobState::Running {
             self.state = JobState::Failed(failure);
         }
@@ -526,13 +479,7 @@ impl Scheduler {
             for (index, task) in self.tasks(phase).iter().enumerate() {
                 if let TaskState::Running(list) = &task.state {
                     for r in list.iter().filter(|r| r.worker == worker) {
-                        lost.push((
-                            TaskId {
-                                phase,
-                                index: index as u32,
-                            },
-                            *r,
-                        ));
+                        lost.push((TaskId { phase, index: index as u32 }, *r));
                     }
                 }
             }
@@ -552,15 +499,8 @@ impl Scheduler {
     /// The job is stopped from outside (e.g. Ctrl-C); workers are told to exit.
     pub fn abort(&mut self, reason: String) {
         if !matches!(self.state, JobState::Succeeded | JobState::Failed(_)) {
-            let task = TaskId {
-                phase: Phase::Map,
-                index: 0,
-            };
-            self.state = JobState::Failed(JobFailure {
-                task,
-                attempts: 0,
-                last_error: reason,
-            });
+            let task = TaskId { phase: Phase::Map, index: 0 };
+            self.state = JobState::Failed(JobFailure { task, attempts: 0, last_error: reason });
         }
     }
 }
@@ -580,10 +520,7 @@ mod tests {
 
     fn run(a: Assignment) -> (AttemptId, Vec<String>) {
         match a {
-            Assignment::Run {
-                attempt,
-                map_outputs,
-            } => (attempt, map_outputs),
+            Assignment::Run { attempt, map_outputs } => (attempt, map_outputs),
             other => panic!("expected a task, got {other:?}"),
         }
     }
@@ -592,13 +529,7 @@ mod tests {
         if id.task.phase == Phase::Reduce {
             assert!(s.request_commit(w, id, now));
         }
-        s.complete(
-            w,
-            id,
-            format!("out-{}", id.task.index),
-            TaskCounters::default(),
-            now,
-        )
+        s.complete(w, id, format!("out-{}", id.task.index), TaskCounters::default(), now)
     }
 
     #[test]
@@ -659,15 +590,9 @@ mod tests {
         s.heartbeat(b, 20_000);
         s.tick(20_000);
         let (second, _) = run(s.request_task(b, 20_000));
-        assert!(
-            !s.request_commit(a, first, 20_001),
-            "a lost attempt cannot commit"
-        );
+        assert!(!s.request_commit(a, first, 20_001), "a lost attempt cannot commit");
         assert!(s.request_commit(b, second, 20_002));
-        assert!(
-            s.request_commit(b, second, 20_003),
-            "granting is idempotent for the winner"
-        );
+        assert!(s.request_commit(b, second, 20_003), "granting is idempotent for the winner");
         // Completion without a grant is refused.
         assert!(!s.complete(a, first, "x".into(), TaskCounters::default(), 20_004));
         assert!(s.complete(b, second, "x".into(), TaskCounters::default(), 20_005));
@@ -684,13 +609,7 @@ mod tests {
         }
         match s.state() {
             JobState::Failed(f) => {
-                assert_eq!(
-                    f.task,
-                    TaskId {
-                        phase: Phase::Map,
-                        index: 0
-                    }
-                );
+                assert_eq!(f.task, TaskId { phase: Phase::Map, index: 0 });
                 assert_eq!(f.attempts, 3);
                 assert_eq!(f.last_error, "boom 2");
             }

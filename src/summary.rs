@@ -59,12 +59,7 @@ pub struct Summary {
 
 impl PhaseSummary {
     /// Builds a phase's summary from the attempt records.
-    pub fn from_attempts(
-        phase: Phase,
-        tasks: u32,
-        counters: TaskCounters,
-        attempts: &[AttemptRecord],
-    ) -> PhaseSummary {
+    pub fn from_attempts(phase: Phase, tasks: u32, counters: TaskCounters, attempts: &[AttemptRecord]) -> PhaseSummary {
         let of_phase = || attempts.iter().filter(move |a| a.id.task.phase == phase);
         let start = of_phase().map(|a| a.start_ms).min();
         let end = of_phase().filter_map(|a| a.end_ms).max();
@@ -90,18 +85,8 @@ fn secs(ms: Millis) -> String {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let verdict = if self.succeeded {
-            "succeeded"
-        } else {
-            "FAILED"
-        };
-        writeln!(
-            f,
-            "job {} ({}) {verdict} in {}",
-            self.job,
-            self.mode,
-            secs(self.wall_ms)
-        )?;
+        let verdict = if self.succeeded { "succeeded" } else { "FAILED" };
+        writeln!(f, "job {} ({}) {verdict} in {}", self.job, self.mode, secs(self.wall_ms))?;
         let m = &self.map;
         writeln!(
             f,
@@ -127,21 +112,10 @@ impl std::fmt::Display for Summary {
             bytes(r.counters.output_bytes),
             secs(r.wall_ms)
         )?;
-        let failed = self
-            .attempts
-            .iter()
-            .filter(|a| matches!(a.outcome, Outcome::Failed(_)))
-            .count();
-        let lost = self
-            .attempts
-            .iter()
-            .filter(|a| a.outcome == Outcome::Lost)
-            .count();
+        let failed = self.attempts.iter().filter(|a| matches!(a.outcome, Outcome::Failed(_))).count();
+        let lost = self.attempts.iter().filter(|a| a.outcome == Outcome::Lost).count();
         if failed + lost > 0 {
-            writeln!(
-                f,
-                "  faults: {failed} failed attempts, {lost} lost attempts"
-            )?;
+            writeln!(f, "  faults: {failed} failed attempts, {lost} lost attempts")?;
         }
         write!(f, "  output: {}", self.output)
     }

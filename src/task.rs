@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::input::{LineReader, Split};
@@ -39,13 +39,32 @@ impl std::ops::AddAssign for TaskCounters {
     }
 }
 
-/// Live progress of a running attempt, read by the heartbeat.
+/// Live progress of a running attempt, read by the heartbeat, and its cancellation flag.
 #[derive(Debug, Default)]
 pub struct Progress {
     /// Records processed so far.
     pub records: AtomicU64,
     /// Bytes processed so far.
     pub bytes: AtomicU64,
+    /// Set to stop the attempt at its next checkpoint.
+    pub cancelled: AtomicBool,
+}
+
+/// Records between two progress checkpoints.
+const CHECKPOINT: u64 = 1024;
+
+impl Progress {
+    /// Publishes progress; fails with [`Error::Interrupted`] once the attempt is cancelled.
+    fn checkpoint(&self, records: u64, bytes: u64) -> Result<()> {
+        self.records.store(records, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        if self.cancelled.load(Ordering::Relaxed) { Err(Error::Interrupted) } else { Ok(()) }
+    }
+
+    /// Asks the attempt to stop.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Intermediate pairs of one map task, held in one arena and sorted by (partition, key).
@@ -90,9 +109,8 @@ impl SortBuffer {
     fn sort(&mut self) {
         let mut entries = std::mem::take(&mut self.entries);
         // The offset breaks ties, so equal keys keep their emission order.
-        entries.sort_unstable_by(|a, b| {
-            (a.partition, self.key(a), a.offset).cmp(&(b.partition, self.key(b), b.offset))
-        });
+        entries
+            .sort_unstable_by(|a, b| (a.partition, self.key(a), a.offset).cmp(&(b.partition, self.key(b), b.offset)));
         self.entries = entries;
     }
 
@@ -105,17 +123,11 @@ impl SortBuffer {
             while i < self.entries.len() && self.entries[i].partition == p {
                 let key = self.key(&self.entries[i]);
                 let mut j = i + 1;
-                while j < self.entries.len()
-                    && self.entries[j].partition == p
-                    && self.key(&self.entries[j]) == key
-                {
+                while j < self.entries.len() && self.entries[j].partition == p && self.key(&self.entries[j]) == key {
                     j += 1;
                 }
                 if job.has_combiner() {
-                    let mut source = SliceValues {
-                        buffer: self,
-                        entries: &self.entries[i..j],
-                    };
+                    let mut source = SliceValues { buffer: self, entries: &self.entries[i..j] };
                     let mut result = Ok(());
                     job.combine(key, &mut Values::new(&mut source), &mut |value| {
                         if result.is_ok() {
@@ -160,36 +172,18 @@ pub fn run_map(
     progress: &Progress,
 ) -> Result<TaskCounters> {
     let mut reader = LineReader::open(split)?;
-    let mut buffer = SortBuffer {
-        partitions,
-        data: Vec::new(),
-        entries: Vec::new(),
-    };
+    let mut buffer = SortBuffer { partitions, data: Vec::new(), entries: Vec::new() };
     let path = split.path.to_string_lossy();
     let mut counters = TaskCounters::default();
     while let Some(line) = reader.next_line()? {
-        job.map(
-            Record {
-                path: &path,
-                offset: line.offset,
-                line: line.text,
-            },
-            &mut buffer,
-        )?;
+        job.map(Record { path: &path, offset: line.offset, line: line.text }, &mut buffer)?;
         counters.input_records += 1;
-        if counters.input_records % 1024 == 0 {
-            progress
-                .records
-                .store(counters.input_records, Ordering::Relaxed);
+        if counters.input_records % CHECKPOINT == 0 {
+            progress.checkpoint(counters.input_records, reader.position().saturating_sub(split.start))?;
         }
     }
     counters.input_bytes = reader.position().saturating_sub(split.start);
-    progress
-        .records
-        .store(counters.input_records, Ordering::Relaxed);
-    progress
-        .bytes
-        .store(counters.input_bytes, Ordering::Relaxed);
+    progress.checkpoint(counters.input_records, counters.input_bytes)?;
     buffer.sort();
     let tmp = tmp_name(output);
     let mut writer = MapOutputWriter::create(&tmp)?;
@@ -266,23 +260,13 @@ pub fn run_reduce(
     }
     let mut merger = Merger::new(runs)?;
     let file = File::create(output).map_err(Error::io("cannot create output file", output))?;
-    let mut part = PartWriter {
-        out: BufWriter::with_capacity(256 * 1024, file),
-        path: output.into(),
-        records: 0,
-        bytes: 0,
-    };
+    let mut part =
+        PartWriter { out: BufWriter::with_capacity(256 * 1024, file), path: output.into(), records: 0, bytes: 0 };
     let mut key = Vec::new();
     while merger.advance()? {
         key.clear();
         key.extend_from_slice(merger.key());
-        let mut source = MergeValues {
-            merger: &mut merger,
-            key: &key,
-            first: true,
-            error: None,
-            records: 0,
-        };
+        let mut source = MergeValues { merger: &mut merger, key: &key, first: true, error: None, records: 0 };
         job.reduce(&key, &mut Values::new(&mut source), &mut part)?;
         // Values the reduce function did not consume still belong to this key.
         while source.next_value().is_some() {}
@@ -291,23 +275,15 @@ pub fn run_reduce(
         }
         counters.input_records += source.records;
         counters.groups += 1;
-        if counters.groups % 1024 == 0 {
-            progress
-                .records
-                .store(counters.input_records, Ordering::Relaxed);
+        if counters.groups % CHECKPOINT == 0 {
+            progress.checkpoint(counters.input_records, 0)?;
         }
     }
-    let file = part
-        .out
-        .into_inner()
-        .map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
-    file.sync_all()
-        .map_err(Error::io("cannot sync output", output))?;
+    let file = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
+    file.sync_all().map_err(Error::io("cannot sync output", output))?;
     counters.output_records = part.records;
     counters.output_bytes = part.bytes;
-    progress
-        .records
-        .store(counters.input_records, Ordering::Relaxed);
+    progress.checkpoint(counters.input_records, counters.input_bytes)?;
     Ok(counters)
 }
 

@@ -33,10 +33,7 @@ pub struct WorkerOptions {
 /// Connects to the coordinator, retrying with exponential backoff for up to `timeout`.
 pub async fn connect(url: &str, timeout: Duration) -> Result<Channel> {
     let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| Error::Unreachable {
-            url: url.into(),
-            reason: format!("invalid URL: {e}"),
-        })?
+        .map_err(|e| Error::Unreachable { url: url.into(), reason: format!("invalid URL: {e}") })?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true);
     let deadline = Instant::now() + timeout;
@@ -45,8 +42,7 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<Channel> {
         match endpoint.connect().await {
             Ok(channel) => return Ok(channel),
             Err(e) if Instant::now() + backoff >= deadline => {
-                let reason =
-                    std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
+                let reason = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
                 return Err(Error::Unreachable {
                     url: url.into(),
                     reason: format!("gave up after {timeout:?}: {reason}"),
@@ -61,10 +57,7 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<Channel> {
 }
 
 fn rpc(call: &'static str) -> impl FnOnce(tonic::Status) -> Error {
-    move |status| Error::Rpc {
-        call,
-        status: Box::new(status),
-    }
+    move |status| Error::Rpc { call, status: Box::new(status) }
 }
 
 /// Reads the coordinator's state store from a blocking thread.
@@ -75,19 +68,9 @@ struct RemoteState {
 
 impl StateReader for RemoteState {
     fn get(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let request = pb::GetStateRequest {
-            keys: keys.to_vec(),
-        };
-        let reply = self
-            .runtime
-            .block_on(self.client.get_state(request))
-            .map_err(rpc("GetState"))?
-            .into_inner();
-        Ok(reply
-            .values
-            .into_iter()
-            .map(|v| v.found.then_some(v.value))
-            .collect())
+        let request = pb::GetStateRequest { keys: keys.to_vec() };
+        let reply = self.runtime.block_on(self.client.get_state(request)).map_err(rpc("GetState"))?.into_inner();
+        Ok(reply.values.into_iter().map(|v| v.found.then_some(v.value)).collect())
     }
 }
 
@@ -100,25 +83,17 @@ pub fn process_name(pid: u32) -> String {
 pub async fn run(options: WorkerOptions) -> Result<()> {
     let url = options.coordinator.clone();
     let channel = connect(&url, options.connect_timeout).await?;
-    let mut client =
-        CoordinatorClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut client = CoordinatorClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let name = process_name(std::process::id());
-    let reply = client
-        .register_worker(pb::RegisterWorkerRequest { name })
-        .await
-        .map_err(rpc("RegisterWorker"))?
-        .into_inner();
+    let reply =
+        client.register_worker(pb::RegisterWorkerRequest { name }).await.map_err(rpc("RegisterWorker"))?.into_inner();
     let worker_id = reply.worker_id;
-    let spec = reply
-        .job
-        .ok_or_else(|| Error::Job("the coordinator sent no job".into()))?;
+    let spec = reply.job.ok_or_else(|| Error::Job("the coordinator sent no job".into()))?;
     tracing::info!(worker = worker_id, job = spec.job_name, "registered");
 
     let job = {
-        let mut state = RemoteState {
-            client: StateClient::new(channel.clone()),
-            runtime: tokio::runtime::Handle::current(),
-        };
+        let mut state =
+            RemoteState { client: StateClient::new(channel.clone()), runtime: tokio::runtime::Handle::current() };
         let (name, args) = (spec.job_name.clone(), spec.job_args.clone());
         tokio::task::spawn_blocking(move || job::build(&name, &args, &mut state))
             .await
@@ -160,18 +135,8 @@ async fn heartbeat_loop(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-        let request = pb::HeartbeatRequest {
-            worker_id,
-            running: None,
-            records: 0,
-            bytes: 0,
-        };
-        match tokio::time::timeout(
-            interval.max(Duration::from_secs(1)),
-            client.heartbeat(request),
-        )
-        .await
-        {
+        let request = pb::HeartbeatRequest { worker_id, running: None, records: 0, bytes: 0 };
+        match tokio::time::timeout(interval.max(Duration::from_secs(1)), client.heartbeat(request)).await {
             Ok(Ok(reply)) => {
                 last_ok = Instant::now();
                 if reply.into_inner().exit {
@@ -221,9 +186,7 @@ async fn task_loop(
         };
         match reply {
             None | Some(pb::get_task_reply::Reply::Exit(_)) => return Ok(()),
-            Some(pb::get_task_reply::Reply::WaitMs(ms)) => {
-                tokio::time::sleep(Duration::from_millis(ms)).await
-            }
+            Some(pb::get_task_reply::Reply::WaitMs(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Some(pb::get_task_reply::Reply::Task(task)) => {
                 tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
@@ -244,38 +207,22 @@ async fn run_attempt(
     task: pb::Task,
 ) -> Result<()> {
     let Some(kind) = task.kind else {
-        return Err(Error::Job(
-            "the coordinator sent a task without a kind".into(),
-        ));
+        return Err(Error::Job("the coordinator sent a task without a kind".into()));
     };
     let phase = match kind {
         pb::task::Kind::Map(_) => Phase::Map,
         pb::task::Kind::Reduce(_) => Phase::Reduce,
     };
-    let attempt = AttemptId {
-        task: crate::scheduler::TaskId {
-            phase,
-            index: task.task_id,
-        },
-        attempt: task.attempt,
-    };
+    let attempt = AttemptId { task: crate::scheduler::TaskId { phase, index: task.task_id }, attempt: task.attempt };
     let span = tracing::info_span!("attempt", worker = worker_id, %attempt);
     let _enter = span.enter();
     let partitions = spec.reduce_tasks;
     let work = match kind {
         pb::task::Kind::Map(m) => {
-            let split = m
-                .split
-                .ok_or_else(|| Error::Job("map task without a split".into()))?;
-            let split = Split {
-                path: split.path.into(),
-                start: split.start,
-                end: split.end,
-            };
-            let output = Path::new(&spec.work_dir).join(format!(
-                "map-{:05}-{}.out",
-                attempt.task.index, attempt.attempt
-            ));
+            let split = m.split.ok_or_else(|| Error::Job("map task without a split".into()))?;
+            let split = Split { path: split.path.into(), start: split.start, end: split.end };
+            let output =
+                Path::new(&spec.work_dir).join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
             Work::Map { split, output }
         }
         pb::task::Kind::Reduce(r) => {
@@ -296,10 +243,7 @@ async fn run_attempt(
     };
     let result = match result {
         Ok(r) => r,
-        Err(e) if e.is_panic() => Err(Error::Job(format!(
-            "panicked: {}",
-            panic_message(e.into_panic())
-        ))),
+        Err(e) if e.is_panic() => Err(Error::Job(format!("panicked: {}", panic_message(e.into_panic())))),
         Err(e) => Err(Error::Job(format!("was cancelled: {e}"))),
     };
     let task_ref = Some(pb::TaskRef::from(attempt));
@@ -307,46 +251,23 @@ async fn run_attempt(
         Err(e) => {
             work.discard();
             tracing::warn!(error = %e, "attempt failed");
-            let request = pb::ReportFailureRequest {
-                worker_id,
-                task: task_ref,
-                error: e.to_string(),
-            };
-            client
-                .report_failure(request)
-                .await
-                .map_err(rpc("ReportFailure"))?;
+            let request = pb::ReportFailureRequest { worker_id, task: task_ref, error: e.to_string() };
+            client.report_failure(request).await.map_err(rpc("ReportFailure"))?;
         }
         Ok(counters) => {
             let output = match &work {
                 Work::Map { output, .. } => output.clone(),
                 Work::Reduce { tmp, output, .. } => {
-                    let request = pb::CommitTaskRequest {
-                        worker_id,
-                        task: task_ref,
-                    };
-                    if !client
-                        .commit_task(request)
-                        .await
-                        .map_err(rpc("CommitTask"))?
-                        .into_inner()
-                        .granted
-                    {
+                    let request = pb::CommitTaskRequest { worker_id, task: task_ref };
+                    if !client.commit_task(request).await.map_err(rpc("CommitTask"))?.into_inner().granted {
                         tracing::info!("commit refused: another attempt committed this task");
                         work.discard();
                         return Ok(());
                     }
                     if let Err(e) = std::fs::rename(tmp, output) {
                         let error = Error::io("cannot commit output to", output)(e).to_string();
-                        let request = pb::ReportFailureRequest {
-                            worker_id,
-                            task: task_ref,
-                            error,
-                        };
-                        client
-                            .report_failure(request)
-                            .await
-                            .map_err(rpc("ReportFailure"))?;
+                        let request = pb::ReportFailureRequest { worker_id, task: task_ref, error };
+                        client.report_failure(request).await.map_err(rpc("ReportFailure"))?;
                         return Ok(());
                     }
                     output.clone()
@@ -372,12 +293,7 @@ async fn report(
         output: output.to_string_lossy().into_owned(),
         counters: Some(counters.into()),
     };
-    let accepted = client
-        .report_completion(request)
-        .await
-        .map_err(rpc("ReportCompletion"))?
-        .into_inner()
-        .accepted;
+    let accepted = client.report_completion(request).await.map_err(rpc("ReportCompletion"))?.into_inner().accepted;
     if !accepted && matches!(work, Work::Map { .. }) {
         // Another attempt's map output is the task's; this one is never read.
         work.discard();
@@ -387,28 +303,15 @@ async fn report(
 
 #[derive(Clone)]
 enum Work {
-    Map {
-        split: Split,
-        output: PathBuf,
-    },
-    Reduce {
-        partition: u32,
-        map_outputs: Vec<PathBuf>,
-        tmp: PathBuf,
-        output: PathBuf,
-    },
+    Map { split: Split, output: PathBuf },
+    Reduce { partition: u32, map_outputs: Vec<PathBuf>, tmp: PathBuf, output: PathBuf },
 }
 
 impl Work {
     fn run(&self, job: &dyn Job, partitions: u32, progress: &Progress) -> Result<TaskCounters> {
         match self {
             Work::Map { split, output } => task::run_map(job, split, partitions, output, progress),
-            Work::Reduce {
-                partition,
-                map_outputs,
-                tmp,
-                ..
-            } => {
+            Work::Reduce { partition, map_outputs, tmp, .. } => {
                 if let Some(dir) = tmp.parent() {
                     std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
                 }

@@ -74,12 +74,7 @@ pub trait Job: Send + Sync {
 
     /// Combines the values of one key in one map task into fewer values, each passed to `out`.
     /// Must be associative and commutative with reduce, as in Hadoop.
-    fn combine(
-        &self,
-        _key: &[u8],
-        _values: &mut Values<'_>,
-        _out: &mut dyn FnMut(&[u8]),
-    ) -> Result<()> {
+    fn combine(&self, _key: &[u8], _values: &mut Values<'_>, _out: &mut dyn FnMut(&[u8])) -> Result<()> {
         Ok(())
     }
 }
@@ -131,10 +126,7 @@ pub trait StateReader {
 
 impl StateReader for HashMap<String, Vec<u8>> {
     fn get(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        Ok(keys
-            .iter()
-            .map(|k| HashMap::get(self, k).cloned())
-            .collect())
+        Ok(keys.iter().map(|k| HashMap::get(self, k).cloned()).collect())
     }
 }
 
@@ -152,21 +144,15 @@ fn no_args(name: &str, args: &[String]) -> Result<()> {
     if args.is_empty() {
         Ok(())
     } else {
-        Err(Error::JobArgs {
-            job: name.to_string(),
-            message: format!("takes no arguments, got {args:?}"),
-        })
+        Err(Error::JobArgs { job: name.to_string(), message: format!("takes no arguments, got {args:?}") })
     }
 }
 
 /// Parses a decimal or little-endian u64 count value written by [`encode_count`].
 pub(crate) fn decode_count(value: &[u8]) -> Result<u64> {
-    let bytes: [u8; 8] = value.try_into().map_err(|_| {
-        Error::Job(format!(
-            "expected an 8-byte count value, got {} bytes",
-            value.len()
-        ))
-    })?;
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| Error::Job(format!("expected an 8-byte count value, got {} bytes", value.len())))?;
     Ok(u64::from_le_bytes(bytes))
 }
 

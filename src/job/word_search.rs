@@ -24,19 +24,12 @@ const ONE: [u8; 8] = 1u64.to_le_bytes();
 pub(crate) fn prepare(options: &JobOptions) -> Result<Prepared> {
     let path = options.targets.as_ref().ok_or_else(|| Error::JobArgs {
         job: "word-search".into(),
-        message: "needs --targets FILE (one target word per line; `mr gen word-search` writes one)"
-            .into(),
+        message: "needs --targets FILE (one target word per line; `mr gen word-search` writes one)".into(),
     })?;
     let text = std::fs::read(path).map_err(Error::io("cannot read targets file", path))?;
-    let text = String::from_utf8(text).map_err(|e| Error::InvalidUtf8 {
-        path: path.clone(),
-        offset: e.utf8_error().valid_up_to() as u64,
-    })?;
-    let mut targets: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
+    let text = String::from_utf8(text)
+        .map_err(|e| Error::InvalidUtf8 { path: path.clone(), offset: e.utf8_error().valid_up_to() as u64 })?;
+    let mut targets: Vec<&str> = text.lines().map(str::trim).filter(|t| !t.is_empty()).collect();
     targets.sort_unstable();
     targets.dedup();
     if targets.is_empty() {
@@ -45,36 +38,17 @@ pub(crate) fn prepare(options: &JobOptions) -> Result<Prepared> {
             message: format!("targets file '{}' has no targets", path.display()),
         });
     }
-    let mut state = vec![(
-        TARGET_COUNT_KEY.to_string(),
-        targets.len().to_string().into_bytes(),
-    )];
-    state.extend(
-        targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (target_key(i), t.as_bytes().to_vec())),
-    );
-    Ok(Prepared {
-        worker_args: Vec::new(),
-        state,
-    })
+    let mut state = vec![(TARGET_COUNT_KEY.to_string(), targets.len().to_string().into_bytes())];
+    state.extend(targets.iter().enumerate().map(|(i, t)| (target_key(i), t.as_bytes().to_vec())));
+    Ok(Prepared { worker_args: Vec::new(), state })
 }
 
 impl WordSearch {
     /// Builds the job from the targets in the state store.
     pub fn from_state(state: &mut dyn StateReader) -> Result<WordSearch> {
-        let missing =
-            || Error::Job("word-search: the targets are missing from the state store".into());
-        let count = state
-            .get(&[TARGET_COUNT_KEY.to_string()])?
-            .pop()
-            .flatten()
-            .ok_or_else(missing)?;
-        let count: usize = std::str::from_utf8(&count)
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(missing)?;
+        let missing = || Error::Job("word-search: the targets are missing from the state store".into());
+        let count = state.get(&[TARGET_COUNT_KEY.to_string()])?.pop().flatten().ok_or_else(missing)?;
+        let count: usize = std::str::from_utf8(&count).ok().and_then(|c| c.parse().ok()).ok_or_else(missing)?;
         let keys: Vec<String> = (0..count).map(target_key).collect();
         let mut targets = Vec::with_capacity(count);
         for value in state.get(&keys)? {
@@ -106,12 +80,7 @@ impl Job for WordSearch {
         true
     }
 
-    fn combine(
-        &self,
-        _key: &[u8],
-        values: &mut Values<'_>,
-        out: &mut dyn FnMut(&[u8]),
-    ) -> Result<()> {
+    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
         out(&super::encode_count(sum_counts(values)?));
         Ok(())
     }

@@ -24,12 +24,7 @@ impl Job for WordCount {
         true
     }
 
-    fn combine(
-        &self,
-        _key: &[u8],
-        values: &mut Values<'_>,
-        out: &mut dyn FnMut(&[u8]),
-    ) -> Result<()> {
+    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
         out(&encode_count(sum_counts(values)?));
         Ok(())
     }
@@ -44,9 +39,7 @@ pub fn for_each_word(line: &str, mut f: impl FnMut(&str)) {
             return;
         };
         rest = &rest[start..];
-        let end = rest
-            .find(|c: char| !c.is_alphabetic())
-            .unwrap_or(rest.len());
+        let end = rest.find(|c: char| !c.is_alphabetic()).unwrap_or(rest.len());
         let word = &rest[..end];
         rest = &rest[end..];
         if word.is_ascii() {
@@ -72,10 +65,7 @@ mod tests {
 
     #[test]
     fn words_are_alphabetic_runs_lowercased() {
-        assert_eq!(
-            words("Hello, world! It's 2024-x"),
-            ["hello", "world", "it", "s", "x"]
-        );
+        assert_eq!(words("Hello, world! It's 2024-x"), ["hello", "world", "it", "s", "x"]);
         assert_eq!(words("Ünïcödé ÉTÉ café"), ["ünïcödé", "été", "café"]);
         assert_eq!(words(""), Vec::<String>::new());
         assert_eq!(words("123 ... ---"), Vec::<String>::new());

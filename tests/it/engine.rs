@@ -8,11 +8,7 @@ use crate::harness::*;
 
 fn wordcount(input: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
     let mut cmd = mr();
-    cmd.args(["run", "wordcount", "--input"])
-        .arg(input)
-        .arg("--output")
-        .arg(output)
-        .args(extra);
+    cmd.args(["run", "wordcount", "--input"]).arg(input).arg("--output").arg(output).args(extra);
     cmd
 }
 
@@ -21,39 +17,19 @@ fn wordcount_matches_local_and_reference() {
     let dir = Dir::new();
     let input = corpus(&dir);
     let expected = reference("wordcount.py", &[&input]);
-    assert!(
-        !expected.windows(10).any(|w| w == b"hiddenword"),
-        "the reference skips hidden files"
-    );
-    for (i, (split, reduces, workers)) in [
-        ("13", "1", "1"),
-        ("64", "3", "2"),
-        ("1000", "5", "3"),
-        ("1MiB", "2", "2"),
-    ]
-    .iter()
-    .enumerate()
+    assert!(!expected.windows(10).any(|w| w == b"hiddenword"), "the reference skips hidden files");
+    for (i, (split, reduces, workers)) in
+        [("13", "1", "1"), ("64", "3", "2"), ("1000", "5", "3"), ("1MiB", "2", "2")].iter().enumerate()
     {
         let dist = dir.path(&format!("dist-{i}"));
         let local = dir.path(&format!("local-{i}"));
         let args = ["--split-size", split, "--reduce-tasks", reduces];
-        run_ok(
-            wordcount(&input, &dist, &args)
-                .args(["--workers", workers])
-                .arg("--quiet"),
-        );
-        run_ok(
-            wordcount(&input, &local, &args)
-                .arg("--local")
-                .arg("--quiet"),
-        );
+        run_ok(wordcount(&input, &dist, &args).args(["--workers", workers]).arg("--quiet"));
+        run_ok(wordcount(&input, &local, &args).arg("--local").arg("--quiet"));
         assert_same_output(&dist, &local);
         assert_eq!(parts(&dist).len(), reduces.parse::<usize>().unwrap());
         let got = sorted_lines(&dist);
-        assert!(
-            got == expected,
-            "split {split}, R {reduces}, W {workers}: output differs from the reference"
-        );
+        assert!(got == expected, "split {split}, R {reduces}, W {workers}: output differs from the reference");
     }
 }
 
@@ -62,62 +38,28 @@ fn word_search_matches_local_and_reference() {
     let dir = Dir::new();
     let data = dir.path("ws");
     run_ok(
-        mr().args([
-            "gen",
-            "word-search",
-            "--strings",
-            "20000",
-            "--targets",
-            "40",
-            "--seed",
-            "3",
-            "--out",
-        ])
-        .arg(&data),
+        mr().args(["gen", "word-search", "--strings", "20000", "--targets", "40", "--seed", "3", "--out"]).arg(&data),
     );
     let strings = data.join("strings.txt");
     let targets = data.join("targets.txt");
     let expected = reference("word_search.py", &[&targets, &strings]);
     let run = |out: &Path, extra: &[&str]| {
         let mut cmd = mr();
-        cmd.args(["run", "word-search", "--input"])
-            .arg(&strings)
-            .arg("--targets")
-            .arg(&targets);
-        cmd.arg("--output")
-            .arg(out)
-            .args(["--split-size", "20000", "--quiet"])
-            .args(extra);
+        cmd.args(["run", "word-search", "--input"]).arg(&strings).arg("--targets").arg(&targets);
+        cmd.arg("--output").arg(out).args(["--split-size", "20000", "--quiet"]).args(extra);
         run_ok(&mut cmd);
     };
-    run(
-        &dir.path("dist"),
-        &["--workers", "2", "--reduce-tasks", "3"],
-    );
+    run(&dir.path("dist"), &["--workers", "2", "--reduce-tasks", "3"]);
     run(&dir.path("local"), &["--local", "--reduce-tasks", "3"]);
     assert_same_output(&dir.path("dist"), &dir.path("local"));
-    assert!(
-        sorted_lines(&dir.path("dist")) == expected,
-        "word-search differs from the reference"
-    );
+    assert!(sorted_lines(&dir.path("dist")) == expected, "word-search differs from the reference");
 }
 
 /// A corpus of random strings: many distinct keys, so that both phases have real work.
 fn random_strings(dir: &Dir) -> std::path::PathBuf {
     let data = dir.path("rand");
     run_ok(
-        mr().args([
-            "gen",
-            "word-search",
-            "--strings",
-            "600000",
-            "--max-len",
-            "12",
-            "--seed",
-            "9",
-            "--out",
-        ])
-        .arg(&data),
+        mr().args(["gen", "word-search", "--strings", "600000", "--max-len", "12", "--seed", "9", "--out"]).arg(&data),
     );
     data.join("strings.txt")
 }
@@ -126,19 +68,9 @@ fn overlapping(attempts: &[serde_json::Value], phase: &str) -> bool {
     let of_phase: Vec<(u64, u64, u64)> = attempts
         .iter()
         .filter(|a| a["id"]["task"]["phase"] == phase)
-        .map(|a| {
-            (
-                a["worker"].as_u64().unwrap(),
-                a["start_ms"].as_u64().unwrap(),
-                a["end_ms"].as_u64().unwrap(),
-            )
-        })
+        .map(|a| (a["worker"].as_u64().unwrap(), a["start_ms"].as_u64().unwrap(), a["end_ms"].as_u64().unwrap()))
         .collect();
-    of_phase.iter().any(|a| {
-        of_phase
-            .iter()
-            .any(|b| a.0 != b.0 && a.1 < b.2 && b.1 < a.2)
-    })
+    of_phase.iter().any(|a| of_phase.iter().any(|b| a.0 != b.0 && a.1 < b.2 && b.1 < a.2))
 }
 
 #[test]
@@ -149,15 +81,7 @@ fn tasks_of_a_phase_run_in_parallel_and_exactly_once() {
     let stdout = run_ok(&mut wordcount(
         &input,
         &out,
-        &[
-            "--workers",
-            "2",
-            "--reduce-tasks",
-            "2",
-            "--split-size",
-            "400KiB",
-            "--json",
-        ],
+        &["--workers", "2", "--reduce-tasks", "2", "--split-size", "400KiB", "--json"],
     ));
     let s = summary(&stdout);
     let attempts = s["attempts"].as_array().unwrap();
@@ -166,25 +90,13 @@ fn tasks_of_a_phase_run_in_parallel_and_exactly_once() {
     assert!(maps >= 8, "{maps} map tasks");
     // Job count: in a fault-free run every task is executed exactly once.
     assert_eq!(attempts.len() as u64, maps + reduces, "{stdout}");
-    assert!(
-        attempts.iter().all(|a| a["outcome"] == "committed"),
-        "{stdout}"
-    );
-    let mut ids: Vec<String> = attempts
-        .iter()
-        .map(|a| a["id"]["task"].to_string())
-        .collect();
+    assert!(attempts.iter().all(|a| a["outcome"] == "committed"), "{stdout}");
+    let mut ids: Vec<String> = attempts.iter().map(|a| a["id"]["task"].to_string()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len() as u64, maps + reduces);
-    assert!(
-        overlapping(attempts, "map"),
-        "no two map tasks ran at the same time:\n{stdout}"
-    );
-    assert!(
-        overlapping(attempts, "reduce"),
-        "no two reduce tasks ran at the same time:\n{stdout}"
-    );
+    assert!(overlapping(attempts, "map"), "no two map tasks ran at the same time:\n{stdout}");
+    assert!(overlapping(attempts, "reduce"), "no two reduce tasks ran at the same time:\n{stdout}");
 }
 
 #[test]
@@ -192,20 +104,13 @@ fn no_worker_exits_before_the_job_commits() {
     let dir = Dir::new();
     let input = corpus(&dir);
     let out = dir.path("out");
-    let stdout = run_ok(&mut wordcount(
-        &input,
-        &out,
-        &["--workers", "3", "--split-size", "2000", "--json"],
-    ));
+    let stdout = run_ok(&mut wordcount(&input, &out, &["--workers", "3", "--split-size", "2000", "--json"]));
     let s = summary(&stdout);
     let committed = s["committed_ms"].as_u64().expect("the job committed");
     let workers = s["workers"].as_array().unwrap();
     assert_eq!(workers.len(), 3, "{stdout}");
     for w in workers {
-        assert!(
-            w["exit_ms"].as_u64().unwrap() >= committed,
-            "a worker exited before the commit:\n{stdout}"
-        );
+        assert!(w["exit_ms"].as_u64().unwrap() >= committed, "a worker exited before the commit:\n{stdout}");
         assert_eq!(w["status"], "exit status: 0", "{stdout}");
     }
 }
@@ -215,14 +120,7 @@ fn sample_run_with_no_arguments() {
     let stdout = run_ok(mr().args(["run", "--workers", "2"]));
     assert!(stdout.contains("top 20 words:"), "{stdout}");
     assert!(stdout.contains(" the\n"), "{stdout}");
-    let output = stdout
-        .lines()
-        .last()
-        .unwrap()
-        .rsplit_once("output in ")
-        .unwrap()
-        .1
-        .to_string();
+    let output = stdout.lines().last().unwrap().rsplit_once("output in ").unwrap().1.to_string();
     assert!(Path::new(&output).join("_SUCCESS").is_file());
     std::fs::remove_dir_all(output).unwrap();
 }
@@ -233,11 +131,7 @@ fn empty_files_give_empty_committed_output() {
     dir.write("in/empty1.txt", "");
     dir.write("in/empty2.txt", "");
     let out = dir.path("out");
-    run_ok(&mut wordcount(
-        &dir.path("in"),
-        &out,
-        &["--workers", "1", "--reduce-tasks", "2", "--quiet"],
-    ));
+    run_ok(&mut wordcount(&dir.path("in"), &out, &["--workers", "1", "--reduce-tasks", "2", "--quiet"]));
     let p = parts(&out);
     assert_eq!(p.len(), 2);
     assert!(p.iter().all(|(_, bytes)| bytes.is_empty()));
@@ -250,19 +144,9 @@ fn overwrite_replaces_a_non_empty_output() {
     let out = dir.path("out");
     dir.write("out/old.txt", "old");
     let err = run_fail(&mut wordcount(&input, &out, &["--quiet"]));
-    assert!(
-        err.contains("is not empty") && err.contains("--overwrite"),
-        "{err}"
-    );
-    assert!(
-        out.join("old.txt").is_file(),
-        "a refused job must not touch the output"
-    );
-    run_ok(&mut wordcount(
-        &input,
-        &out,
-        &["--quiet", "--overwrite", "--reduce-tasks", "1"],
-    ));
+    assert!(err.contains("is not empty") && err.contains("--overwrite"), "{err}");
+    assert!(out.join("old.txt").is_file(), "a refused job must not touch the output");
+    run_ok(&mut wordcount(&input, &out, &["--quiet", "--overwrite", "--reduce-tasks", "1"]));
     assert!(!out.join("old.txt").exists());
     assert_eq!(parts(&out)[0].1, b"a\t1\nb\t2\n");
 }
@@ -273,19 +157,13 @@ fn bad_input_is_a_clear_error_with_nothing_written() {
     let out = dir.path("out");
 
     let err = run_fail(&mut wordcount(&dir.path("missing.txt"), &out, &[]));
-    assert!(
-        err.contains("missing.txt") && err.contains("does not exist"),
-        "{err}"
-    );
+    assert!(err.contains("missing.txt") && err.contains("does not exist"), "{err}");
     assert!(!out.exists());
 
     // A symlink loop cannot be read, even by root.
     std::os::unix::fs::symlink(dir.path("loop"), dir.path("loop")).unwrap();
     let err = run_fail(&mut wordcount(&dir.path("loop"), &out, &[]));
-    assert!(
-        err.contains("cannot read input") && err.contains("loop"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read input") && err.contains("loop"), "{err}");
     assert!(!out.exists());
 
     std::fs::create_dir(dir.path("no-files")).unwrap();
@@ -295,12 +173,7 @@ fn bad_input_is_a_clear_error_with_nothing_written() {
     let bad = dir.write("bad/bad.txt", b"good line\nbad \xff byte\n");
     for mode in [&["--workers", "2"][..], &["--local"][..]] {
         let err = run_fail(&mut wordcount(&bad, &out, mode));
-        assert!(
-            err.contains("invalid UTF-8")
-                && err.contains("bad.txt")
-                && err.contains("byte offset 14"),
-            "{err}"
-        );
+        assert!(err.contains("invalid UTF-8") && err.contains("bad.txt") && err.contains("byte offset 14"), "{err}");
         assert!(!out.exists(), "a failed job left {}", out.display());
     }
 
@@ -308,16 +181,8 @@ fn bad_input_is_a_clear_error_with_nothing_written() {
     assert!(err.contains("would contain the input"), "{err}");
     assert!(bad.is_file(), "the input must survive");
 
-    let err = run_fail(
-        mr().args(["run", "no-such-job", "--input"])
-            .arg(&bad)
-            .arg("--output")
-            .arg(&out),
-    );
-    assert!(
-        err.contains("unknown job 'no-such-job'") && err.contains("wordcount"),
-        "{err}"
-    );
+    let err = run_fail(mr().args(["run", "no-such-job", "--input"]).arg(&bad).arg("--output").arg(&out));
+    assert!(err.contains("unknown job 'no-such-job'") && err.contains("wordcount"), "{err}");
 }
 
 #[test]
@@ -328,10 +193,7 @@ fn busy_port_is_a_clear_error() {
     let addr = held.local_addr().unwrap().to_string();
     let out = dir.path("out");
     let err = run_fail(&mut wordcount(&input, &out, &["--listen", &addr]));
-    assert!(
-        err.contains("cannot listen on") && err.contains(&addr),
-        "{err}"
-    );
+    assert!(err.contains("cannot listen on") && err.contains(&addr), "{err}");
     assert!(!out.exists());
 }
 
@@ -343,17 +205,13 @@ fn ctrl_c_stops_everything_and_leaves_nothing() {
     let work = dir.path("tmp");
     std::fs::create_dir(&work).unwrap();
     let tag = format!("ctrl-c-{}", std::process::id());
-    let mut child = wordcount(
-        &input,
-        &out,
-        &["--workers", "2", "--split-size", "64KiB", "--quiet"],
-    )
-    .env("MR_TEST_TAG", &tag)
-    .env("TMPDIR", &work)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = wordcount(&input, &out, &["--workers", "2", "--split-size", "64KiB", "--quiet"])
+        .env("MR_TEST_TAG", &tag)
+        .env("TMPDIR", &work)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Interrupt once both workers are at work.
     wait_for(30, "two workers and a committed map output", || {
         tagged_processes(&tag).len() >= 3
@@ -362,27 +220,13 @@ fn ctrl_c_stops_everything_and_leaves_nothing() {
                 .flatten()
                 .any(|d| std::fs::read_dir(d.path()).is_ok_and(|mut e| e.next().is_some()))
     });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let start = std::time::Instant::now();
     let status = child.wait().unwrap();
-    assert!(
-        start.elapsed().as_secs() < 5,
-        "mr run took {:?} to stop",
-        start.elapsed()
-    );
+    assert!(start.elapsed().as_secs() < 5, "mr run took {:?} to stop", start.elapsed());
     assert_eq!(status.code(), Some(130));
-    wait_for(5, "every worker to exit", || {
-        tagged_processes(&tag).is_empty()
-    });
+    wait_for(5, "every worker to exit", || tagged_processes(&tag).is_empty());
     assert!(!out.exists(), "an interrupted job left its output dir");
-    let left: Vec<_> = std::fs::read_dir(&work)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }

@@ -11,12 +11,7 @@ pub struct Dir {
 
 impl Dir {
     pub fn new() -> Dir {
-        Dir {
-            tmp: tempfile::Builder::new()
-                .prefix("mr-test-")
-                .tempdir()
-                .unwrap(),
-        }
+        Dir { tmp: tempfile::Builder::new().prefix("mr-test-").tempdir().unwrap() }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -41,10 +36,7 @@ pub fn mr() -> Command {
 fn listing(path: &Path) -> String {
     let mut out = String::new();
     if let Ok(entries) = std::fs::read_dir(path) {
-        let mut names: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         out = names.join(" ");
     }
@@ -64,44 +56,25 @@ pub fn describe(cmd: &Command, out: &Output) -> String {
 /// Runs a command that must succeed; returns its stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "command failed\n{}",
-        describe(cmd, &out)
-    );
+    assert!(out.status.success(), "command failed\n{}", describe(cmd, &out));
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// Runs a command that must fail with exit code 1; returns its stderr.
 pub fn run_fail(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "expected exit code 1\n{}",
-        describe(cmd, &out)
-    );
+    assert_eq!(out.status.code(), Some(1), "expected exit code 1\n{}", describe(cmd, &out));
     String::from_utf8(out.stderr).unwrap()
 }
 
 /// The part files of an output directory, by name, with `_SUCCESS` required.
 pub fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    assert!(
-        dir.join("_SUCCESS").is_file(),
-        "no _SUCCESS in {}: {}",
-        dir.display(),
-        listing(dir)
-    );
+    assert!(dir.join("_SUCCESS").is_file(), "no _SUCCESS in {}: {}", dir.display(), listing(dir));
     let mut parts: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
         .collect();
     parts.sort();
     parts
@@ -129,24 +102,14 @@ pub fn assert_same_output(actual: &Path, expected_dir: &Path) {
             .filter(|l| !l.is_empty())
             .map(|l| l.split(|&b| b == b'\t').next().unwrap())
             .collect();
-        assert!(
-            keys.windows(2).all(|w| w[0] < w[1]),
-            "{name} is not sorted by key"
-        );
-        assert!(
-            bytes == expected,
-            "{name} differs between {} and {}",
-            actual.display(),
-            expected_dir.display()
-        );
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{name} is not sorted by key");
+        assert!(bytes == expected, "{name} differs between {} and {}", actual.display(), expected_dir.display());
     }
 }
 
 /// Runs a reference script from tests/reference.
 pub fn reference(script: &str, args: &[&Path]) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference")
-        .join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference").join(script);
     let mut cmd = Command::new("python3");
     cmd.arg(path).args(args);
     run_ok(&mut cmd).into_bytes()
@@ -182,10 +145,7 @@ pub fn tagged_processes(tag: &str) -> Vec<u32> {
 pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -195,10 +155,7 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     pub fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -208,8 +165,8 @@ impl Lcg {
 /// and a hidden file that must be skipped.
 pub fn corpus(dir: &Dir) -> PathBuf {
     const WORDS: &[&str] = &[
-        "the", "The", "THE", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Café",
-        "café", "ÉTÉ", "naïve", "Straße", "über", "Über", "señor", "map", "reduce", "shuffle", "x",
+        "the", "The", "THE", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Café", "café", "ÉTÉ", "naïve",
+        "Straße", "über", "Über", "señor", "map", "reduce", "shuffle", "x",
     ];
     const SEPARATORS: &[&str] = &[" ", ", ", "; ", "--", " 42 ", "'", " (", ") ", "_", "\t"];
     let mut rng = Lcg(7);

@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::FileConfig;
 use crate::datagen;
 use crate::error::Error;
+use crate::fault::Faults;
 use crate::job::JobOptions;
 use crate::plan::{self, JobRequest};
 use crate::run::RunConfig;
@@ -29,7 +31,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a job. With no arguments: word count on the bundled sample corpus.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run a worker that pulls tasks from a coordinator (started by `mr run`, or by hand).
     Worker(WorkerArgs),
     /// Generate deterministic sample data.
@@ -76,9 +78,34 @@ struct RunArgs {
     /// A task that fails this many times fails the job.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: u32,
-    /// How many dead worker processes are replaced before the job fails.
+    /// Dead worker processes are replaced; this many dying in a row with no task committed in
+    /// between fail the job.
     #[arg(long, value_name = "N", default_value_t = 8)]
     max_restarts: u32,
+    /// An attempt that reports no progress for this long is abandoned and rerun.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    task_timeout: Duration,
+    /// Backup attempts of slow tasks near the end of each phase.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off)]
+    speculative: bool,
+    /// Skip a record on which two attempts of its map task failed, and count it.
+    #[arg(long)]
+    skip_bad_records: bool,
+    /// Configuration file (TOML); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Fault injection: probability in [0, 1] that a worker exits abruptly mid-attempt.
+    #[arg(long, value_name = "P")]
+    inject_failure: Option<f64>,
+    /// Fault injection: probability in [0, 1] that an attempt straggles.
+    #[arg(long, value_name = "P")]
+    inject_straggler: Option<f64>,
+    /// Fault injection: how long a straggling attempt sleeps, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    straggler_delay: Option<u64>,
+    /// Fault injection: seed of the decisions, to reproduce a run.
+    #[arg(long, value_name = "N")]
+    inject_seed: Option<u64>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -140,6 +167,38 @@ enum GenCommand {
     },
 }
 
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, got '{s}'")),
+    }
+}
+
+/// The faults to inject: the config file's, overridden for both phases by the flags.
+fn faults(args: &RunArgs) -> anyhow::Result<Faults> {
+    let mut faults = match &args.config {
+        Some(path) => FileConfig::load(path)?.faults,
+        None => Faults::default(),
+    };
+    for phase in [&mut faults.map, &mut faults.reduce] {
+        if let Some(p) = args.inject_failure {
+            phase.failure = p;
+        }
+        if let Some(p) = args.inject_straggler {
+            phase.straggler = p;
+        }
+        if let Some(ms) = args.straggler_delay {
+            phase.straggler_delay_ms = ms;
+        }
+    }
+    if let Some(seed) = args.inject_seed {
+        faults.seed = seed;
+    }
+    faults.validate()?;
+    Ok(faults)
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("invalid size '{s}': {e}"))
 }
@@ -154,7 +213,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Worker(args) => worker(args),
         Command::Gen(cmd) => generate(cmd),
     };
@@ -174,7 +233,8 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -217,6 +277,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         workers,
         overwrite: args.overwrite,
     };
+    let faults = faults(&args)?;
     let plan = plan::plan(&request)?;
     let summary = if args.local {
         run_local(&job, plan)?
@@ -227,6 +288,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             worker_timeout: args.worker_timeout,
             max_attempts: args.max_attempts,
             max_restarts: args.max_restarts,
+            task_timeout: args.task_timeout,
+            speculative: args.speculative,
+            skip_bad_records: args.skip_bad_records,
+            faults,
             worker_args: Vec::new(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -13,9 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Result};
+use crate::fault::Faults;
 use crate::input::Split;
 use crate::rpc::pb;
-use crate::scheduler::{Assignment, AttemptId, JobState, Millis, Phase, Scheduler, SchedulerConfig};
+use crate::scheduler::{
+    Assignment, AttemptId, Failure, JobState, Millis, Phase, Scheduler, SchedulerConfig, TickOutcome,
+};
 
 /// How long GetTask holds a call open when there is no task yet: a new task is handed out as
 /// soon as it exists, without polling.
@@ -48,6 +51,14 @@ pub struct CoordinatorConfig {
     pub heartbeat_interval: Duration,
     /// Failed attempts after which a task fails the job.
     pub max_attempts: u32,
+    /// An attempt without progress for this long is abandoned.
+    pub task_timeout: Duration,
+    /// Whether to run backup attempts of slow tasks.
+    pub speculative: bool,
+    /// Whether records that crash attempts are skipped.
+    pub skip_bad_records: bool,
+    /// Faults to inject into attempts.
+    pub faults: Faults,
     /// Initial entries of the state store.
     pub state: Vec<(String, Vec<u8>)>,
 }
@@ -78,7 +89,10 @@ impl Coordinator {
             map_tasks: config.splits.len() as u32,
             reduce_tasks: config.reduce_tasks,
             worker_timeout: config.worker_timeout.as_millis() as Millis,
+            task_timeout: config.task_timeout.as_millis() as Millis,
             max_attempts: config.max_attempts,
+            speculative: config.speculative,
+            skip_bad_records: config.skip_bad_records,
         });
         let state = config.state.iter().cloned().collect();
         let (ended, _) = watch::channel(false);
@@ -121,6 +135,11 @@ impl Coordinator {
     /// A receiver that turns true when the job has ended.
     pub fn ended(&self) -> watch::Receiver<bool> {
         self.shared.ended.subscribe()
+    }
+
+    /// Number of attempts committed so far.
+    pub fn committed_attempts(&self) -> usize {
+        self.scheduler().attempts().iter().filter(|a| a.outcome == crate::scheduler::Outcome::Committed).count()
     }
 
     /// True once the job has succeeded or failed.
@@ -178,14 +197,14 @@ impl Coordinator {
                         _ = interval.tick() => {}
                     }
                     let mut s = c.scheduler();
-                    let dead = s.tick(c.now());
-                    for w in &dead {
-                        tracing::warn!(
-                            worker = w,
-                            "worker missed its heartbeats and is declared dead; its tasks will be rerun"
-                        );
+                    let tick = s.tick(c.now());
+                    for w in &tick.dead_workers {
+                        tracing::warn!(worker = w, "worker missed its heartbeats: declared dead, its tasks rerun");
                     }
-                    if !dead.is_empty() {
+                    for attempt in &tick.abandoned {
+                        tracing::warn!(%attempt, "attempt made no progress within the task timeout: abandoned");
+                    }
+                    if tick != TickOutcome::default() {
                         c.after_event(&mut s);
                     }
                 }
@@ -218,7 +237,12 @@ fn commit_job(output_dir: &Path) -> Result<()> {
     std::fs::write(&success, b"").map_err(Error::io("cannot write", &success))
 }
 
-fn task_message(config: &CoordinatorConfig, attempt: AttemptId, map_outputs: Vec<String>) -> pb::Task {
+fn task_message(
+    config: &CoordinatorConfig,
+    attempt: AttemptId,
+    map_outputs: Vec<String>,
+    skip_records: Vec<u64>,
+) -> pb::Task {
     let kind = match attempt.task.phase {
         Phase::Map => {
             let split = &config.splits[attempt.task.index as usize];
@@ -228,6 +252,7 @@ fn task_message(config: &CoordinatorConfig, attempt: AttemptId, map_outputs: Vec
                     start: split.start,
                     end: split.end,
                 }),
+                skip_records,
             })
         }
         Phase::Reduce => pb::task::Kind::Reduce(pb::ReduceTask { partition: attempt.task.index, map_outputs }),
@@ -262,6 +287,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 reduce_tasks: c.reduce_tasks,
                 work_dir: c.work_dir.to_string_lossy().into_owned(),
                 output_dir: c.output_dir.to_string_lossy().into_owned(),
+                faults: Some(c.faults.into()),
             }),
             heartbeat_interval_ms: c.heartbeat_interval.as_millis() as u64,
         }))
@@ -283,9 +309,10 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 a
             };
             let reply = match assignment {
-                Assignment::Run { attempt, map_outputs } => {
+                Assignment::Run { attempt, map_outputs, skip_records } => {
                     tracing::debug!(worker, %attempt, "assigned");
-                    pb::get_task_reply::Reply::Task(task_message(&self.shared.config, attempt, map_outputs))
+                    let task = task_message(&self.shared.config, attempt, map_outputs, skip_records);
+                    pb::get_task_reply::Reply::Task(task)
                 }
                 Assignment::Exit => pb::get_task_reply::Reply::Exit(true),
                 Assignment::Wait => {
@@ -300,11 +327,13 @@ impl pb::coordinator_server::Coordinator for Coordinator {
     }
 
     async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatReply>, Status> {
-        let worker = request.into_inner().worker_id;
+        let r = request.into_inner();
+        let running = r.running.map(|t| (AttemptId::from(t), r.records));
         let mut s = self.scheduler();
-        let known = s.heartbeat(worker, self.now());
-        let exit = !known || matches!(s.state(), JobState::Succeeded | JobState::Failed(_));
-        Ok(Response::new(pb::HeartbeatReply { exit }))
+        let reply = s.heartbeat(r.worker_id, running, self.now());
+        let exit = !reply.known || matches!(s.state(), JobState::Succeeded | JobState::Failed(_));
+        let cancel = reply.cancel.into_iter().map(pb::TaskRef::from).collect();
+        Ok(Response::new(pb::HeartbeatReply { exit, cancel }))
     }
 
     async fn commit_task(
@@ -339,8 +368,9 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let r = request.into_inner();
         let attempt = task_ref(r.task)?;
         tracing::warn!(worker = r.worker_id, %attempt, error = r.error, "attempt failed");
+        let failure = Failure { error: r.error, bad_record: r.bad_record, lost_map_task: r.lost_map_task };
         let mut s = self.scheduler();
-        s.fail(r.worker_id, attempt, r.error, self.now());
+        s.fail(r.worker_id, attempt, failure, self.now());
         self.after_event(&mut s);
         Ok(Response::new(pb::ReportFailureReply {}))
     }

@@ -117,12 +117,18 @@ pub enum Error {
     },
 
     /// Worker processes kept dying.
-    #[error("worker processes died {0} times, more than the restart limit; see the worker logs above")]
+    #[error(
+        "worker processes died {0} times in a row with no task committed (more than --max-restarts); see the worker errors above"
+    )]
     WorkersDied(u32),
 
     /// The job was stopped by a signal (Ctrl-C).
     #[error("interrupted: the job was stopped and its partial output removed")]
     Interrupted,
+
+    /// A configuration file or option is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 
     /// A job's map or reduce function reported an error.
     #[error("{0}")]

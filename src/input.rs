@@ -110,6 +110,7 @@ pub struct LineReader {
     pos: u64,
     end: u64,
     buf: Vec<u8>,
+    line_offset: u64,
 }
 
 /// One line of input and where it starts in its file.
@@ -135,7 +136,7 @@ impl LineReader {
             let skipped = reader.read_until(b'\n', &mut buf).map_err(Error::io("cannot read input file", path))?;
             pos = split.start - 1 + skipped as u64;
         }
-        Ok(LineReader { reader, path: path.clone(), pos, end: split.end, buf })
+        Ok(LineReader { reader, path: path.clone(), pos, end: split.end, buf, line_offset: pos })
     }
 
     /// The next line of the split, or `None` at its end.
@@ -150,6 +151,7 @@ impl LineReader {
             return Ok(None);
         }
         let offset = self.pos;
+        self.line_offset = offset;
         self.pos += n as u64;
         let mut bytes = &self.buf[..];
         if let Some(rest) = bytes.strip_suffix(b"\n") {
@@ -161,7 +163,12 @@ impl LineReader {
         }
     }
 
-    /// Bytes consumed so far, counted from the split's start.
+    /// Offset in the file of the line last read (or rejected as invalid UTF-8).
+    pub fn line_offset(&self) -> u64 {
+        self.line_offset
+    }
+
+    /// Offset in the file of the next unread byte.
     pub fn position(&self) -> u64 {
         self.pos
     }

@@ -17,9 +17,11 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod config;
 pub mod coordinator;
 pub mod datagen;
 pub mod error;
+pub mod fault;
 pub mod input;
 pub mod job;
 pub mod local;

@@ -28,6 +28,7 @@ pub fn run(job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
     let mut record = |phase, index, start| {
         let id = AttemptId { task: TaskId { phase, index }, attempt: 0 };
         attempts.push(AttemptRecord {
+            speculative: false,
             id,
             worker: 0,
             start_ms: start,
@@ -41,7 +42,7 @@ pub fn run(job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
     for (i, split) in plan.splits.iter().enumerate() {
         let start = now();
         let output = work_dir.path().join(format!("map-{i:05}-0.out"));
-        map_counters += task::run_map(job.as_ref(), split, plan.reduce_tasks, &output, progress)
+        map_counters += task::run_map(job.as_ref(), split, plan.reduce_tasks, &[], &output, progress)
             .map_err(|e| in_task(Phase::Map, i, e))?;
         map_outputs.push(output);
         record(Phase::Map, i as u32, start);
@@ -76,6 +77,7 @@ pub fn run(job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
         wall_ms: now(),
         committed_ms: Some(committed),
         workers: Vec::new(),
+        speculative_attempts: 0,
         attempts,
     };
     plan.output.keep();

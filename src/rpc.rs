@@ -32,6 +32,7 @@ impl From<crate::task::TaskCounters> for pb::Counters {
             output_records: c.output_records,
             output_bytes: c.output_bytes,
             groups: c.groups,
+            skipped_records: c.skipped_records,
         }
     }
 }
@@ -44,6 +45,7 @@ impl From<pb::Counters> for crate::task::TaskCounters {
             output_records: c.output_records,
             output_bytes: c.output_bytes,
             groups: c.groups,
+            skipped_records: c.skipped_records,
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::error::{Error, Result};
+use crate::fault::Faults;
 use crate::plan::Plan;
 use crate::scheduler::{JobState, Millis, Phase};
 use crate::summary::{PhaseSummary, Summary, WorkerSummary};
@@ -29,8 +30,17 @@ pub struct RunConfig {
     pub worker_timeout: Duration,
     /// Failed attempts after which a task fails the job.
     pub max_attempts: u32,
-    /// How many times dead worker processes are replaced before the job fails.
+    /// How many worker processes may die in a row, with no task committed in between,
+    /// before the job fails.
     pub max_restarts: u32,
+    /// An attempt without progress for this long is abandoned.
+    pub task_timeout: Duration,
+    /// Whether to run backup attempts of slow tasks.
+    pub speculative: bool,
+    /// Whether records that crash attempts are skipped.
+    pub skip_bad_records: bool,
+    /// Faults to inject.
+    pub faults: Faults,
     /// Extra arguments for `mr worker` (e.g. log settings).
     pub worker_args: Vec<String>,
 }
@@ -61,6 +71,10 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         worker_timeout: config.worker_timeout,
         heartbeat_interval: (config.worker_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
         max_attempts: config.max_attempts,
+        task_timeout: config.task_timeout,
+        speculative: config.speculative,
+        skip_bad_records: config.skip_bad_records,
+        faults: config.faults,
         state: plan.prepared.state.clone(),
     });
     let shutdown = CancellationToken::new();
@@ -77,10 +91,13 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     let error = match (&outcome, s.state()) {
         (Err(e), _) => Some(e.to_string()),
         (Ok(()), JobState::Succeeded) => None,
-        (Ok(()), JobState::Failed(f)) => {
-            let task = describe_task(&plan, f.task);
-            Some(Error::TaskFailed { task, attempts: f.attempts, last_error: f.last_error.clone() }.to_string())
-        }
+        (Ok(()), JobState::Failed(f)) => Some(match f.task {
+            Some(task) => {
+                let task = describe_task(&plan, task);
+                Error::TaskFailed { task, attempts: f.attempts, last_error: f.last_error.clone() }.to_string()
+            }
+            None => f.last_error.clone(),
+        }),
         (Ok(()), other) => Some(format!("the job ended in state {other:?}")),
     };
     let error = error.or_else(|| match served {
@@ -99,6 +116,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         wall_ms: coordinator.now(),
         committed_ms: coordinator.committed_at(),
         workers: supervisor.summaries(),
+        speculative_attempts: s.attempts().iter().filter(|a| a.speculative).count() as u32,
         attempts: s.attempts().to_vec(),
     };
     drop(s);
@@ -133,7 +151,9 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
     for _ in 0..config.workers {
         supervisor.spawn(coordinator)?;
     }
-    let mut restarts = 0;
+    // Deaths in a row with no task committed in between: a crash loop, not bad luck.
+    let mut deaths_in_a_row = 0;
+    let mut committed_at_last_death = 0;
     loop {
         tokio::select! {
             _ = ended.wait_for(|&e| e) => return Ok(()),
@@ -152,10 +172,15 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
                 }
                 coordinator.worker_exited_pid(pid);
                 tracing::warn!(pid, %status, "worker process died before the job ended; starting a new one");
-                restarts += 1;
-                if restarts > config.max_restarts {
+                let committed = coordinator.committed_attempts();
+                if committed > committed_at_last_death {
+                    deaths_in_a_row = 0;
+                }
+                committed_at_last_death = committed;
+                deaths_in_a_row += 1;
+                if deaths_in_a_row > config.max_restarts {
                     coordinator.abort("worker processes keep dying");
-                    return Err(Error::WorkersDied(restarts));
+                    return Err(Error::WorkersDied(deaths_in_a_row));
                 }
                 supervisor.spawn(coordinator)?;
             }

@@ -10,9 +10,18 @@
 //!   and a report for an attempt that is no longer running is stale and ignored.
 //! - A reduce attempt may move its output into place only when granted the commit, and exactly
 //!   one attempt per task is granted it. A map attempt commits by being the first to complete.
+//!   The other attempts of a committed task are discarded, and their workers told to cancel.
 //! - A worker silent for longer than the worker timeout is dead: its running attempts are lost
 //!   and their tasks go back to idle. A lost attempt does not count as a failure of its task.
-//! - A task whose attempts failed `max_attempts` times fails the job.
+//!   Map outputs live in the job's shared work directory, so a dead worker's completed maps stay
+//!   readable; a map output that a reducer cannot read is re-executed (and counts as a failure
+//!   of that map task).
+//! - An attempt that reports no progress for the task timeout is abandoned: a failure.
+//! - Near the end of a phase (no idle task left), an idle worker gets a backup (speculative)
+//!   attempt of a task that has run much longer than the phase's committed tasks took.
+//! - A task whose attempts failed `max_attempts` times fails the job. With bad-record skipping
+//!   on, a record on which two attempts failed is skipped by the next ones, and such failures
+//!   do not count.
 
 use std::collections::BTreeMap;
 
@@ -79,20 +88,48 @@ pub struct SchedulerConfig {
     pub reduce_tasks: u32,
     /// A worker silent for longer than this is dead.
     pub worker_timeout: Millis,
+    /// An attempt without progress for longer than this is abandoned.
+    pub task_timeout: Millis,
     /// Failed attempts after which a task fails the job.
     pub max_attempts: u32,
+    /// Whether to run backup attempts of slow tasks near the end of a phase.
+    pub speculative: bool,
+    /// Whether records that crash attempts are skipped by later attempts.
+    pub skip_bad_records: bool,
 }
+
+impl Default for SchedulerConfig {
+    fn default() -> SchedulerConfig {
+        SchedulerConfig {
+            map_tasks: 0,
+            reduce_tasks: 0,
+            worker_timeout: 10_000,
+            task_timeout: 60_000,
+            max_attempts: 4,
+            speculative: true,
+            skip_bad_records: false,
+        }
+    }
+}
+
+/// A running attempt is speculated on only after running this long...
+const SPECULATION_MIN_MS: Millis = 1_000;
+/// ...and this many times longer than the phase's committed attempts took on average.
+const SPECULATION_FACTOR: u64 = 2;
+/// Failures on one record after which it is skipped (with bad-record skipping on).
+const SKIP_AFTER: u32 = 2;
 
 /// What a worker should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Assignment {
-    /// Run this attempt. For a reduce, `map_outputs` lists the committed map outputs in map
-    /// task order.
+    /// Run this attempt.
     Run {
         /// The attempt to run.
         attempt: AttemptId,
-        /// Reduce only: where the map outputs are.
+        /// Reduce only: the committed map outputs, in map task order.
         map_outputs: Vec<String>,
+        /// Map only: offsets of records to skip.
+        skip_records: Vec<u64>,
     },
     /// Nothing to do now; ask again later.
     Wait,
@@ -108,11 +145,11 @@ pub enum Outcome {
     Running,
     /// Committed: its output is the task's output.
     Committed,
-    /// Reported an error.
+    /// Reported an error, or made no progress for the task timeout.
     Failed(String),
-    /// Its worker died or it was abandoned.
+    /// Its worker died, or its input was lost.
     Lost,
-    /// Finished, but another attempt had already committed.
+    /// Another attempt of its task committed first.
     Discarded,
 }
 
@@ -123,6 +160,8 @@ pub struct AttemptRecord {
     pub id: AttemptId,
     /// The worker that ran it.
     pub worker: WorkerId,
+    /// True for a backup attempt of a slow task.
+    pub speculative: bool,
     /// When it was assigned.
     pub start_ms: Millis,
     /// When it ended, if it has.
@@ -131,11 +170,22 @@ pub struct AttemptRecord {
     pub outcome: Outcome,
 }
 
+/// A failed attempt's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failure {
+    /// The error.
+    pub error: String,
+    /// Map: the offset of the record being processed.
+    pub bad_record: Option<u64>,
+    /// Reduce: the map task whose output could not be read.
+    pub lost_map_task: Option<u32>,
+}
+
 /// Why the job failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFailure {
-    /// The task that failed too often.
-    pub task: TaskId,
+    /// The task that failed too often, if a task is to blame.
+    pub task: Option<TaskId>,
     /// Its failed attempts.
     pub attempts: u32,
     /// The last error reported.
@@ -155,6 +205,24 @@ pub enum JobState {
     Failed(JobFailure),
 }
 
+/// The scheduler's answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    /// False for a worker this job does not know: it should exit.
+    pub known: bool,
+    /// Attempts the worker should stop.
+    pub cancel: Vec<AttemptId>,
+}
+
+/// What a timer tick changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Workers declared dead.
+    pub dead_workers: Vec<WorkerId>,
+    /// Attempts abandoned for lack of progress.
+    pub abandoned: Vec<AttemptId>,
+}
+
 #[derive(Debug)]
 enum TaskState {
     Idle,
@@ -168,6 +236,9 @@ struct Running {
     worker: WorkerId,
     /// Index of its record in `Scheduler::attempts`.
     record: usize,
+    start_ms: Millis,
+    last_progress_ms: Millis,
+    records: u64,
     commit_granted: bool,
 }
 
@@ -178,6 +249,8 @@ struct Task {
     failures: u32,
     last_error: String,
     counters: TaskCounters,
+    /// Record offset -> attempts that failed on it.
+    bad_records: BTreeMap<u64, u32>,
 }
 
 impl Task {
@@ -188,6 +261,14 @@ impl Task {
             failures: 0,
             last_error: String::new(),
             counters: TaskCounters::default(),
+            bad_records: BTreeMap::new(),
+        }
+    }
+
+    fn running(&self) -> &[Running] {
+        match &self.state {
+            TaskState::Running(list) => list,
+            _ => &[],
         }
     }
 }
@@ -262,7 +343,9 @@ impl Scheduler {
     pub fn counters(&self, phase: Phase) -> TaskCounters {
         let mut total = TaskCounters::default();
         for t in self.tasks(phase) {
-            total += t.counters;
+            if matches!(t.state, TaskState::Done { .. }) {
+                total += t.counters;
+            }
         }
         total
     }
@@ -311,23 +394,38 @@ impl Scheduler {
             JobState::Succeeded | JobState::Failed(_) => return Assignment::Exit,
         }
         let phase = if self.maps_done < self.config.map_tasks { Phase::Map } else { Phase::Reduce };
-        let tasks = match phase {
-            Phase::Map => &self.maps,
-            Phase::Reduce => &self.reduces,
-        };
-        let Some(index) = tasks.iter().position(|t| matches!(t.state, TaskState::Idle)) else {
-            return Assignment::Wait;
+        let tasks = self.tasks(phase);
+        let (index, speculative) = match tasks.iter().position(|t| matches!(t.state, TaskState::Idle)) {
+            Some(index) => (index, false),
+            None => match self.speculation_candidate(phase, worker, now) {
+                Some(index) => (index, true),
+                None => return Assignment::Wait,
+            },
         };
         let id = TaskId { phase, index: index as u32 };
         let record = self.attempts.len();
         let task = self.task_mut(id).expect("index found above");
         let attempt = task.next_attempt;
         task.next_attempt += 1;
-        task.state = TaskState::Running(vec![Running { attempt, worker, record, commit_granted: false }]);
+        let running = Running {
+            attempt,
+            worker,
+            record,
+            start_ms: now,
+            last_progress_ms: now,
+            records: 0,
+            commit_granted: false,
+        };
+        match &mut task.state {
+            TaskState::Running(list) => list.push(running),
+            state => *state = TaskState::Running(vec![running]),
+        }
+        let skip_records = task.bad_records.iter().filter(|&(_, &n)| n >= SKIP_AFTER).map(|(&o, _)| o).collect();
         let attempt = AttemptId { task: id, attempt };
         self.attempts.push(AttemptRecord {
             id: attempt,
             worker,
+            speculative,
             start_ms: now,
             end_ms: None,
             outcome: Outcome::Running,
@@ -343,19 +441,71 @@ impl Scheduler {
                 })
                 .collect(),
         };
-        Assignment::Run { attempt, map_outputs }
+        Assignment::Run { attempt, map_outputs, skip_records }
     }
 
-    /// A worker says it is alive.
-    pub fn heartbeat(&mut self, worker: WorkerId, now: Millis) -> bool {
-        self.seen(worker, now)
+    /// The task of `phase` most worth a backup attempt on `worker`, if any: one attempt
+    /// running, not on this worker, for much longer than committed attempts took.
+    fn speculation_candidate(&self, phase: Phase, worker: WorkerId, now: Millis) -> Option<usize> {
+        if !self.config.speculative {
+            return None;
+        }
+        let durations: Vec<Millis> = self
+            .attempts
+            .iter()
+            .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
+            .filter_map(|a| a.end_ms.map(|e| e - a.start_ms))
+            .collect();
+        if durations.is_empty() {
+            return None;
+        }
+        let mean = durations.iter().sum::<Millis>() / durations.len() as Millis;
+        let threshold = (mean * SPECULATION_FACTOR).max(SPECULATION_MIN_MS);
+        self.tasks(phase)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match t.running() {
+                [only] if only.worker != worker && now - only.start_ms > threshold => Some((now - only.start_ms, i)),
+                _ => None,
+            })
+            .max()
+            .map(|(_, i)| i)
+    }
+
+    /// A worker says it is alive, and how far its running attempt has got.
+    pub fn heartbeat(&mut self, worker: WorkerId, running: Option<(AttemptId, u64)>, now: Millis) -> HeartbeatReply {
+        if !self.seen(worker, now) {
+            return HeartbeatReply { known: false, cancel: Vec::new() };
+        }
+        let mut cancel = Vec::new();
+        if let Some((id, records)) = running {
+            let task = self.task_mut(id.task);
+            let current = match task.map(|t| &mut t.state) {
+                Some(TaskState::Running(list)) => {
+                    list.iter_mut().find(|r| r.attempt == id.attempt && r.worker == worker)
+                }
+                _ => None,
+            };
+            match current {
+                Some(r) => {
+                    if records > r.records {
+                        r.records = records;
+                        r.last_progress_ms = now;
+                    }
+                }
+                None => cancel.push(id),
+            }
+        }
+        HeartbeatReply { known: true, cancel }
     }
 
     fn running(&self, id: AttemptId, worker: WorkerId) -> Option<Running> {
-        match &self.tasks(id.task.phase).get(id.task.index as usize)?.state {
-            TaskState::Running(list) => list.iter().find(|r| r.attempt == id.attempt && r.worker == worker).copied(),
-            _ => None,
-        }
+        self.tasks(id.task.phase)
+            .get(id.task.index as usize)?
+            .running()
+            .iter()
+            .find(|r| r.attempt == id.attempt && r.worker == worker)
+            .copied()
     }
 
     /// A reduce attempt asks to move its output into place. Granted to exactly one attempt
@@ -365,9 +515,7 @@ impl Scheduler {
         if self.state != JobState::Running || self.running(id, worker).is_none() {
             return false;
         }
-        let Some(Task { state: TaskState::Running(list), .. }) = self.task_mut(id.task) else {
-            return false;
-        };
+        let Some(Task { state: TaskState::Running(list), .. }) = self.task_mut(id.task) else { return false };
         if list.iter().any(|r| r.commit_granted && r.attempt != id.attempt) {
             return false;
         }
@@ -389,9 +537,7 @@ impl Scheduler {
         now: Millis,
     ) -> bool {
         self.seen(worker, now);
-        let Some(running) = self.running(id, worker) else {
-            return false;
-        };
+        let Some(running) = self.running(id, worker) else { return false };
         if self.state != JobState::Running || (id.task.phase == Phase::Reduce && !running.commit_granted) {
             return false;
         }
@@ -422,21 +568,47 @@ impl Scheduler {
         }
     }
 
-    /// An attempt failed with `error`. After `max_attempts` failures the job fails.
-    pub fn fail(&mut self, worker: WorkerId, id: AttemptId, error: String, now: Millis) {
+    /// An attempt failed. After `max_attempts` counted failures the job fails.
+    pub fn fail(&mut self, worker: WorkerId, id: AttemptId, failure: Failure, now: Millis) {
         self.seen(worker, now);
-        let Some(running) = self.running(id, worker) else {
+        let Some(running) = self.running(id, worker) else { return };
+        if let Some(map) = failure.lost_map_task {
+            // The reducer is not to blame: its input was. Re-execute the map task.
+            self.end_attempt(id.task, running, Outcome::Lost, now);
+            self.map_output_lost(map, failure.error);
             return;
-        };
-        self.end_attempt(id.task, running, Outcome::Failed(error.clone()), now);
-        let max_attempts = self.config.max_attempts;
+        }
+        self.end_attempt(id.task, running, Outcome::Failed(failure.error.clone()), now);
+        let skip = self.config.skip_bad_records;
         let task = self.task_mut(id.task).expect("running attempt has a task");
+        match failure.bad_record {
+            Some(offset) if skip => *task.bad_records.entry(offset).or_default() += 1,
+            _ => task.failures += 1,
+        }
+        task.last_error = failure.error;
+        let (failures, last_error) = (task.failures, task.last_error.clone());
+        self.check_failures(id.task, failures, last_error);
+    }
+
+    fn check_failures(&mut self, task: TaskId, attempts: u32, last_error: String) {
+        if attempts >= self.config.max_attempts && self.state == JobState::Running {
+            self.state = JobState::Failed(JobFailure { task: Some(task), attempts, last_error });
+        }
+    }
+
+    /// A committed map output cannot be read: the map task runs again.
+    fn map_output_lost(&mut self, map: u32, error: String) {
+        let id = TaskId { phase: Phase::Map, index: map };
+        let Some(task) = self.task_mut(id) else { return };
+        if !matches!(task.state, TaskState::Done { .. }) {
+            return;
+        }
+        task.state = TaskState::Idle;
         task.failures += 1;
         task.last_error = error;
-        let failure = JobFailure { task: id.task, attempts: task.failures, last_error: task.last_error.clone() };
-        if failure.attempts >= max_attempts && self.state == JobState::Running {
-            self.state = JobState::Failed(failure);
-        }
+        let (failures, last_error) = (task.failures, task.last_error.clone());
+        self.maps_done -= 1;
+        self.check_failures(id, failures, last_error);
     }
 
     /// Removes a running attempt; its task goes back to idle if no other attempt runs.
@@ -454,19 +626,37 @@ impl Scheduler {
     }
 
     /// Time passed: workers silent for longer than the worker timeout are declared dead and
-    /// their running attempts lost. Returns the workers declared dead now.
-    pub fn tick(&mut self, now: Millis) -> Vec<WorkerId> {
+    /// their attempts lost; attempts without progress for the task timeout are abandoned.
+    pub fn tick(&mut self, now: Millis) -> TickOutcome {
         let timeout = self.config.worker_timeout;
-        let dead: Vec<WorkerId> = self
+        let dead_workers: Vec<WorkerId> = self
             .workers
             .iter()
             .filter(|(_, w)| w.alive && now.saturating_sub(w.last_seen_ms) > timeout)
             .map(|(&id, _)| id)
             .collect();
-        for &worker in &dead {
+        for &worker in &dead_workers {
             self.worker_lost(worker, now);
         }
-        dead
+        let task_timeout = self.config.task_timeout;
+        let mut hung = Vec::new();
+        for phase in [Phase::Map, Phase::Reduce] {
+            for (index, task) in self.tasks(phase).iter().enumerate() {
+                for r in task.running() {
+                    if now.saturating_sub(r.last_progress_ms) > task_timeout {
+                        hung.push((TaskId { phase, index: index as u32 }, *r));
+                    }
+                }
+            }
+        }
+        let mut abandoned = Vec::new();
+        for (task, r) in hung {
+            let id = AttemptId { task, attempt: r.attempt };
+            let error = format!("no progress for {:.1} s (task timeout)", task_timeout as f64 / 1000.0);
+            self.fail(r.worker, id, Failure { error, ..Failure::default() }, now);
+            abandoned.push(id);
+        }
+        TickOutcome { dead_workers, abandoned }
     }
 
     /// A worker is gone (declared dead, or its process exited): its running attempts are lost.
@@ -477,10 +667,8 @@ impl Scheduler {
         let mut lost = Vec::new();
         for phase in [Phase::Map, Phase::Reduce] {
             for (index, task) in self.tasks(phase).iter().enumerate() {
-                if let TaskState::Running(list) = &task.state {
-                    for r in list.iter().filter(|r| r.worker == worker) {
-                        lost.push((TaskId { phase, index: index as u32 }, *r));
-                    }
+                for r in task.running().iter().filter(|r| r.worker == worker) {
+                    lost.push((TaskId { phase, index: index as u32 }, *r));
                 }
             }
         }
@@ -499,8 +687,7 @@ impl Scheduler {
     /// The job is stopped from outside (e.g. Ctrl-C); workers are told to exit.
     pub fn abort(&mut self, reason: String) {
         if !matches!(self.state, JobState::Succeeded | JobState::Failed(_)) {
-            let task = TaskId { phase: Phase::Map, index: 0 };
-            self.state = JobState::Failed(JobFailure { task, attempts: 0, last_error: reason });
+            self.state = JobState::Failed(JobFailure { task: None, attempts: 0, last_error: reason });
         }
     }
 }
@@ -513,14 +700,15 @@ mod tests {
         Scheduler::new(SchedulerConfig {
             map_tasks: maps,
             reduce_tasks: reduces,
-            worker_timeout: 10_000,
             max_attempts: 3,
+            speculative: false,
+            ..SchedulerConfig::default()
         })
     }
 
     fn run(a: Assignment) -> (AttemptId, Vec<String>) {
         match a {
-            Assignment::Run { attempt, map_outputs } => (attempt, map_outputs),
+            Assignment::Run { attempt, map_outputs, .. } => (attempt, map_outputs),
             other => panic!("expected a task, got {other:?}"),
         }
     }
@@ -563,8 +751,8 @@ mod tests {
         let a = s.register("a".into(), 0);
         let b = s.register("b".into(), 0);
         let (first, _) = run(s.request_task(a, 0));
-        s.heartbeat(b, 10_000);
-        assert_eq!(s.tick(10_001), vec![a]);
+        s.heartbeat(b, None, 10_000);
+        assert_eq!(s.tick(10_001).dead_workers, vec![a]);
         let (second, _) = run(s.request_task(b, 10_001));
         assert_eq!(second.task, first.task);
         assert_ne!(second.attempt, first.attempt);
@@ -587,7 +775,7 @@ mod tests {
         let b = s.register("b".into(), 0);
         let (first, _) = run(s.request_task(a, 0));
         // Worker a is declared dead, b reruns the task, then a comes back.
-        s.heartbeat(b, 20_000);
+        s.heartbeat(b, None, 20_000);
         s.tick(20_000);
         let (second, _) = run(s.request_task(b, 20_000));
         assert!(!s.request_commit(a, first, 20_001), "a lost attempt cannot commit");
@@ -605,11 +793,11 @@ mod tests {
         for i in 0..3 {
             let (id, _) = run(s.request_task(w, i));
             assert_eq!(id.attempt, i as u32);
-            s.fail(w, id, format!("boom {i}"), i);
+            s.fail(w, id, Failure { error: format!("boom {i}"), ..Failure::default() }, i);
         }
         match s.state() {
             JobState::Failed(f) => {
-                assert_eq!(f.task, TaskId { phase: Phase::Map, index: 0 });
+                assert_eq!(f.task, Some(TaskId { phase: Phase::Map, index: 0 }));
                 assert_eq!(f.attempts, 3);
                 assert_eq!(f.last_error, "boom 2");
             }
@@ -628,5 +816,98 @@ mod tests {
     fn unknown_worker_is_told_to_exit() {
         let mut s = scheduler(1, 1);
         assert_eq!(s.request_task(42, 0), Assignment::Exit);
+    }
+
+    fn with(config: SchedulerConfig) -> Scheduler {
+        Scheduler::new(config)
+    }
+
+    #[test]
+    fn backup_attempt_for_a_straggler_first_commit_wins() {
+        let mut s = with(SchedulerConfig { map_tasks: 2, reduce_tasks: 1, ..SchedulerConfig::default() });
+        let fast = s.register("fast".into(), 0);
+        let slow = s.register("slow".into(), 0);
+        let (m0, _) = run(s.request_task(slow, 0));
+        let (m1, _) = run(s.request_task(fast, 0));
+        assert!(finish(&mut s, fast, m1, 100));
+        // Too early for a backup: the straggler has not run long enough.
+        assert_eq!(s.request_task(fast, 500), Assignment::Wait);
+        s.heartbeat(slow, Some((m0, 1)), 1_500);
+        let (backup, _) = run(s.request_task(fast, 1_500));
+        assert_eq!(backup.task, m0.task);
+        assert!(s.attempts().last().unwrap().speculative);
+        // At most one backup per task, and never on the straggler's own worker.
+        assert_eq!(s.request_task(slow, 1_600), Assignment::Wait);
+        assert!(finish(&mut s, fast, backup, 1_700));
+        // The original is now told to cancel, and its late report is refused.
+        assert_eq!(s.heartbeat(slow, Some((m0, 2)), 1_800).cancel, vec![m0]);
+        assert!(!s.complete(slow, m0, "late".into(), TaskCounters::default(), 1_900));
+        assert_eq!(s.attempts()[0].outcome, Outcome::Discarded);
+    }
+
+    #[test]
+    fn no_backup_when_speculation_is_off() {
+        let mut s = scheduler(2, 1);
+        let a = s.register("a".into(), 0);
+        let b = s.register("b".into(), 0);
+        let (_m0, _) = run(s.request_task(a, 0));
+        let (m1, _) = run(s.request_task(b, 0));
+        assert!(finish(&mut s, b, m1, 10));
+        assert_eq!(s.request_task(b, 9_000), Assignment::Wait);
+    }
+
+    #[test]
+    fn attempt_without_progress_is_abandoned_as_a_failure() {
+        let mut s = with(SchedulerConfig { map_tasks: 1, reduce_tasks: 1, task_timeout: 1_000, ..Default::default() });
+        let w = s.register("w".into(), 0);
+        let (m0, _) = run(s.request_task(w, 0));
+        s.heartbeat(w, Some((m0, 10)), 900);
+        assert!(s.tick(1_500).abandoned.is_empty(), "progress at 900 ms keeps it alive");
+        s.heartbeat(w, Some((m0, 10)), 1_800);
+        assert_eq!(s.tick(1_901).abandoned, vec![m0]);
+        assert!(matches!(s.attempts()[0].outcome, Outcome::Failed(_)));
+        let (again, _) = run(s.request_task(w, 2_000));
+        assert_eq!((again.task, again.attempt), (m0.task, 1));
+        assert_eq!(s.heartbeat(w, Some((m0, 11)), 2_001).cancel, vec![m0]);
+    }
+
+    #[test]
+    fn bad_record_is_skipped_after_two_failures() {
+        let mut s = with(SchedulerConfig {
+            map_tasks: 1,
+            reduce_tasks: 1,
+            max_attempts: 2,
+            skip_bad_records: true,
+            ..Default::default()
+        });
+        let w = s.register("w".into(), 0);
+        for i in 0..2 {
+            let Assignment::Run { attempt, skip_records, .. } = s.request_task(w, i) else { panic!() };
+            assert!(skip_records.is_empty());
+            s.fail(w, attempt, Failure { error: "panic".into(), bad_record: Some(42), ..Default::default() }, i);
+        }
+        assert_eq!(s.state(), &JobState::Running, "failures on a skippable record do not count");
+        let Assignment::Run { skip_records, .. } = s.request_task(w, 5) else { panic!() };
+        assert_eq!(skip_records, [42]);
+    }
+
+    #[test]
+    fn unreadable_map_output_reruns_the_map() {
+        let mut s = scheduler(2, 1);
+        let w = s.register("w".into(), 0);
+        let (m0, _) = run(s.request_task(w, 0));
+        let (m1, _) = run(s.request_task(w, 0));
+        assert!(finish(&mut s, w, m0, 1));
+        assert!(finish(&mut s, w, m1, 1));
+        let (r0, _) = run(s.request_task(w, 2));
+        let failure = Failure { error: "corrupt".into(), lost_map_task: Some(1), ..Default::default() };
+        s.fail(w, r0, failure, 3);
+        assert_eq!(s.attempts()[2].outcome, Outcome::Lost);
+        let (again, _) = run(s.request_task(w, 4));
+        assert_eq!((again.task, again.attempt), (m1.task, 1), "map 1 runs again before any reduce");
+        assert!(finish(&mut s, w, again, 5));
+        let (r0b, outputs) = run(s.request_task(w, 6));
+        assert_eq!(r0b.task, r0.task);
+        assert_eq!(outputs, ["out-0", "out-1"]);
     }
 }

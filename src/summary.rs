@@ -53,6 +53,8 @@ pub struct Summary {
     pub committed_ms: Option<Millis>,
     /// Worker processes (distributed mode).
     pub workers: Vec<WorkerSummary>,
+    /// Number of speculative (backup) attempts.
+    pub speculative_attempts: u32,
     /// Every attempt, in order of assignment.
     pub attempts: Vec<AttemptRecord>,
 }
@@ -114,8 +116,13 @@ impl std::fmt::Display for Summary {
         )?;
         let failed = self.attempts.iter().filter(|a| matches!(a.outcome, Outcome::Failed(_))).count();
         let lost = self.attempts.iter().filter(|a| a.outcome == Outcome::Lost).count();
-        if failed + lost > 0 {
-            writeln!(f, "  faults: {failed} failed attempts, {lost} lost attempts")?;
+        let speculative = self.attempts.iter().filter(|a| a.speculative).count();
+        let skipped = self.map.counters.skipped_records;
+        if failed + lost + speculative > 0 || skipped > 0 {
+            writeln!(
+                f,
+                "  faults: {failed} failed attempts, {lost} lost attempts, {speculative} speculative attempts, {skipped} skipped records"
+            )?;
         }
         write!(f, "  output: {}", self.output)
     }

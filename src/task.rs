@@ -27,6 +27,8 @@ pub struct TaskCounters {
     pub output_bytes: u64,
     /// Reduce: distinct keys.
     pub groups: u64,
+    /// Map: records skipped because they crashed earlier attempts.
+    pub skipped_records: u64,
 }
 
 impl std::ops::AddAssign for TaskCounters {
@@ -36,11 +38,12 @@ impl std::ops::AddAssign for TaskCounters {
         self.output_records += o.output_records;
         self.output_bytes += o.output_bytes;
         self.groups += o.groups;
+        self.skipped_records += o.skipped_records;
     }
 }
 
 /// Live progress of a running attempt, read by the heartbeat, and its cancellation flag.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Progress {
     /// Records processed so far.
     pub records: AtomicU64,
@@ -48,17 +51,44 @@ pub struct Progress {
     pub bytes: AtomicU64,
     /// Set to stop the attempt at its next checkpoint.
     pub cancelled: AtomicBool,
+    /// Fault injection: the process exits at the first checkpoint past this many records.
+    pub crash_at_records: AtomicU64,
+    /// Offset of the record a failed map attempt was processing, or `NO_RECORD`.
+    pub bad_record: AtomicU64,
 }
+
+/// `Progress::bad_record` and `crash_at_records` when not set.
+pub const NO_RECORD: u64 = u64::MAX;
 
 /// Records between two progress checkpoints.
 const CHECKPOINT: u64 = 1024;
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            cancelled: AtomicBool::new(false),
+            crash_at_records: AtomicU64::new(NO_RECORD),
+            bad_record: AtomicU64::new(NO_RECORD),
+        }
+    }
+}
 
 impl Progress {
     /// Publishes progress; fails with [`Error::Interrupted`] once the attempt is cancelled.
     fn checkpoint(&self, records: u64, bytes: u64) -> Result<()> {
         self.records.store(records, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
+        if records >= self.crash_at_records.load(Ordering::Relaxed) {
+            crate::fault::crash();
+        }
         if self.cancelled.load(Ordering::Relaxed) { Err(Error::Interrupted) } else { Ok(()) }
+    }
+
+    /// The offset of the record a failed attempt was processing.
+    pub fn bad_record(&self) -> Option<u64> {
+        Some(self.bad_record.load(Ordering::Relaxed)).filter(|&o| o != NO_RECORD)
     }
 
     /// Asks the attempt to stop.
@@ -163,11 +193,14 @@ impl ValueSource for SliceValues<'_> {
 }
 
 /// Runs a map attempt over `split` and writes its map output to `output` (through a temporary
-/// name, so a file at `output` is always complete).
+/// name, so a file at `output` is always complete). Records at the offsets in `skip` are
+/// skipped and counted. When a record fails (invalid UTF-8, an error or a panic in map), its
+/// offset is left in `progress` for the bad-record rule.
 pub fn run_map(
     job: &dyn Job,
     split: &Split,
     partitions: u32,
+    skip: &[u64],
     output: &Path,
     progress: &Progress,
 ) -> Result<TaskCounters> {
@@ -175,8 +208,35 @@ pub fn run_map(
     let mut buffer = SortBuffer { partitions, data: Vec::new(), entries: Vec::new() };
     let path = split.path.to_string_lossy();
     let mut counters = TaskCounters::default();
-    while let Some(line) = reader.next_line()? {
-        job.map(Record { path: &path, offset: line.offset, line: line.text }, &mut buffer)?;
+    loop {
+        let line = match reader.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                let offset = reader.line_offset();
+                if skip.contains(&offset) {
+                    counters.skipped_records += 1;
+                    continue;
+                }
+                progress.bad_record.store(offset, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        if skip.contains(&line.offset) {
+            counters.skipped_records += 1;
+            continue;
+        }
+        let record = Record { path: &path, offset: line.offset, line: line.text };
+        let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.map(record, &mut buffer)));
+        let failed = match mapped {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(panic) => Some(Error::Job(format!("map panicked: {}", panic_message(panic.as_ref())))),
+        };
+        if let Some(e) = failed {
+            progress.bad_record.store(record.offset, Ordering::Relaxed);
+            return Err(Error::Job(format!("record at {}:{}: {e}", path, record.offset)));
+        }
         counters.input_records += 1;
         if counters.input_records % CHECKPOINT == 0 {
             progress.checkpoint(counters.input_records, reader.position().saturating_sub(split.start))?;
@@ -191,6 +251,15 @@ pub fn run_map(
     counters.output_bytes = writer.finish()?;
     std::fs::rename(&tmp, output).map_err(Error::io("cannot rename map output", output))?;
     Ok(counters)
+}
+
+/// The message of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Writes reduce output lines to a part file.

@@ -3,6 +3,7 @@
 //! coordinator has been unreachable for longer than the lost-coordinator timeout.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,14 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::coordinator::TEMPORARY;
 use crate::error::{Error, Result};
+use crate::fault::Faults;
 use crate::input::Split;
 use crate::job::{self, Job, StateReader};
 use crate::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::rpc::pb::state_client::StateClient;
 use crate::rpc::{MAX_MESSAGE_BYTES, pb};
 use crate::scheduler::{AttemptId, Phase};
-use crate::task::{self, Progress, TaskCounters};
+use crate::task::{self, Progress, TaskCounters, panic_message};
 
 /// How a worker connects and when it gives up.
 #[derive(Debug, Clone)]
@@ -79,6 +81,16 @@ pub fn process_name(pid: u32) -> String {
     format!("pid {pid}")
 }
 
+/// The attempt a worker is running, shared with its heartbeat.
+#[derive(Clone)]
+struct Current {
+    attempt: AttemptId,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+}
+
+type Shared<T> = Arc<Mutex<T>>;
+
 /// Runs a worker until the job is over. Returns an error if the coordinator is lost.
 pub async fn run(options: WorkerOptions) -> Result<()> {
     let url = options.coordinator.clone();
@@ -92,8 +104,8 @@ pub async fn run(options: WorkerOptions) -> Result<()> {
     tracing::info!(worker = worker_id, job = spec.job_name, "registered");
 
     let job = {
-        let mut state =
-            RemoteState { client: StateClient::new(channel.clone()), runtime: tokio::runtime::Handle::current() };
+        let client = StateClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut state = RemoteState { client, runtime: tokio::runtime::Handle::current() };
         let (name, args) = (spec.job_name.clone(), spec.job_args.clone());
         tokio::task::spawn_blocking(move || job::build(&name, &args, &mut state))
             .await
@@ -101,7 +113,8 @@ pub async fn run(options: WorkerOptions) -> Result<()> {
     };
 
     let stop = CancellationToken::new();
-    let lost = Arc::new(Mutex::new(None::<Error>));
+    let lost: Shared<Option<Error>> = Arc::default();
+    let current: Shared<Option<Current>> = Arc::default();
     let heartbeat = tokio::spawn(heartbeat_loop(
         client.clone(),
         worker_id,
@@ -110,8 +123,10 @@ pub async fn run(options: WorkerOptions) -> Result<()> {
         url.clone(),
         stop.clone(),
         lost.clone(),
+        current.clone(),
     ));
-    let result = task_loop(&mut client, worker_id, &spec, job, &options, &stop).await;
+    let context = Context { worker_id, spec, job, current };
+    let result = task_loop(&mut client, &context, &options, &stop).await;
     stop.cancel();
     heartbeat.abort();
     if let Some(e) = lost.lock().expect("lock poisoned").take() {
@@ -120,6 +135,15 @@ pub async fn run(options: WorkerOptions) -> Result<()> {
     result
 }
 
+/// What every attempt of this worker needs.
+struct Context {
+    worker_id: u64,
+    spec: pb::JobSpec,
+    job: Arc<dyn Job>,
+    current: Shared<Option<Current>>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn heartbeat_loop(
     mut client: CoordinatorClient<Channel>,
     worker_id: u64,
@@ -127,7 +151,8 @@ async fn heartbeat_loop(
     lost_timeout: Duration,
     url: String,
     stop: CancellationToken,
-    lost: Arc<Mutex<Option<Error>>>,
+    lost: Shared<Option<Error>>,
+    current: Shared<Option<Current>>,
 ) {
     let mut last_ok = Instant::now();
     loop {
@@ -135,14 +160,28 @@ async fn heartbeat_loop(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-        let request = pb::HeartbeatRequest { worker_id, running: None, records: 0, bytes: 0 };
+        let running = current.lock().expect("lock poisoned").clone();
+        let request = pb::HeartbeatRequest {
+            worker_id,
+            running: running.as_ref().map(|c| c.attempt.into()),
+            records: running.as_ref().map_or(0, |c| c.progress.records.load(Ordering::Relaxed)),
+            bytes: running.as_ref().map_or(0, |c| c.progress.bytes.load(Ordering::Relaxed)),
+        };
         match tokio::time::timeout(interval.max(Duration::from_secs(1)), client.heartbeat(request)).await {
             Ok(Ok(reply)) => {
                 last_ok = Instant::now();
-                if reply.into_inner().exit {
+                let reply = reply.into_inner();
+                if reply.exit {
                     tracing::info!("the coordinator ended the job");
                     stop.cancel();
                     return;
+                }
+                if let Some(c) = running
+                    && reply.cancel.iter().any(|t| AttemptId::from(*t) == c.attempt)
+                {
+                    tracing::info!(attempt = %c.attempt, "cancelled by the coordinator");
+                    c.progress.cancel();
+                    c.cancel.cancel();
                 }
             }
             Ok(Err(_)) | Err(_) if last_ok.elapsed() > lost_timeout => {
@@ -158,15 +197,13 @@ async fn heartbeat_loop(
 
 async fn task_loop(
     client: &mut CoordinatorClient<Channel>,
-    worker_id: u64,
-    spec: &pb::JobSpec,
-    job: Arc<dyn Job>,
+    context: &Context,
     options: &WorkerOptions,
     stop: &CancellationToken,
 ) -> Result<()> {
     let mut last_ok = Instant::now();
     loop {
-        let call = client.get_task(pb::GetTaskRequest { worker_id });
+        let call = client.get_task(pb::GetTaskRequest { worker_id: context.worker_id });
         let reply = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             reply = call => reply,
@@ -176,9 +213,7 @@ async fn task_loop(
                 last_ok = Instant::now();
                 reply.into_inner().reply
             }
-            Err(status) if last_ok.elapsed() > options.lost_timeout => {
-                return Err(rpc("GetTask")(status));
-            }
+            Err(status) if last_ok.elapsed() > options.lost_timeout => return Err(rpc("GetTask")(status)),
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
@@ -190,7 +225,7 @@ async fn task_loop(
             Some(pb::get_task_reply::Reply::Task(task)) => {
                 tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
-                    result = run_attempt(client, worker_id, spec, job.clone(), task) => result?,
+                    result = run_attempt(client, context, task) => result?,
                 }
             }
         }
@@ -199,22 +234,15 @@ async fn task_loop(
 
 /// Runs one attempt and reports its outcome. Errors of the attempt itself are reported to
 /// the coordinator; only RPC errors are returned.
-async fn run_attempt(
-    client: &mut CoordinatorClient<Channel>,
-    worker_id: u64,
-    spec: &pb::JobSpec,
-    job: Arc<dyn Job>,
-    task: pb::Task,
-) -> Result<()> {
-    let Some(kind) = task.kind else {
-        return Err(Error::Job("the coordinator sent a task without a kind".into()));
-    };
+async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context, task: pb::Task) -> Result<()> {
+    let Some(kind) = task.kind else { return Err(Error::Job("the coordinator sent a task without a kind".into())) };
+    let spec = &context.spec;
     let phase = match kind {
         pb::task::Kind::Map(_) => Phase::Map,
         pb::task::Kind::Reduce(_) => Phase::Reduce,
     };
     let attempt = AttemptId { task: crate::scheduler::TaskId { phase, index: task.task_id }, attempt: task.attempt };
-    let span = tracing::info_span!("attempt", worker = worker_id, %attempt);
+    let span = tracing::info_span!("attempt", worker = context.worker_id, %attempt);
     let _enter = span.enter();
     let partitions = spec.reduce_tasks;
     let work = match kind {
@@ -223,7 +251,7 @@ async fn run_attempt(
             let split = Split { path: split.path.into(), start: split.start, end: split.end };
             let output =
                 Path::new(&spec.work_dir).join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
-            Work::Map { split, output }
+            Work::Map { split, skip: m.skip_records, output }
         }
         pb::task::Kind::Reduce(r) => {
             let tmp_dir = Path::new(&spec.output_dir).join(TEMPORARY);
@@ -236,25 +264,30 @@ async fn run_attempt(
             }
         }
     };
-    let progress = Arc::new(Progress::default());
-    let result = {
-        let work = work.clone();
-        tokio::task::spawn_blocking(move || work.run(job.as_ref(), partitions, &progress)).await
-    };
-    let result = match result {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => Err(Error::Job(format!("panicked: {}", panic_message(e.into_panic())))),
-        Err(e) => Err(Error::Job(format!("was cancelled: {e}"))),
-    };
+    let current = Current { attempt, progress: Arc::new(Progress::default()), cancel: CancellationToken::new() };
+    *context.current.lock().expect("lock poisoned") = Some(current.clone());
+    let outcome = execute(context, &work, &current, partitions).await;
+    *context.current.lock().expect("lock poisoned") = None;
     let task_ref = Some(pb::TaskRef::from(attempt));
-    match result {
-        Err(e) => {
+    let worker_id = context.worker_id;
+    match outcome {
+        None => {
+            work.discard();
+            Ok(())
+        }
+        Some(Err(e)) => {
             work.discard();
             tracing::warn!(error = %e, "attempt failed");
-            let request = pb::ReportFailureRequest { worker_id, task: task_ref, error: e.to_string() };
+            let (bad_record, lost_map_task) = match &work {
+                Work::Map { .. } => (current.progress.bad_record(), None),
+                Work::Reduce { map_outputs, .. } => (None, lost_map_output(&e, map_outputs)),
+            };
+            let request =
+                pb::ReportFailureRequest { worker_id, task: task_ref, error: e.to_string(), bad_record, lost_map_task };
             client.report_failure(request).await.map_err(rpc("ReportFailure"))?;
+            Ok(())
         }
-        Ok(counters) => {
+        Some(Ok(counters)) => {
             let output = match &work {
                 Work::Map { output, .. } => output.clone(),
                 Work::Reduce { tmp, output, .. } => {
@@ -266,17 +299,51 @@ async fn run_attempt(
                     }
                     if let Err(e) = std::fs::rename(tmp, output) {
                         let error = Error::io("cannot commit output to", output)(e).to_string();
-                        let request = pb::ReportFailureRequest { worker_id, task: task_ref, error };
+                        let request =
+                            pb::ReportFailureRequest { worker_id, task: task_ref, error, ..Default::default() };
                         client.report_failure(request).await.map_err(rpc("ReportFailure"))?;
                         return Ok(());
                     }
                     output.clone()
                 }
             };
-            report(client, worker_id, attempt, &output, counters, &work).await?;
+            report(client, worker_id, attempt, &output, counters, &work).await
         }
     }
-    Ok(())
+}
+
+/// Runs the attempt's work on a blocking thread, with its injected faults. `None` when the
+/// attempt was cancelled.
+async fn execute(context: &Context, work: &Work, current: &Current, partitions: u32) -> Option<Result<TaskCounters>> {
+    let faults = Faults::from(context.spec.faults.unwrap_or_default()).for_attempt(current.attempt);
+    if let Some(delay) = faults.delay {
+        tracing::info!(?delay, "injected straggler: sleeping");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = current.cancel.cancelled() => return None,
+        }
+    }
+    if let Some(records) = faults.crash_at_records {
+        current.progress.crash_at_records.store(records, Ordering::Relaxed);
+    }
+    let (job, work, progress) = (context.job.clone(), work.clone(), current.progress.clone());
+    let result = tokio::task::spawn_blocking(move || work.run(job.as_ref(), partitions, &progress)).await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(Error::Job(format!("panicked: {}", panic_message(e.into_panic().as_ref())))),
+        Err(e) => Err(Error::Job(format!("was cancelled: {e}"))),
+    };
+    if current.cancel.is_cancelled() { None } else { Some(result) }
+}
+
+/// The index of the map output that a failed reduce could not read, if that is the failure.
+fn lost_map_output(error: &Error, map_outputs: &[PathBuf]) -> Option<u32> {
+    let path = match error {
+        Error::CorruptMapOutput { path, .. } => path,
+        Error::Io { path, .. } => path,
+        _ => return None,
+    };
+    map_outputs.iter().position(|p| p == path).map(|i| i as u32)
 }
 
 async fn report(
@@ -303,14 +370,14 @@ async fn report(
 
 #[derive(Clone)]
 enum Work {
-    Map { split: Split, output: PathBuf },
+    Map { split: Split, skip: Vec<u64>, output: PathBuf },
     Reduce { partition: u32, map_outputs: Vec<PathBuf>, tmp: PathBuf, output: PathBuf },
 }
 
 impl Work {
     fn run(&self, job: &dyn Job, partitions: u32, progress: &Progress) -> Result<TaskCounters> {
         match self {
-            Work::Map { split, output } => task::run_map(job, split, partitions, output, progress),
+            Work::Map { split, skip, output } => task::run_map(job, split, partitions, skip, output, progress),
             Work::Reduce { partition, map_outputs, tmp, .. } => {
                 if let Some(dir) = tmp.parent() {
                     std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
@@ -328,12 +395,4 @@ impl Work {
         };
         let _ = std::fs::remove_file(path);
     }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }

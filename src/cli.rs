@@ -86,7 +86,7 @@ struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     task_timeout: Duration,
     /// Backup attempts of slow tasks near the end of each phase.
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     speculative: bool,
     /// Skip a record on which two attempts of its map task failed, and count it.
     #[arg(long)]

@@ -77,10 +77,13 @@ impl Default for Progress {
 
 impl Progress {
     /// Publishes progress; fails with [`Error::Interrupted`] once the attempt is cancelled.
-    fn checkpoint(&self, records: u64, bytes: u64) -> Result<()> {
+    /// The last checkpoint of an attempt is `last`: an injected crash happens there at the
+    /// latest.
+    fn checkpoint(&self, records: u64, bytes: u64, last: bool) -> Result<()> {
         self.records.store(records, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
-        if records >= self.crash_at_records.load(Ordering::Relaxed) {
+        let crash_at = self.crash_at_records.load(Ordering::Relaxed);
+        if records >= crash_at || (last && crash_at != NO_RECORD) {
             crate::fault::crash();
         }
         if self.cancelled.load(Ordering::Relaxed) { Err(Error::Interrupted) } else { Ok(()) }
@@ -239,11 +242,11 @@ pub fn run_map(
         }
         counters.input_records += 1;
         if counters.input_records % CHECKPOINT == 0 {
-            progress.checkpoint(counters.input_records, reader.position().saturating_sub(split.start))?;
+            progress.checkpoint(counters.input_records, reader.position().saturating_sub(split.start), false)?;
         }
     }
     counters.input_bytes = reader.position().saturating_sub(split.start);
-    progress.checkpoint(counters.input_records, counters.input_bytes)?;
+    progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
     buffer.sort();
     let tmp = tmp_name(output);
     let mut writer = MapOutputWriter::create(&tmp)?;
@@ -345,14 +348,14 @@ pub fn run_reduce(
         counters.input_records += source.records;
         counters.groups += 1;
         if counters.groups % CHECKPOINT == 0 {
-            progress.checkpoint(counters.input_records, 0)?;
+            progress.checkpoint(counters.input_records, 0, false)?;
         }
     }
     let file = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
     file.sync_all().map_err(Error::io("cannot sync output", output))?;
     counters.output_records = part.records;
     counters.output_bytes = part.bytes;
-    progress.checkpoint(counters.input_records, counters.input_bytes)?;
+    progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
     Ok(counters)
 }
 

@@ -2,4 +2,5 @@
 //! distributed run is compared byte for byte with `--local` and with an independent reference.
 
 mod engine;
+mod faults;
 mod harness;

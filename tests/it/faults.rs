@@ -1,0 +1,258 @@
+//! Fault tolerance through the binary: injected crashes, workers killed and stopped from
+//! outside, stragglers, poison records, crash loops, and a killed coordinator. Every run that
+//! succeeds must be byte-identical to `--local`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::*;
+
+fn wordcount(input: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = mr();
+    cmd.args(["run", "wordcount", "--input"]).arg(input).arg("--output").arg(output).args(extra);
+    cmd
+}
+
+fn local_oracle(dir: &Dir, input: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.path("local");
+    run_ok(wordcount(input, &out, extra).args(["--local", "--quiet"]));
+    out
+}
+
+fn random_strings(dir: &Dir, strings: &str) -> PathBuf {
+    let data = dir.path("rand");
+    run_ok(
+        mr().args(["gen", "word-search", "--strings", strings, "--max-len", "12", "--seed", "11", "--out"]).arg(&data),
+    );
+    data.join("strings.txt")
+}
+
+fn signal(pid: u32, signal: Signal) {
+    kill(Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+/// A job started in the background, tagged so that its processes can be found.
+struct Background {
+    child: Child,
+    tag: String,
+    work: PathBuf,
+}
+
+impl Background {
+    fn start(mut cmd: std::process::Command, dir: &Dir, name: &str) -> Background {
+        let work = dir.path(&format!("tmp-{name}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let tag = format!("{name}-{}", std::process::id());
+        let child = cmd
+            .env("MR_TEST_TAG", &tag)
+            .env("TMPDIR", &work)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Background { child, tag, work }
+    }
+
+    /// The worker processes (every tagged process but `mr run` itself).
+    fn workers(&self) -> Vec<u32> {
+        tagged_processes(&self.tag).into_iter().filter(|&p| p != self.child.id()).collect()
+    }
+
+    /// Map output files in the job's work dir.
+    fn map_outputs(&self) -> usize {
+        let mut n = 0;
+        for dir in std::fs::read_dir(&self.work).unwrap().flatten() {
+            if let Ok(entries) = std::fs::read_dir(dir.path()) {
+                n += entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".out")).count();
+            }
+        }
+        n
+    }
+
+    fn finish(self) -> (std::process::ExitStatus, String, String) {
+        let out = self.child.wait_with_output().unwrap();
+        wait_for(10, "every process of the job to exit", || tagged_processes(&self.tag).is_empty());
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+#[test]
+fn crash_test_with_injected_failures_matches_local() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let args = ["--split-size", "700", "--reduce-tasks", "3"];
+    let local = local_oracle(&dir, &input, &args);
+    for seed in ["1", "2", "3"] {
+        let out = dir.path(&format!("dist-{seed}"));
+        let stdout = run_ok(wordcount(&input, &out, &args).args([
+            "--workers",
+            "3",
+            "--inject-failure",
+            "0.3",
+            "--inject-seed",
+            seed,
+            "--json",
+        ]));
+        let s = summary(&stdout);
+        let lost = s["attempts"].as_array().unwrap().iter().filter(|a| a["outcome"] == "lost").count();
+        assert!(lost > 0, "seed {seed}: no injected failure happened:\n{stdout}");
+        assert_same_output(&out, &local);
+    }
+}
+
+#[test]
+fn workers_killed_in_map_and_reduce_phases() {
+    let dir = Dir::new();
+    let input = random_strings(&dir, "600000");
+    let args = ["--split-size", "128KiB", "--reduce-tasks", "2"];
+    let local = local_oracle(&dir, &input, &args);
+    let out = dir.path("dist");
+    let mut cmd = wordcount(&input, &out, &args);
+    cmd.args(["--workers", "2", "--quiet"]);
+    let job = Background::start(cmd, &dir, "sigkill");
+    let mut rng = Lcg(std::process::id() as u64);
+    // Map phase: some map outputs exist, the reduce phase has not begun.
+    wait_for(60, "the map phase", || job.map_outputs() >= 2 && job.workers().len() == 2);
+    std::thread::sleep(Duration::from_millis(rng.below(100)));
+    let workers = job.workers();
+    let victim = workers[rng.below(workers.len() as u64) as usize];
+    signal(victim, Signal::SIGKILL);
+    // Reduce phase: reduce attempts write under _temporary.
+    wait_for(60, "the reduce phase", || out.join("_temporary").exists() || out.join("_SUCCESS").exists());
+    let workers = job.workers();
+    assert!(!out.join("_SUCCESS").exists(), "the reduce phase ended before a worker could be killed");
+    signal(workers[rng.below(workers.len() as u64) as usize], Signal::SIGKILL);
+    let (status, _, stderr) = job.finish();
+    assert!(status.success(), "{stderr}");
+    assert_same_output(&out, &local);
+}
+
+#[test]
+fn a_stopped_worker_is_declared_dead_and_its_task_rerun() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let args = ["--split-size", "2000", "--reduce-tasks", "2"];
+    let local = local_oracle(&dir, &input, &args);
+    let config = dir.write("mr.toml", "[faults.map]\nstraggler = 1.0\nstraggler_delay_ms = 300\n");
+    let out = dir.path("dist");
+    let mut cmd = wordcount(&input, &out, &args);
+    cmd.args(["--workers", "2", "--worker-timeout", "1s", "--speculative", "off", "--json", "--config"]).arg(&config);
+    let job = Background::start(cmd, &dir, "sigstop");
+    // Every map attempt sleeps first, so a worker is always inside an attempt.
+    wait_for(60, "both workers running", || job.workers().len() == 2);
+    wait_for(60, "a first map output", || job.map_outputs() >= 1);
+    let stopped = job.workers()[0];
+    signal(stopped, Signal::SIGSTOP);
+    let (status, stdout, stderr) = job.finish();
+    assert!(status.success(), "{stderr}");
+    let s = summary(&stdout);
+    let lost = s["attempts"].as_array().unwrap().iter().filter(|a| a["outcome"] == "lost").count();
+    assert!(lost >= 1, "the stopped worker's attempt was not rerun:\n{stdout}");
+    assert_same_output(&out, &local);
+}
+
+/// A seed under which exactly one of `maps` map tasks straggles on its first attempt, and
+/// its backup does not.
+fn seed_with_one_straggler(maps: u32, p: f64) -> u64 {
+    use mr::fault::{Faults, PhaseFaults};
+    use mr::scheduler::{AttemptId, Phase, TaskId};
+    (0..10_000)
+        .find(|&seed| {
+            let faults = Faults {
+                map: PhaseFaults { straggler: p, straggler_delay_ms: 1, ..Default::default() },
+                seed,
+                ..Default::default()
+            };
+            let straggles = |index, attempt| {
+                faults.for_attempt(AttemptId { task: TaskId { phase: Phase::Map, index }, attempt }).delay.is_some()
+            };
+            let slow: Vec<u32> = (0..maps).filter(|&i| straggles(i, 0)).collect();
+            slow.len() == 1 && !straggles(slow[0], 1)
+        })
+        .expect("some seed has exactly one straggler")
+}
+
+#[test]
+fn backup_attempts_beat_a_straggler() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let args = ["--split-size", "4000", "--reduce-tasks", "2"];
+    let local = local_oracle(&dir, &input, &args);
+    let maps =
+        summary(&run_ok(wordcount(&input, &dir.path("count"), &args).args(["--local", "--json"])))["map"]["tasks"]
+            .as_u64()
+            .unwrap() as u32;
+    let seed = seed_with_one_straggler(maps, 0.2).to_string();
+    let out = dir.path("dist");
+    let start = Instant::now();
+    let stdout = run_ok(wordcount(&input, &out, &args).args([
+        "--workers",
+        "2",
+        "--inject-straggler",
+        "0.2",
+        "--straggler-delay",
+        "60000",
+        "--inject-seed",
+        &seed,
+        "--json",
+    ]));
+    assert!(start.elapsed() < Duration::from_secs(20), "the job waited for its straggler: {:?}", start.elapsed());
+    assert!(summary(&stdout)["speculative_attempts"].as_u64().unwrap() >= 1, "{stdout}");
+    assert_same_output(&out, &local);
+}
+
+#[test]
+fn poison_record_fails_the_job_clearly_or_is_skipped() {
+    let dir = Dir::new();
+    let input = dir.write("in/good.txt", "alpha beta\ngamma\n");
+    dir.write("in/poison.txt", b"delta\nbad \xff line\nepsilon delta\n");
+    let out = dir.path("out");
+    let mut cmd = wordcount(input.parent().unwrap(), &out, &["--workers", "2", "--max-attempts", "2"]);
+    let err = run_fail(&mut cmd);
+    assert!(err.contains("map task 1 (input ") && err.contains("poison.txt bytes 0..31"), "{err}");
+    assert!(err.contains("failed 2 times") && err.contains("invalid UTF-8"), "{err}");
+    assert!(!out.exists(), "a failed job left output behind");
+
+    let stdout = run_ok(
+        wordcount(input.parent().unwrap(), &out, &["--workers", "2", "--reduce-tasks", "1", "--skip-bad-records"])
+            .arg("--json"),
+    );
+    assert_eq!(summary(&stdout)["map"]["counters"]["skipped_records"], 1, "{stdout}");
+    assert_eq!(parts(&out)[0].1, b"alpha\t1\nbeta\t1\ndelta\t2\nepsilon\t1\ngamma\t1\n");
+}
+
+#[test]
+fn workers_that_keep_dying_fail_the_job() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let out = dir.path("out");
+    let mut cmd = wordcount(&input, &out, &["--workers", "2", "--inject-failure", "1", "--max-restarts", "3"]);
+    let err = run_fail(&mut cmd);
+    assert!(err.contains("died 4 times in a row"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn workers_exit_when_the_coordinator_is_killed() {
+    let dir = Dir::new();
+    let input = random_strings(&dir, "600000");
+    let out = dir.path("out");
+    let config = dir.write("mr.toml", "[faults.map]\nstraggler = 1.0\nstraggler_delay_ms = 30000\n");
+    let mut cmd = wordcount(&input, &out, &["--workers", "2", "--config"]);
+    cmd.arg(&config);
+    let mut job = Background::start(cmd, &dir, "coordinator-kill");
+    wait_for(60, "both workers running", || job.workers().len() == 2);
+    signal(job.child.id(), Signal::SIGKILL);
+    job.child.wait().unwrap();
+    let start = Instant::now();
+    wait_for(5, "every worker to exit after the coordinator died", || job.workers().is_empty());
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs word count RUNS times in a row (default 10) with fault injection on: worker processes
+# that exit abruptly mid-attempt (30%) and straggling attempts (10%, 2 s). Each run has its own
+# seed and is compared byte for byte with a --local run. Prints one PASS/FAIL line per run and
+# a summary; exits non-zero if any run failed.
+#
+#   scripts/stress-test.sh [RUNS]
+#   MR_STRESS_SIZE=64MiB MR_STRESS_WORKERS=4 scripts/stress-test.sh 20
+set -euo pipefail
+runs=${1:-10}
+size=${MR_STRESS_SIZE:-8MiB}
+workers=${MR_STRESS_WORKERS:-3}
+cd "$(dirname "$0")/.."
+
+cargo build --release --quiet
+mr=target/release/mr
+work=$(mktemp -d -t mr-stress-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+"$mr" gen text --out "$work/input" --size "$size" --files 4 --seed 7 >/dev/null
+job=(wordcount --input "$work/input" --split-size 256KiB --reduce-tasks 3)
+"$mr" run "${job[@]}" --output "$work/local" --local --quiet
+
+pass=0
+fail=0
+for run in $(seq 1 "$runs"); do
+  out="$work/run-$run"
+  start=$(date +%s%N)
+  if "$mr" run "${job[@]}" --output "$out" --workers "$workers" \
+      --inject-failure 0.3 --inject-straggler 0.1 --straggler-delay 2000 --inject-seed "$run" \
+      --quiet 2>"$work/stderr-$run" \
+    && diff -r "$work/local" "$out" >"$work/diff-$run"; then
+    pass=$((pass + 1))
+    echo "PASS run $run (seed $run) in $((($(date +%s%N) - start) / 1000000)) ms"
+  else
+    fail=$((fail + 1))
+    echo "FAIL run $run (seed $run):"
+    tail -n 5 "$work/stderr-$run" "$work/diff-$run" | sed 's/^/    /'
+  fi
+  rm -rf "$out"
+done
+echo "stress: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -4,3 +4,4 @@
 mod engine;
 mod faults;
 mod harness;
+mod rpc;

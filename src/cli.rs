@@ -13,7 +13,8 @@ use crate::config::FileConfig;
 use crate::datagen;
 use crate::error::Error;
 use crate::fault::Faults;
-use crate::job::JobOptions;
+use crate::input::InputFormat;
+use crate::job::{JobOptions, Registry};
 use crate::plan::{self, JobRequest};
 use crate::run::RunConfig;
 use crate::summary::Summary;
@@ -41,7 +42,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The job: wordcount or word-search.
+    /// The job: wordcount, word-search, grep PATTERN, index, sort, streaming (or a job of
+    /// this binary's registry); or teragen / teravalidate.
     job: Option<String>,
     /// Arguments of the job.
     job_args: Vec<String>,
@@ -72,6 +74,25 @@ struct RunArgs {
     /// word-search: file of target words, one per line.
     #[arg(long, value_name = "FILE")]
     targets: Option<PathBuf>,
+    /// How input files are read: text lines (`.gz` files decompressed), whole files, or
+    /// 100-byte TeraGen records.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = InputFormat::Text)]
+    input_format: InputFormat,
+    /// streaming: the mapper command (run with `sh -c`).
+    #[arg(long, value_name = "CMD")]
+    mapper: Option<String>,
+    /// streaming: the reducer command.
+    #[arg(long, value_name = "CMD")]
+    reducer: Option<String>,
+    /// streaming: the combiner command.
+    #[arg(long, value_name = "CMD")]
+    combiner: Option<String>,
+    /// teragen: number of 100-byte records to write.
+    #[arg(long, value_name = "N")]
+    records: Option<u64>,
+    /// teragen: seed of the records.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
     /// A worker silent for this long is declared dead and its tasks rerun.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     worker_timeout: Duration,
@@ -208,13 +229,19 @@ fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sample")
 }
 
-/// Entry point of the `mr` binary.
+/// Entry point of the `mr` binary: the built-in jobs.
 pub fn main() -> ExitCode {
+    main_with(Registry::builtin())
+}
+
+/// Entry point of a binary with its own jobs: `mr`'s command line, with the jobs of
+/// `registry`. Worker processes are started from the same binary, so they know them too.
+pub fn main_with(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Run(args) => run(*args),
-        Command::Worker(args) => worker(args),
+        Command::Run(args) => run(*args, registry),
+        Command::Worker(args) => worker(args, registry),
         Command::Gen(cmd) => generate(cmd),
     };
     match result {
@@ -237,7 +264,12 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+fn run(args: RunArgs, registry: Registry) -> anyhow::Result<()> {
+    match args.job.as_deref() {
+        Some("teragen") => return teragen(&args),
+        Some("teravalidate") => return teravalidate(&args),
+        _ => {}
+    }
     let sample = args.job.is_none() && args.input.is_empty() && args.output.is_none();
     let job = args.job.clone().unwrap_or_else(|| "wordcount".into());
     let (inputs, output) = if sample {
@@ -269,7 +301,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let request = JobRequest {
         job: job.clone(),
         job_args: args.job_args.clone(),
-        job_options: JobOptions { targets: args.targets.clone() },
+        job_options: JobOptions {
+            targets: args.targets.clone(),
+            mapper: args.mapper.clone(),
+            reducer: args.reducer.clone(),
+            combiner: args.combiner.clone(),
+            input_format: args.input_format,
+        },
         inputs,
         output,
         split_size: args.split_size,
@@ -278,9 +316,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         overwrite: args.overwrite,
     };
     let faults = faults(&args)?;
-    let plan = plan::plan(&request)?;
+    let plan = plan::plan(&request, &registry)?;
     let summary = if args.local {
-        run_local(&job, plan)?
+        run_local(registry, &job, plan)?
     } else {
         let config = RunConfig {
             workers,
@@ -313,7 +351,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Runs local mode on a blocking thread, so that Ctrl-C can cancel it and clean its output.
-fn run_local(job: &str, plan: plan::Plan) -> anyhow::Result<Summary> {
+fn run_local(registry: Registry, job: &str, plan: plan::Plan) -> anyhow::Result<Summary> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let progress = Arc::new(Progress::default());
@@ -322,7 +360,7 @@ fn run_local(job: &str, plan: plan::Plan) -> anyhow::Result<Summary> {
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot install a signal handler")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot install a signal handler")?;
         let (job, p) = (job.to_string(), progress.clone());
-        let mut task = tokio::task::spawn_blocking(move || crate::local::run(&job, plan, &p));
+        let mut task = tokio::task::spawn_blocking(move || crate::local::run(&registry, &job, plan, &p));
         let joined = tokio::select! {
             joined = &mut task => joined,
             _ = interrupt.recv() => { progress.cancel(); task.await }
@@ -357,7 +395,28 @@ fn print_top_words(summary: &Summary, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+fn teragen(args: &RunArgs) -> anyhow::Result<()> {
+    let Some(records) = args.records else { bail!("teragen needs --records N") };
+    let Some(output) = &args.output else { bail!("teragen needs --output DIR") };
+    let dir = plan::OutputDir::prepare(output, &[], args.overwrite)?;
+    let files = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let checksum = crate::tera::generate(dir.path(), records, files, args.seed)?;
+    std::fs::write(dir.path().join(crate::coordinator::SUCCESS), b"")?;
+    if !args.quiet {
+        println!("teragen: wrote {checksum} to {}", dir.path().display());
+    }
+    dir.keep();
+    Ok(())
+}
+
+fn teravalidate(args: &RunArgs) -> anyhow::Result<()> {
+    let [input] = args.input.as_slice() else { bail!("teravalidate needs one --input DIR (a sort's output)") };
+    let checksum = crate::tera::validate(input)?;
+    println!("teravalidate: {checksum}, in order");
+    Ok(())
+}
+
+fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let options = WorkerOptions {
@@ -365,7 +424,7 @@ fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         connect_timeout: args.connect_timeout,
         lost_timeout: args.lost_timeout,
     };
-    let result = runtime.block_on(crate::worker::run(options));
+    let result = runtime.block_on(crate::worker::run(options, Arc::new(registry)));
     // A task still running on a blocking thread is abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(result?)

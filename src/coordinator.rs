@@ -61,6 +61,8 @@ pub struct CoordinatorConfig {
     pub faults: Faults,
     /// Initial entries of the state store.
     pub state: Vec<(String, Vec<u8>)>,
+    /// How input files are read.
+    pub input_format: crate::input::InputFormat,
 }
 
 /// The coordinator of one job. Cheap to clone; clones share the job.
@@ -251,6 +253,7 @@ fn task_message(
                     path: split.path.to_string_lossy().into_owned(),
                     start: split.start,
                     end: split.end,
+                    first_line: split.first_line,
                 }),
                 skip_records,
             })
@@ -288,6 +291,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 work_dir: c.work_dir.to_string_lossy().into_owned(),
                 output_dir: c.output_dir.to_string_lossy().into_owned(),
                 faults: Some(c.faults.into()),
+                input_format: c.input_format.name().to_string(),
             }),
             heartbeat_interval_ms: c.heartbeat_interval.as_millis() as u64,
         }))

@@ -106,7 +106,9 @@ pub enum Error {
     },
 
     /// A task failed more times than allowed, which fails the job.
-    #[error("{task} failed {attempts} times (last error: {last_error}); the job is stopped")]
+    #[error(
+        "{task} failed, {attempts} attempts out of {attempts} allowed (last error: {last_error}); the job is stopped"
+    )]
     TaskFailed {
         /// The task and its input, e.g. "map task 3 (input.txt bytes 0..1024)".
         task: String,

@@ -4,9 +4,13 @@
 //! its first byte: a split that starts mid-line skips to the next line start, and the last line
 //! of a split is read past `end` to its newline. So every line is read exactly once, whatever
 //! the split size, as Hadoop's line record reader does.
+//!
+//! Input formats: text lines (the default; a `.gz` file is read through gzip and is one split),
+//! whole files (one record per file), and TeraGen's 100-byte records (splits aligned on
+//! records).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -20,6 +24,38 @@ pub struct InputFile {
     pub len: u64,
 }
 
+/// How input files are cut into records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputFormat {
+    /// Lines of UTF-8 text ("\n" or "\r\n"); `.gz` files are decompressed.
+    #[default]
+    Text,
+    /// One record per file: its whole contents (UTF-8).
+    WholeFile,
+    /// TeraGen records of 100 bytes, keyed by their first 10 bytes.
+    Tera,
+}
+
+/// Size of a TeraGen record.
+pub const TERA_RECORD: u64 = 100;
+
+impl InputFormat {
+    /// The name used on the command line and the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Text => "text",
+            InputFormat::WholeFile => "whole-file",
+            InputFormat::Tera => "tera",
+        }
+    }
+
+    /// The format with this name.
+    pub fn from_name(name: &str) -> Option<InputFormat> {
+        [InputFormat::Text, InputFormat::WholeFile, InputFormat::Tera].into_iter().find(|f| f.name() == name)
+    }
+}
+
 /// A byte range of one input file: the input of one map task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
@@ -29,6 +65,12 @@ pub struct Split {
     pub start: u64,
     /// One past the last byte of the range.
     pub end: u64,
+    /// Line number of the split's first line, when line numbers were asked for; else 0.
+    pub first_line: u64,
+}
+
+fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
 }
 
 impl std::fmt::Display for Split {
@@ -87,56 +129,235 @@ fn open_checked(path: &Path) -> Result<InputFile> {
     Ok(InputFile { path: path.to_path_buf(), len })
 }
 
-/// Cuts files into splits of at most `split_size` bytes. Empty files have no split.
-pub fn plan_splits(files: &[InputFile], split_size: u64) -> Vec<Split> {
-    let split_size = split_size.max(1);
+/// Cuts files into splits of at most `split_size` bytes. Empty files have no split; gzip
+/// files and whole-file input have one split per file; tera splits hold whole records.
+pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) -> Result<Vec<Split>> {
     let mut splits = Vec::new();
     for file in files {
+        let whole = format == InputFormat::WholeFile || (format == InputFormat::Text && is_gzip(&file.path));
+        let size = match format {
+            _ if whole => file.len.max(1),
+            InputFormat::Tera => {
+                if file.len % TERA_RECORD != 0 {
+                    return Err(Error::Job(format!(
+                        "'{}' is {} bytes, not a whole number of {TERA_RECORD}-byte tera records",
+                        file.path.display(),
+                        file.len
+                    )));
+                }
+                split_size.div_ceil(TERA_RECORD).max(1) * TERA_RECORD
+            }
+            _ => split_size.max(1),
+        };
         let mut start = 0;
         while start < file.len {
-            let end = (start + split_size).min(file.len);
-            splits.push(Split { path: file.path.clone(), start, end });
+            let end = (start + size).min(file.len);
+            splits.push(Split { path: file.path.clone(), start, end, first_line: 0 });
             start = end;
         }
     }
-    splits
+    Ok(splits)
+}
+
+/// Sets each text split's `first_line`: one pass over each file counting newlines.
+pub fn number_lines(splits: &mut [Split]) -> Result<()> {
+    let mut i = 0;
+    while i < splits.len() {
+        let path = splits[i].path.clone();
+        let mut file =
+            BufReader::with_capacity(1 << 20, File::open(&path).map_err(Error::io("cannot read input file", &path))?);
+        let (mut pos, mut newlines) = (0u64, 0u64);
+        while i < splits.len() && splits[i].path == path {
+            let split = &mut splits[i];
+            if split.start == 0 {
+                split.first_line = 1;
+            } else {
+                // Newlines before byte start - 1; the line after the next one is the first.
+                let target = split.start - 1;
+                while pos < target {
+                    let buf = file.fill_buf().map_err(Error::io("cannot read input file", &path))?;
+                    if buf.is_empty() {
+                        break;
+                    }
+                    let take = buf.len().min((target - pos) as usize);
+                    newlines += memchr::memchr_iter(b'\n', &buf[..take]).count() as u64;
+                    file.consume(take);
+                    pos += take as u64;
+                }
+                split.first_line = newlines + 2;
+            }
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// One record as read from a split.
+pub struct RawRecord<'a> {
+    /// Offset of the record in its file.
+    pub offset: u64,
+    /// 1-based line number, or 0 when unknown.
+    pub line_number: u64,
+    /// The record's bytes, without a line terminator.
+    pub bytes: &'a [u8],
+    /// The record as text; empty for a tera record that is not UTF-8.
+    pub text: &'a str,
+}
+
+/// Reads the records of a split in any input format.
+pub enum RecordReader {
+    /// Lines of text, possibly gzip-compressed.
+    Lines(LineReader),
+    /// One whole file.
+    Whole {
+        /// The file.
+        path: PathBuf,
+        /// Its contents, once read.
+        contents: Option<String>,
+    },
+    /// Fixed-size tera records.
+    Tera {
+        /// The file.
+        path: PathBuf,
+        /// Reader positioned at the next record.
+        reader: BufReader<std::io::Take<File>>,
+        /// Offset of the next record.
+        pos: u64,
+        /// The current record.
+        buf: [u8; TERA_RECORD as usize],
+    },
+}
+
+impl RecordReader {
+    /// Opens a split.
+    pub fn open(split: &Split, format: InputFormat) -> Result<RecordReader> {
+        let path = &split.path;
+        match format {
+            InputFormat::Text => Ok(RecordReader::Lines(LineReader::open(split)?)),
+            InputFormat::WholeFile => Ok(RecordReader::Whole { path: path.clone(), contents: None }),
+            InputFormat::Tera => {
+                let mut file = File::open(path).map_err(Error::io("cannot read input file", path))?;
+                file.seek(SeekFrom::Start(split.start)).map_err(Error::io("cannot read input file", path))?;
+                let reader = BufReader::with_capacity(256 * 1024, file.take(split.end - split.start));
+                Ok(RecordReader::Tera { path: path.clone(), reader, pos: split.start, buf: [0; TERA_RECORD as usize] })
+            }
+        }
+    }
+
+    /// The next record, or `None` at the end of the split.
+    pub fn next_record(&mut self) -> Result<Option<RawRecord<'_>>> {
+        match self {
+            RecordReader::Lines(lines) => Ok(lines.next_line()?.map(|l| RawRecord {
+                offset: l.offset,
+                line_number: l.line_number,
+                bytes: l.text.as_bytes(),
+                text: l.text,
+            })),
+            RecordReader::Whole { path, contents } => {
+                if contents.is_some() {
+                    return Ok(None);
+                }
+                let bytes = std::fs::read(&*path).map_err(Error::io("cannot read input file", &*path))?;
+                let text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
+                    path: path.clone(),
+                    offset: e.utf8_error().valid_up_to() as u64,
+                })?;
+                let text = contents.insert(text).as_str();
+                let bytes = text.as_bytes();
+                Ok(Some(RawRecord { offset: 0, line_number: 0, bytes, text }))
+            }
+            RecordReader::Tera { path, reader, pos, buf } => {
+                match reader.read_exact(buf) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                    Err(e) => return Err(Error::io("cannot read input file", &*path)(e)),
+                }
+                let offset = *pos;
+                *pos += TERA_RECORD;
+                Ok(Some(RawRecord {
+                    offset,
+                    line_number: 0,
+                    bytes: &buf[..],
+                    text: std::str::from_utf8(buf).unwrap_or(""),
+                }))
+            }
+        }
+    }
+
+    /// Offset of the record last read or rejected.
+    pub fn record_offset(&self) -> u64 {
+        match self {
+            RecordReader::Lines(lines) => lines.line_offset(),
+            RecordReader::Whole { .. } => 0,
+            RecordReader::Tera { pos, .. } => pos.saturating_sub(TERA_RECORD),
+        }
+    }
+
+    /// Bytes of the split consumed so far.
+    pub fn consumed(&self, split: &Split) -> u64 {
+        match self {
+            RecordReader::Lines(lines) => lines.position().saturating_sub(split.start),
+            RecordReader::Whole { contents, .. } => contents.as_ref().map_or(0, |c| c.len() as u64),
+            RecordReader::Tera { pos, .. } => pos - split.start,
+        }
+    }
 }
 
 /// Reads the lines of one split. Line terminators ("\n" or "\r\n") are not part of the line.
 pub struct LineReader {
-    reader: BufReader<File>,
+    reader: Box<dyn BufRead + Send>,
     path: PathBuf,
     /// Offset in the file of the next unread byte.
     pos: u64,
     end: u64,
     buf: Vec<u8>,
     line_offset: u64,
+    next_line_number: u64,
 }
 
 /// One line of input and where it starts in its file.
 pub struct Line<'a> {
     /// Byte offset of the line's first byte in the file.
     pub offset: u64,
+    /// 1-based line number, or 0 when unknown.
+    pub line_number: u64,
     /// The line, without its terminator.
     pub text: &'a str,
 }
 
 impl LineReader {
-    /// Opens a split and positions the reader on its first line.
+    /// Opens a split and positions the reader on its first line. A `.gz` file is one split
+    /// read through gzip.
     pub fn open(split: &Split) -> Result<LineReader> {
         let path = &split.path;
-        let file = File::open(path).map_err(Error::io("cannot read input file", path))?;
-        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let io = || Error::io("cannot read input file", path);
+        let mut file = File::open(path).map_err(io())?;
         let mut pos = split.start;
         let mut buf = Vec::new();
-        if split.start > 0 {
+        let mut end = split.end;
+        let reader: Box<dyn BufRead + Send> = if is_gzip(path) {
+            end = u64::MAX;
+            Box::new(BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(BufReader::new(file))))
+        } else if split.start > 0 {
             // The previous byte tells whether a line starts exactly at `start`; if not, the
             // partial line belongs to the previous split.
-            reader.seek(SeekFrom::Start(split.start - 1)).map_err(Error::io("cannot read input file", path))?;
-            let skipped = reader.read_until(b'\n', &mut buf).map_err(Error::io("cannot read input file", path))?;
+            file.seek(SeekFrom::Start(split.start - 1)).map_err(io())?;
+            let mut reader = BufReader::with_capacity(256 * 1024, file);
+            let skipped = reader.read_until(b'\n', &mut buf).map_err(io())?;
             pos = split.start - 1 + skipped as u64;
-        }
-        Ok(LineReader { reader, path: path.clone(), pos, end: split.end, buf, line_offset: pos })
+            Box::new(reader)
+        } else {
+            Box::new(BufReader::with_capacity(256 * 1024, file))
+        };
+        Ok(LineReader {
+            reader,
+            path: path.clone(),
+            pos,
+            end,
+            buf,
+            line_offset: pos,
+            next_line_number: split.first_line,
+        })
     }
 
     /// The next line of the split, or `None` at its end.
@@ -153,12 +374,16 @@ impl LineReader {
         let offset = self.pos;
         self.line_offset = offset;
         self.pos += n as u64;
+        let line_number = self.next_line_number;
+        if line_number > 0 {
+            self.next_line_number += 1;
+        }
         let mut bytes = &self.buf[..];
         if let Some(rest) = bytes.strip_suffix(b"\n") {
             bytes = rest.strip_suffix(b"\r").unwrap_or(rest);
         }
         match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(Some(Line { offset, text })),
+            Ok(text) => Ok(Some(Line { offset, line_number, text })),
             Err(e) => Err(Error::InvalidUtf8 { path: self.path.clone(), offset: offset + e.valid_up_to() as u64 }),
         }
     }
@@ -181,10 +406,12 @@ mod tests {
     fn lines_of(path: &Path, len: u64, split_size: u64) -> Vec<(u64, String)> {
         let files = [InputFile { path: path.to_path_buf(), len }];
         let mut out = Vec::new();
-        for split in plan_splits(&files, split_size) {
+        let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
+        number_lines(&mut splits).unwrap();
+        for split in splits {
             let mut reader = LineReader::open(&split).unwrap();
             while let Some(line) = reader.next_line().unwrap() {
-                out.push((line.offset, line.text.to_string()));
+                out.push((line.offset, format!("{}:{}", line.line_number, line.text)));
             }
         }
         out
@@ -199,9 +426,9 @@ mod tests {
         let expected: Vec<(u64, String)> = {
             let mut v = Vec::new();
             let mut off = 0u64;
-            for piece in text.split_inclusive('\n') {
+            for (i, piece) in text.split_inclusive('\n').enumerate() {
                 let line = piece.trim_end_matches('\n').trim_end_matches('\r');
-                v.push((off, line.to_string()));
+                v.push((off, format!("{}:{line}", i + 1)));
                 off += piece.len() as u64;
             }
             v
@@ -216,7 +443,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.txt");
         std::fs::write(&path, b"ok\nab\xffcd\n").unwrap();
-        let split = Split { path: path.clone(), start: 0, end: 9 };
+        let split = Split { path: path.clone(), start: 0, end: 9, first_line: 0 };
         let mut reader = LineReader::open(&split).unwrap();
         assert_eq!(reader.next_line().unwrap().unwrap().text, "ok");
         match reader.next_line() {

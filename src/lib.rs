@@ -33,6 +33,7 @@ pub mod run;
 pub mod scheduler;
 pub mod summary;
 pub mod task;
+pub mod tera;
 pub mod worker;
 
 pub use error::{Error, Result};

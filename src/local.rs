@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::coordinator::{SUCCESS, TEMPORARY};
 use crate::error::{Error, Result};
+use crate::job::Registry;
 use crate::plan::Plan;
 use crate::scheduler::{AttemptId, AttemptRecord, Millis, Outcome, Phase, TaskId};
 use crate::summary::{PhaseSummary, Summary};
@@ -15,11 +16,12 @@ use crate::task::{self, Progress, TaskCounters};
 
 /// Runs a planned job sequentially and commits its output. Cancelling `progress` stops it
 /// at its next checkpoint, and the output directory is then cleaned.
-pub fn run(job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
+pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
     let started = Instant::now();
     let now = || started.elapsed().as_millis() as Millis;
     let mut state: HashMap<String, Vec<u8>> = plan.prepared.state.iter().cloned().collect();
-    let job = crate::job::build(job_name, &plan.prepared.worker_args, &mut state)?;
+    let job = registry.get(job_name)?.build(&plan.prepared.worker_args, &mut state)?;
+    let format = plan.input_format;
     let work_dir = tempfile::Builder::new()
         .prefix("mr-work-")
         .tempdir()
@@ -42,7 +44,7 @@ pub fn run(job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
     for (i, split) in plan.splits.iter().enumerate() {
         let start = now();
         let output = work_dir.path().join(format!("map-{i:05}-0.out"));
-        map_counters += task::run_map(job.as_ref(), split, plan.reduce_tasks, &[], &output, progress)
+        map_counters += &task::run_map(job.as_ref(), split, format, plan.reduce_tasks, &[], &output, progress)
             .map_err(|e| in_task(Phase::Map, i, e))?;
         map_outputs.push(output);
         record(Phase::Map, i as u32, start);
@@ -56,7 +58,7 @@ pub fn run(job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
         let start = now();
         let name = format!("part-r-{p:05}");
         let tmp: PathBuf = tmp_dir.join(format!("{name}.attempt-0"));
-        reduce_counters += task::run_reduce(job.as_ref(), p, plan.reduce_tasks, &map_outputs, &tmp, progress)
+        reduce_counters += &task::run_reduce(job.as_ref(), p, plan.reduce_tasks, &map_outputs, &tmp, progress)
             .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
         let final_path = out.join(&name);
         std::fs::rename(&tmp, &final_path).map_err(Error::io("cannot commit output to", &final_path))?;

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::coordinator::{SUCCESS, TEMPORARY};
 use crate::error::{Error, Result};
-use crate::input::{self, Split};
-use crate::job::{self, JobOptions, Prepared};
+use crate::input::{self, InputFormat, Split};
+use crate::job::{JobOptions, PlanView, Prepared, Registry};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -44,6 +44,8 @@ pub struct Plan {
     pub input_bytes: u64,
     /// The output directory, absolute, created and empty.
     pub output: OutputDir,
+    /// How input files are read.
+    pub input_format: InputFormat,
 }
 
 /// Smallest and largest split sizes chosen automatically.
@@ -51,18 +53,24 @@ const MIN_SPLIT: u64 = 1 << 20;
 const MAX_SPLIT: u64 = 64 << 20;
 
 /// Checks a request and plans its job. Creates the output directory.
-pub fn plan(request: &JobRequest) -> Result<Plan> {
-    let prepared = job::prepare(&request.job, &request.job_args, &request.job_options)?;
+pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
+    let factory = registry.get(&request.job)?;
     let files = input::discover(&request.inputs)?;
     let input_bytes: u64 = files.iter().map(|f| f.len).sum();
     let split_size = request.split_size.unwrap_or_else(|| {
         // Four splits per worker keeps every core busy while the last tasks finish.
         (input_bytes / (4 * u64::from(request.workers.max(1)))).clamp(MIN_SPLIT, MAX_SPLIT)
     });
-    let splits = input::plan_splits(&files, split_size);
+    let format = request.job_options.input_format;
+    let mut splits = input::plan_splits(&files, split_size, format)?;
+    if factory.needs_line_numbers() && format == InputFormat::Text {
+        input::number_lines(&mut splits)?;
+    }
     let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);
+    let view = PlanView { args: &request.job_args, options: &request.job_options, splits: &splits, reduce_tasks };
+    let prepared = factory.prepare(&view)?;
     let output = OutputDir::prepare(&request.output, &request.inputs, request.overwrite)?;
-    Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output })
+    Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output, input_format: format })
 }
 
 /// The job's output directory. Unless [`OutputDir::keep`] is called, dropping it removes
@@ -76,7 +84,9 @@ pub struct OutputDir {
 }
 
 impl OutputDir {
-    fn prepare(output: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<OutputDir> {
+    /// Checks and prepares an output directory: absent (created) or empty, or emptied with
+    /// `overwrite`; never an input or a parent of one.
+    pub fn prepare(output: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<OutputDir> {
         let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
         for input in inputs {
             let input = std::fs::canonicalize(input).map_err(Error::io("cannot resolve input", input))?;

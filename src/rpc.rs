@@ -26,6 +26,13 @@ impl From<pb::TaskRef> for AttemptId {
 
 impl From<crate::task::TaskCounters> for pb::Counters {
     fn from(c: crate::task::TaskCounters) -> pb::Counters {
+        let user = c
+            .user
+            .iter()
+            .flat_map(|(group, names)| {
+                names.iter().map(|(name, &amount)| pb::UserCounter { group: group.clone(), name: name.clone(), amount })
+            })
+            .collect();
         pb::Counters {
             input_records: c.input_records,
             input_bytes: c.input_bytes,
@@ -33,12 +40,20 @@ impl From<crate::task::TaskCounters> for pb::Counters {
             output_bytes: c.output_bytes,
             groups: c.groups,
             skipped_records: c.skipped_records,
+            combine_input_records: c.combine_input_records,
+            combine_output_records: c.combine_output_records,
+            spilled_records: c.spilled_records,
+            user,
         }
     }
 }
 
 impl From<pb::Counters> for crate::task::TaskCounters {
     fn from(c: pb::Counters) -> crate::task::TaskCounters {
+        let mut user = crate::job::UserCounters::new();
+        for u in c.user {
+            *user.entry(u.group).or_default().entry(u.name).or_default() += u.amount;
+        }
         crate::task::TaskCounters {
             input_records: c.input_records,
             input_bytes: c.input_bytes,
@@ -46,6 +61,10 @@ impl From<pb::Counters> for crate::task::TaskCounters {
             output_bytes: c.output_bytes,
             groups: c.groups,
             skipped_records: c.skipped_records,
+            combine_input_records: c.combine_input_records,
+            combine_output_records: c.combine_output_records,
+            spilled_records: c.spilled_records,
+            user,
         }
     }
 }

@@ -76,6 +76,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         skip_bad_records: config.skip_bad_records,
         faults: config.faults,
         state: plan.prepared.state.clone(),
+        input_format: plan.input_format,
     });
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));

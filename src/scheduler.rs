@@ -344,7 +344,7 @@ impl Scheduler {
         let mut total = TaskCounters::default();
         for t in self.tasks(phase) {
             if matches!(t.state, TaskState::Done { .. }) {
-                total += t.counters;
+                total += &t.counters;
             }
         }
         total

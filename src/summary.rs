@@ -114,6 +114,20 @@ impl std::fmt::Display for Summary {
             bytes(r.counters.output_bytes),
             secs(r.wall_ms)
         )?;
+        if m.counters.combine_input_records > 0 {
+            writeln!(
+                f,
+                "  combine: {} records in, {} records out",
+                m.counters.combine_input_records, m.counters.combine_output_records
+            )?;
+        }
+        let mut user = m.counters.user.clone();
+        crate::job::merge_counters(&mut user, &r.counters.user);
+        for (group, names) in &user {
+            for (name, amount) in names {
+                writeln!(f, "  counter {group}/{name}: {amount}")?;
+            }
+        }
         let failed = self.attempts.iter().filter(|a| matches!(a.outcome, Outcome::Failed(_))).count();
         let lost = self.attempts.iter().filter(|a| a.outcome == Outcome::Lost).count();
         let speculative = self.attempts.iter().filter(|a| a.speculative).count();

@@ -8,37 +8,51 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::input::{LineReader, Split};
-use crate::job::{Emit, Job, Output, Record, ValueSource, Values};
+use crate::input::{InputFormat, RecordReader, Split};
+use crate::job::{
+    Emit, Job, MapContext, Output, Record, ReduceContext, SortedPairs, UserCounters, ValueSource, Values,
+    merge_counters,
+};
 use crate::mapout::{MapOutputWriter, Merger, SegmentReader};
-use crate::partition::partition;
 
 /// What one attempt did, counted by the attempt and summed by the coordinator over the
-/// committed attempts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+/// committed attempts (so a task that ran twice counts once).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TaskCounters {
-    /// Records read (map: input lines; reduce: intermediate records merged).
+    /// Records read (map: input records; reduce: intermediate records merged).
     pub input_records: u64,
     /// Bytes read (map: input bytes of the split; reduce: map output bytes fetched).
     pub input_bytes: u64,
-    /// Records written (map: intermediate records after the combiner; reduce: output lines).
+    /// Records written (map: intermediate records after the combiner; reduce: output records).
     pub output_records: u64,
     /// Bytes written.
     pub output_bytes: u64,
-    /// Reduce: distinct keys.
+    /// Reduce: distinct keys (reduce input groups).
     pub groups: u64,
     /// Map: records skipped because they crashed earlier attempts.
     pub skipped_records: u64,
+    /// Map: records given to the combiner.
+    pub combine_input_records: u64,
+    /// Map: records the combiner produced.
+    pub combine_output_records: u64,
+    /// Records written to disk before the reduce (the map output).
+    pub spilled_records: u64,
+    /// Counters defined by the job: group -> name -> amount.
+    pub user: UserCounters,
 }
 
-impl std::ops::AddAssign for TaskCounters {
-    fn add_assign(&mut self, o: TaskCounters) {
+impl std::ops::AddAssign<&TaskCounters> for TaskCounters {
+    fn add_assign(&mut self, o: &TaskCounters) {
         self.input_records += o.input_records;
         self.input_bytes += o.input_bytes;
         self.output_records += o.output_records;
         self.output_bytes += o.output_bytes;
         self.groups += o.groups;
         self.skipped_records += o.skipped_records;
+        self.combine_input_records += o.combine_input_records;
+        self.combine_output_records += o.combine_output_records;
+        self.spilled_records += o.spilled_records;
+        merge_counters(&mut self.user, &o.user);
     }
 }
 
@@ -101,7 +115,8 @@ impl Progress {
 }
 
 /// Intermediate pairs of one map task, held in one arena and sorted by (partition, key).
-struct SortBuffer {
+struct SortBuffer<'j> {
+    job: &'j dyn Job,
     partitions: u32,
     data: Vec<u8>,
     entries: Vec<Entry>,
@@ -115,13 +130,13 @@ struct Entry {
     offset: usize,
 }
 
-impl Emit for SortBuffer {
+impl Emit for SortBuffer<'_> {
     fn emit(&mut self, key: &[u8], value: &[u8]) {
         let offset = self.data.len();
         self.data.extend_from_slice(key);
         self.data.extend_from_slice(value);
         self.entries.push(Entry {
-            partition: partition(key, self.partitions),
+            partition: self.job.partition(key, self.partitions).min(self.partitions - 1),
             key_len: key.len() as u32,
             value_len: value.len() as u32,
             offset,
@@ -129,7 +144,11 @@ impl Emit for SortBuffer {
     }
 }
 
-impl SortBuffer {
+impl<'j> SortBuffer<'j> {
+    fn new(job: &'j dyn Job, partitions: u32) -> SortBuffer<'j> {
+        SortBuffer { job, partitions, data: Vec::new(), entries: Vec::new() }
+    }
+
     fn key(&self, e: &Entry) -> &[u8] {
         &self.data[e.offset..e.offset + e.key_len as usize]
     }
@@ -147,51 +166,59 @@ impl SortBuffer {
         self.entries = entries;
     }
 
-    /// Writes the sorted entries, combining each key's values if the job has a combiner.
-    fn write(&self, job: &dyn Job, out: &mut MapOutputWriter) -> Result<u64> {
-        let mut written = 0;
-        let mut i = 0;
+    /// Runs the combiner over the sorted entries; returns its output, sorted.
+    fn combine(&self, counters: &mut UserCounters) -> Result<SortBuffer<'j>> {
+        let mut combined = SortBuffer::new(self.job, self.partitions);
+        let mut input = SortedEntries { buffer: self, next: 0, key_end: 0 };
+        self.job.combine_sorted(&mut input, &mut |k, v| combined.emit(k, v), counters)?;
+        combined.sort();
+        Ok(combined)
+    }
+
+    /// Writes the sorted entries as a map output file. Returns the number of records.
+    fn write(&self, out: &mut MapOutputWriter) -> Result<u64> {
+        let mut entries = self.entries.iter().peekable();
         for p in 0..self.partitions {
             out.start_partition();
-            while i < self.entries.len() && self.entries[i].partition == p {
-                let key = self.key(&self.entries[i]);
-                let mut j = i + 1;
-                while j < self.entries.len() && self.entries[j].partition == p && self.key(&self.entries[j]) == key {
-                    j += 1;
-                }
-                if job.has_combiner() {
-                    let mut source = SliceValues { buffer: self, entries: &self.entries[i..j] };
-                    let mut result = Ok(());
-                    job.combine(key, &mut Values::new(&mut source), &mut |value| {
-                        if result.is_ok() {
-                            result = out.write(key, value);
-                            written += 1;
-                        }
-                    })?;
-                    result?;
-                } else {
-                    for e in &self.entries[i..j] {
-                        out.write(key, self.value(e))?;
-                        written += 1;
-                    }
-                }
-                i = j;
+            while let Some(e) = entries.next_if(|e| e.partition == p) {
+                out.write(self.key(e), self.value(e))?;
             }
         }
-        Ok(written)
+        Ok(self.entries.len() as u64)
     }
 }
 
-struct SliceValues<'a> {
-    buffer: &'a SortBuffer,
-    entries: &'a [Entry],
+/// Sorted entries grouped by (partition, key), for the combiner.
+struct SortedEntries<'a, 'j> {
+    buffer: &'a SortBuffer<'j>,
+    /// Next entry to yield as a value.
+    next: usize,
+    /// One past the current key's last entry.
+    key_end: usize,
 }
 
-impl ValueSource for SliceValues<'_> {
+impl SortedPairs for SortedEntries<'_, '_> {
+    fn next_key(&mut self) -> Option<&[u8]> {
+        let entries = &self.buffer.entries;
+        let start = self.key_end;
+        let first = entries.get(start)?;
+        let key = self.buffer.key(first);
+        let mut end = start + 1;
+        while end < entries.len() && entries[end].partition == first.partition && self.buffer.key(&entries[end]) == key
+        {
+            end += 1;
+        }
+        self.next = start;
+        self.key_end = end;
+        Some(key)
+    }
+
     fn next_value(&mut self) -> Option<&[u8]> {
-        let (first, rest) = self.entries.split_first()?;
-        self.entries = rest;
-        Some(self.buffer.value(first))
+        if self.next >= self.key_end {
+            return None;
+        }
+        self.next += 1;
+        Some(self.buffer.value(&self.buffer.entries[self.next - 1]))
     }
 }
 
@@ -202,21 +229,24 @@ impl ValueSource for SliceValues<'_> {
 pub fn run_map(
     job: &dyn Job,
     split: &Split,
+    format: InputFormat,
     partitions: u32,
     skip: &[u64],
     output: &Path,
     progress: &Progress,
 ) -> Result<TaskCounters> {
-    let mut reader = LineReader::open(split)?;
-    let mut buffer = SortBuffer { partitions, data: Vec::new(), entries: Vec::new() };
+    let mut reader = RecordReader::open(split, format)?;
+    let mut buffer = SortBuffer::new(job, partitions);
+    let mut user = UserCounters::new();
     let path = split.path.to_string_lossy();
     let mut counters = TaskCounters::default();
+    guarded(|| job.map_setup())?;
     loop {
-        let line = match reader.next_line() {
-            Ok(Some(line)) => line,
+        let record = match reader.next_record() {
+            Ok(Some(record)) => record,
             Ok(None) => break,
             Err(e) => {
-                let offset = reader.line_offset();
+                let offset = reader.record_offset();
                 if skip.contains(&offset) {
                     counters.skipped_records += 1;
                     continue;
@@ -225,35 +255,49 @@ pub fn run_map(
                 return Err(e);
             }
         };
-        if skip.contains(&line.offset) {
+        if skip.contains(&record.offset) {
             counters.skipped_records += 1;
             continue;
         }
-        let record = Record { path: &path, offset: line.offset, line: line.text };
-        let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.map(record, &mut buffer)));
-        let failed = match mapped {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e),
-            Err(panic) => Some(Error::Job(format!("map panicked: {}", panic_message(panic.as_ref())))),
-        };
-        if let Some(e) = failed {
-            progress.bad_record.store(record.offset, Ordering::Relaxed);
-            return Err(Error::Job(format!("record at {}:{}: {e}", path, record.offset)));
+        let offset = record.offset;
+        let record =
+            Record { path: &path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
+        let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: Default::default() };
+        if let Err(e) = guarded(|| job.map(record, &mut ctx)) {
+            progress.bad_record.store(offset, Ordering::Relaxed);
+            return Err(Error::Job(format!("record at {path}:{offset}: {e}")));
         }
         counters.input_records += 1;
         if counters.input_records % CHECKPOINT == 0 {
-            progress.checkpoint(counters.input_records, reader.position().saturating_sub(split.start), false)?;
+            progress.checkpoint(counters.input_records, reader.consumed(split), false)?;
         }
     }
-    counters.input_bytes = reader.position().saturating_sub(split.start);
+    let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: Default::default() };
+    guarded(|| job.map_cleanup(&mut ctx))?;
+    counters.input_bytes = reader.consumed(split);
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
     buffer.sort();
+    if job.has_combiner() {
+        counters.combine_input_records = buffer.entries.len() as u64;
+        buffer = guarded(|| buffer.combine(&mut user))?;
+        counters.combine_output_records = buffer.entries.len() as u64;
+    }
     let tmp = tmp_name(output);
     let mut writer = MapOutputWriter::create(&tmp)?;
-    counters.output_records = buffer.write(job, &mut writer)?;
+    counters.output_records = buffer.write(&mut writer)?;
+    counters.spilled_records = counters.output_records;
     counters.output_bytes = writer.finish()?;
     std::fs::rename(&tmp, output).map_err(Error::io("cannot rename map output", output))?;
+    counters.user = user;
     Ok(counters)
+}
+
+/// Runs the job's code, turning a panic into an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => Err(Error::Job(format!("panicked: {}", panic_message(panic.as_ref())))),
+    }
 }
 
 /// The message of a panic payload.
@@ -274,17 +318,12 @@ struct PartWriter {
 }
 
 impl Output for PartWriter {
-    fn write(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let io = Error::io("cannot write output", &self.path);
-        (|| {
-            self.out.write_all(key)?;
-            self.out.write_all(b"\t")?;
-            self.out.write_all(value)?;
-            self.out.write_all(b"\n")
-        })()
-        .map_err(io)?;
+    fn write_parts(&mut self, parts: &[&[u8]]) -> Result<()> {
+        for part in parts {
+            self.out.write_all(part).map_err(Error::io("cannot write output", &self.path))?;
+            self.bytes += part.len() as u64;
+        }
         self.records += 1;
-        self.bytes += (key.len() + value.len() + 2) as u64;
         Ok(())
     }
 }
@@ -334,14 +373,21 @@ pub fn run_reduce(
     let file = File::create(output).map_err(Error::io("cannot create output file", output))?;
     let mut part =
         PartWriter { out: BufWriter::with_capacity(256 * 1024, file), path: output.into(), records: 0, bytes: 0 };
+    let mut user = UserCounters::new();
+    guarded(|| job.reduce_setup())?;
     let mut key = Vec::new();
     while merger.advance()? {
         key.clear();
         key.extend_from_slice(merger.key());
         let mut source = MergeValues { merger: &mut merger, key: &key, first: true, error: None, records: 0 };
-        job.reduce(&key, &mut Values::new(&mut source), &mut part)?;
+        let mut values = Values::new(&mut source);
+        let mut ctx = ReduceContext { sink: &mut part, counters: &mut user };
+        guarded(|| job.reduce(&key, &mut values, &mut ctx))?;
         // Values the reduce function did not consume still belong to this key.
-        while source.next_value().is_some() {}
+        while values.next_value().is_some() {}
+        if let Some(e) = values.take_error() {
+            return Err(e);
+        }
         if let Some(e) = source.error {
             return Err(e);
         }
@@ -351,6 +397,9 @@ pub fn run_reduce(
             progress.checkpoint(counters.input_records, 0, false)?;
         }
     }
+    let mut ctx = ReduceContext { sink: &mut part, counters: &mut user };
+    guarded(|| job.reduce_cleanup(&mut ctx))?;
+    counters.user = user;
     let file = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
     file.sync_all().map_err(Error::io("cannot sync output", output))?;
     counters.output_records = part.records;

@@ -13,8 +13,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::coordinator::TEMPORARY;
 use crate::error::{Error, Result};
 use crate::fault::Faults;
+use crate::input::InputFormat;
 use crate::input::Split;
-use crate::job::{self, Job, StateReader};
+use crate::job::{Job, Registry, StateReader};
 use crate::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::rpc::pb::state_client::StateClient;
 use crate::rpc::{MAX_MESSAGE_BYTES, pb};
@@ -92,7 +93,7 @@ struct Current {
 type Shared<T> = Arc<Mutex<T>>;
 
 /// Runs a worker until the job is over. Returns an error if the coordinator is lost.
-pub async fn run(options: WorkerOptions) -> Result<()> {
+pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let url = options.coordinator.clone();
     let channel = connect(&url, options.connect_timeout).await?;
     let mut client = CoordinatorClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -107,7 +108,7 @@ pub async fn run(options: WorkerOptions) -> Result<()> {
         let client = StateClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let mut state = RemoteState { client, runtime: tokio::runtime::Handle::current() };
         let (name, args) = (spec.job_name.clone(), spec.job_args.clone());
-        tokio::task::spawn_blocking(move || job::build(&name, &args, &mut state))
+        tokio::task::spawn_blocking(move || registry.get(&name)?.build(&args, &mut state))
             .await
             .map_err(|e| Error::Job(format!("building the job panicked: {e}")))??
     };
@@ -248,10 +249,13 @@ async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context,
     let work = match kind {
         pb::task::Kind::Map(m) => {
             let split = m.split.ok_or_else(|| Error::Job("map task without a split".into()))?;
-            let split = Split { path: split.path.into(), start: split.start, end: split.end };
+            let split =
+                Split { path: split.path.into(), start: split.start, end: split.end, first_line: split.first_line };
             let output =
                 Path::new(&spec.work_dir).join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
-            Work::Map { split, skip: m.skip_records, output }
+            let format = InputFormat::from_name(&spec.input_format)
+                .ok_or_else(|| Error::Job(format!("unknown input format '{}'", spec.input_format)))?;
+            Work::Map { split, format, skip: m.skip_records, output }
         }
         pb::task::Kind::Reduce(r) => {
             let tmp_dir = Path::new(&spec.output_dir).join(TEMPORARY);
@@ -370,14 +374,16 @@ async fn report(
 
 #[derive(Clone)]
 enum Work {
-    Map { split: Split, skip: Vec<u64>, output: PathBuf },
+    Map { split: Split, format: InputFormat, skip: Vec<u64>, output: PathBuf },
     Reduce { partition: u32, map_outputs: Vec<PathBuf>, tmp: PathBuf, output: PathBuf },
 }
 
 impl Work {
     fn run(&self, job: &dyn Job, partitions: u32, progress: &Progress) -> Result<TaskCounters> {
         match self {
-            Work::Map { split, skip, output } => task::run_map(job, split, partitions, skip, output, progress),
+            Work::Map { split, format, skip, output } => {
+                task::run_map(job, split, *format, partitions, skip, output, progress)
+            }
             Work::Reduce { partition, map_outputs, tmp, .. } => {
                 if let Some(dir) = tmp.parent() {
                     std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;

@@ -1,86 +1,34 @@
-//! Jobs: what a map and a reduce function are, and the registry of built-in jobs by name.
+//! Jobs: the public Job API ([`Job`], [`Codec`], the contexts), the built-in jobs, and the
+//! [`Registry`] that finds a job by name in both the coordinator and the workers.
 //!
-//! Keys and values cross task boundaries as bytes, and a job decides how to encode them.
-//! Output lines are `key<TAB>value`.
+//! Keys and values cross task boundaries as bytes; a job decides how to encode them.
 
+mod api;
+mod grep;
+mod index;
+mod sort;
+mod streaming;
 mod word_search;
 mod wordcount;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::input::{InputFormat, Split};
 
+pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, UserCounters, Values};
+pub(crate) use api::{Emit, Output, ValueSource, merge_counters};
+pub use grep::Grep;
+pub use index::InvertedIndex;
+pub use sort::Sort;
+pub use streaming::Streaming;
 pub use word_search::WordSearch;
-pub use wordcount::WordCount;
+pub use wordcount::{WordCount, for_each_word};
 
-/// One input record: a line of text and where it comes from.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    /// The input file, as found from the input arguments.
-    pub path: &'a str,
-    /// Byte offset of the line in the file.
-    pub offset: u64,
-    /// The line, without its terminator.
-    pub line: &'a str,
-}
-
-/// Where map emits its key/value pairs.
-pub trait Emit {
-    /// Emits one intermediate pair.
-    fn emit(&mut self, key: &[u8], value: &[u8]);
-}
-
-/// The values of one key, in a deterministic order (map task order, then emission order).
-/// It is a lending iterator: each value is valid until the next call.
-pub struct Values<'a> {
-    source: &'a mut dyn ValueSource,
-}
-
-impl<'a> Values<'a> {
-    pub(crate) fn new(source: &'a mut dyn ValueSource) -> Values<'a> {
-        Values { source }
-    }
-
-    /// The next value of this key, or `None` when they are all consumed.
-    pub fn next_value(&mut self) -> Option<&[u8]> {
-        self.source.next_value()
-    }
-}
-
-/// Anything that yields the values of one key.
-pub(crate) trait ValueSource {
-    fn next_value(&mut self) -> Option<&[u8]>;
-}
-
-/// Where reduce writes its output lines.
-pub trait Output {
-    /// Writes the line `key<TAB>value`.
-    fn write(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
-}
-
-/// A MapReduce job: a map function, a reduce function and an optional combiner.
-pub trait Job: Send + Sync {
-    /// Maps one input record to intermediate pairs.
-    fn map(&self, record: Record<'_>, out: &mut dyn Emit) -> Result<()>;
-
-    /// Reduces all the values of one key to output lines.
-    fn reduce(&self, key: &[u8], values: &mut Values<'_>, out: &mut dyn Output) -> Result<()>;
-
-    /// Whether [`Job::combine`] should run on map output before it is written.
-    fn has_combiner(&self) -> bool {
-        false
-    }
-
-    /// Combines the values of one key in one map task into fewer values, each passed to `out`.
-    /// Must be associative and commutative with reduce, as in Hadoop.
-    fn combine(&self, _key: &[u8], _values: &mut Values<'_>, _out: &mut dyn FnMut(&[u8])) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// What the coordinator prepares for a job before its tasks run: the arguments workers receive,
-/// and the entries it puts in the shared state store.
+/// What the coordinator prepares for a job before its tasks run: the arguments workers
+/// receive, and the entries it puts in the shared state store.
 #[derive(Debug, Default)]
 pub struct Prepared {
     /// Arguments passed to every worker.
@@ -89,33 +37,31 @@ pub struct Prepared {
     pub state: Vec<(String, Vec<u8>)>,
 }
 
-/// Options that a job may need when it is prepared.
+/// Options of `mr run` that some jobs use.
 #[derive(Debug, Default, Clone)]
 pub struct JobOptions {
     /// word-search: the file of target words.
-    pub targets: Option<std::path::PathBuf>,
+    pub targets: Option<PathBuf>,
+    /// streaming: the mapper command.
+    pub mapper: Option<String>,
+    /// streaming: the reducer command.
+    pub reducer: Option<String>,
+    /// streaming: the combiner command.
+    pub combiner: Option<String>,
+    /// How input files are read.
+    pub input_format: InputFormat,
 }
 
-/// The names of the built-in jobs.
-pub const BUILT_IN: &[&str] = &["wordcount", "word-search"];
-
-fn unknown(name: &str) -> Error {
-    Error::UnknownJob(name.to_string(), BUILT_IN.join(", "))
-}
-
-/// Coordinator side: checks a job's arguments and prepares what its workers need.
-pub fn prepare(name: &str, args: &[String], options: &JobOptions) -> Result<Prepared> {
-    match name {
-        "wordcount" => {
-            no_args(name, args)?;
-            Ok(Prepared::default())
-        }
-        "word-search" => {
-            no_args(name, args)?;
-            word_search::prepare(options)
-        }
-        _ => Err(unknown(name)),
-    }
+/// What a job's preparation can see of the planned job.
+pub struct PlanView<'a> {
+    /// The job's arguments.
+    pub args: &'a [String],
+    /// The options of `mr run`.
+    pub options: &'a JobOptions,
+    /// The input splits.
+    pub splits: &'a [Split],
+    /// The number of reduce tasks.
+    pub reduce_tasks: u32,
 }
 
 /// Read access to the job's shared state store, with batched gets.
@@ -130,17 +76,85 @@ impl StateReader for HashMap<String, Vec<u8>> {
     }
 }
 
-/// Worker side: builds the job from its name, its arguments and the shared state it needs.
-pub fn build(name: &str, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
-    no_args(name, args)?;
-    match name {
-        "wordcount" => Ok(Arc::new(WordCount)),
-        "word-search" => Ok(Arc::new(WordSearch::from_state(state)?)),
-        _ => Err(unknown(name)),
+/// Makes a job: checks its arguments and prepares shared state on the coordinator, and
+/// builds the job on every worker.
+pub trait JobFactory: Send + Sync {
+    /// Coordinator side, before any task runs.
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared>;
+    /// Worker side, once per worker process.
+    fn build(&self, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>>;
+    /// Whether records need line numbers (see [`Job::needs_line_numbers`]).
+    fn needs_line_numbers(&self) -> bool {
+        false
     }
 }
 
-fn no_args(name: &str, args: &[String]) -> Result<()> {
+/// A factory for jobs that need nothing but their arguments.
+pub struct SimpleFactory<F>(pub F);
+
+impl<F, J> JobFactory for SimpleFactory<F>
+where
+    F: Fn(&[String]) -> Result<J> + Send + Sync,
+    J: Job + 'static,
+{
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        (self.0)(plan.args)?;
+        Ok(Prepared { worker_args: plan.args.to_vec(), state: Vec::new() })
+    }
+
+    fn build(&self, args: &[String], _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        Ok(Arc::new((self.0)(args)?))
+    }
+}
+
+/// The jobs a binary knows, by name. Workers are processes of the same binary, so a job
+/// registered here runs in them too.
+///
+/// ```no_run
+/// use mr::job::{Registry, SimpleFactory, WordCount};
+///
+/// fn main() -> std::process::ExitCode {
+///     let registry = Registry::builtin().with("my-wordcount", SimpleFactory(|_args: &[String]| Ok(WordCount)));
+///     mr::cli::main_with(registry)
+/// }
+/// ```
+pub struct Registry {
+    jobs: BTreeMap<String, Box<dyn JobFactory>>,
+}
+
+impl Registry {
+    /// No jobs.
+    pub fn empty() -> Registry {
+        Registry { jobs: BTreeMap::new() }
+    }
+
+    /// The built-in jobs: wordcount, word-search, grep, index, sort, streaming.
+    pub fn builtin() -> Registry {
+        Registry::empty()
+            .with("wordcount", SimpleFactory(|args: &[String]| no_args("wordcount", args).map(|_| WordCount)))
+            .with("word-search", word_search::Factory)
+            .with("grep", grep::Factory)
+            .with("index", SimpleFactory(|args: &[String]| no_args("index", args).map(|_| InvertedIndex)))
+            .with("sort", sort::Factory)
+            .with("streaming", streaming::Factory)
+    }
+
+    /// Adds (or replaces) a job.
+    pub fn with(mut self, name: &str, factory: impl JobFactory + 'static) -> Registry {
+        self.jobs.insert(name.to_string(), Box::new(factory));
+        self
+    }
+
+    /// The factory of a job.
+    pub fn get(&self, name: &str) -> Result<&dyn JobFactory> {
+        self.jobs.get(name).map(|f| f.as_ref()).ok_or_else(|| {
+            let names: Vec<&str> = self.jobs.keys().map(String::as_str).collect();
+            Error::UnknownJob(name.to_string(), names.join(", "))
+        })
+    }
+}
+
+pub(crate) fn no_args(name: &str, args: &[String]) -> Result<()> {
     if args.is_empty() {
         Ok(())
     } else {
@@ -148,24 +162,14 @@ fn no_args(name: &str, args: &[String]) -> Result<()> {
     }
 }
 
-/// Parses a decimal or little-endian u64 count value written by [`encode_count`].
-pub(crate) fn decode_count(value: &[u8]) -> Result<u64> {
-    let bytes: [u8; 8] = value
-        .try_into()
-        .map_err(|_| Error::Job(format!("expected an 8-byte count value, got {} bytes", value.len())))?;
-    Ok(u64::from_le_bytes(bytes))
-}
-
-/// Encodes a count as an intermediate value.
-pub(crate) fn encode_count(count: u64) -> [u8; 8] {
-    count.to_le_bytes()
-}
-
-/// Sums count values: the shared reduce and combine of counting jobs.
+/// Sums count values (u64, see [`Codec`]): the shared reduce and combine of counting jobs.
 pub(crate) fn sum_counts(values: &mut Values<'_>) -> Result<u64> {
-    let mut total = 0u64;
-    while let Some(v) = values.next_value() {
-        total += decode_count(v)?;
+    let total = values.decoded::<u64>().sum();
+    match values.take_error() {
+        Some(e) => Err(e),
+        None => Ok(total),
     }
-    Ok(total)
 }
+
+/// The encoding of a count of one.
+pub(crate) const ONE: [u8; 8] = 1u64.to_be_bytes();

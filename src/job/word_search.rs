@@ -2,7 +2,10 @@
 //! lines that contain it as a substring. The targets reach the workers through the state store:
 //! the coordinator sets one entry per target, and each worker reads them in one batched get.
 
-use super::{Emit, Job, JobOptions, Output, Prepared, Record, StateReader, Values, sum_counts};
+use std::sync::Arc;
+
+use super::{Job, JobFactory, MapContext, ONE, PlanView, Prepared, Record, ReduceContext, StateReader, Values};
+use super::{no_args, sum_counts};
 use crate::error::{Error, Result};
 
 /// State key holding the number of targets.
@@ -17,18 +20,30 @@ pub struct WordSearch {
     targets: Vec<(String, memchr::memmem::Finder<'static>)>,
 }
 
-const ONE: [u8; 8] = 1u64.to_le_bytes();
+/// Makes the word-search job.
+pub(crate) struct Factory;
+
+impl JobFactory for Factory {
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        no_args("word-search", plan.args)?;
+        prepare(plan.options.targets.as_deref())
+    }
+
+    fn build(&self, _args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        Ok(Arc::new(WordSearch::from_state(state)?))
+    }
+}
 
 /// Reads the targets file (one target per line; blank lines ignored, duplicates dropped) and
 /// makes the state entries for it.
-pub(crate) fn prepare(options: &JobOptions) -> Result<Prepared> {
-    let path = options.targets.as_ref().ok_or_else(|| Error::JobArgs {
+fn prepare(targets: Option<&std::path::Path>) -> Result<Prepared> {
+    let path = targets.ok_or_else(|| Error::JobArgs {
         job: "word-search".into(),
         message: "needs --targets FILE (one target word per line; `mr gen word-search` writes one)".into(),
     })?;
     let text = std::fs::read(path).map_err(Error::io("cannot read targets file", path))?;
     let text = String::from_utf8(text)
-        .map_err(|e| Error::InvalidUtf8 { path: path.clone(), offset: e.utf8_error().valid_up_to() as u64 })?;
+        .map_err(|e| Error::InvalidUtf8 { path: path.to_path_buf(), offset: e.utf8_error().valid_up_to() as u64 })?;
     let mut targets: Vec<&str> = text.lines().map(str::trim).filter(|t| !t.is_empty()).collect();
     targets.sort_unstable();
     targets.dedup();
@@ -61,19 +76,19 @@ impl WordSearch {
 }
 
 impl Job for WordSearch {
-    fn map(&self, record: Record<'_>, out: &mut dyn Emit) -> Result<()> {
-        let line = record.line.as_bytes();
+    fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> Result<()> {
+        let line = record.bytes;
         for (target, finder) in &self.targets {
             if finder.find(line).is_some() {
-                out.emit(target.as_bytes(), &ONE);
+                ctx.emit(target.as_bytes(), &ONE);
             }
         }
         Ok(())
     }
 
-    fn reduce(&self, key: &[u8], values: &mut Values<'_>, out: &mut dyn Output) -> Result<()> {
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
         let total = sum_counts(values)?;
-        out.write(key, itoa::Buffer::new().format(total).as_bytes())
+        ctx.write(key, itoa::Buffer::new().format(total).as_bytes())
     }
 
     fn has_combiner(&self) -> bool {
@@ -81,7 +96,7 @@ impl Job for WordSearch {
     }
 
     fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
-        out(&super::encode_count(sum_counts(values)?));
+        out(&sum_counts(values)?.to_be_bytes());
         Ok(())
     }
 }

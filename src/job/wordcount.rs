@@ -1,23 +1,21 @@
 //! Word count: a word is a maximal run of alphabetic characters (`char::is_alphabetic`),
 //! lowercased with `str::to_lowercase`; its value is how many times it occurs.
 
-use super::{Emit, Job, Output, Record, Values, encode_count, sum_counts};
+use super::{Job, MapContext, ONE, Record, ReduceContext, Values, sum_counts};
 use crate::error::Result;
 
 /// The word count job, with a combiner that sums counts inside each map task.
 pub struct WordCount;
 
-const ONE: [u8; 8] = 1u64.to_le_bytes();
-
 impl Job for WordCount {
-    fn map(&self, record: Record<'_>, out: &mut dyn Emit) -> Result<()> {
-        for_each_word(record.line, |word| out.emit(word.as_bytes(), &ONE));
+    fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> Result<()> {
+        for_each_word(record.text, |word| ctx.emit(word.as_bytes(), &ONE));
         Ok(())
     }
 
-    fn reduce(&self, key: &[u8], values: &mut Values<'_>, out: &mut dyn Output) -> Result<()> {
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
         let total = sum_counts(values)?;
-        out.write(key, itoa::Buffer::new().format(total).as_bytes())
+        ctx.write(key, itoa::Buffer::new().format(total).as_bytes())
     }
 
     fn has_combiner(&self) -> bool {
@@ -25,19 +23,17 @@ impl Job for WordCount {
     }
 
     fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
-        out(&encode_count(sum_counts(values)?));
+        out(&sum_counts(values)?.to_be_bytes());
         Ok(())
     }
 }
 
-/// Calls `f` with every word of `line`, lowercased.
-pub fn for_each_word(line: &str, mut f: impl FnMut(&str)) {
+/// Calls `f` with every word of `text`, lowercased.
+pub fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
     let mut lower = String::new();
-    let mut rest = line;
+    let mut rest = text;
     while !rest.is_empty() {
-        let Some(start) = rest.find(char::is_alphabetic) else {
-            return;
-        };
+        let Some(start) = rest.find(char::is_alphabetic) else { return };
         rest = &rest[start..];
         let end = rest.find(|c: char| !c.is_alphabetic()).unwrap_or(rest.len());
         let word = &rest[..end];

@@ -27,6 +27,7 @@ fn wordcount_matches_local_and_reference() {
         run_ok(wordcount(&input, &dist, &args).args(["--workers", workers]).arg("--quiet"));
         run_ok(wordcount(&input, &local, &args).arg("--local").arg("--quiet"));
         assert_same_output(&dist, &local);
+        assert_keys_sorted(&dist);
         assert_eq!(parts(&dist).len(), reduces.parse::<usize>().unwrap());
         let got = sorted_lines(&dist);
         assert!(got == expected, "split {split}, R {reduces}, W {workers}: output differs from the reference");

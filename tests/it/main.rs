@@ -4,4 +4,5 @@
 mod engine;
 mod faults;
 mod harness;
+mod jobs;
 mod rpc;

@@ -14,7 +14,7 @@ fn config(dir: &Dir, state: Vec<(String, Vec<u8>)>) -> CoordinatorConfig {
         job_name: "wordcount".into(),
         job_args: Vec::new(),
         // One split keeps the job running: no worker will ever take it.
-        splits: vec![mr::input::Split { path: dir.write("in.txt", "a\n"), start: 0, end: 2 }],
+        splits: vec![mr::input::Split { path: dir.write("in.txt", "a\n"), start: 0, end: 2, first_line: 0 }],
         reduce_tasks: 1,
         work_dir: dir.path("work"),
         output_dir: dir.path("out"),
@@ -26,6 +26,7 @@ fn config(dir: &Dir, state: Vec<(String, Vec<u8>)>) -> CoordinatorConfig {
         skip_bad_records: false,
         faults: Default::default(),
         state,
+        input_format: Default::default(),
     }
 }
 

@@ -1,0 +1,391 @@
+//! The public Job API: what a job's map, combine and reduce functions see.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+
+/// One input record and where it comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The input file, as found from the input arguments.
+    pub path: &'a str,
+    /// Byte offset of the record in the file (in the decompressed stream for gzip input).
+    pub offset: u64,
+    /// 1-based line number of the record in its file, when the job asked for line numbers
+    /// ([`Job::needs_line_numbers`]); 0 otherwise.
+    pub line_number: u64,
+    /// The record: a line without its terminator, a whole file (`--input-format whole-file`),
+    /// or a 100-byte TeraGen record (`--input-format tera`, which is not always UTF-8: see
+    /// [`Record::bytes`]).
+    pub text: &'a str,
+    /// The record's raw bytes (the same as `text` except for tera records).
+    pub bytes: &'a [u8],
+}
+
+/// User-defined counters: group -> name -> amount.
+pub type UserCounters = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Adds `amount` to a user counter.
+pub(crate) fn add_counter(counters: &mut UserCounters, group: &str, name: &str, amount: u64) {
+    let group = match counters.get_mut(group) {
+        Some(g) => g,
+        None => counters.entry(group.to_string()).or_default(),
+    };
+    match group.get_mut(name) {
+        Some(c) => *c += amount,
+        None => {
+            group.insert(name.to_string(), amount);
+        }
+    }
+}
+
+/// Adds every counter of `from` to `into`.
+pub(crate) fn merge_counters(into: &mut UserCounters, from: &UserCounters) {
+    for (group, names) in from {
+        for (name, amount) in names {
+            add_counter(into, group, name, *amount);
+        }
+    }
+}
+
+/// Where map emits its intermediate pairs, and counts what it wants to.
+pub struct MapContext<'a> {
+    pub(crate) sink: &'a mut dyn Emit,
+    pub(crate) counters: &'a mut UserCounters,
+    pub(crate) scratch: (Vec<u8>, Vec<u8>),
+}
+
+impl MapContext<'_> {
+    /// Emits one intermediate pair of raw bytes.
+    pub fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.sink.emit(key, value);
+    }
+
+    /// Emits one intermediate pair encoded by their codecs.
+    ///
+    /// ```
+    /// # use mr::job::{Codec, Json};
+    /// // A key that sorts numerically, and a serde value.
+    /// let mut key = Vec::new();
+    /// 42u64.encode(&mut key);
+    /// assert_eq!(u64::decode(&key).unwrap(), 42);
+    /// let mut value = Vec::new();
+    /// Json(vec!["a", "b"]).encode(&mut value);
+    /// assert_eq!(value, br#"["a","b"]"#);
+    /// ```
+    pub fn emit_encoded<K: Codec, V: Codec>(&mut self, key: &K, value: &V) {
+        let (k, v) = &mut self.scratch;
+        k.clear();
+        v.clear();
+        key.encode(k);
+        value.encode(v);
+        self.sink.emit(k, v);
+    }
+
+    /// Adds `amount` to the user counter `group/name`.
+    pub fn counter(&mut self, group: &str, name: &str, amount: u64) {
+        add_counter(self.counters, group, name, amount);
+    }
+}
+
+/// Receives intermediate pairs (the map side's sort buffer).
+pub(crate) trait Emit {
+    fn emit(&mut self, key: &[u8], value: &[u8]);
+}
+
+/// Where reduce writes its output.
+pub struct ReduceContext<'a> {
+    pub(crate) sink: &'a mut dyn Output,
+    pub(crate) counters: &'a mut UserCounters,
+}
+
+impl ReduceContext<'_> {
+    /// Writes the output line `key<TAB>value`.
+    pub fn write(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.sink.write_parts(&[key, b"\t", value, b"\n"])
+    }
+
+    /// Writes `record` as it is, followed by `terminator` (e.g. `b"\n"`, or nothing for
+    /// fixed-size binary records).
+    pub fn write_record(&mut self, record: &[u8], terminator: &[u8]) -> Result<()> {
+        self.sink.write_parts(&[record, terminator])
+    }
+
+    /// Adds `amount` to the user counter `group/name`.
+    pub fn counter(&mut self, group: &str, name: &str, amount: u64) {
+        add_counter(self.counters, group, name, amount);
+    }
+}
+
+/// Receives output bytes (the reduce side's part file).
+pub(crate) trait Output {
+    /// Writes one output record made of these pieces.
+    fn write_parts(&mut self, parts: &[&[u8]]) -> Result<()>;
+}
+
+/// The values of one key, in a deterministic order (map task order, then emission order).
+/// It lends each value until the next call; [`Values::decoded`] turns it into an iterator.
+pub struct Values<'a> {
+    source: &'a mut dyn ValueSource,
+    error: Option<Error>,
+}
+
+impl<'a> Values<'a> {
+    pub(crate) fn new(source: &'a mut dyn ValueSource) -> Values<'a> {
+        Values { source, error: None }
+    }
+
+    /// The next raw value of this key, or `None` when they are all consumed.
+    pub fn next_value(&mut self) -> Option<&[u8]> {
+        self.source.next_value()
+    }
+
+    /// The values decoded by a codec, as an iterator. A value that does not decode ends the
+    /// iteration and fails the attempt.
+    ///
+    /// ```ignore
+    /// let total: u64 = values.decoded::<u64>().sum();
+    /// ```
+    pub fn decoded<T: Codec>(&mut self) -> Decoded<'_, 'a, T> {
+        Decoded { values: self, _type: std::marker::PhantomData }
+    }
+
+    pub(crate) fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+}
+
+/// Iterator over decoded values; see [`Values::decoded`].
+pub struct Decoded<'v, 'a, T> {
+    values: &'v mut Values<'a>,
+    _type: std::marker::PhantomData<T>,
+}
+
+impl<T: Codec> Iterator for Decoded<'_, '_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.values.error.is_some() {
+            return None;
+        }
+        let raw = self.values.source.next_value()?;
+        match T::decode(raw) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.values.error = Some(e);
+                None
+            }
+        }
+    }
+}
+
+/// Anything that yields the values of one key.
+pub(crate) trait ValueSource {
+    fn next_value(&mut self) -> Option<&[u8]>;
+}
+
+/// Turns a type into the bytes that cross task boundaries, and back. Keys are sorted and
+/// partitioned by their encoding, so an encoding that preserves order gives ordered output.
+pub trait Codec: Sized {
+    /// Appends the encoding of `self` to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Decodes a value encoded by [`Codec::encode`].
+    fn decode(bytes: &[u8]) -> Result<Self>;
+}
+
+impl Codec for Vec<u8> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        Ok(bytes.to_vec())
+    }
+}
+
+impl Codec for String {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| Error::Job(format!("a String value is not UTF-8: {e}")))
+    }
+}
+
+/// Big-endian, so that encoded keys sort numerically.
+impl Codec for u64 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_be_bytes());
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let b: [u8; 8] =
+            bytes.try_into().map_err(|_| Error::Job(format!("a u64 value has {} bytes, not 8", bytes.len())))?;
+        Ok(u64::from_be_bytes(b))
+    }
+}
+
+/// Big-endian with the sign bit flipped, so that encoded keys sort numerically.
+impl Codec for i64 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&((*self as u64) ^ (1 << 63)).to_be_bytes());
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        Ok((u64::decode(bytes)? ^ (1 << 63)) as i64)
+    }
+}
+
+/// Any serde type, encoded as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec for Json<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        // Serializing plain data into a Vec cannot fail; a type whose Serialize impl fails
+        // on purpose is a bug in that type.
+        serde_json::to_writer(out, &self.0).expect("a serde type serializes to JSON");
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).map(Json).map_err(|e| Error::Job(format!("a JSON value does not decode: {e}")))
+    }
+}
+
+/// A MapReduce job: a map function, a reduce function, and optionally a combiner, a
+/// partitioner and per-attempt setup and cleanup.
+///
+/// Keys and values are bytes; [`Codec`] turns them into types. A job runs in worker
+/// processes: one attempt at a time per process, so `setup`/`cleanup` may keep per-attempt
+/// state behind a mutex.
+///
+/// ```
+/// use mr::job::{Job, MapContext, Record, ReduceContext, Values};
+///
+/// /// Counts lines by their length.
+/// struct LineLengths;
+///
+/// impl Job for LineLengths {
+///     fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> mr::Result<()> {
+///         ctx.emit_encoded(&(record.text.len() as u64), &1u64);
+///         Ok(())
+///     }
+///
+///     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> mr::Result<()> {
+///         let length = <u64 as mr::job::Codec>::decode(key)?;
+///         let lines: u64 = values.decoded::<u64>().sum();
+///         ctx.write(length.to_string().as_bytes(), lines.to_string().as_bytes())
+///     }
+/// }
+/// ```
+pub trait Job: Send + Sync {
+    /// Maps one input record to intermediate pairs.
+    fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> Result<()>;
+
+    /// Reduces all the values of one key to output.
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()>;
+
+    /// Whether [`Job::combine`] runs on map output before it is written.
+    fn has_combiner(&self) -> bool {
+        false
+    }
+
+    /// Combines the values of one key within one map task into fewer values, each passed to
+    /// `out`. Must agree with reduce (associative and commutative), as in Hadoop.
+    fn combine(&self, _key: &[u8], _values: &mut Values<'_>, _out: &mut dyn FnMut(&[u8])) -> Result<()> {
+        Ok(())
+    }
+
+    /// The combiner over a map task's whole sorted output: calls [`Job::combine`] once per key.
+    /// Override it to run one combiner per task instead (as Streaming does); `counters` are
+    /// the attempt's user counters.
+    fn combine_sorted(
+        &self,
+        input: &mut dyn SortedPairs,
+        out: &mut dyn FnMut(&[u8], &[u8]),
+        _counters: &mut UserCounters,
+    ) -> Result<()> {
+        while let Some(key) = input.next_key() {
+            let key = key.to_vec();
+            let mut source = GroupValues { input: &mut *input };
+            let mut values = Values::new(&mut source);
+            self.combine(&key, &mut values, &mut |v| out(&key, v))?;
+            while values.next_value().is_some() {}
+            if let Some(e) = values.take_error() {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The reduce task a key goes to, from its encoding. Default: a stable hash (XXH3).
+    fn partition(&self, key: &[u8], partitions: u32) -> u32 {
+        crate::partition::partition(key, partitions)
+    }
+
+    /// Whether records need their line numbers (costs a pass over the input when planning).
+    fn needs_line_numbers(&self) -> bool {
+        false
+    }
+
+    /// Called before the first record of each map attempt.
+    fn map_setup(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called after the last record of each successful map attempt, before its output is
+    /// sorted; it may still emit.
+    fn map_cleanup(&self, _ctx: &mut MapContext<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called before the first key of each reduce attempt.
+    fn reduce_setup(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called after the last key of each successful reduce attempt; it may still write.
+    fn reduce_cleanup(&self, _ctx: &mut ReduceContext<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A map task's sorted pairs, grouped by key, as the combiner sees them.
+pub trait SortedPairs {
+    /// Moves to the next key, skipping what is left of the current one.
+    fn next_key(&mut self) -> Option<&[u8]>;
+    /// The next value of the current key.
+    fn next_value(&mut self) -> Option<&[u8]>;
+}
+
+struct GroupValues<'a> {
+    input: &'a mut dyn SortedPairs,
+}
+
+impl ValueSource for GroupValues<'_> {
+    fn next_value(&mut self) -> Option<&[u8]> {
+        self.input.next_value()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codecs_round_trip_and_keep_order() {
+        let mut encoded: Vec<Vec<u8>> = [-5i64, -1, 0, 3, i64::MAX, i64::MIN]
+            .iter()
+            .map(|v| {
+                let mut out = Vec::new();
+                v.encode(&mut out);
+                out
+            })
+            .collect();
+        let decoded: Vec<i64> = encoded.iter().map(|b| i64::decode(b).unwrap()).collect();
+        assert_eq!(decoded, [-5, -1, 0, 3, i64::MAX, i64::MIN]);
+        encoded.sort();
+        let sorted: Vec<i64> = encoded.iter().map(|b| i64::decode(b).unwrap()).collect();
+        assert_eq!(sorted, [i64::MIN, -5, -1, 0, 3, i64::MAX]);
+        assert!(u64::decode(b"abc").is_err());
+        let mut out = Vec::new();
+        Json((1, "x".to_string())).encode(&mut out);
+        assert_eq!(Json::<(u32, String)>::decode(&out).unwrap().0, (1, "x".to_string()));
+    }
+}

@@ -1,0 +1,212 @@
+//! The built-in jobs, Streaming, counters and input formats, each against an independent
+//! reference, and distributed runs against `--local`.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::*;
+
+fn job(name: &str, input: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = mr();
+    cmd.args(["run", name]).args(extra).arg("--input").arg(input).arg("--output").arg(output);
+    cmd
+}
+
+/// Runs a job distributed and local; checks they agree; returns the distributed output.
+fn both(dir: &Dir, name: &str, input: &Path, extra: &[&str], tag: &str) -> PathBuf {
+    let dist = dir.path(&format!("{tag}-dist"));
+    let local = dir.path(&format!("{tag}-local"));
+    run_ok(job(name, input, &dist, extra).args(["--workers", "2", "--reduce-tasks", "3", "--quiet"]));
+    run_ok(job(name, input, &local, extra).args(["--local", "--reduce-tasks", "3", "--quiet"]));
+    assert_same_output(&dist, &local);
+    dist
+}
+
+#[test]
+fn grep_matches_reference_with_line_numbers_across_splits() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let pattern = "qu[a-z]+k|^The|ber$";
+    let out = both(&dir, "grep", &input, &[pattern, "--split-size", "300"], "grep");
+    let expected = reference("jobs.py", &[Path::new("grep"), Path::new(pattern), &input]);
+    assert!(!expected.is_empty());
+    assert!(sorted_lines(&out) == expected, "grep differs from the reference");
+    let err = run_fail(&mut job("grep", &input, &dir.path("bad"), &["(unclosed"]));
+    assert!(err.contains("invalid pattern '(unclosed'"), "{err}");
+    assert!(!dir.path("bad").exists());
+}
+
+#[test]
+fn index_matches_reference() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let out = both(&dir, "index", &input, &["--split-size", "500"], "index");
+    let expected = reference("jobs.py", &[Path::new("index"), &input]);
+    assert!(sorted_lines(&out) == expected, "index differs from the reference");
+}
+
+fn concatenated(dir: &Path) -> Vec<u8> {
+    parts(dir).into_iter().flat_map(|(_, bytes)| bytes).collect()
+}
+
+#[test]
+fn sort_is_globally_sorted_on_uniform_and_skewed_keys() {
+    let dir = Dir::new();
+    let uniform = dir.path("uniform");
+    run_ok(mr().args(["gen", "word-search", "--strings", "30000", "--seed", "5", "--out"]).arg(&uniform));
+    let mut rng = Lcg(3);
+    let mut skewed = String::new();
+    for i in 0..20_000 {
+        match rng.below(10) {
+            0..=6 => skewed.push_str("hot key\n"),
+            7 => skewed.push_str("another hot key\r\n"),
+            _ => skewed.push_str(&format!("cold {}\n", rng.below(1000) * 7 + i % 3)),
+        }
+    }
+    let skewed = dir.write("skewed/lines.txt", skewed);
+    for (tag, input) in [("uniform", uniform.join("strings.txt")), ("skewed", skewed)] {
+        let out = both(&dir, "sort", &input, &["--split-size", "64KiB"], tag);
+        let expected = reference("jobs.py", &[Path::new("sort"), &input]);
+        assert!(concatenated(&out) == expected, "{tag}: the part files in order are not the sorted input");
+    }
+}
+
+#[test]
+fn terasort_output_validates_with_the_teragen_checksum() {
+    let dir = Dir::new();
+    let generated = dir.path("gen");
+    let stdout =
+        run_ok(mr().args(["run", "teragen", "--records", "30000", "--workers", "3", "--output"]).arg(&generated));
+    let checksum = stdout.split("checksum ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let out = both(&dir, "sort", &generated, &["--input-format", "tera", "--split-size", "200KiB"], "tera");
+    let validated = run_ok(mr().args(["run", "teravalidate", "--input"]).arg(&out));
+    assert!(validated.contains("30000 records") && validated.contains(&checksum), "{validated} vs {stdout}");
+    // Unsorted input is refused.
+    let err = run_fail(mr().args(["run", "teravalidate", "--input"]).arg(&generated));
+    assert!(err.contains("sorts before"), "{err}");
+}
+
+fn ascii_corpus(dir: &Dir) -> PathBuf {
+    let mut rng = Lcg(17);
+    let words = ["alpha", "Beta", "gamma", "DELTA", "x", "map", "reduce", "the"];
+    for f in 0..3 {
+        let mut text = String::new();
+        for _ in 0..400 {
+            for _ in 0..1 + rng.below(9) {
+                text.push_str(words[rng.below(words.len() as u64) as usize]);
+                text.push_str([" ", ", ", "-", " 7 "][rng.below(4) as usize]);
+            }
+            text.push('\n');
+        }
+        dir.write(&format!("ascii/f{f}.txt"), text);
+    }
+    dir.path("ascii")
+}
+
+const SHELL_MAPPER: &str = "tr -cs 'A-Za-z' '\\n' | tr 'A-Z' 'a-z' | awk 'NF { print $0 \"\\t1\" }'";
+
+fn python_reducer(dir: &Dir) -> String {
+    let script = dir.write(
+        "sum.py",
+        r#"import sys
+current, total = None, 0
+for line in sys.stdin:
+    key, _, value = line.rstrip("\n").partition("\t")
+    if key != current:
+        if current is not None:
+            print(f"{current}\t{total}")
+        current, total = key, 0
+    total += int(value)
+if current is not None:
+    print(f"{current}\t{total}")
+sys.stderr.write("reporter:counter:sum.py,keys written,1\n")
+"#,
+    );
+    format!("python3 {}", script.display())
+}
+
+#[test]
+fn streaming_with_a_shell_mapper_and_python_reducer_matches_wordcount() {
+    let dir = Dir::new();
+    let input = ascii_corpus(&dir);
+    let reducer = python_reducer(&dir);
+    let wordcount = dir.path("wordcount");
+    run_ok(&mut job("wordcount", &input, &wordcount, &["--reduce-tasks", "3", "--quiet"]));
+    let streamed = both(&dir, "streaming", &input, &["--mapper", SHELL_MAPPER, "--reducer", &reducer], "plain");
+    assert_same_output(&streamed, &wordcount);
+    let combined = dir.path("combined");
+    let stdout =
+        run_ok(job("streaming", &input, &combined, &["--mapper", SHELL_MAPPER, "--reducer", &reducer]).args([
+            "--combiner",
+            &reducer,
+            "--reduce-tasks",
+            "3",
+            "--workers",
+            "2",
+            "--json",
+        ]));
+    assert_same_output(&combined, &wordcount);
+    let s = summary(&stdout);
+    let map = &s["map"]["counters"];
+    assert!(map["combine_output_records"].as_u64().unwrap() < map["combine_input_records"].as_u64().unwrap());
+    // One stderr counter line per combiner run (one per map task) and per reducer.
+    let expected = s["map"]["tasks"].as_u64().unwrap();
+    assert_eq!(map["user"]["sum.py"]["keys written"], expected, "{stdout}");
+    assert_eq!(s["reduce"]["counters"]["user"]["sum.py"]["keys written"], 3, "{stdout}");
+}
+
+#[test]
+fn a_failing_streaming_command_fails_with_its_stderr() {
+    let dir = Dir::new();
+    let input = ascii_corpus(&dir);
+    let out = dir.path("out");
+    let mut cmd =
+        job("streaming", &input, &out, &["--mapper", "cat", "--reducer", "echo broken pipe dream >&2; exit 3"]);
+    let err = run_fail(cmd.args(["--max-attempts", "2", "--workers", "2"]));
+    assert!(err.contains("exit status: 3") && err.contains("broken pipe dream"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn counters_add_up_and_stay_exact_under_reruns() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let args = ["--split-size", "800", "--reduce-tasks", "3", "--workers", "3", "--json"];
+    let clean = summary(&run_ok(&mut job("sort", &input, &dir.path("clean"), &args)));
+    let faulty = summary(&run_ok(job("sort", &input, &dir.path("faulty"), &args).args([
+        "--inject-failure",
+        "0.3",
+        "--inject-seed",
+        "4",
+    ])));
+    let lost = faulty["attempts"].as_array().unwrap().iter().filter(|a| a["outcome"] == "lost").count();
+    assert!(lost > 0, "no fault was injected");
+    for phase in ["map", "reduce"] {
+        assert_eq!(clean[phase]["counters"], faulty[phase]["counters"], "{phase} counters changed with reruns");
+    }
+    let (map, reduce) = (&clean["map"]["counters"], &clean["reduce"]["counters"]);
+    let lines = reference("jobs.py", &[Path::new("sort"), &input]).iter().filter(|&&b| b == b'\n').count() as u64;
+    assert_eq!(map["input_records"], lines);
+    assert_eq!(map["output_records"], reduce["input_records"], "without a combiner, map output = reduce input");
+    assert_eq!(map["spilled_records"], map["output_records"]);
+    assert_eq!(reduce["output_records"], lines);
+}
+
+#[test]
+fn whole_file_and_gzip_inputs() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let text = dir.path("text");
+    run_ok(&mut job("wordcount", &input, &text, &["--reduce-tasks", "2", "--quiet"]));
+    let whole = both(&dir, "wordcount", &input, &["--input-format", "whole-file"], "whole");
+    assert!(sorted_lines(&whole) == sorted_lines(&text));
+    // A gzip file is one split, read through gzip.
+    let plain = input.join("sub/f.txt");
+    let gz = dir.path("gz/f.txt.gz");
+    std::fs::create_dir_all(gz.parent().unwrap()).unwrap();
+    let mut cmd = std::process::Command::new("gzip");
+    cmd.args(["-c"]).arg(&plain).stdout(std::fs::File::create(&gz).unwrap());
+    assert!(cmd.status().unwrap().success());
+    let from_gz = both(&dir, "wordcount", &gz, &["--split-size", "100"], "gz");
+    let from_plain = both(&dir, "wordcount", &plain, &["--split-size", "100"], "plain");
+    assert_same_output(&from_gz, &from_plain);
+}

@@ -70,7 +70,7 @@ impl MapContext<'_> {
     /// 42u64.encode(&mut key);
     /// assert_eq!(u64::decode(&key).unwrap(), 42);
     /// let mut value = Vec::new();
-    /// Json(vec!["a", "b"]).encode(&mut value);
+    /// Json(vec!["a".to_string(), "b".to_string()]).encode(&mut value);
     /// assert_eq!(value, br#"["a","b"]"#);
     /// ```
     pub fn emit_encoded<K: Codec, V: Codec>(&mut self, key: &K, value: &V) {

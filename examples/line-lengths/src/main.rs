@@ -1,0 +1,86 @@
+//! A custom job in its own crate: a histogram of line lengths (in bytes), with the number of
+//! lines and of words for each length.
+//!
+//! It shows the pieces of the Job API: typed keys and values through codecs (a `u64` key that
+//! sorts numerically, a serde value as JSON), a combiner, a custom partitioner that keeps the
+//! part files in length order, and a user counter. The binary is `mr` plus this job: worker
+//! processes are started from it, so they run this code.
+//!
+//! ```text
+//! line-lengths run line-lengths --input sample --output /tmp/lengths
+//! ```
+
+use std::process::ExitCode;
+
+use mr::job::{Codec, Job, Json, MapContext, Record, ReduceContext, Registry, SimpleFactory, Values};
+use serde::{Deserialize, Serialize};
+
+/// Lines and words seen for one length.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Tally {
+    lines: u64,
+    words: u64,
+}
+
+/// Lengths up to this many bytes per partition, so that part files are in length order.
+const BUCKET: u64 = 32;
+
+struct LineLengths;
+
+impl LineLengths {
+    fn sum(values: &mut Values<'_>) -> mr::Result<Tally> {
+        let mut total = Tally::default();
+        for Json(t) in values.decoded::<Json<Tally>>() {
+            total.lines += t.lines;
+            total.words += t.words;
+        }
+        Ok(total)
+    }
+}
+
+impl Job for LineLengths {
+    fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> mr::Result<()> {
+        let words = record.text.split_whitespace().count() as u64;
+        ctx.emit_encoded(&(record.text.len() as u64), &Json(Tally { lines: 1, words }));
+        if words == 0 {
+            ctx.counter("line-lengths", "blank lines", 1);
+        }
+        Ok(())
+    }
+
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> mr::Result<()> {
+        let length = u64::decode(key)?;
+        let total = Self::sum(values)?;
+        ctx.write(length.to_string().as_bytes(), format!("{} {}", total.lines, total.words).as_bytes())
+    }
+
+    fn has_combiner(&self) -> bool {
+        true
+    }
+
+    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> mr::Result<()> {
+        let mut encoded = Vec::new();
+        Json(Self::sum(values)?).encode(&mut encoded);
+        out(&encoded);
+        Ok(())
+    }
+
+    fn partition(&self, key: &[u8], partitions: u32) -> u32 {
+        let length = u64::decode(key).unwrap_or(0);
+        (length / BUCKET).min(u64::from(partitions) - 1) as u32
+    }
+}
+
+fn main() -> ExitCode {
+    let registry = Registry::builtin().with(
+        "line-lengths",
+        SimpleFactory(|args: &[String]| {
+            if args.is_empty() {
+                Ok(LineLengths)
+            } else {
+                Err(mr::Error::JobArgs { job: "line-lengths".into(), message: "takes no arguments".into() })
+            }
+        }),
+    );
+    mr::cli::main_with(registry)
+}

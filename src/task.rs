@@ -114,111 +114,245 @@ impl Progress {
     }
 }
 
-/// Intermediate pairs of one map task, held in one arena and sorted by (partition, key).
+/// Intermediate pairs of one map task, grouped by key in a hash table as they are emitted, so
+/// that only the distinct keys are sorted. Keys live in one arena. Without a combiner, values
+/// live in the arena too, chained per key in emission order. With a combiner, each key keeps
+/// its values in a buffer of its own, combined whenever it holds `COMBINE_EVERY` of them, as
+/// Hadoop runs a combiner zero or more times.
 struct SortBuffer<'j> {
     job: &'j dyn Job,
     partitions: u32,
+    combining: bool,
     data: Vec<u8>,
-    entries: Vec<Entry>,
+    /// Values without a combiner: (offset in `data`, length, next value of the key or `NONE`).
+    values: Vec<(usize, u32, u32)>,
+    /// Distinct keys, in first-emission order until sorted.
+    groups: Vec<Group>,
+    /// Hash table over `groups` (indices), keyed by the key bytes.
+    table: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+    /// Records held.
+    records: u64,
+    /// Records given to eager combines.
+    combine_input: u64,
+    /// The first error of an eager combine.
+    error: Option<Error>,
 }
 
-#[derive(Clone, Copy)]
-struct Entry {
+const NONE: u32 = u32::MAX;
+/// With a combiner, a key's values are combined once it holds this many.
+const COMBINE_EVERY: u32 = 64;
+
+struct Group {
     partition: u32,
+    key_offset: usize,
     key_len: u32,
-    value_len: u32,
-    offset: usize,
+    hash: u64,
+    first: u32,
+    last: u32,
+    /// With a combiner: the key's values, each as varint length + bytes.
+    local: Vec<u8>,
+    count: u32,
+    /// Combine again once `count` reaches this: a combiner that does not shrink its input is
+    /// not run over and over.
+    combine_at: u32,
 }
 
 impl Emit for SortBuffer<'_> {
     fn emit(&mut self, key: &[u8], value: &[u8]) {
-        let offset = self.data.len();
-        self.data.extend_from_slice(key);
-        self.data.extend_from_slice(value);
-        self.entries.push(Entry {
-            partition: self.job.partition(key, self.partitions).min(self.partitions - 1),
-            key_len: key.len() as u32,
-            value_len: value.len() as u32,
-            offset,
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, key);
+        let (data, groups) = (&self.data, &self.groups);
+        let found = self.table.find(hash, |&g| {
+            let g = &groups[g as usize];
+            &data[g.key_offset..g.key_offset + g.key_len as usize] == key
         });
+        let g = match found {
+            Some(&g) => g,
+            None => {
+                let g = self.groups.len() as u32;
+                let key_offset = self.data.len();
+                self.data.extend_from_slice(key);
+                let partition = self.job.partition(key, self.partitions).min(self.partitions - 1);
+                self.groups.push(Group {
+                    partition,
+                    key_offset,
+                    key_len: key.len() as u32,
+                    hash,
+                    first: NONE,
+                    last: NONE,
+                    local: Vec::new(),
+                    count: 0,
+                    combine_at: COMBINE_EVERY,
+                });
+                let groups = &self.groups;
+                self.table.insert_unique(hash, g, |&g| groups[g as usize].hash);
+                g
+            }
+        };
+        self.records += 1;
+        if self.combining {
+            let group = &mut self.groups[g as usize];
+            push_value(&mut group.local, value);
+            group.count += 1;
+            if group.count >= group.combine_at {
+                self.combine_group(g as usize);
+            }
+            return;
+        }
+        let value_index = self.values.len() as u32;
+        let group = &mut self.groups[g as usize];
+        if group.last == NONE {
+            group.first = value_index;
+        } else {
+            self.values[group.last as usize].2 = value_index;
+        }
+        group.last = value_index;
+        self.values.push((self.data.len(), value.len() as u32, NONE));
+        self.data.extend_from_slice(value);
+    }
+}
+
+fn push_value(buf: &mut Vec<u8>, value: &[u8]) {
+    let mut len = value.len();
+    while len >= 0x80 {
+        buf.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    buf.push(len as u8);
+    buf.extend_from_slice(value);
+}
+
+/// Values stored by [`push_value`].
+struct LocalValues<'a> {
+    rest: &'a [u8],
+}
+
+impl ValueSource for LocalValues<'_> {
+    fn next_value(&mut self) -> Option<&[u8]> {
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let (&b, rest) = self.rest.split_first()?;
+            self.rest = rest;
+            len |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let (value, rest) = self.rest.split_at(len.min(self.rest.len()));
+        self.rest = rest;
+        Some(value)
     }
 }
 
 impl<'j> SortBuffer<'j> {
-    fn new(job: &'j dyn Job, partitions: u32) -> SortBuffer<'j> {
-        SortBuffer { job, partitions, data: Vec::new(), entries: Vec::new() }
+    fn new(job: &'j dyn Job, partitions: u32, combining: bool) -> SortBuffer<'j> {
+        SortBuffer {
+            job,
+            partitions,
+            combining,
+            data: Vec::new(),
+            values: Vec::new(),
+            groups: Vec::new(),
+            table: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0),
+            records: 0,
+            combine_input: 0,
+            error: None,
+        }
     }
 
-    fn key(&self, e: &Entry) -> &[u8] {
-        &self.data[e.offset..e.offset + e.key_len as usize]
+    /// Combines the values a key holds into fewer.
+    fn combine_group(&mut self, g: usize) {
+        let group = &mut self.groups[g];
+        let key = &self.data[group.key_offset..group.key_offset + group.key_len as usize];
+        let local = std::mem::take(&mut group.local);
+        let mut combined = Vec::new();
+        let mut count = 0;
+        let mut source = LocalValues { rest: &local };
+        let mut values = Values::new(&mut source);
+        let result = guarded(|| {
+            self.job.combine(key, &mut values, &mut |v| {
+                push_value(&mut combined, v);
+                count += 1;
+            })
+        });
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+        self.combine_input += u64::from(group.count);
+        self.records = self.records - u64::from(group.count) + u64::from(count);
+        group.local = combined;
+        group.count = count;
+        group.combine_at = COMBINE_EVERY.max(count.saturating_mul(2));
     }
 
-    fn value(&self, e: &Entry) -> &[u8] {
-        let start = e.offset + e.key_len as usize;
-        &self.data[start..start + e.value_len as usize]
+    fn key(&self, g: &Group) -> &[u8] {
+        &self.data[g.key_offset..g.key_offset + g.key_len as usize]
     }
 
+    fn value(&self, index: u32) -> &[u8] {
+        let (offset, len, _) = self.values[index as usize];
+        &self.data[offset..offset + len as usize]
+    }
+
+    /// Sorts the distinct keys by (partition, key); the hash table is no longer needed.
     fn sort(&mut self) {
-        let mut entries = std::mem::take(&mut self.entries);
-        // The offset breaks ties, so equal keys keep their emission order.
-        entries
-            .sort_unstable_by(|a, b| (a.partition, self.key(a), a.offset).cmp(&(b.partition, self.key(b), b.offset)));
-        self.entries = entries;
+        self.table = hashbrown::HashTable::new();
+        let mut groups = std::mem::take(&mut self.groups);
+        groups.sort_unstable_by(|a, b| (a.partition, self.key(a)).cmp(&(b.partition, self.key(b))));
+        self.groups = groups;
     }
 
-    /// Runs the combiner over the sorted entries; returns its output, sorted.
+    /// Runs the combiner over the sorted keys; returns its output, sorted, with no combiner.
     fn combine(&self, counters: &mut UserCounters) -> Result<SortBuffer<'j>> {
-        let mut combined = SortBuffer::new(self.job, self.partitions);
-        let mut input = SortedEntries { buffer: self, next: 0, key_end: 0 };
+        let mut combined = SortBuffer::new(self.job, self.partitions, false);
+        let mut input = SortedGroups { buffer: self, group: 0, local: LocalValues { rest: &[] } };
         self.job.combine_sorted(&mut input, &mut |k, v| combined.emit(k, v), counters)?;
         combined.sort();
         Ok(combined)
     }
 
-    /// Writes the sorted entries as a map output file. Returns the number of records.
+    /// Writes the sorted keys and their values (without a combiner) as a map output file.
+    /// Returns the number of records.
     fn write(&self, out: &mut MapOutputWriter) -> Result<u64> {
-        let mut entries = self.entries.iter().peekable();
+        let mut groups = self.groups.iter().peekable();
         for p in 0..self.partitions {
             out.start_partition();
-            while let Some(e) = entries.next_if(|e| e.partition == p) {
-                out.write(self.key(e), self.value(e))?;
+            while let Some(g) = groups.next_if(|g| g.partition == p) {
+                let key = self.key(g);
+                let mut v = g.first;
+                while v != NONE {
+                    out.write(key, self.value(v))?;
+                    v = self.values[v as usize].2;
+                }
             }
         }
-        Ok(self.entries.len() as u64)
+        Ok(self.values.len() as u64)
     }
 }
 
-/// Sorted entries grouped by (partition, key), for the combiner.
-struct SortedEntries<'a, 'j> {
+/// The sorted keys and their values, for the combiner.
+struct SortedGroups<'a, 'j> {
     buffer: &'a SortBuffer<'j>,
-    /// Next entry to yield as a value.
-    next: usize,
-    /// One past the current key's last entry.
-    key_end: usize,
+    /// Index of the next key to yield.
+    group: usize,
+    /// The current key's values.
+    local: LocalValues<'a>,
 }
 
-impl SortedPairs for SortedEntries<'_, '_> {
+impl SortedPairs for SortedGroups<'_, '_> {
     fn next_key(&mut self) -> Option<&[u8]> {
-        let entries = &self.buffer.entries;
-        let start = self.key_end;
-        let first = entries.get(start)?;
-        let key = self.buffer.key(first);
-        let mut end = start + 1;
-        while end < entries.len() && entries[end].partition == first.partition && self.buffer.key(&entries[end]) == key
-        {
-            end += 1;
-        }
-        self.next = start;
-        self.key_end = end;
-        Some(key)
+        let buffer = self.buffer;
+        let g = buffer.groups.get(self.group)?;
+        self.group += 1;
+        self.local = LocalValues { rest: &g.local };
+        Some(buffer.key(g))
     }
 
     fn next_value(&mut self) -> Option<&[u8]> {
-        if self.next >= self.key_end {
-            return None;
-        }
-        self.next += 1;
-        Some(self.buffer.value(&self.buffer.entries[self.next - 1]))
+        self.local.next_value()
     }
 }
 
@@ -236,7 +370,7 @@ pub fn run_map(
     progress: &Progress,
 ) -> Result<TaskCounters> {
     let mut reader = RecordReader::open(split, format)?;
-    let mut buffer = SortBuffer::new(job, partitions);
+    let mut buffer = SortBuffer::new(job, partitions, job.has_combiner());
     let mut user = UserCounters::new();
     let path = split.path.to_string_lossy();
     let mut counters = TaskCounters::default();
@@ -276,11 +410,14 @@ pub fn run_map(
     guarded(|| job.map_cleanup(&mut ctx))?;
     counters.input_bytes = reader.consumed(split);
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
+    if let Some(e) = buffer.error.take() {
+        return Err(e);
+    }
     buffer.sort();
     if job.has_combiner() {
-        counters.combine_input_records = buffer.entries.len() as u64;
+        counters.combine_input_records = buffer.combine_input + buffer.records;
         buffer = guarded(|| buffer.combine(&mut user))?;
-        counters.combine_output_records = buffer.entries.len() as u64;
+        counters.combine_output_records = buffer.records;
     }
     let tmp = tmp_name(output);
     let mut writer = MapOutputWriter::create(&tmp)?;

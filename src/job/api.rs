@@ -286,8 +286,9 @@ pub trait Job: Send + Sync {
         false
     }
 
-    /// Combines the values of one key within one map task into fewer values, each passed to
-    /// `out`. Must agree with reduce (associative and commutative), as in Hadoop.
+    /// Combines values of one key within one map task into fewer values, each passed to
+    /// `out`. As in Hadoop, it may run zero or more times, on any subset of a key's values
+    /// (including its own output), so it must agree with reduce (associative and commutative).
     fn combine(&self, _key: &[u8], _values: &mut Values<'_>, _out: &mut dyn FnMut(&[u8])) -> Result<()> {
         Ok(())
     }

@@ -274,6 +274,14 @@ impl Job for Streaming {
         self.combiner.is_some()
     }
 
+    /// Values pass through: the combiner command runs once per task, in `combine_sorted`.
+    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
+        while let Some(v) = values.next_value() {
+            out(v);
+        }
+        Ok(())
+    }
+
     fn combine_sorted(
         &self,
         input: &mut dyn SortedPairs,

@@ -18,7 +18,7 @@ use crate::job::{JobOptions, Registry};
 use crate::plan::{self, JobRequest};
 use crate::run::RunConfig;
 use crate::summary::Summary;
-use crate::task::Progress;
+use crate::task::{Progress, TaskSettings};
 use crate::worker::WorkerOptions;
 
 /// A MapReduce engine: count, index, grep and sort files with worker processes.
@@ -62,6 +62,12 @@ struct RunArgs {
     /// Number of worker processes; default: the number of cores.
     #[arg(short, long, value_name = "W")]
     workers: Option<u32>,
+    /// Intermediate data a map task holds in memory before it spills a sorted run to disk.
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    sort_buffer: u64,
+    /// Most sorted runs merged at once (map spills, reduce inputs); more merge in passes.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..))]
+    merge_fan_in: u32,
     /// Address of the coordinator's gRPC server; default: a free port on 127.0.0.1.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
@@ -314,6 +320,11 @@ fn run(args: RunArgs, registry: Registry) -> anyhow::Result<()> {
         reduce_tasks: args.reduce_tasks,
         workers,
         overwrite: args.overwrite,
+        settings: TaskSettings {
+            partitions: 0,
+            sort_buffer: args.sort_buffer.max(1),
+            merge_fan_in: args.merge_fan_in as usize,
+        },
     };
     let faults = faults(&args)?;
     let plan = plan::plan(&request, &registry)?;

@@ -63,6 +63,8 @@ pub struct CoordinatorConfig {
     pub state: Vec<(String, Vec<u8>)>,
     /// How input files are read.
     pub input_format: crate::input::InputFormat,
+    /// Memory and merge settings of the tasks.
+    pub settings: crate::task::TaskSettings,
 }
 
 /// The coordinator of one job. Cheap to clone; clones share the job.
@@ -292,6 +294,8 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 output_dir: c.output_dir.to_string_lossy().into_owned(),
                 faults: Some(c.faults.into()),
                 input_format: c.input_format.name().to_string(),
+                sort_buffer_bytes: c.settings.sort_buffer,
+                merge_fan_in: c.settings.merge_fan_in as u32,
             }),
             heartbeat_interval_ms: c.heartbeat_interval.as_millis() as u64,
         }))

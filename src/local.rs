@@ -44,7 +44,7 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
     for (i, split) in plan.splits.iter().enumerate() {
         let start = now();
         let output = work_dir.path().join(format!("map-{i:05}-0.out"));
-        map_counters += &task::run_map(job.as_ref(), split, format, plan.reduce_tasks, &[], &output, progress)
+        map_counters += &task::run_map(job.as_ref(), split, format, &plan.settings, &[], &output, progress)
             .map_err(|e| in_task(Phase::Map, i, e))?;
         map_outputs.push(output);
         record(Phase::Map, i as u32, start);
@@ -58,7 +58,7 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
         let start = now();
         let name = format!("part-r-{p:05}");
         let tmp: PathBuf = tmp_dir.join(format!("{name}.attempt-0"));
-        reduce_counters += &task::run_reduce(job.as_ref(), p, plan.reduce_tasks, &map_outputs, &tmp, progress)
+        reduce_counters += &task::run_reduce(job.as_ref(), p, &plan.settings, &map_outputs, &tmp, progress)
             .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
         let final_path = out.join(&name);
         std::fs::rename(&tmp, &final_path).map_err(Error::io("cannot commit output to", &final_path))?;

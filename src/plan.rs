@@ -7,6 +7,7 @@ use crate::coordinator::{SUCCESS, TEMPORARY};
 use crate::error::{Error, Result};
 use crate::input::{self, InputFormat, Split};
 use crate::job::{JobOptions, PlanView, Prepared, Registry};
+use crate::task::TaskSettings;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct JobRequest {
     pub workers: u32,
     /// Replace the contents of a non-empty output directory.
     pub overwrite: bool,
+    /// Memory and merge settings of the tasks (its `partitions` is set by the plan).
+    pub settings: TaskSettings,
 }
 
 /// A planned job.
@@ -46,6 +49,8 @@ pub struct Plan {
     pub output: OutputDir,
     /// How input files are read.
     pub input_format: InputFormat,
+    /// Memory and merge settings of the tasks.
+    pub settings: TaskSettings,
 }
 
 /// Smallest and largest split sizes chosen automatically.
@@ -70,7 +75,8 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     let view = PlanView { args: &request.job_args, options: &request.job_options, splits: &splits, reduce_tasks };
     let prepared = factory.prepare(&view)?;
     let output = OutputDir::prepare(&request.output, &request.inputs, request.overwrite)?;
-    Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output, input_format: format })
+    let settings = TaskSettings { partitions: reduce_tasks, ..request.settings };
+    Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output, input_format: format, settings })
 }
 
 /// The job's output directory. Unless [`OutputDir::keep`] is called, dropping it removes

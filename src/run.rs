@@ -77,6 +77,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         faults: config.faults,
         state: plan.prepared.state.clone(),
         input_format: plan.input_format,
+        settings: plan.settings,
     });
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));

@@ -137,7 +137,14 @@ struct SortBuffer<'j> {
     combine_input: u64,
     /// The first error of an eager combine.
     error: Option<Error>,
+    /// Approximate bytes of memory held, compared with the sort buffer size.
+    bytes: usize,
 }
+
+/// Memory a distinct key costs beyond its bytes (its group and hash table slot).
+const GROUP_OVERHEAD: usize = std::mem::size_of::<Group>() + 16;
+/// Memory a value costs beyond its bytes, without a combiner.
+const VALUE_OVERHEAD: usize = 16;
 
 const NONE: u32 = u32::MAX;
 /// With a combiner, a key's values are combined once it holds this many.
@@ -186,13 +193,16 @@ impl Emit for SortBuffer<'_> {
                 });
                 let groups = &self.groups;
                 self.table.insert_unique(hash, g, |&g| groups[g as usize].hash);
+                self.bytes += key.len() + GROUP_OVERHEAD;
                 g
             }
         };
         self.records += 1;
         if self.combining {
             let group = &mut self.groups[g as usize];
+            let before = group.local.capacity();
             push_value(&mut group.local, value);
+            self.bytes += group.local.capacity() - before;
             group.count += 1;
             if group.count >= group.combine_at {
                 self.combine_group(g as usize);
@@ -209,6 +219,7 @@ impl Emit for SortBuffer<'_> {
         group.last = value_index;
         self.values.push((self.data.len(), value.len() as u32, NONE));
         self.data.extend_from_slice(value);
+        self.bytes += value.len() + VALUE_OVERHEAD;
     }
 }
 
@@ -260,6 +271,7 @@ impl<'j> SortBuffer<'j> {
             records: 0,
             combine_input: 0,
             error: None,
+            bytes: 0,
         }
     }
 
@@ -268,6 +280,7 @@ impl<'j> SortBuffer<'j> {
         let group = &mut self.groups[g];
         let key = &self.data[group.key_offset..group.key_offset + group.key_len as usize];
         let local = std::mem::take(&mut group.local);
+        self.bytes -= local.capacity();
         let mut combined = Vec::new();
         let mut count = 0;
         let mut source = LocalValues { rest: &local };
@@ -283,6 +296,7 @@ impl<'j> SortBuffer<'j> {
         }
         self.combine_input += u64::from(group.count);
         self.records = self.records - u64::from(group.count) + u64::from(count);
+        self.bytes += combined.capacity();
         group.local = combined;
         group.count = count;
         group.combine_at = COMBINE_EVERY.max(count.saturating_mul(2));
@@ -356,21 +370,35 @@ impl SortedPairs for SortedGroups<'_, '_> {
     }
 }
 
+/// How tasks use memory and merge sorted runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSettings {
+    /// Number of reduce tasks, and so of partitions of every map output.
+    pub partitions: u32,
+    /// Bytes of intermediate data a map task holds in memory before it spills a sorted run.
+    pub sort_buffer: u64,
+    /// Most sorted runs merged at once; more are merged in several passes.
+    pub merge_fan_in: usize,
+}
+
 /// Runs a map attempt over `split` and writes its map output to `output` (through a temporary
-/// name, so a file at `output` is always complete). Records at the offsets in `skip` are
-/// skipped and counted. When a record fails (invalid UTF-8, an error or a panic in map), its
-/// offset is left in `progress` for the bad-record rule.
+/// name, so a file at `output` is always complete). Intermediate data beyond the sort buffer
+/// is spilled to sorted runs next to `output` and merged at the end. Records at the offsets
+/// in `skip` are skipped and counted. When a record fails (invalid UTF-8, an error or a panic
+/// in map), its offset is left in `progress` for the bad-record rule.
 pub fn run_map(
     job: &dyn Job,
     split: &Split,
     format: InputFormat,
-    partitions: u32,
+    settings: &TaskSettings,
     skip: &[u64],
     output: &Path,
     progress: &Progress,
 ) -> Result<TaskCounters> {
+    let partitions = settings.partitions;
     let mut reader = RecordReader::open(split, format)?;
     let mut buffer = SortBuffer::new(job, partitions, job.has_combiner());
+    let mut spills = Spills { output: output.to_path_buf(), runs: Vec::new() };
     let mut user = UserCounters::new();
     let path = split.path.to_string_lossy();
     let mut counters = TaskCounters::default();
@@ -405,28 +433,152 @@ pub fn run_map(
         if counters.input_records % CHECKPOINT == 0 {
             progress.checkpoint(counters.input_records, reader.consumed(split), false)?;
         }
+        if buffer.bytes as u64 >= settings.sort_buffer {
+            let full = std::mem::replace(&mut buffer, SortBuffer::new(job, partitions, job.has_combiner()));
+            let run = spills.next_path();
+            write_sorted(full, &run, &mut counters, &mut user)?;
+            spills.runs.push(run);
+        }
     }
     let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: Default::default() };
     guarded(|| job.map_cleanup(&mut ctx))?;
     counters.input_bytes = reader.consumed(split);
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
+    let tmp = tmp_name(output);
+    if spills.runs.is_empty() {
+        counters.output_records = write_sorted(buffer, &tmp, &mut counters, &mut user)?;
+    } else {
+        if buffer.records > 0 {
+            let run = spills.next_path();
+            write_sorted(buffer, &run, &mut counters, &mut user)?;
+            spills.runs.push(run);
+        }
+        counters.output_records = spills.merge(job, settings, &tmp, &mut counters)?;
+    }
+    counters.output_bytes = std::fs::metadata(&tmp).map_err(Error::io("cannot read map output", &tmp))?.len();
+    std::fs::rename(&tmp, output).map_err(Error::io("cannot rename map output", output))?;
+    counters.user = user;
+    Ok(counters)
+}
+
+/// Sorts (and combines) a sort buffer and writes it as a map output file. Returns the records
+/// written.
+fn write_sorted(
+    mut buffer: SortBuffer<'_>,
+    path: &Path,
+    counters: &mut TaskCounters,
+    user: &mut UserCounters,
+) -> Result<u64> {
     if let Some(e) = buffer.error.take() {
         return Err(e);
     }
     buffer.sort();
-    if job.has_combiner() {
-        counters.combine_input_records = buffer.combine_input + buffer.records;
-        buffer = guarded(|| buffer.combine(&mut user))?;
-        counters.combine_output_records = buffer.records;
+    if buffer.combining {
+        counters.combine_input_records += buffer.combine_input + buffer.records;
+        buffer = guarded(|| buffer.combine(user))?;
+        counters.combine_output_records += buffer.records;
     }
-    let tmp = tmp_name(output);
-    let mut writer = MapOutputWriter::create(&tmp)?;
-    counters.output_records = buffer.write(&mut writer)?;
-    counters.spilled_records = counters.output_records;
-    counters.output_bytes = writer.finish()?;
-    std::fs::rename(&tmp, output).map_err(Error::io("cannot rename map output", output))?;
-    counters.user = user;
-    Ok(counters)
+    let mut writer = MapOutputWriter::create(path)?;
+    let written = buffer.write(&mut writer)?;
+    writer.finish()?;
+    counters.spilled_records += written;
+    Ok(written)
+}
+
+/// The sorted runs a map attempt spilled.
+struct Spills {
+    output: PathBuf,
+    runs: Vec<PathBuf>,
+}
+
+impl Spills {
+    fn next_path(&self) -> PathBuf {
+        let mut name = self.output.as_os_str().to_owned();
+        name.push(format!(".spill-{}", self.runs.len()));
+        PathBuf::from(name)
+    }
+
+    /// Merges the runs into one map output at `path`, `merge_fan_in` runs at a time,
+    /// combining again if the job has a combiner. Returns the records written.
+    fn merge(
+        &mut self,
+        job: &dyn Job,
+        settings: &TaskSettings,
+        path: &Path,
+        counters: &mut TaskCounters,
+    ) -> Result<u64> {
+        let fan_in = settings.merge_fan_in.max(2);
+        let mut pass = 0;
+        while self.runs.len() > fan_in {
+            let mut merged = Vec::new();
+            for (i, batch) in self.runs.chunks(fan_in).enumerate() {
+                let mut name = self.output.as_os_str().to_owned();
+                name.push(format!(".merge-{pass}-{i}"));
+                let target = PathBuf::from(name);
+                counters.spilled_records += merge_files(job, batch, settings.partitions, &target)?;
+                merged.push(target);
+            }
+            self.remove();
+            self.runs = merged;
+            pass += 1;
+        }
+        let written = merge_files(job, &self.runs, settings.partitions, path)?;
+        self.remove();
+        Ok(written)
+    }
+
+    fn remove(&mut self) {
+        for run in self.runs.drain(..) {
+            let _ = std::fs::remove_file(run);
+        }
+    }
+}
+
+impl Drop for Spills {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Merges map output files partition by partition into one, combining each key's values
+/// when the job has a combiner. Returns the records written.
+fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path) -> Result<u64> {
+    let mut writer = MapOutputWriter::create(output)?;
+    let mut written = 0;
+    for p in 0..partitions {
+        writer.start_partition();
+        let runs = inputs.iter().map(|path| SegmentReader::open(path, p, partitions)).collect::<Result<Vec<_>>>()?;
+        let mut merger = Merger::new(runs)?;
+        let mut key = Vec::new();
+        while merger.advance()? {
+            if !job.has_combiner() {
+                writer.write(merger.key(), merger.value())?;
+                written += 1;
+                continue;
+            }
+            key.clear();
+            key.extend_from_slice(merger.key());
+            let mut source = MergeValues { merger: &mut merger, key: &key, first: true, error: None, records: 0 };
+            let mut values = Values::new(&mut source);
+            let mut failed = None;
+            guarded(|| {
+                job.combine(&key, &mut values, &mut |v| {
+                    if failed.is_none() {
+                        match writer.write(&key, v) {
+                            Ok(()) => written += 1,
+                            Err(e) => failed = Some(e),
+                        }
+                    }
+                })
+            })?;
+            while values.next_value().is_some() {}
+            if let Some(e) = failed.or(values.take_error()).or(source.error) {
+                return Err(e);
+            }
+        }
+    }
+    writer.finish()?;
+    Ok(written)
 }
 
 /// Runs the job's code, turning a panic into an error.
@@ -494,18 +646,36 @@ impl ValueSource for MergeValues<'_> {
 pub fn run_reduce(
     job: &dyn Job,
     partition: u32,
-    partitions: u32,
+    settings: &TaskSettings,
     map_outputs: &[PathBuf],
     output: &Path,
     progress: &Progress,
 ) -> Result<TaskCounters> {
     let mut counters = TaskCounters::default();
-    let mut runs = Vec::with_capacity(map_outputs.len());
+    let mut inputs: Vec<(PathBuf, u32, u32)> =
+        map_outputs.iter().map(|p| (p.clone(), partition, settings.partitions)).collect();
     for path in map_outputs {
-        let run = SegmentReader::open(path, partition, partitions)?;
-        counters.input_bytes += run.segment().len;
-        runs.push(run);
+        counters.input_bytes += SegmentReader::open(path, partition, settings.partitions)?.segment().len;
     }
+    // More runs than the fan-in: merge them in passes into single-partition runs first.
+    let fan_in = settings.merge_fan_in.max(2);
+    let mut merged = Vec::new();
+    let mut pass = 0;
+    while inputs.len() > fan_in {
+        let mut next = Vec::new();
+        for (i, batch) in inputs.chunks(fan_in).enumerate() {
+            let mut name = output.as_os_str().to_owned();
+            name.push(format!(".merge-{pass}-{i}"));
+            let target = PathBuf::from(name);
+            merge_segments(batch, &target)?;
+            next.push((target.clone(), 0, 1));
+            merged.push(target);
+        }
+        inputs = next;
+        pass += 1;
+    }
+    let _cleanup = RemoveOnDrop(merged);
+    let runs = inputs.iter().map(|(path, p, of)| SegmentReader::open(path, *p, *of)).collect::<Result<Vec<_>>>()?;
     let mut merger = Merger::new(runs)?;
     let file = File::create(output).map_err(Error::io("cannot create output file", output))?;
     let mut part =
@@ -543,6 +713,31 @@ pub fn run_reduce(
     counters.output_bytes = part.bytes;
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
     Ok(counters)
+}
+
+/// Merges segments (path, partition, partitions) into a single-partition file, keeping
+/// every record.
+fn merge_segments(inputs: &[(PathBuf, u32, u32)], output: &Path) -> Result<()> {
+    let runs = inputs.iter().map(|(path, p, of)| SegmentReader::open(path, *p, *of)).collect::<Result<Vec<_>>>()?;
+    let mut merger = Merger::new(runs)?;
+    let mut writer = MapOutputWriter::create(output)?;
+    writer.start_partition();
+    while merger.advance()? {
+        writer.write(merger.key(), merger.value())?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Removes files when dropped.
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn tmp_name(path: &Path) -> PathBuf {

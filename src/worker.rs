@@ -20,7 +20,7 @@ use crate::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::rpc::pb::state_client::StateClient;
 use crate::rpc::{MAX_MESSAGE_BYTES, pb};
 use crate::scheduler::{AttemptId, Phase};
-use crate::task::{self, Progress, TaskCounters, panic_message};
+use crate::task::{self, Progress, TaskCounters, TaskSettings, panic_message};
 
 /// How a worker connects and when it gives up.
 #[derive(Debug, Clone)]
@@ -245,7 +245,11 @@ async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context,
     let attempt = AttemptId { task: crate::scheduler::TaskId { phase, index: task.task_id }, attempt: task.attempt };
     let span = tracing::info_span!("attempt", worker = context.worker_id, %attempt);
     let _enter = span.enter();
-    let partitions = spec.reduce_tasks;
+    let settings = TaskSettings {
+        partitions: spec.reduce_tasks,
+        sort_buffer: spec.sort_buffer_bytes.max(1),
+        merge_fan_in: spec.merge_fan_in.max(2) as usize,
+    };
     let work = match kind {
         pb::task::Kind::Map(m) => {
             let split = m.split.ok_or_else(|| Error::Job("map task without a split".into()))?;
@@ -270,7 +274,7 @@ async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context,
     };
     let current = Current { attempt, progress: Arc::new(Progress::default()), cancel: CancellationToken::new() };
     *context.current.lock().expect("lock poisoned") = Some(current.clone());
-    let outcome = execute(context, &work, &current, partitions).await;
+    let outcome = execute(context, &work, &current, settings).await;
     *context.current.lock().expect("lock poisoned") = None;
     let task_ref = Some(pb::TaskRef::from(attempt));
     let worker_id = context.worker_id;
@@ -318,7 +322,12 @@ async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context,
 
 /// Runs the attempt's work on a blocking thread, with its injected faults. `None` when the
 /// attempt was cancelled.
-async fn execute(context: &Context, work: &Work, current: &Current, partitions: u32) -> Option<Result<TaskCounters>> {
+async fn execute(
+    context: &Context,
+    work: &Work,
+    current: &Current,
+    settings: TaskSettings,
+) -> Option<Result<TaskCounters>> {
     let faults = Faults::from(context.spec.faults.unwrap_or_default()).for_attempt(current.attempt);
     if let Some(delay) = faults.delay {
         tracing::info!(?delay, "injected straggler: sleeping");
@@ -331,7 +340,7 @@ async fn execute(context: &Context, work: &Work, current: &Current, partitions: 
         current.progress.crash_at_records.store(records, Ordering::Relaxed);
     }
     let (job, work, progress) = (context.job.clone(), work.clone(), current.progress.clone());
-    let result = tokio::task::spawn_blocking(move || work.run(job.as_ref(), partitions, &progress)).await;
+    let result = tokio::task::spawn_blocking(move || work.run(job.as_ref(), &settings, &progress)).await;
     let result = match result {
         Ok(r) => r,
         Err(e) if e.is_panic() => Err(Error::Job(format!("panicked: {}", panic_message(e.into_panic().as_ref())))),
@@ -379,16 +388,16 @@ enum Work {
 }
 
 impl Work {
-    fn run(&self, job: &dyn Job, partitions: u32, progress: &Progress) -> Result<TaskCounters> {
+    fn run(&self, job: &dyn Job, settings: &TaskSettings, progress: &Progress) -> Result<TaskCounters> {
         match self {
             Work::Map { split, format, skip, output } => {
-                task::run_map(job, split, *format, partitions, skip, output, progress)
+                task::run_map(job, split, *format, settings, skip, output, progress)
             }
             Work::Reduce { partition, map_outputs, tmp, .. } => {
                 if let Some(dir) = tmp.parent() {
                     std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
                 }
-                task::run_reduce(job, *partition, partitions, map_outputs, tmp, progress)
+                task::run_reduce(job, *partition, settings, map_outputs, tmp, progress)
             }
         }
     }

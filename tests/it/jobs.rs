@@ -210,3 +210,30 @@ fn whole_file_and_gzip_inputs() {
     let from_plain = both(&dir, "wordcount", &plain, &["--split-size", "100"], "plain");
     assert_same_output(&from_gz, &from_plain);
 }
+
+#[test]
+fn tiny_sort_buffer_spills_and_merges_in_passes_with_the_same_output() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    // Many map tasks (more than the fan-in, for the reduce side) and a sort buffer of 2 KiB
+    // (many spills per map task, merged in several passes).
+    let args = ["--split-size", "3000", "--reduce-tasks", "2"];
+    for name in ["wordcount", "index", "sort"] {
+        let local = dir.path(&format!("{name}-local"));
+        run_ok(job(name, &input, &local, &args).args(["--local", "--quiet"]));
+        let spilled = dir.path(&format!("{name}-spilled"));
+        let stdout = run_ok(
+            job(name, &input, &spilled, &args)
+                .args(["--sort-buffer", "2KiB", "--merge-fan-in", "3", "--workers", "2"])
+                .arg("--json"),
+        );
+        assert_same_output(&spilled, &local);
+        let s = summary(&stdout);
+        let map = &s["map"]["counters"];
+        assert!(
+            map["spilled_records"].as_u64().unwrap() > map["output_records"].as_u64().unwrap(),
+            "{name}: the map side did not spill: {map}"
+        );
+        assert!(s["map"]["tasks"].as_u64().unwrap() > 3, "{name}: too few map outputs for a multi-pass reduce merge");
+    }
+}

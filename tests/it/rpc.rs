@@ -27,6 +27,7 @@ fn config(dir: &Dir, state: Vec<(String, Vec<u8>)>) -> CoordinatorConfig {
         faults: Default::default(),
         state,
         input_format: Default::default(),
+        settings: mr::task::TaskSettings { partitions: 1, sort_buffer: 1 << 20, merge_fan_in: 8 },
     }
 }
 

@@ -68,7 +68,7 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     });
     let format = request.job_options.input_format;
     let mut splits = input::plan_splits(&files, split_size, format)?;
-    if factory.needs_line_numbers() && format == InputFormat::Text {
+    if factory.needs_line_numbers(&request.job_args) && format == InputFormat::Text {
         input::number_lines(&mut splits)?;
     }
     let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);

@@ -42,7 +42,7 @@ impl JobFactory for Factory {
         Ok(Arc::new(Grep::from_args(args)?))
     }
 
-    fn needs_line_numbers(&self) -> bool {
+    fn needs_line_numbers(&self, _args: &[String]) -> bool {
         true
     }
 }

@@ -83,8 +83,9 @@ pub trait JobFactory: Send + Sync {
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared>;
     /// Worker side, once per worker process.
     fn build(&self, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>>;
-    /// Whether records need line numbers (see [`Job::needs_line_numbers`]).
-    fn needs_line_numbers(&self) -> bool {
+    /// Whether records of the job with these arguments need line numbers (see
+    /// [`Job::needs_line_numbers`]).
+    fn needs_line_numbers(&self, _args: &[String]) -> bool {
         false
     }
 }
@@ -104,6 +105,10 @@ where
 
     fn build(&self, args: &[String], _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
         Ok(Arc::new((self.0)(args)?))
+    }
+
+    fn needs_line_numbers(&self, args: &[String]) -> bool {
+        (self.0)(args).is_ok_and(|job| job.needs_line_numbers())
     }
 }
 

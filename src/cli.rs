@@ -38,6 +38,51 @@ enum Command {
     /// Generate deterministic sample data.
     #[command(subcommand)]
     Gen(GenCommand),
+    /// Benchmark `mr run wordcount` against baselines on a generated corpus.
+    Bench(BenchArgs),
+    /// Run a command and print its resource usage as JSON (used by `mr bench`).
+    #[command(hide = true)]
+    BenchExec {
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
+    /// The hand-written word count baseline of `mr bench`.
+    #[command(hide = true)]
+    BenchWordcount {
+        /// Threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Input files or directories.
+        #[arg(long, num_args = 1.., required = true)]
+        input: Vec<PathBuf>,
+        /// Output file.
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Size of the generated corpus.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    size: u64,
+    /// Directory for the corpus and outputs (kept, and reused on the next run); a temporary
+    /// directory by default.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Sort buffer of the `mr run` variants.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    sort_buffer: u64,
+    /// Strings of the word-search workload (the original's default: 500000).
+    #[arg(long, default_value_t = 500_000)]
+    word_search_strings: u64,
+    /// Skip the coreutils pipeline (slow on large corpora).
+    #[arg(long)]
+    no_pipeline: bool,
+    /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +294,11 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Run(args) => run(*args, registry),
         Command::Worker(args) => worker(args, registry),
         Command::Gen(cmd) => generate(cmd),
+        Command::Bench(args) => bench(args),
+        Command::BenchExec { argv } => bench_exec(&argv),
+        Command::BenchWordcount { threads, input, output } => {
+            crate::bench::hand_written_wordcount(&input, threads, &output).map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -439,6 +489,35 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
     // A task still running on a blocking thread is abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(result?)
+}
+
+fn bench_exec(argv: &[String]) -> anyhow::Result<()> {
+    let usage = crate::bench::exec(argv)?;
+    println!("{}", serde_json::to_string(&usage)?);
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let options = crate::bench::BenchOptions {
+        size: args.size,
+        dir: args.dir,
+        sort_buffer: args.sort_buffer,
+        word_search_strings: args.word_search_strings,
+        no_pipeline: args.no_pipeline,
+    };
+    let rows = crate::bench::run(&options, &mut |step| eprintln!("mr bench: {step}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "corpus {} of text, {cores} cores, --sort-buffer {}\n",
+            bytesize::ByteSize::b(args.size).display().iec(),
+            bytesize::ByteSize::b(args.sort_buffer).display().iec()
+        );
+        print!("{}", crate::bench::table(&rows));
+    }
+    Ok(())
 }
 
 fn generate(cmd: GenCommand) -> anyhow::Result<()> {

@@ -13,9 +13,11 @@
 //! - [`run`]: `mr run`: a coordinator plus supervised worker processes.
 //! - [`local`]: the sequential local mode, the tests' oracle.
 //! - [`plan`]: checking a request and preparing the output directory.
+//! - [`bench`]: `mr bench`.
 //! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod coordinator;

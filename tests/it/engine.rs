@@ -231,3 +231,19 @@ fn ctrl_c_stops_everything_and_leaves_nothing() {
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }
+
+#[test]
+fn bench_command_runs_on_a_small_corpus() {
+    let dir = Dir::new();
+    let stdout = run_ok(
+        mr().args(["bench", "--size", "2MiB", "--word-search-strings", "20000", "--json", "--dir"]).arg(dir.path("b")),
+    );
+    let rows = summary(&stdout);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 7, "{stdout}");
+    assert!(rows[0]["name"].as_str().unwrap().contains("baseline"));
+    for row in rows {
+        assert!(row["usage"]["wall_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["usage"]["peak_rss_mib"].as_f64().unwrap() > 0.0, "{row}");
+    }
+}

@@ -137,14 +137,9 @@ struct SortBuffer<'j> {
     combine_input: u64,
     /// The first error of an eager combine.
     error: Option<Error>,
-    /// Approximate bytes of memory held, compared with the sort buffer size.
-    bytes: usize,
+    /// Bytes held in the keys' own value buffers (with a combiner).
+    local_bytes: usize,
 }
-
-/// Memory a distinct key costs beyond its bytes (its group and hash table slot).
-const GROUP_OVERHEAD: usize = std::mem::size_of::<Group>() + 16;
-/// Memory a value costs beyond its bytes, without a combiner.
-const VALUE_OVERHEAD: usize = 16;
 
 const NONE: u32 = u32::MAX;
 /// With a combiner, a key's values are combined once it holds this many.
@@ -193,7 +188,6 @@ impl Emit for SortBuffer<'_> {
                 });
                 let groups = &self.groups;
                 self.table.insert_unique(hash, g, |&g| groups[g as usize].hash);
-                self.bytes += key.len() + GROUP_OVERHEAD;
                 g
             }
         };
@@ -202,7 +196,7 @@ impl Emit for SortBuffer<'_> {
             let group = &mut self.groups[g as usize];
             let before = group.local.capacity();
             push_value(&mut group.local, value);
-            self.bytes += group.local.capacity() - before;
+            self.local_bytes += group.local.capacity() - before;
             group.count += 1;
             if group.count >= group.combine_at {
                 self.combine_group(g as usize);
@@ -219,7 +213,6 @@ impl Emit for SortBuffer<'_> {
         group.last = value_index;
         self.values.push((self.data.len(), value.len() as u32, NONE));
         self.data.extend_from_slice(value);
-        self.bytes += value.len() + VALUE_OVERHEAD;
     }
 }
 
@@ -271,7 +264,7 @@ impl<'j> SortBuffer<'j> {
             records: 0,
             combine_input: 0,
             error: None,
-            bytes: 0,
+            local_bytes: 0,
         }
     }
 
@@ -280,7 +273,7 @@ impl<'j> SortBuffer<'j> {
         let group = &mut self.groups[g];
         let key = &self.data[group.key_offset..group.key_offset + group.key_len as usize];
         let local = std::mem::take(&mut group.local);
-        self.bytes -= local.capacity();
+        self.local_bytes -= local.capacity();
         let mut combined = Vec::new();
         let mut count = 0;
         let mut source = LocalValues { rest: &local };
@@ -296,10 +289,19 @@ impl<'j> SortBuffer<'j> {
         }
         self.combine_input += u64::from(group.count);
         self.records = self.records - u64::from(group.count) + u64::from(count);
-        self.bytes += combined.capacity();
+        self.local_bytes += combined.capacity();
         group.local = combined;
         group.count = count;
         group.combine_at = COMBINE_EVERY.max(count.saturating_mul(2));
+    }
+
+    /// Memory held, counted by capacity (what the allocator gave), as the sort buffer limits it.
+    fn memory(&self) -> usize {
+        self.data.capacity()
+            + self.values.capacity() * std::mem::size_of::<(usize, u32, u32)>()
+            + self.groups.capacity() * std::mem::size_of::<Group>()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.local_bytes
     }
 
     fn key(&self, g: &Group) -> &[u8] {
@@ -433,7 +435,7 @@ pub fn run_map(
         if counters.input_records % CHECKPOINT == 0 {
             progress.checkpoint(counters.input_records, reader.consumed(split), false)?;
         }
-        if buffer.bytes as u64 >= settings.sort_buffer {
+        if buffer.memory() as u64 >= settings.sort_buffer {
             let full = std::mem::replace(&mut buffer, SortBuffer::new(job, partitions, job.has_combiner()));
             let run = spills.next_path();
             write_sorted(full, &run, &mut counters, &mut user)?;

@@ -15,9 +15,11 @@ fn target_key(i: usize) -> String {
     format!("word-search/target/{i}")
 }
 
-/// The word search job.
+/// The word search job. All targets are found in one pass over a line (Aho-Corasick, with
+/// overlapping matches), not one pass per target.
 pub struct WordSearch {
-    targets: Vec<(String, memchr::memmem::Finder<'static>)>,
+    targets: Vec<String>,
+    automaton: aho_corasick::AhoCorasick,
 }
 
 /// Makes the word-search job.
@@ -67,20 +69,23 @@ impl WordSearch {
         let keys: Vec<String> = (0..count).map(target_key).collect();
         let mut targets = Vec::with_capacity(count);
         for value in state.get(&keys)? {
-            let target = String::from_utf8(value.ok_or_else(missing)?).map_err(|_| missing())?;
-            let finder = memchr::memmem::Finder::new(target.as_bytes()).into_owned();
-            targets.push((target, finder));
+            targets.push(String::from_utf8(value.ok_or_else(missing)?).map_err(|_| missing())?);
         }
-        Ok(WordSearch { targets })
+        let automaton = aho_corasick::AhoCorasick::new(&targets)
+            .map_err(|e| Error::Job(format!("word-search: cannot build the target matcher: {e}")))?;
+        Ok(WordSearch { targets, automaton })
     }
 }
 
 impl Job for WordSearch {
     fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> Result<()> {
-        let line = record.bytes;
-        for (target, finder) in &self.targets {
-            if finder.find(line).is_some() {
-                ctx.emit(target.as_bytes(), &ONE);
+        // A line counts once per target, however often the target occurs in it.
+        let mut seen: Vec<usize> = Vec::new();
+        for found in self.automaton.find_overlapping_iter(record.bytes) {
+            let target = found.pattern().as_usize();
+            if !seen.contains(&target) {
+                seen.push(target);
+                ctx.emit(self.targets[target].as_bytes(), &ONE);
             }
         }
         Ok(())

@@ -2,7 +2,6 @@
 //! exactly-once execution, worker exits, bad input, and Ctrl-C.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::harness::*;
 
@@ -203,30 +202,20 @@ fn ctrl_c_stops_everything_and_leaves_nothing() {
     let dir = Dir::new();
     let input = random_strings(&dir);
     let out = dir.path("out");
-    let work = dir.path("tmp");
-    std::fs::create_dir(&work).unwrap();
-    let tag = format!("ctrl-c-{}", std::process::id());
-    let mut child = wordcount(&input, &out, &["--workers", "2", "--split-size", "64KiB", "--quiet"])
-        .env("MR_TEST_TAG", &tag)
-        .env("TMPDIR", &work)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let job = Background::start(
+        wordcount(&input, &out, &["--workers", "2", "--split-size", "64KiB", "--quiet"]),
+        &dir,
+        "ctrl-c",
+    );
     // Interrupt once both workers are at work.
-    wait_for(30, "two workers and a committed map output", || {
-        tagged_processes(&tag).len() >= 3
-            && std::fs::read_dir(&work)
-                .unwrap()
-                .flatten()
-                .any(|d| std::fs::read_dir(d.path()).is_ok_and(|mut e| e.next().is_some()))
-    });
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    wait_for(30, "two workers and a committed map output", || job.workers().len() == 2 && job.map_outputs() >= 1);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(job.child.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
     let start = std::time::Instant::now();
-    let status = child.wait().unwrap();
-    assert!(start.elapsed().as_secs() < 5, "mr run took {:?} to stop", start.elapsed());
+    let work = job.work.clone();
+    let (status, _, _) = job.finish();
+    assert!(start.elapsed().as_secs() < 5, "the job took {:?} to stop", start.elapsed());
     assert_eq!(status.code(), Some(130));
-    wait_for(5, "every worker to exit", || tagged_processes(&tag).is_empty());
     assert!(!out.exists(), "an interrupted job left its output dir");
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");

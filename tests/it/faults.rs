@@ -3,7 +3,6 @@
 //! succeeds must be byte-identical to `--local`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -33,55 +32,6 @@ fn random_strings(dir: &Dir, strings: &str) -> PathBuf {
 
 fn signal(pid: u32, signal: Signal) {
     kill(Pid::from_raw(pid as i32), signal).unwrap();
-}
-
-/// A job started in the background, tagged so that its processes can be found.
-struct Background {
-    child: Child,
-    tag: String,
-    work: PathBuf,
-}
-
-impl Background {
-    fn start(mut cmd: std::process::Command, dir: &Dir, name: &str) -> Background {
-        let work = dir.path(&format!("tmp-{name}"));
-        std::fs::create_dir_all(&work).unwrap();
-        let tag = format!("{name}-{}", std::process::id());
-        let child = cmd
-            .env("MR_TEST_TAG", &tag)
-            .env("TMPDIR", &work)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Background { child, tag, work }
-    }
-
-    /// The worker processes (every tagged process but `mr run` itself).
-    fn workers(&self) -> Vec<u32> {
-        tagged_processes(&self.tag).into_iter().filter(|&p| p != self.child.id()).collect()
-    }
-
-    /// Map output files in the job's work dir.
-    fn map_outputs(&self) -> usize {
-        let mut n = 0;
-        for dir in std::fs::read_dir(&self.work).unwrap().flatten() {
-            if let Ok(entries) = std::fs::read_dir(dir.path()) {
-                n += entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".out")).count();
-            }
-        }
-        n
-    }
-
-    fn finish(self) -> (std::process::ExitStatus, String, String) {
-        let out = self.child.wait_with_output().unwrap();
-        wait_for(10, "every process of the job to exit", || tagged_processes(&self.tag).is_empty());
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
 }
 
 #[test]

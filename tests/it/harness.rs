@@ -2,7 +2,7 @@
 //! show everything needed to debug (command, exit status, stdout, stderr, files).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A temporary directory for one test.
 pub struct Dir {
@@ -200,4 +200,53 @@ pub fn corpus(dir: &Dir) -> PathBuf {
     dir.write("in/.hidden.txt", "hiddenword hiddenword\n");
     dir.write("in/sub/.hidden-dir/g.txt", "hiddenword\n");
     root
+}
+
+/// A job started in the background, tagged so that its processes can be found.
+pub struct Background {
+    pub child: Child,
+    pub tag: String,
+    pub work: PathBuf,
+}
+
+impl Background {
+    pub fn start(mut cmd: std::process::Command, dir: &Dir, name: &str) -> Background {
+        let work = dir.path(&format!("tmp-{name}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let tag = format!("{name}-{}", std::process::id());
+        let child = cmd
+            .env("MR_TEST_TAG", &tag)
+            .env("TMPDIR", &work)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Background { child, tag, work }
+    }
+
+    /// The worker processes (every tagged process but `mr run` itself).
+    pub fn workers(&self) -> Vec<u32> {
+        tagged_processes(&self.tag).into_iter().filter(|&p| p != self.child.id()).collect()
+    }
+
+    /// Map output files in the job's work dir.
+    pub fn map_outputs(&self) -> usize {
+        let mut n = 0;
+        for dir in std::fs::read_dir(&self.work).unwrap().flatten() {
+            if let Ok(entries) = std::fs::read_dir(dir.path()) {
+                n += entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".out")).count();
+            }
+        }
+        n
+    }
+
+    pub fn finish(self) -> (std::process::ExitStatus, String, String) {
+        let out = self.child.wait_with_output().unwrap();
+        wait_for(10, "every process of the job to exit", || tagged_processes(&self.tag).is_empty());
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 }

@@ -16,6 +16,7 @@ use crate::fault::Faults;
 use crate::input::InputFormat;
 use crate::job::{JobOptions, Registry};
 use crate::plan::{self, JobRequest};
+use crate::progress::ProgressMode;
 use crate::run::RunConfig;
 use crate::summary::Summary;
 use crate::task::{Progress, TaskSettings};
@@ -378,6 +379,27 @@ fn run(args: RunArgs, registry: Registry) -> anyhow::Result<()> {
     };
     let faults = faults(&args)?;
     let plan = plan::plan(&request, &registry)?;
+    let config = serde_json::json!({
+        "job": job,
+        "args": args.job_args,
+        "inputs": request.inputs,
+        "output": plan.output.path(),
+        "input_format": args.input_format,
+        "input_bytes": plan.input_bytes,
+        "map_tasks": plan.splits.len(),
+        "reduce_tasks": plan.reduce_tasks,
+        "local": args.local,
+        "workers": workers,
+        "sort_buffer": args.sort_buffer,
+        "merge_fan_in": args.merge_fan_in,
+        "worker_timeout_ms": args.worker_timeout.as_millis() as u64,
+        "task_timeout_ms": args.task_timeout.as_millis() as u64,
+        "max_attempts": args.max_attempts,
+        "max_restarts": args.max_restarts,
+        "speculative": args.speculative,
+        "skip_bad_records": args.skip_bad_records,
+        "faults": faults,
+    });
     let summary = if args.local {
         run_local(registry, &job, plan)?
     } else {
@@ -392,6 +414,7 @@ fn run(args: RunArgs, registry: Registry) -> anyhow::Result<()> {
             skip_bad_records: args.skip_bad_records,
             faults,
             worker_args: Vec::new(),
+            progress: if args.quiet || args.json { ProgressMode::Off } else { ProgressMode::Auto },
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -400,6 +423,7 @@ fn run(args: RunArgs, registry: Registry) -> anyhow::Result<()> {
             .context("cannot start the async runtime")?;
         runtime.block_on(crate::run::run(&job, plan, config))?
     };
+    write_history(Path::new(&summary.output), config, &summary)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !args.quiet {
@@ -409,6 +433,17 @@ fn run(args: RunArgs, registry: Registry) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `_job.json` into a committed job's output: its configuration, counters, and every
+/// attempt with its timings and outcome.
+fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) -> anyhow::Result<()> {
+    let path = output.join(crate::coordinator::HISTORY);
+    let tmp = output.join(format!(".{}.tmp", crate::coordinator::HISTORY));
+    let history = serde_json::json!({ "config": config, "summary": summary });
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&history)?)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write the job history {}", path.display()))
 }
 
 /// Runs local mode on a blocking thread, so that Ctrl-C can cancel it and clean its output.

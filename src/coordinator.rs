@@ -27,6 +27,8 @@ const LONG_POLL: Duration = Duration::from_millis(1000);
 const TICK: Duration = Duration::from_millis(100);
 /// Name of the file that marks a committed job.
 pub const SUCCESS: &str = "_SUCCESS";
+/// Name of the job history file written next to `_SUCCESS`.
+pub const HISTORY: &str = "_job.json";
 /// Directory under the output dir where reduce attempts write before they commit.
 pub const TEMPORARY: &str = "_temporary";
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::rpc::pb;
@@ -16,7 +16,7 @@ use crate::scheduler::{AttemptId, Phase};
 pub const INJECTED_EXIT_CODE: i32 = 86;
 
 /// Faults injected into the attempts of one phase.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PhaseFaults {
     /// Probability in [0, 1] that the worker process exits abruptly during an attempt.
@@ -28,7 +28,7 @@ pub struct PhaseFaults {
 }
 
 /// Faults injected into a job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Faults {
     /// Faults of map attempts.

@@ -13,6 +13,7 @@
 //! - [`run`]: `mr run`: a coordinator plus supervised worker processes.
 //! - [`local`]: the sequential local mode, the tests' oracle.
 //! - [`plan`]: checking a request and preparing the output directory.
+//! - [`progress`]: progress bars (or plain lines) while a job runs.
 //! - [`bench`]: `mr bench`.
 //! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
 #![deny(missing_docs)]
@@ -30,6 +31,7 @@ pub mod local;
 pub mod mapout;
 pub mod partition;
 pub mod plan;
+pub mod progress;
 pub mod rpc;
 pub mod run;
 pub mod scheduler;

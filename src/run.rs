@@ -16,6 +16,7 @@ use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::plan::Plan;
+use crate::progress::{ProgressMode, show};
 use crate::scheduler::{JobState, Millis, Phase};
 use crate::summary::{PhaseSummary, Summary, WorkerSummary};
 
@@ -43,6 +44,8 @@ pub struct RunConfig {
     pub faults: Faults,
     /// Extra arguments for `mr worker` (e.g. log settings).
     pub worker_args: Vec<String>,
+    /// How progress is shown.
+    pub progress: ProgressMode,
 }
 
 /// How long workers get to exit by themselves after the job ends before they are killed.
@@ -82,8 +85,12 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));
 
+    let progress_stop = CancellationToken::new();
+    let progress = tokio::spawn(show(coordinator.clone(), plan.input_bytes, config.progress, progress_stop.clone()));
     let mut supervisor = Supervisor::new(url, config.worker_args.clone())?;
     let outcome = supervise(&coordinator, &mut supervisor, &config).await;
+    progress_stop.cancel();
+    let _ = progress.await;
     supervisor.stop_all(&coordinator).await;
     shutdown.cancel();
     let served = server.await;

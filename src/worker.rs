@@ -214,7 +214,10 @@ async fn task_loop(
                 last_ok = Instant::now();
                 reply.into_inner().reply
             }
-            Err(status) if last_ok.elapsed() > options.lost_timeout => return Err(rpc("GetTask")(status)),
+            Err(status) if last_ok.elapsed() > options.lost_timeout => {
+                let reason = format!("no answer for {:.1} s: {}", last_ok.elapsed().as_secs_f64(), status.message());
+                return Err(Error::Unreachable { url: options.coordinator.clone(), reason });
+            }
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;

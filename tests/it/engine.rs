@@ -236,3 +236,78 @@ fn bench_command_runs_on_a_small_corpus() {
         assert!(row["usage"]["peak_rss_mib"].as_f64().unwrap() > 0.0, "{row}");
     }
 }
+
+#[test]
+fn progress_bars_on_a_terminal_and_plain_lines_otherwise() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let out = dir.path("tty");
+    // Under a pseudo-terminal: bars, redrawn in place.
+    let script = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_mr"));
+    cmd.args(["run", "wordcount", "--workers", "2", "--split-size", "500", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out);
+    let screen = run_ok(&mut cmd);
+    assert!(screen.contains("map    [") && screen.contains("reduce [") && screen.contains("tasks"), "{screen}");
+    assert!(screen.contains("\u{1b}["), "bars are redrawn with terminal escapes: {screen}");
+    // Not a terminal: plain lines, the last one with every task done.
+    let plain = mr()
+        .args(["run", "wordcount", "--workers", "2", "--split-size", "500", "--reduce-tasks", "2", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path("plain"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    let last = stderr.lines().rfind(|l| l.starts_with("mr: map ")).unwrap_or_default().to_string();
+    assert!(last.ends_with("reduce 2/2 tasks") && !stderr.contains("\u{1b}["), "{stderr}");
+    // --quiet: nothing.
+    let quiet = mr()
+        .args(["run", "wordcount", "--quiet", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path("q"))
+        .output()
+        .unwrap();
+    assert!(quiet.stderr.is_empty() && quiet.stdout.is_empty());
+}
+
+#[test]
+fn a_committed_job_leaves_its_history() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let out = dir.path("out");
+    run_ok(&mut wordcount(&input, &out, &["--workers", "2", "--reduce-tasks", "3", "--split-size", "4000", "--quiet"]));
+    let history: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();
+    let (config, summary) = (&history["config"], &history["summary"]);
+    assert_eq!(config["job"], "wordcount");
+    assert_eq!(config["reduce_tasks"], 3);
+    assert_eq!(config["workers"], 2);
+    assert_eq!(summary["succeeded"], true);
+    let maps = config["map_tasks"].as_u64().unwrap();
+    assert_eq!(summary["map"]["tasks"], maps);
+    let attempts = summary["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len() as u64, maps + 3);
+    assert!(attempts.iter().all(|a| a["end_ms"].as_u64() >= a["start_ms"].as_u64() && a["outcome"] == "committed"));
+    assert!(summary["reduce"]["counters"]["output_records"].as_u64().unwrap() > 0);
+}

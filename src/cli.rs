@@ -28,6 +28,18 @@ use crate::worker::WorkerOptions;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr (and in worker log files): text or json.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -290,9 +302,10 @@ pub fn main() -> ExitCode {
 /// `registry`. Worker processes are started from the same binary, so they know them too.
 pub fn main_with(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
+    let log_format = cli.log_format;
     let result = match cli.command {
-        Command::Run(args) => run(*args, registry),
+        Command::Run(args) => run(*args, registry, log_format),
         Command::Worker(args) => worker(args, registry),
         Command::Gen(cmd) => generate(cmd),
         Command::Bench(args) => bench(args),
@@ -314,14 +327,18 @@ pub fn main_with(registry: Registry) -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(ansi).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
-fn run(args: RunArgs, registry: Registry) -> anyhow::Result<()> {
+fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Result<()> {
     match args.job.as_deref() {
         Some("teragen") => return teragen(&args),
         Some("teravalidate") => return teravalidate(&args),
@@ -413,7 +430,10 @@ fn run(args: RunArgs, registry: Registry) -> anyhow::Result<()> {
             speculative: args.speculative,
             skip_bad_records: args.skip_bad_records,
             faults,
-            worker_args: Vec::new(),
+            worker_args: match log_format {
+                LogFormat::Text => Vec::new(),
+                LogFormat::Json => vec!["--log-format".into(), "json".into()],
+            },
             progress: if args.quiet || args.json { ProgressMode::Off } else { ProgressMode::Auto },
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()

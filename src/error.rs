@@ -128,6 +128,15 @@ pub enum Error {
     #[error("interrupted: the job was stopped and its partial output removed")]
     Interrupted,
 
+    /// A job failed; its worker processes' logs are kept for a look.
+    #[error("{error}\nworker logs: {}", logs.display())]
+    WithLogs {
+        /// Why the job failed.
+        error: Box<Error>,
+        /// The directory of the worker log files.
+        logs: PathBuf,
+    },
+
     /// A configuration file or option is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -58,6 +58,11 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         .prefix("mr-work-")
         .tempdir()
         .map_err(Error::io("cannot create work directory in", std::env::temp_dir()))?;
+    // Each worker process logs to its own file here; kept when the job fails.
+    let logs = tempfile::Builder::new()
+        .prefix("mr-logs-")
+        .tempdir()
+        .map_err(Error::io("cannot create log directory in", std::env::temp_dir()))?;
     let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), source })?;
@@ -87,7 +92,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
 
     let progress_stop = CancellationToken::new();
     let progress = tokio::spawn(show(coordinator.clone(), plan.input_bytes, config.progress, progress_stop.clone()));
-    let mut supervisor = Supervisor::new(url, config.worker_args.clone())?;
+    let mut supervisor = Supervisor::new(url, config.worker_args.clone(), logs.path().to_path_buf())?;
     let outcome = supervise(&coordinator, &mut supervisor, &config).await;
     progress_stop.cancel();
     let _ = progress.await;
@@ -132,10 +137,14 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     if let Some(e) = error {
         // Dropping the plan's output directory removes what the job wrote.
         drop(plan);
-        return Err(match outcome {
+        let error = match outcome {
             Err(e) => e,
             Ok(()) => Error::Job(e),
-        });
+        };
+        if matches!(error, Error::Interrupted) {
+            return Err(error);
+        }
+        return Err(Error::WithLogs { error: Box::new(error), logs: logs.keep() });
     }
     plan.output.keep();
     Ok(summary)
@@ -207,16 +216,28 @@ struct Supervisor {
     url: String,
     extra_args: Vec<String>,
     running: HashMap<u32, ()>,
+    logs: PathBuf,
+    started: u32,
     done: Vec<WorkerSummary>,
     exits_tx: mpsc::UnboundedSender<(u32, ExitStatus)>,
     exits: mpsc::UnboundedReceiver<(u32, ExitStatus)>,
 }
 
 impl Supervisor {
-    fn new(url: String, extra_args: Vec<String>) -> Result<Supervisor> {
+    fn new(url: String, extra_args: Vec<String>, logs: PathBuf) -> Result<Supervisor> {
         let exe = std::env::current_exe().map_err(|e| Error::Job(format!("cannot find this executable: {e}")))?;
         let (exits_tx, exits) = mpsc::unbounded_channel();
-        Ok(Supervisor { exe, url, extra_args, running: HashMap::new(), done: Vec::new(), exits_tx, exits })
+        Ok(Supervisor {
+            exe,
+            url,
+            extra_args,
+            running: HashMap::new(),
+            logs,
+            started: 0,
+            done: Vec::new(),
+            exits_tx,
+            exits,
+        })
     }
 
     /// Starts one `mr worker` process in its own process group, set to be killed when this
@@ -225,6 +246,10 @@ impl Supervisor {
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg("worker").arg("--coordinator").arg(&self.url).args(&self.extra_args);
         cmd.stdin(std::process::Stdio::null());
+        self.started += 1;
+        let log = self.logs.join(format!("worker-{}.log", self.started));
+        let file = std::fs::File::create(&log).map_err(Error::io("cannot create worker log", &log))?;
+        cmd.stdout(std::process::Stdio::null()).stderr(file);
         let parent = std::process::id();
         // SAFETY: the closure runs in the forked child before exec and only makes
         // async-signal-safe system calls (setpgid, prctl, getppid, kill).

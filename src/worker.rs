@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 
 use crate::coordinator::TEMPORARY;
 use crate::error::{Error, Result};
@@ -116,18 +117,23 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
     let stop = CancellationToken::new();
     let lost: Shared<Option<Error>> = Arc::default();
     let current: Shared<Option<Current>> = Arc::default();
-    let heartbeat = tokio::spawn(heartbeat_loop(
-        client.clone(),
-        worker_id,
-        Duration::from_millis(reply.heartbeat_interval_ms.max(10)),
-        options.lost_timeout,
-        url.clone(),
-        stop.clone(),
-        lost.clone(),
-        current.clone(),
-    ));
+    // Every log line of this worker carries the job and the worker id.
+    let job_span = tracing::info_span!("job", job = %spec.job_name, worker = worker_id);
+    let heartbeat = tokio::spawn(
+        heartbeat_loop(
+            client.clone(),
+            worker_id,
+            Duration::from_millis(reply.heartbeat_interval_ms.max(10)),
+            options.lost_timeout,
+            url.clone(),
+            stop.clone(),
+            lost.clone(),
+            current.clone(),
+        )
+        .instrument(job_span.clone()),
+    );
     let context = Context { worker_id, spec, job, current };
-    let result = task_loop(&mut client, &context, &options, &stop).await;
+    let result = task_loop(&mut client, &context, &options, &stop).instrument(job_span).await;
     stop.cancel();
     heartbeat.abort();
     if let Some(e) = lost.lock().expect("lock poisoned").take() {
@@ -239,6 +245,18 @@ async fn task_loop(
 /// Runs one attempt and reports its outcome. Errors of the attempt itself are reported to
 /// the coordinator; only RPC errors are returned.
 async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context, task: pb::Task) -> Result<()> {
+    let Some(kind) = &task.kind else { return Err(Error::Job("the coordinator sent a task without a kind".into())) };
+    let phase = match kind {
+        pb::task::Kind::Map(_) => Phase::Map,
+        pb::task::Kind::Reduce(_) => Phase::Reduce,
+    };
+    let attempt = AttemptId { task: crate::scheduler::TaskId { phase, index: task.task_id }, attempt: task.attempt };
+    // Every log line of the attempt carries its task and attempt.
+    let span = tracing::info_span!("attempt", task = %attempt.task, attempt = attempt.attempt);
+    run_attempt_in_span(client, context, task).instrument(span).await
+}
+
+async fn run_attempt_in_span(client: &mut CoordinatorClient<Channel>, context: &Context, task: pb::Task) -> Result<()> {
     let Some(kind) = task.kind else { return Err(Error::Job("the coordinator sent a task without a kind".into())) };
     let spec = &context.spec;
     let phase = match kind {
@@ -246,8 +264,6 @@ async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context,
         pb::task::Kind::Reduce(_) => Phase::Reduce,
     };
     let attempt = AttemptId { task: crate::scheduler::TaskId { phase, index: task.task_id }, attempt: task.attempt };
-    let span = tracing::info_span!("attempt", worker = context.worker_id, %attempt);
-    let _enter = span.enter();
     let settings = TaskSettings {
         partitions: spec.reduce_tasks,
         sort_buffer: spec.sort_buffer_bytes.max(1),

@@ -206,3 +206,35 @@ fn workers_exit_when_the_coordinator_is_killed() {
     wait_for(5, "every worker to exit after the coordinator died", || job.workers().is_empty());
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn worker_logs_are_kept_and_named_when_a_job_fails_and_removed_when_it_succeeds() {
+    let dir = Dir::new();
+    let tmp = dir.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let input = dir.write("in/poison.txt", b"fine\nbad \xff line\n");
+    let out = dir.path("out");
+    let mut cmd = wordcount(&input, &out, &["--workers", "2", "--max-attempts", "2", "--log-format", "json"]);
+    let err = run_fail(cmd.env("TMPDIR", &tmp).env("RUST_LOG", "info"));
+    let logs = PathBuf::from(err.rsplit_once("worker logs: ").expect("the error names the logs").1.trim());
+    assert!(logs.starts_with(&tmp), "{err}");
+    let mut failed = 0;
+    for entry in std::fs::read_dir(&logs).unwrap().flatten() {
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if event["fields"]["message"] == "attempt failed" {
+                // Every line of an attempt names the job, the worker, the task and the attempt.
+                assert_eq!(event["span"]["task"], "map task 0", "{line}");
+                assert_eq!(event["spans"][0]["job"], "wordcount", "{line}");
+                assert!(event["spans"][0]["worker"].is_u64(), "{line}");
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!(failed, 2, "two failed attempts are logged");
+    std::fs::remove_dir_all(&logs).unwrap();
+    std::fs::write(&input, "fine\n").unwrap();
+    run_ok(wordcount(&input, &out, &["--workers", "2", "--quiet"]).env("TMPDIR", &tmp));
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "a successful job left {left:?}");
+}

@@ -214,8 +214,14 @@ fn worker_logs_are_kept_and_named_when_a_job_fails_and_removed_when_it_succeeds(
     std::fs::create_dir(&tmp).unwrap();
     let input = dir.write("in/poison.txt", b"fine\nbad \xff line\n");
     let out = dir.path("out");
-    let mut cmd = wordcount(&input, &out, &["--workers", "2", "--max-attempts", "2", "--log-format", "json"]);
-    let err = run_fail(cmd.env("TMPDIR", &tmp).env("RUST_LOG", "info"));
+    // Not run_fail, which removes the logs it sees: these are read below.
+    let output = wordcount(&input, &out, &["--workers", "2", "--max-attempts", "2", "--log-format", "json"])
+        .env("TMPDIR", &tmp)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
     let logs = PathBuf::from(err.rsplit_once("worker logs: ").expect("the error names the logs").1.trim());
     assert!(logs.starts_with(&tmp), "{err}");
     let mut failed = 0;

@@ -60,11 +60,18 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Runs a command that must fail with exit code 1; returns its stderr.
+/// Runs a command that must fail with exit code 1; returns its stderr. The worker logs that a
+/// failed job keeps are removed: the test has seen their name.
 pub fn run_fail(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(1), "expected exit code 1\n{}", describe(cmd, &out));
-    String::from_utf8(out.stderr).unwrap()
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    if let Some((_, logs)) = stderr.rsplit_once("worker logs: ") {
+        let logs = Path::new(logs.trim());
+        assert!(logs.file_name().is_some_and(|n| n.to_string_lossy().starts_with("mr-logs-")), "{stderr}");
+        let _ = std::fs::remove_dir_all(logs);
+    }
+    stderr
 }
 
 /// The part files of an output directory, by name, with `_SUCCESS` required.

@@ -1,7 +1,7 @@
 //! `mr run` in distributed mode: a coordinator in this process, worker processes of this same
 //! binary, and the supervision that makes sure none of them outlives the job.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -215,7 +215,7 @@ struct Supervisor {
     exe: PathBuf,
     url: String,
     extra_args: Vec<String>,
-    running: HashMap<u32, ()>,
+    running: HashSet<u32>,
     logs: PathBuf,
     started: u32,
     done: Vec<WorkerSummary>,
@@ -231,7 +231,7 @@ impl Supervisor {
             exe,
             url,
             extra_args,
-            running: HashMap::new(),
+            running: HashSet::new(),
             logs,
             started: 0,
             done: Vec::new(),
@@ -266,7 +266,7 @@ impl Supervisor {
         }
         let mut child = cmd.spawn().map_err(|e| Error::Job(format!("cannot start a worker process: {e}")))?;
         let pid = child.id().expect("a child that was just spawned has a pid");
-        self.running.insert(pid, ());
+        self.running.insert(pid);
         tracing::debug!(pid, at = coordinator.now(), "worker process started");
         let tx = self.exits_tx.clone();
         tokio::spawn(async move {
@@ -309,7 +309,7 @@ impl Supervisor {
     }
 
     fn kill_all(&self, signal: Signal) {
-        for &pid in self.running.keys() {
+        for &pid in &self.running {
             let _ = killpg(Pid::from_raw(pid as i32), signal);
         }
     }

@@ -3,6 +3,7 @@
 directories recursively in path order, hidden entries skipped). Output lines are printed in
 byte order.
 
+  jobs.py wordcount PATH...      ->  word<TAB>count (words: maximal alphabetic runs, lowercased)
   jobs.py grep PATTERN PATH...   ->  path:line<TAB>line
   jobs.py index PATH...          ->  word<TAB>doc,doc,...
   jobs.py sort PATH...           ->  every line, sorted by bytes
@@ -45,7 +46,15 @@ def words(text):
 
 mode, args = sys.argv[1], sys.argv[2:]
 result = []
-if mode == "grep":
+if mode == "wordcount":
+    counts = {}
+    for path in files(args):
+        with open(path, encoding="utf-8", newline="") as f:
+            for w in words(f.read()):
+                counts[w] = counts.get(w, 0) + 1
+    for w, n in counts.items():
+        result.append(w.encode() + b"\t" + str(n).encode())
+elif mode == "grep":
     pattern = re.compile(args[0].encode())
     for path in files(args[1:]):
         for n, line in enumerate(lines(path), 1):

@@ -48,6 +48,12 @@ enum Command {
     Run(Box<RunArgs>),
     /// Run a worker that pulls tasks from a coordinator (started by `mr run`, or by hand).
     Worker(WorkerArgs),
+    /// Print the state of a running job, from its status server (the `status:` URL that
+    /// `mr run` prints).
+    Status {
+        /// The status server's URL, e.g. http://127.0.0.1:40123/.
+        url: String,
+    },
     /// Generate deterministic sample data.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -129,6 +135,10 @@ struct RunArgs {
     /// Address of the coordinator's gRPC server; default: a free port on 127.0.0.1.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Address of the status server (HTML page at /, JSON at /api/v1/job, Prometheus metrics
+    /// at /metrics), or `off`; default: a free port on 127.0.0.1.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
     /// Run sequentially in this process, without workers or RPC.
     #[arg(long)]
     local: bool,
@@ -307,6 +317,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(*args, registry, log_format),
         Command::Worker(args) => worker(args, registry),
+        Command::Status { url } => crate::status::print_status(&url).map(|text| print!("{text}")).map_err(Into::into),
         Command::Gen(cmd) => generate(cmd),
         Command::Bench(args) => bench(args),
         Command::BenchExec { argv } => bench_exec(&argv),
@@ -435,6 +446,12 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
                 LogFormat::Json => vec!["--log-format".into(), "json".into()],
             },
             progress: if args.quiet || args.json { ProgressMode::Off } else { ProgressMode::Auto },
+            http: match args.http.as_deref() {
+                Some("off") => None,
+                Some(addr) => Some(addr.to_string()),
+                None => Some("127.0.0.1:0".to_string()),
+            },
+            announce: !args.quiet,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -82,6 +82,8 @@ struct Shared {
     changed: Notify,
     state: Mutex<HashMap<String, Vec<u8>>>,
     started: Instant,
+    /// Wall-clock time at which the job started, in ms since the Unix epoch.
+    started_unix_ms: u64,
     /// Set once when the job has ended (succeeded or failed).
     ended: watch::Sender<bool>,
     /// Time at which the job committed, for the summary.
@@ -108,6 +110,9 @@ impl Coordinator {
             changed: Notify::new(),
             state: Mutex::new(state),
             started: Instant::now(),
+            started_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
             ended,
             committed_at: Mutex::new(None),
         };
@@ -126,6 +131,11 @@ impl Coordinator {
     pub fn scheduler(&self) -> MutexGuard<'_, Scheduler> {
         // A panic while holding the lock is a bug in the scheduler; the job cannot go on.
         self.shared.scheduler.lock().expect("scheduler lock poisoned")
+    }
+
+    /// Wall-clock time at which the job started, in ms since the Unix epoch.
+    pub fn started_unix_ms(&self) -> u64 {
+        self.shared.started_unix_ms
     }
 
     /// The job's configuration.

@@ -14,6 +14,7 @@
 //! - [`local`]: the sequential local mode, the tests' oracle.
 //! - [`plan`]: checking a request and preparing the output directory.
 //! - [`progress`]: progress bars (or plain lines) while a job runs.
+//! - [`status`]: the status page, JSON API and metrics served while a job runs; `mr status`.
 //! - [`bench`]: `mr bench`.
 //! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
 #![deny(missing_docs)]
@@ -35,6 +36,7 @@ pub mod progress;
 pub mod rpc;
 pub mod run;
 pub mod scheduler;
+pub mod status;
 pub mod summary;
 pub mod task;
 pub mod tera;

@@ -46,6 +46,10 @@ pub struct RunConfig {
     pub worker_args: Vec<String>,
     /// How progress is shown.
     pub progress: ProgressMode,
+    /// Address of the status server (HTML page, JSON API, metrics); none when absent.
+    pub http: Option<String>,
+    /// Print the status page's address on stderr at start.
+    pub announce: bool,
 }
 
 /// How long workers get to exit by themselves after the job ends before they are killed.
@@ -66,8 +70,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), source })?;
-    let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
-    let url = format!("http://{}", std::net::SocketAddr::new(host.parse().expect("an IP address"), local.port()));
+    let url = format!("http://{}", reachable(local));
 
     let coordinator = Coordinator::new(CoordinatorConfig {
         job_name: job_name.to_string(),
@@ -88,6 +91,18 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         settings: plan.settings,
     });
     let shutdown = CancellationToken::new();
+    let status = match &config.http {
+        Some(addr) => {
+            let listener =
+                TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.clone(), source })?;
+            let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), source })?;
+            if config.announce {
+                eprintln!("status: http://{}/", reachable(local));
+            }
+            Some(tokio::spawn(crate::status::serve(listener, coordinator.clone(), shutdown.clone())))
+        }
+        None => None,
+    };
     let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));
 
     let progress_stop = CancellationToken::new();
@@ -99,6 +114,12 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     supervisor.stop_all(&coordinator).await;
     shutdown.cancel();
     let served = server.await;
+    if let Some(status) = status {
+        // The status page is a view; its failure does not fail the job.
+        if let Ok(Err(e)) = status.await {
+            tracing::warn!("{e}");
+        }
+    }
     drop(work_dir);
 
     let s = coordinator.scheduler();
@@ -148,6 +169,15 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     }
     plan.output.keep();
     Ok(summary)
+}
+
+/// The address to connect to for a listener bound to `local`: loopback for a wildcard address.
+fn reachable(local: std::net::SocketAddr) -> std::net::SocketAddr {
+    match local.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => (std::net::Ipv4Addr::LOCALHOST, local.port()).into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, local.port()).into(),
+        _ => local,
+    }
 }
 
 /// Describes a task for an error message, with its input split for a map task.

@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::task::TaskCounters;
 
@@ -36,7 +36,7 @@ pub type WorkerId = u64;
 pub type Millis = u64;
 
 /// Map or reduce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// A map task reads one split.
@@ -273,6 +273,18 @@ impl Task {
     }
 }
 
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Waiting for a worker.
+    Idle,
+    /// At least one attempt is running.
+    Running,
+    /// An attempt committed.
+    Done,
+}
+
 /// What the scheduler knows of a worker.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerInfo {
@@ -337,6 +349,19 @@ impl Scheduler {
             Phase::Map => (self.maps_done, self.config.map_tasks),
             Phase::Reduce => (self.reduces_done, self.config.reduce_tasks),
         }
+    }
+
+    /// Where each task of a phase stands, and how many records its running attempts have
+    /// processed (the furthest of them), in task order.
+    pub fn task_statuses(&self, phase: Phase) -> Vec<(TaskStatus, u64)> {
+        self.tasks(phase)
+            .iter()
+            .map(|t| match &t.state {
+                TaskState::Idle => (TaskStatus::Idle, 0),
+                TaskState::Running(list) => (TaskStatus::Running, list.iter().map(|r| r.records).max().unwrap_or(0)),
+                TaskState::Done { .. } => (TaskStatus::Done, t.counters.input_records),
+            })
+            .collect()
     }
 
     /// Sum of the counters of the committed attempts of a phase.

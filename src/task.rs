@@ -17,7 +17,7 @@ use crate::mapout::{MapOutputWriter, Merger, SegmentReader};
 
 /// What one attempt did, counted by the attempt and summed by the coordinator over the
 /// committed attempts (so a task that ran twice counts once).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskCounters {
     /// Records read (map: input records; reduce: intermediate records merged).
     pub input_records: u64,

@@ -6,3 +6,4 @@ mod faults;
 mod harness;
 mod jobs;
 mod rpc;
+mod status;

@@ -1,0 +1,207 @@
+//! The status server while a job runs: the HTML page in headless Chromium, the JSON API against
+//! its documented schema, `/metrics` as Prometheus text, and `mr status`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{Background, Dir, assert_same_output, mr, run_ok, wait_for};
+
+/// A streaming mapper that holds every map attempt until the file `go` exists, so that the
+/// job is certainly running while the test looks at it.
+fn gated_mapper(go: &Path) -> String {
+    format!(
+        "while [ ! -e '{}' ]; do sleep 0.05; done; tr -cs 'A-Za-z' '\\n' | awk 'NF {{ print $0 \"\\t1\" }}'",
+        go.display()
+    )
+}
+
+const REDUCER: &str = "awk -F'\\t' '$1 != k { if (n) print k \"\\t\" c; k = $1; c = 0; n = 1 } { c += $2 } END { if (n) print k \"\\t\" c }'";
+
+fn get(url: &str) -> String {
+    ureq::get(url).call().and_then(|mut r| r.body_mut().read_to_string()).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// Headless Chromium, if installed. CI installs it (`.ci/run`), so there it must be found.
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
+        std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join(name)).find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "chromium is not installed; .ci/run installs it");
+        eprintln!("skipping the browser check: chromium is not installed (CI installs it)");
+    }
+    found
+}
+
+/// Runs headless Chromium with a fresh profile and no background network traffic.
+fn headless(chromium: &Path, profile: &Path, args: &[&str]) -> String {
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args);
+    run_ok(&mut cmd)
+}
+
+/// Where CI keeps files for people to look at afterwards.
+fn artifacts() -> PathBuf {
+    let dir = std::env::var_os("MR_ARTIFACTS")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts"), PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_status_server_shows_a_running_job() {
+    let dir = Dir::new();
+    for f in 0..4 {
+        let text: String = (0..300).map(|i| format!("alpha beta gamma {} line {f}\n", i % 7)).collect();
+        dir.write(&format!("in/{f}.txt"), text);
+    }
+    let go = dir.path("go");
+    let mapper = gated_mapper(&go);
+    let out = dir.path("out");
+    let mut cmd = mr();
+    cmd.args(["run", "streaming", "--mapper", &mapper, "--reducer", REDUCER, "--workers", "2", "--reduce-tasks", "2"])
+        .args(["--task-timeout", "10m", "--input"])
+        .arg(dir.path("in"))
+        .arg("--output")
+        .arg(&out);
+    let mut job = Background::start(cmd, &dir, "status");
+
+    // The status line comes first on stderr; the rest is drained in the background.
+    let mut stderr = BufReader::new(job.child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let url = line.strip_prefix("status: ").unwrap_or_else(|| panic!("no status line: {line:?}")).trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    let api = format!("{url}api/v1/job");
+    let view = || serde_json::from_str::<serde_json::Value>(&get(&api)).unwrap();
+    wait_for(30, "both workers to run a map attempt", || {
+        let v = view();
+        v["phases"][0]["running"] == 2 && v["workers"].as_array().unwrap().len() == 2
+    });
+
+    // The JSON API matches its documented schema.
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api-v1-job.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let running = view();
+    let errors: Vec<String> = validator.iter_errors(&running).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "schema violations: {errors:?}\n{running:#}");
+    assert_eq!(running["job"], "streaming");
+    assert_eq!(running["state"], "running");
+    assert_eq!(running["tasks"].as_array().unwrap().len(), 4 + 2);
+
+    // /metrics parses as Prometheus text and agrees with the JSON.
+    let text = get(&format!("{url}metrics"));
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let sample = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name} is not a gauge: {other:?}"),
+            })
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    assert_eq!(sample("mr_tasks", &[("phase", "map"), ("state", "running")]), 2.0);
+    assert_eq!(sample("mr_tasks", &[("phase", "reduce"), ("state", "idle")]), 2.0);
+    assert_eq!(sample("mr_workers", &[("state", "alive")]), 2.0);
+    assert_eq!(sample("mr_job_state", &[("state", "running"), ("job", "streaming")]), 1.0);
+
+    // `mr status` prints the same in a terminal.
+    let status = run_ok(mr().args(["status", &url]));
+    assert!(status.starts_with("job streaming: running"), "{status}");
+    assert!(status.contains("map    0/4 tasks done, 2 running, 2 idle"), "{status}");
+    assert!(status.contains("workers: 2 alive, 0 dead"), "{status}");
+
+    // The page, in a real browser: the job, its phases, its tasks and workers, and a chart.
+    if let Some(chromium) = chromium() {
+        let dom = headless(&chromium, &dir.path("profile-dom"), &["--dump-dom", &url]);
+        for needle in [
+            r#"<span id="job-name">streaming</span>"#,
+            r#"id="job-state">running</span>"#,
+            r#"<tr class="phase" data-phase="map">"#,
+            r#"<tr class="task" data-phase="map" data-state="running">"#,
+            r#"<tr class="task" data-phase="reduce" data-state="idle">"#,
+            r#"<td class="alive">alive</td>"#,
+            r#"<svg id="chart""#,
+        ] {
+            assert!(dom.contains(needle), "the page lacks {needle}:\n{dom}");
+        }
+        let shot = artifacts().join("status-page.png");
+        let _ = std::fs::remove_file(&shot);
+        headless(
+            &chromium,
+            &dir.path("profile-shot"),
+            &["--window-size=1200,1000", "--hide-scrollbars", &format!("--screenshot={}", shot.display()), &url],
+        );
+        let png = std::fs::read(&shot).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "not a screenshot: {} bytes", png.len());
+    }
+
+    // Let the job finish; its output matches the local run of the same commands.
+    std::fs::write(&go, "").unwrap();
+    let status = job.child.wait().unwrap();
+    let rest = drain.join().unwrap();
+    assert!(status.success(), "{rest}");
+    wait_for(10, "every process of the job to exit", || crate::harness::tagged_processes(&job.tag).is_empty());
+    let local = dir.path("local");
+    run_ok(mr().args(["run", "streaming", "--mapper", &mapper, "--reducer", REDUCER, "--reduce-tasks", "2"]).args([
+        "--local".as_ref(),
+        "--quiet".as_ref(),
+        "--input".as_ref(),
+        dir.path("in").as_os_str(),
+        "--output".as_ref(),
+        local.as_os_str(),
+    ]));
+    assert_same_output(&out, &local);
+}
+
+#[test]
+fn mr_status_names_an_unreachable_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    let err = crate::harness::run_fail(mr().args(["status", &url]));
+    assert!(err.contains("cannot reach") && err.contains(&url.trim_end_matches('/').to_string()), "{err}");
+}
+
+#[test]
+fn http_off_serves_nothing_and_quiet_prints_nothing() {
+    let dir = Dir::new();
+    dir.write("in/a.txt", "one two two\n");
+    let out = dir.path("out");
+    let mut cmd = mr();
+    cmd.args(["run", "wordcount", "--http", "off", "--quiet", "--workers", "1", "--input"])
+        .arg(dir.path("in"))
+        .arg("--output")
+        .arg(&out);
+    let output = cmd.output().unwrap();
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty() && output.stderr.is_empty(), "{}", crate::harness::describe(&cmd, &output));
+    let mut cmd = mr();
+    cmd.args(["run", "wordcount", "--workers", "1", "--input"]).arg(dir.path("in")).arg("--output").arg(dir.path("o2"));
+    let output = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("status: http://127.0.0.1:"), "{stderr}");
+}

@@ -15,6 +15,7 @@
 //! - [`plan`]: checking a request and preparing the output directory.
 //! - [`progress`]: progress bars (or plain lines) while a job runs.
 //! - [`bench`]: `mr bench`.
+//! - [`config`]: the config file, the layer of settings under flags and MR_* variables.
 //! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
 #![deny(missing_docs)]
 

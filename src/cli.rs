@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::FileConfig;
+use crate::config::{FileConfig, LogFormat, WorkerFileConfig};
 use crate::datagen;
 use crate::error::Error;
 use crate::fault::Faults;
@@ -29,17 +31,8 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log format on stderr (and in worker log files): text or json.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, env = "MR_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,26 +111,38 @@ struct RunArgs {
     #[arg(short, long, value_name = "DIR")]
     output: Option<PathBuf>,
     /// Bytes per input split (e.g. 64MiB); by default derived from the input size.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", env = "MR_SPLIT_SIZE", value_parser = parse_positive_size)]
     split_size: Option<u64>,
     /// Number of reduce tasks (and part files); default: the number of workers.
-    #[arg(short, long, value_name = "R")]
+    #[arg(short, long, value_name = "R", env = "MR_REDUCE_TASKS", value_parser = clap::value_parser!(u32).range(1..))]
     reduce_tasks: Option<u32>,
     /// Number of worker processes; default: the number of cores.
-    #[arg(short, long, value_name = "W")]
+    #[arg(short, long, value_name = "W", env = "MR_WORKERS", value_parser = clap::value_parser!(u32).range(1..))]
     workers: Option<u32>,
     /// Intermediate data a map task holds in memory before it spills a sorted run to disk.
-    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "MR_SORT_BUFFER",
+        default_value = "64MiB",
+        value_parser = parse_positive_size,
+    )]
     sort_buffer: u64,
     /// Most sorted runs merged at once (map spills, reduce inputs); more merge in passes.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..))]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MR_MERGE_FAN_IN",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(2..),
+    )]
     merge_fan_in: u32,
     /// Address of the coordinator's gRPC server; default: a free port on 127.0.0.1.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "MR_LISTEN")]
     listen: Option<String>,
     /// Address of the status server (HTML page at /, JSON at /api/v1/job, Prometheus metrics
     /// at /metrics), or `off`; default: a free port on 127.0.0.1.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "MR_HTTP")]
     http: Option<String>,
     /// Run sequentially in this process, without workers or RPC.
     #[arg(long)]
@@ -150,7 +155,7 @@ struct RunArgs {
     targets: Option<PathBuf>,
     /// How input files are read: text lines (`.gz` files decompressed), whole files, or
     /// 100-byte TeraGen records.
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = InputFormat::Text)]
+    #[arg(long, value_name = "FORMAT", value_enum, env = "MR_INPUT_FORMAT", default_value_t = InputFormat::Text)]
     input_format: InputFormat,
     /// streaming: the mapper command (run with `sh -c`).
     #[arg(long, value_name = "CMD")]
@@ -168,39 +173,68 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
     /// A worker silent for this long is declared dead and its tasks rerun.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "MR_WORKER_TIMEOUT",
+        default_value = "10s",
+        value_parser = humantime::parse_duration,
+    )]
     worker_timeout: Duration,
     /// A task that fails this many times fails the job.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MR_MAX_ATTEMPTS",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..),
+    )]
     max_attempts: u32,
     /// Dead worker processes are replaced; this many dying in a row with no task committed in
     /// between fail the job.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", env = "MR_MAX_RESTARTS", default_value_t = 8)]
     max_restarts: u32,
     /// An attempt that reports no progress for this long is abandoned and rerun.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "MR_TASK_TIMEOUT",
+        default_value = "60s",
+        value_parser = humantime::parse_duration,
+    )]
     task_timeout: Duration,
     /// Backup attempts of slow tasks near the end of each phase.
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    #[arg(
+        long,
+        value_name = "on|off",
+        env = "MR_SPECULATIVE",
+        default_value = "on",
+        value_parser = parse_on_off,
+        action = clap::ArgAction::Set,
+    )]
     speculative: bool,
     /// Skip a record on which two attempts of its map task failed, and count it.
-    #[arg(long)]
+    #[arg(long, env = "MR_SKIP_BAD_RECORDS", value_parser = clap::builder::BoolishValueParser::new())]
     skip_bad_records: bool,
-    /// Configuration file (TOML); flags override it.
-    #[arg(long, value_name = "FILE")]
+    /// Configuration file (TOML) for the settings that no flag and no MR_* variable sets; see
+    /// mr.example.toml.
+    #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
     config: Option<PathBuf>,
     /// Fault injection: probability in [0, 1] that a worker exits abruptly mid-attempt.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", env = "MR_INJECT_FAILURE", value_parser = parse_probability)]
     inject_failure: Option<f64>,
     /// Fault injection: probability in [0, 1] that an attempt straggles.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", env = "MR_INJECT_STRAGGLER", value_parser = parse_probability)]
     inject_straggler: Option<f64>,
     /// Fault injection: how long a straggling attempt sleeps, in milliseconds.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", env = "MR_STRAGGLER_DELAY")]
     straggler_delay: Option<u64>,
     /// Fault injection: seed of the decisions, to reproduce a run.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "MR_INJECT_SEED")]
     inject_seed: Option<u64>,
+    /// Fault injection as the config file sets it, under the flags above.
+    #[arg(skip)]
+    file_faults: Faults,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -212,14 +246,30 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct WorkerArgs {
     /// The coordinator's URL, e.g. http://127.0.0.1:7000.
-    #[arg(long, value_name = "URL")]
-    coordinator: String,
+    #[arg(long, value_name = "URL", env = "MR_COORDINATOR")]
+    coordinator: Option<String>,
     /// How long to retry the first connection.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "MR_CONNECT_TIMEOUT",
+        default_value = "10s",
+        value_parser = humantime::parse_duration,
+    )]
     connect_timeout: Duration,
     /// Exit when the coordinator has been unreachable this long.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "MR_LOST_TIMEOUT",
+        default_value = "5s",
+        value_parser = humantime::parse_duration,
+    )]
     lost_timeout: Duration,
+    /// Configuration file (TOML): its [worker] table, for the settings that no flag and no MR_*
+    /// variable sets.
+    #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,18 +314,66 @@ enum GenCommand {
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
     match s {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("expected on or off, got '{s}'")),
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("expected on or off (or true or false), got '{s}'")),
     }
 }
 
-/// The faults to inject: the config file's, overridden for both phases by the flags.
-fn faults(args: &RunArgs) -> anyhow::Result<Faults> {
-    let mut faults = match &args.config {
-        Some(path) => FileConfig::load(path)?.faults,
-        None => Faults::default(),
-    };
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("expected a probability in [0, 1], got '{s}'")),
+    }
+}
+
+/// Whether a flag or an environment variable set a setting; if not, the config file may.
+fn explicit(matches: &ArgMatches, id: &str) -> bool {
+    matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+}
+
+/// Sets a setting from the config file, unless a flag or an environment variable set it.
+fn layer<T>(setting: &mut T, file: Option<T>, matches: &ArgMatches, id: &str) {
+    if let Some(value) = file
+        && !explicit(matches, id)
+    {
+        *setting = value;
+    }
+}
+
+impl RunArgs {
+    /// Takes from the config file the settings that no flag and no environment variable set.
+    fn layer_file(&mut self, file: &FileConfig, matches: &ArgMatches) {
+        layer(&mut self.workers, file.workers.map(Some), matches, "workers");
+        layer(&mut self.reduce_tasks, file.reduce_tasks.map(Some), matches, "reduce_tasks");
+        layer(&mut self.split_size, file.split_size.map(Some), matches, "split_size");
+        layer(&mut self.sort_buffer, file.sort_buffer, matches, "sort_buffer");
+        layer(&mut self.merge_fan_in, file.merge_fan_in, matches, "merge_fan_in");
+        layer(&mut self.listen, file.listen.clone().map(Some), matches, "listen");
+        layer(&mut self.http, file.http.clone().map(Some), matches, "http");
+        layer(&mut self.worker_timeout, file.worker_timeout, matches, "worker_timeout");
+        layer(&mut self.task_timeout, file.task_timeout, matches, "task_timeout");
+        layer(&mut self.max_attempts, file.max_attempts, matches, "max_attempts");
+        layer(&mut self.max_restarts, file.max_restarts, matches, "max_restarts");
+        layer(&mut self.speculative, file.speculative, matches, "speculative");
+        layer(&mut self.skip_bad_records, file.skip_bad_records, matches, "skip_bad_records");
+        layer(&mut self.input_format, file.input_format, matches, "input_format");
+    }
+}
+
+impl WorkerArgs {
+    /// Takes from the config file's `[worker]` table the settings that no flag and no
+    /// environment variable set.
+    fn layer_file(&mut self, file: &WorkerFileConfig, matches: &ArgMatches) {
+        layer(&mut self.coordinator, file.coordinator.clone().map(Some), matches, "coordinator");
+        layer(&mut self.connect_timeout, file.connect_timeout, matches, "connect_timeout");
+        layer(&mut self.lost_timeout, file.lost_timeout, matches, "lost_timeout");
+    }
+}
+
+/// The faults to inject: the config file's, overridden for both phases by the `--inject-*`
+/// flags or their environment variables.
+fn faults(args: &RunArgs, mut faults: Faults) -> Faults {
     for phase in [&mut faults.map, &mut faults.reduce] {
         if let Some(p) = args.inject_failure {
             phase.failure = p;
@@ -290,12 +388,18 @@ fn faults(args: &RunArgs) -> anyhow::Result<Faults> {
     if let Some(seed) = args.inject_seed {
         faults.seed = seed;
     }
-    faults.validate()?;
-    Ok(faults)
+    faults
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("invalid size '{s}': {e}"))
+}
+
+fn parse_positive_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err(format!("invalid size '{s}': must be at least 1 byte")),
+        size => Ok(size),
+    }
 }
 
 /// The sample corpus that ships with the repository.
@@ -311,20 +415,11 @@ pub fn main() -> ExitCode {
 /// Entry point of a binary with its own jobs: `mr`'s command line, with the jobs of
 /// `registry`. Worker processes are started from the same binary, so they know them too.
 pub fn main_with(registry: Registry) -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let log_format = cli.log_format;
-    let result = match cli.command {
-        Command::Run(args) => run(*args, registry, log_format),
-        Command::Worker(args) => worker(args, registry),
-        Command::Status { url } => crate::status::print_status(&url).map(|text| print!("{text}")).map_err(Into::into),
-        Command::Gen(cmd) => generate(cmd),
-        Command::Bench(args) => bench(args),
-        Command::BenchExec { argv } => bench_exec(&argv),
-        Command::BenchWordcount { threads, input, output } => {
-            crate::bench::hand_written_wordcount(&input, threads, &output).map_err(anyhow::Error::from)
-        }
-    };
+    // The matches tell which settings a flag or an MR_* variable set, so that the config file
+    // fills in only the others.
+    let matches = parse_command_line();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    let result = configure(cli, &matches).and_then(|cli| dispatch(cli, registry));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -334,6 +429,84 @@ pub fn main_with(registry: Registry) -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+/// Parses the flags and the MR_* variables; exits with code 2 on a bad value. clap's message
+/// names the flag; when the bad value came from its environment variable, a tip names that.
+fn parse_command_line() -> ArgMatches {
+    let mut command = Cli::command();
+    command.try_get_matches_from_mut(std::env::args_os()).unwrap_or_else(|mut e| {
+        if let Some(var) = bad_env_var(&command, &e) {
+            let tip = format!("the value comes from the environment variable {var}");
+            e.insert(ContextKind::Suggested, ContextValue::StyledStrs(vec![tip.into()]));
+        }
+        e.exit()
+    })
+}
+
+/// The environment variable that gave the value a parse error is about, unless the flag is on
+/// the command line.
+fn bad_env_var(command: &clap::Command, e: &clap::Error) -> Option<String> {
+    if !matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let (Some(ContextValue::String(flag)), Some(ContextValue::String(value))) =
+        (e.get(ContextKind::InvalidArg), e.get(ContextKind::InvalidValue))
+    else {
+        return None;
+    };
+    let args = command.get_arguments().chain(command.get_subcommands().flat_map(|c| c.get_arguments()));
+    let arg = args
+        .filter(|a| a.get_env().is_some())
+        .find(|a| a.get_long().is_some_and(|long| flag.split(' ').next() == Some(&format!("--{long}"))))?;
+    let (long, short) = (format!("--{}", arg.get_long()?), arg.get_short());
+    let on_command_line = std::env::args_os().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == long
+            || a.starts_with(&format!("{long}="))
+            || short.is_some_and(|s| !a.starts_with("--") && a.starts_with('-') && a.contains(s))
+    });
+    let var = arg.get_env()?;
+    (!on_command_line && std::env::var_os(var).is_some_and(|v| v == value.as_str()))
+        .then(|| var.to_string_lossy().into_owned())
+}
+
+/// Layers the config file, if there is one, under the flags and environment variables.
+fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
+    let config = match &cli.command {
+        Command::Run(args) => args.config.as_deref(),
+        Command::Worker(args) => args.config.as_deref(),
+        _ => None,
+    };
+    let Some(path) = config else { return Ok(cli) };
+    let file = FileConfig::load(path)?;
+    layer(&mut cli.log_format, file.log_format, matches, "log_format");
+    if let Some((_, sub)) = matches.subcommand() {
+        match &mut cli.command {
+            Command::Run(args) => {
+                args.layer_file(&file, sub);
+                args.file_faults = file.faults;
+            }
+            Command::Worker(args) => args.layer_file(&file.worker, sub),
+            _ => {}
+        }
+    }
+    Ok(cli)
+}
+
+fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Run(args) => run(*args, registry, cli.log_format),
+        Command::Worker(args) => worker(args, registry),
+        Command::Status { url } => crate::status::print_status(&url).map(|text| print!("{text}")).map_err(Into::into),
+        Command::Gen(cmd) => generate(cmd),
+        Command::Bench(args) => bench(args),
+        Command::BenchExec { argv } => bench_exec(&argv),
+        Command::BenchWordcount { threads, input, output } => {
+            crate::bench::hand_written_wordcount(&input, threads, &output).map_err(anyhow::Error::from)
         }
     }
 }
@@ -377,12 +550,6 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
     };
     let workers =
         args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
-    if workers == 0 {
-        bail!("--workers must be at least 1");
-    }
-    if args.reduce_tasks == Some(0) {
-        bail!("--reduce-tasks must be at least 1");
-    }
     let request = JobRequest {
         job: job.clone(),
         job_args: args.job_args.clone(),
@@ -405,7 +572,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
             merge_fan_in: args.merge_fan_in as usize,
         },
     };
-    let faults = faults(&args)?;
+    let faults = faults(&args, args.file_faults);
     let plan = plan::plan(&request, &registry)?;
     let config = serde_json::json!({
         "job": job,
@@ -418,6 +585,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
         "reduce_tasks": plan.reduce_tasks,
         "local": args.local,
         "workers": workers,
+        "split_size": args.split_size,
         "sort_buffer": args.sort_buffer,
         "merge_fan_in": args.merge_fan_in,
         "worker_timeout_ms": args.worker_timeout.as_millis() as u64,
@@ -426,6 +594,10 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
         "max_restarts": args.max_restarts,
         "speculative": args.speculative,
         "skip_bad_records": args.skip_bad_records,
+        "listen": args.listen,
+        "http": args.http,
+        "log_format": log_format,
+        "config_file": args.config,
         "faults": faults,
     });
     let summary = if args.local {
@@ -441,10 +613,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
             speculative: args.speculative,
             skip_bad_records: args.skip_bad_records,
             faults,
-            worker_args: match log_format {
-                LogFormat::Text => Vec::new(),
-                LogFormat::Json => vec!["--log-format".into(), "json".into()],
-            },
+            worker_args: worker_args(&args, log_format)?,
             progress: if args.quiet || args.json { ProgressMode::Off } else { ProgressMode::Auto },
             http: match args.http.as_deref() {
                 Some("off") => None,
@@ -470,6 +639,25 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// The arguments of the `mr worker` processes that `mr run` starts, besides the coordinator's
+/// URL: the log format, and the config file for its `[worker]` table. They also inherit the
+/// environment, hence the MR_* variables.
+fn worker_args(args: &RunArgs, log_format: LogFormat) -> anyhow::Result<Vec<String>> {
+    let format = match log_format {
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    };
+    let mut worker_args = vec!["--log-format".into(), format.into()];
+    if let Some(path) = &args.config {
+        let absolute = std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+        let Some(absolute) = absolute.to_str() else {
+            bail!("the config file's path {} is not UTF-8: rename it to run distributed", path.display())
+        };
+        worker_args.extend(["--config".into(), absolute.into()]);
+    }
+    Ok(worker_args)
 }
 
 /// Writes `_job.json` into a committed job's output: its configuration, counters, and every
@@ -550,13 +738,15 @@ fn teravalidate(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
+    let Some(coordinator) = args.coordinator else {
+        bail!(
+            "mr worker needs the coordinator's URL: --coordinator URL, MR_COORDINATOR, or coordinator in the \
+             [worker] table of the config file"
+        )
+    };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let options = WorkerOptions {
-        coordinator: args.coordinator,
-        connect_timeout: args.connect_timeout,
-        lost_timeout: args.lost_timeout,
-    };
+    let options = WorkerOptions { coordinator, connect_timeout: args.connect_timeout, lost_timeout: args.lost_timeout };
     let result = runtime.block_on(crate::worker::run(options, Arc::new(registry)));
     // A task still running on a blocking thread is abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -605,4 +795,137 @@ fn generate(cmd: GenCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(argv: &[&str]) -> Cli {
+        let matches = Cli::command().try_get_matches_from(argv).unwrap();
+        configure(Cli::from_arg_matches(&matches).unwrap(), &matches).unwrap()
+    }
+
+    /// Every setting of `mr run`, resolved, for comparisons.
+    fn run_settings(cli: Cli) -> String {
+        let Command::Run(a) = cli.command else { panic!("not mr run") };
+        let faults = faults(&a, a.file_faults);
+        format!(
+            "{:?}",
+            (
+                cli.log_format,
+                (a.workers, a.reduce_tasks, a.split_size, a.sort_buffer, a.merge_fan_in, &a.listen),
+                (a.worker_timeout, a.task_timeout, a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records),
+                (a.input_format, faults),
+            )
+        )
+    }
+
+    fn worker_settings(cli: Cli) -> String {
+        let Command::Worker(a) = cli.command else { panic!("not mr worker") };
+        format!("{:?}", (cli.log_format, a.coordinator, a.connect_timeout, a.lost_timeout))
+    }
+
+    const FULL: &str = r#"
+workers = 5
+reduce_tasks = 6
+split_size = "1MiB"
+sort_buffer = 2048
+merge_fan_in = 3
+listen = "127.0.0.1:7001"
+worker_timeout = "1s"
+task_timeout = "2s"
+max_attempts = 7
+max_restarts = 9
+speculative = false
+skip_bad_records = true
+input_format = "tera"
+log_format = "json"
+[faults]
+seed = 11
+[faults.map]
+failure = 0.5
+straggler = 0.25
+straggler_delay_ms = 12
+[faults.reduce]
+failure = 0.125
+[worker]
+coordinator = "http://127.0.0.1:7001"
+connect_timeout = "3s"
+lost_timeout = "4s"
+"#;
+
+    #[test]
+    fn the_file_sets_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mr.toml");
+        std::fs::write(&path, FULL).unwrap();
+        let config = path.to_str().unwrap();
+        let cli = resolve(&["mr", "run", "--config", config]);
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let Command::Run(a) = cli.command else { panic!("not mr run") };
+        assert_eq!((a.workers, a.reduce_tasks, a.split_size, a.sort_buffer), (Some(5), Some(6), Some(1 << 20), 2048));
+        assert_eq!((a.merge_fan_in, a.listen.as_deref()), (3, Some("127.0.0.1:7001")));
+        assert_eq!((a.worker_timeout, a.task_timeout), (Duration::from_secs(1), Duration::from_secs(2)));
+        assert_eq!((a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records), (7, 9, false, true));
+        assert_eq!(a.input_format, InputFormat::Tera);
+        let f = faults(&a, a.file_faults);
+        assert_eq!((f.seed, f.map.failure, f.map.straggler, f.map.straggler_delay_ms), (11, 0.5, 0.25, 12));
+        assert_eq!((f.reduce.failure, f.reduce.straggler), (0.125, 0.0));
+
+        let cli = resolve(&["mr", "worker", "--config", config]);
+        assert_eq!(
+            worker_settings(cli),
+            format!(
+                "{:?}",
+                (LogFormat::Json, Some("http://127.0.0.1:7001"), Duration::from_secs(3), Duration::from_secs(4))
+            )
+        );
+    }
+
+    /// Each flag beats the file: a setting whose flag is looked up under a wrong id would not.
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mr.toml");
+        std::fs::write(&path, FULL.replace("skip_bad_records = true", "skip_bad_records = false")).unwrap();
+        let flags = [
+            "--log-format=text",
+            "--workers=2",
+            "--reduce-tasks=3",
+            "--split-size=4KiB",
+            "--sort-buffer=8KiB",
+            "--merge-fan-in=4",
+            "--listen=127.0.0.1:7002",
+            "--worker-timeout=5s",
+            "--task-timeout=6s",
+            "--max-attempts=2",
+            "--max-restarts=1",
+            "--speculative=on",
+            "--skip-bad-records",
+            "--input-format=whole-file",
+            "--inject-failure=0.75",
+            "--inject-straggler=0.5",
+            "--straggler-delay=13",
+            "--inject-seed=14",
+        ];
+        let with_file: Vec<&str> = ["mr", "run", "--config", path.to_str().unwrap()].into_iter().chain(flags).collect();
+        let without: Vec<&str> = ["mr", "run"].into_iter().chain(flags).collect();
+        assert_eq!(run_settings(resolve(&with_file)), run_settings(resolve(&without)));
+
+        let flags = ["--coordinator=http://127.0.0.1:7002", "--connect-timeout=7s", "--lost-timeout=8s"];
+        let with_file: Vec<&str> =
+            ["mr", "worker", "--config", path.to_str().unwrap()].into_iter().chain(flags).collect();
+        let without: Vec<&str> = ["mr", "worker", "--log-format=json"].into_iter().chain(flags).collect();
+        assert_eq!(worker_settings(resolve(&with_file)), worker_settings(resolve(&without)));
+    }
+
+    /// The values that mr.example.toml sets are the defaults.
+    #[test]
+    fn example_file_holds_the_defaults() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/mr.example.toml");
+        assert_eq!(run_settings(resolve(&["mr", "run", "--config", example])), run_settings(resolve(&["mr", "run"])));
+        let (with, without) = (["mr", "worker", "--config", example], ["mr", "worker"]);
+        assert_eq!(worker_settings(resolve(&with)), worker_settings(resolve(&without)));
+    }
 }

@@ -25,7 +25,7 @@ pub struct InputFile {
 }
 
 /// How input files are cut into records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InputFormat {
     /// Lines of UTF-8 text ("\n" or "\r\n"); `.gz` files are decompressed.

@@ -16,6 +16,7 @@
 //! - [`progress`]: progress bars (or plain lines) while a job runs.
 //! - [`status`]: the status page, JSON API and metrics served while a job runs; `mr status`.
 //! - [`bench`]: `mr bench`.
+//! - [`config`]: the config file, the layer of settings under flags and MR_* variables.
 //! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
 #![deny(missing_docs)]
 

@@ -263,6 +263,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
 "#;
     let mut cmd = std::process::Command::new("python3");
     cmd.arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_mr"));
+    for var in outer_mr_vars() {
+        cmd.env_remove(var);
+    }
     cmd.args(["run", "wordcount", "--workers", "2", "--split-size", "500", "--input"])
         .arg(&input)
         .arg("--output")

@@ -26,11 +26,24 @@ impl Dir {
     }
 }
 
-/// The `mr` binary under test.
+/// The `mr` binary under test, without the MR_* variables of the environment the tests run in:
+/// its settings are the test's flags and the variables the test sets.
 pub fn mr() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mr"));
     cmd.env_remove("RUST_LOG");
+    for var in outer_mr_vars() {
+        cmd.env_remove(var);
+    }
     cmd
+}
+
+/// The MR_* variables of this process's environment that would set `mr`'s settings (all but
+/// the harness's own MR_TEST_TAG).
+pub fn outer_mr_vars() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| name.to_string_lossy().starts_with("MR_") && name != "MR_TEST_TAG")
+        .collect()
 }
 
 fn listing(path: &Path) -> String {

@@ -70,7 +70,11 @@ async fn a_worker_exits_when_its_coordinator_goes_away() {
         assert!(matches!(s.request_task(holder, 0), mr::scheduler::Assignment::Run { .. }));
     }
     let (url, shutdown, server) = serve(coordinator.clone()).await;
-    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_mr"))
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_mr"));
+    for var in outer_mr_vars() {
+        worker.env_remove(var);
+    }
+    let mut worker = worker
         .args(["worker", "--coordinator", &url, "--lost-timeout", "1s"])
         .stderr(std::process::Stdio::piped())
         .spawn()

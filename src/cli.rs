@@ -39,6 +39,9 @@ struct Cli {
 enum Command {
     /// Run a job. With no arguments: word count on the bundled sample corpus.
     Run(Box<RunArgs>),
+    /// Run a job's coordinator alone, for workers that join from any host (`mr worker
+    /// --coordinator URL`); local workers only with --workers N. Exits with the job's status.
+    Coordinator(Box<RunArgs>),
     /// Run a worker that pulls tasks from a coordinator (started by `mr run`, or by hand).
     Worker(WorkerArgs),
     /// Print the state of a running job, from its status server (the `status:` URL that
@@ -144,6 +147,10 @@ struct RunArgs {
     /// at /metrics), or `off`; default: a free port on 127.0.0.1.
     #[arg(long, value_name = "ADDR", env = "MR_HTTP")]
     http: Option<String>,
+    /// Shared secret that every call between the coordinator and its workers carries; `mr run`
+    /// makes a random one for its own workers when none is given.
+    #[arg(long, value_name = "TOKEN", env = "MR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Run sequentially in this process, without workers or RPC.
     #[arg(long)]
     local: bool,
@@ -270,6 +277,17 @@ struct WorkerArgs {
     /// variable sets.
     #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
     config: Option<PathBuf>,
+    /// The coordinator's token (see `mr coordinator --token`).
+    #[arg(long, value_name = "TOKEN", env = "MR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Host name or IP address other workers reach this one at; default: the local address of
+    /// its connection to the coordinator.
+    #[arg(long, value_name = "HOST", env = "MR_ADVERTISE")]
+    advertise: Option<String>,
+    /// Where to make the worker's work directory (map outputs it serves, fetched partitions);
+    /// default: the system temp dir. It is removed when the worker exits.
+    #[arg(long, value_name = "DIR", env = "MR_WORK_DIR")]
+    work_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -476,7 +494,7 @@ fn bad_env_var(command: &clap::Command, e: &clap::Error) -> Option<String> {
 /// Layers the config file, if there is one, under the flags and environment variables.
 fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
     let config = match &cli.command {
-        Command::Run(args) => args.config.as_deref(),
+        Command::Run(args) | Command::Coordinator(args) => args.config.as_deref(),
         Command::Worker(args) => args.config.as_deref(),
         _ => None,
     };
@@ -485,7 +503,7 @@ fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
     layer(&mut cli.log_format, file.log_format, matches, "log_format");
     if let Some((_, sub)) = matches.subcommand() {
         match &mut cli.command {
-            Command::Run(args) => {
+            Command::Run(args) | Command::Coordinator(args) => {
                 args.layer_file(&file, sub);
                 args.file_faults = file.faults;
             }
@@ -499,7 +517,8 @@ fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
 fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
-        Command::Run(args) => run(*args, registry, cli.log_format),
+        Command::Run(args) => run(*args, registry, cli.log_format, false),
+        Command::Coordinator(args) => run(*args, registry, cli.log_format, true),
         Command::Worker(args) => worker(args, registry),
         Command::Status { url } => crate::status::print_status(&url).map(|text| print!("{text}")).map_err(Into::into),
         Command::Gen(cmd) => generate(cmd),
@@ -522,7 +541,14 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Result<()> {
+/// `mr run`, or with `standalone` `mr coordinator`.
+fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: bool) -> anyhow::Result<()> {
+    if standalone && args.local {
+        bail!("mr coordinator runs distributed; use mr run --local for a local run");
+    }
+    if standalone && args.listen.is_none() {
+        bail!("mr coordinator needs --listen ADDR (e.g. 0.0.0.0:7000) so that workers know where to join");
+    }
     match args.job.as_deref() {
         Some("teragen") => return teragen(&args),
         Some("teravalidate") => return teravalidate(&args),
@@ -548,8 +574,11 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
         let Some(output) = args.output.clone() else { bail!("job '{job}' needs --output DIR") };
         (args.input.clone(), output)
     };
-    let workers =
-        args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    // mr coordinator starts local workers only when asked; the plan's defaults still assume
+    // about as many workers as this host has cores.
+    let workers = args.workers.unwrap_or(if standalone { 0 } else { cores });
+    let planned_workers = args.workers.unwrap_or(cores);
     let request = JobRequest {
         job: job.clone(),
         job_args: args.job_args.clone(),
@@ -564,7 +593,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
         output,
         split_size: args.split_size,
         reduce_tasks: args.reduce_tasks,
-        workers,
+        workers: planned_workers,
         overwrite: args.overwrite,
         settings: TaskSettings {
             partitions: 0,
@@ -621,6 +650,8 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat) -> anyhow::Resu
                 None => Some("127.0.0.1:0".to_string()),
             },
             announce: !args.quiet,
+            token: args.token.clone(),
+            standalone,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -746,7 +777,14 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
     };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let options = WorkerOptions { coordinator, connect_timeout: args.connect_timeout, lost_timeout: args.lost_timeout };
+    let options = WorkerOptions {
+        coordinator,
+        connect_timeout: args.connect_timeout,
+        lost_timeout: args.lost_timeout,
+        token: crate::rpc::Token::new(args.token.as_deref().unwrap_or(""))?,
+        advertise: args.advertise,
+        work_dir: args.work_dir,
+    };
     let result = runtime.block_on(crate::worker::run(options, Arc::new(registry)));
     // A task still running on a blocking thread is abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(100));

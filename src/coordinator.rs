@@ -19,6 +19,7 @@ use crate::rpc::pb;
 use crate::scheduler::{
     Assignment, AttemptId, Failure, JobState, Millis, Phase, Scheduler, SchedulerConfig, TickOutcome,
 };
+use crate::shuffle::Location;
 
 /// How long GetTask holds a call open when there is no task yet: a new task is handed out as
 /// soon as it exists, without polling.
@@ -43,8 +44,6 @@ pub struct CoordinatorConfig {
     pub splits: Vec<Split>,
     /// Number of reduce tasks.
     pub reduce_tasks: u32,
-    /// Where map outputs are written.
-    pub work_dir: PathBuf,
     /// Where part files are committed.
     pub output_dir: PathBuf,
     /// A worker silent for longer than this is dead.
@@ -67,6 +66,17 @@ pub struct CoordinatorConfig {
     pub input_format: crate::input::InputFormat,
     /// Memory and merge settings of the tasks.
     pub settings: crate::task::TaskSettings,
+    /// The token every call must carry.
+    pub token: crate::rpc::Token,
+    /// Whether a lost worker's map outputs are re-executed at once (workers on other hosts).
+    pub rerun_maps_of_lost_workers: bool,
+}
+
+/// Where a registered worker serves its map outputs.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    shuffle_url: String,
+    host: String,
 }
 
 /// The coordinator of one job. Cheap to clone; clones share the job.
@@ -88,6 +98,10 @@ struct Shared {
     ended: watch::Sender<bool>,
     /// Time at which the job committed, for the summary.
     committed_at: Mutex<Option<Millis>>,
+    /// Each worker's Shuffle service.
+    endpoints: Mutex<HashMap<u64, Endpoint>>,
+    /// Workers that were told the job is over.
+    told_to_exit: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Coordinator {
@@ -101,6 +115,7 @@ impl Coordinator {
             max_attempts: config.max_attempts,
             speculative: config.speculative,
             skip_bad_records: config.skip_bad_records,
+            rerun_maps_of_lost_workers: config.rerun_maps_of_lost_workers,
         });
         let state = config.state.iter().cloned().collect();
         let (ended, _) = watch::channel(false);
@@ -115,6 +130,8 @@ impl Coordinator {
                 .map_or(0, |d| d.as_millis() as u64),
             ended,
             committed_at: Mutex::new(None),
+            endpoints: Mutex::new(HashMap::new()),
+            told_to_exit: Mutex::new(std::collections::HashSet::new()),
         };
         let coordinator = Coordinator { shared: Arc::new(shared) };
         // A job with no reduce work left (no input, R = 0) commits at once.
@@ -156,6 +173,16 @@ impl Coordinator {
     /// Number of attempts committed so far.
     pub fn committed_attempts(&self) -> usize {
         self.scheduler().attempts().iter().filter(|a| a.outcome == crate::scheduler::Outcome::Committed).count()
+    }
+
+    /// True once every live worker has been told that the job is over.
+    pub fn workers_told_to_exit(&self) -> bool {
+        let told = self.shared.told_to_exit.lock().expect("lock poisoned");
+        self.scheduler().workers().iter().all(|(id, w)| !w.alive || told.contains(id))
+    }
+
+    fn told_to_exit(&self, worker: u64) {
+        self.shared.told_to_exit.lock().expect("lock poisoned").insert(worker);
     }
 
     /// True once the job has succeeded or failed.
@@ -226,10 +253,14 @@ impl Coordinator {
                 }
             })
         };
+        use tonic::service::interceptor::InterceptedService;
+        let check = crate::rpc::CheckToken(self.shared.config.token.clone());
         let coordinator = pb::coordinator_server::CoordinatorServer::new(self.clone())
             .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
+        let coordinator = InterceptedService::new(coordinator, check.clone());
         let state =
             pb::state_server::StateServer::new(self.clone()).max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
+        let state = InterceptedService::new(state, check);
         let result = tonic::transport::Server::builder()
             .add_service(coordinator)
             .add_service(state)
@@ -258,7 +289,7 @@ fn task_message(
     attempt: AttemptId,
     map_outputs: Vec<String>,
     skip_records: Vec<u64>,
-) -> pb::Task {
+) -> Result<pb::Task, Status> {
     let kind = match attempt.task.phase {
         Phase::Map => {
             let split = &config.splits[attempt.task.index as usize];
@@ -272,9 +303,16 @@ fn task_message(
                 skip_records,
             })
         }
-        Phase::Reduce => pb::task::Kind::Reduce(pb::ReduceTask { partition: attempt.task.index, map_outputs }),
+        Phase::Reduce => {
+            let map_outputs = map_outputs
+                .iter()
+                .map(|o| serde_json::from_str::<Location>(o).map(pb::MapOutput::from))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Status::internal(format!("a recorded map output location is unreadable: {e}")))?;
+            pb::task::Kind::Reduce(pb::ReduceTask { partition: attempt.task.index, map_outputs })
+        }
     };
-    pb::Task { task_id: attempt.task.index, attempt: attempt.attempt, kind: Some(kind) }
+    Ok(pb::Task { task_id: attempt.task.index, attempt: attempt.attempt, kind: Some(kind) })
 }
 
 fn task_ref(r: Option<pb::TaskRef>) -> Result<AttemptId, Status> {
@@ -287,13 +325,16 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         &self,
         request: Request<pb::RegisterWorkerRequest>,
     ) -> Result<Response<pb::RegisterWorkerReply>, Status> {
-        let name = request.into_inner().name;
+        let r = request.into_inner();
+        let name = if r.host.is_empty() { r.name } else { format!("{} {}", r.host, r.name) };
         let worker_id = {
             let mut s = self.scheduler();
             let id = s.register(name.clone(), self.now());
             self.after_event(&mut s);
             id
         };
+        let endpoint = Endpoint { shuffle_url: r.shuffle_url, host: r.host };
+        self.shared.endpoints.lock().expect("lock poisoned").insert(worker_id, endpoint);
         tracing::debug!(worker = worker_id, name, "worker registered");
         let c = &self.shared.config;
         Ok(Response::new(pb::RegisterWorkerReply {
@@ -302,7 +343,6 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 job_name: c.job_name.clone(),
                 job_args: c.job_args.clone(),
                 reduce_tasks: c.reduce_tasks,
-                work_dir: c.work_dir.to_string_lossy().into_owned(),
                 output_dir: c.output_dir.to_string_lossy().into_owned(),
                 faults: Some(c.faults.into()),
                 input_format: c.input_format.name().to_string(),
@@ -331,10 +371,13 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             let reply = match assignment {
                 Assignment::Run { attempt, map_outputs, skip_records } => {
                     tracing::debug!(worker, %attempt, "assigned");
-                    let task = task_message(&self.shared.config, attempt, map_outputs, skip_records);
+                    let task = task_message(&self.shared.config, attempt, map_outputs, skip_records)?;
                     pb::get_task_reply::Reply::Task(task)
                 }
-                Assignment::Exit => pb::get_task_reply::Reply::Exit(true),
+                Assignment::Exit => {
+                    self.told_to_exit(worker);
+                    pb::get_task_reply::Reply::Exit(true)
+                }
                 Assignment::Wait => {
                     if tokio::time::timeout_at(deadline, changed).await.is_ok() {
                         continue;
@@ -348,10 +391,15 @@ impl pb::coordinator_server::Coordinator for Coordinator {
 
     async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatReply>, Status> {
         let r = request.into_inner();
-        let running = r.running.map(|t| (AttemptId::from(t), r.records));
+        // Records read and bytes fetched both show progress.
+        let running = r.running.map(|t| (AttemptId::from(t), r.records.saturating_add(r.bytes)));
         let mut s = self.scheduler();
         let reply = s.heartbeat(r.worker_id, running, self.now());
         let exit = !reply.known || matches!(s.state(), JobState::Succeeded | JobState::Failed(_));
+        drop(s);
+        if exit {
+            self.told_to_exit(r.worker_id);
+        }
         let cancel = reply.cancel.into_iter().map(pb::TaskRef::from).collect();
         Ok(Response::new(pb::HeartbeatReply { exit, cancel }))
     }
@@ -374,8 +422,23 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let r = request.into_inner();
         let attempt = task_ref(r.task)?;
         let counters = r.counters.unwrap_or_default().into();
+        let output = match attempt.task.phase {
+            Phase::Map => {
+                let endpoint = self.shared.endpoints.lock().expect("lock poisoned").get(&r.worker_id).cloned();
+                let Some(endpoint) = endpoint else { return Err(Status::failed_precondition("unknown worker")) };
+                let location = Location {
+                    map_task: attempt.task.index,
+                    attempt: attempt.attempt,
+                    host: endpoint.host,
+                    path: r.output,
+                    shuffle_url: endpoint.shuffle_url,
+                };
+                serde_json::to_string(&location).map_err(|e| Status::internal(e.to_string()))?
+            }
+            Phase::Reduce => r.output,
+        };
         let mut s = self.scheduler();
-        let accepted = s.complete(r.worker_id, attempt, r.output, counters, self.now());
+        let accepted = s.complete(r.worker_id, attempt, output, counters, self.now());
         tracing::debug!(worker = r.worker_id, %attempt, accepted, "attempt completed");
         self.after_event(&mut s);
         Ok(Response::new(pb::ReportCompletionReply { accepted }))
@@ -388,7 +451,13 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let r = request.into_inner();
         let attempt = task_ref(r.task)?;
         tracing::warn!(worker = r.worker_id, %attempt, error = r.error, "attempt failed");
-        let failure = Failure { error: r.error, bad_record: r.bad_record, lost_map_task: r.lost_map_task };
+        let failure = Failure {
+            error: r.error,
+            bad_record: r.bad_record,
+            lost_map_task: r.lost_map_task,
+            lost_map_attempt: r.lost_map_attempt,
+            lost_map_unreachable: r.lost_map_unreachable,
+        };
         let mut s = self.scheduler();
         s.fail(r.worker_id, attempt, failure, self.now());
         self.after_event(&mut s);

@@ -96,6 +96,28 @@ pub enum Error {
         reason: String,
     },
 
+    /// A service refused this process's token.
+    #[error(
+        "{url} refused the token: give every process of the job the same --token (or MR_TOKEN), the one the coordinator was started with"
+    )]
+    Unauthenticated {
+        /// The service's URL.
+        url: String,
+    },
+
+    /// A reduce attempt could not fetch a map output from the worker that holds it.
+    #[error("cannot fetch the output of map task {map_task} attempt {attempt} from {url}: {reason}")]
+    LostMapOutput {
+        /// The map task.
+        map_task: u32,
+        /// Its committed attempt.
+        attempt: u32,
+        /// The worker's Shuffle service.
+        url: String,
+        /// The last error.
+        reason: String,
+    },
+
     /// A remote call failed.
     #[error("{call} failed: {status}")]
     Rpc {

@@ -7,6 +7,7 @@
 //! - [`partition`]: the stable hash partitioner.
 //! - [`task`]: running one map or reduce attempt (sort buffer, combiner, merge, part file).
 //! - [`mapout`]: the map output file format and the k-way merge.
+//! - [`shuffle`]: each worker's Shuffle service, and the reduce side's fetch.
 //! - [`scheduler`]: the pure state machine that assigns attempts and decides commits.
 //! - [`coordinator`]: the gRPC services around the scheduler, and the job commit.
 //! - [`worker`]: the worker process's loop.
@@ -37,6 +38,7 @@ pub mod progress;
 pub mod rpc;
 pub mod run;
 pub mod scheduler;
+pub mod shuffle;
 pub mod status;
 pub mod summary;
 pub mod task;

@@ -58,7 +58,9 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
         let start = now();
         let name = format!("part-r-{p:05}");
         let tmp: PathBuf = tmp_dir.join(format!("{name}.attempt-0"));
-        reduce_counters += &task::run_reduce(job.as_ref(), p, &plan.settings, &map_outputs, &tmp, progress)
+        let inputs: Vec<task::ReduceInput> =
+            map_outputs.iter().map(|path| (path.clone(), p, plan.settings.partitions)).collect();
+        reduce_counters += &task::run_reduce(job.as_ref(), &plan.settings, &inputs, &tmp, progress)
             .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
         let final_path = out.join(&name);
         std::fs::rename(&tmp, &final_path).map_err(Error::io("cannot commit output to", &final_path))?;

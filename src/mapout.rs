@@ -96,21 +96,29 @@ impl MapOutputWriter {
     /// Writes the index and footer, flushes and syncs. Returns the file's size.
     pub fn finish(mut self) -> Result<u64> {
         self.finish_partition();
-        let mut tail = Vec::with_capacity(self.index.len() * INDEX_ENTRY + FOOTER);
-        for s in &self.index {
-            tail.extend_from_slice(&s.offset.to_le_bytes());
-            tail.extend_from_slice(&s.len.to_le_bytes());
-            tail.extend_from_slice(&s.records.to_le_bytes());
-            tail.extend_from_slice(&s.crc.to_le_bytes());
-        }
-        tail.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
-        tail.extend_from_slice(MAGIC);
+        let tail = index_and_footer(&self.index);
         let path = self.path.clone();
         self.out.write_all(&tail).map_err(Error::io("cannot write map output", &path))?;
         let file = self.out.into_inner().map_err(|e| Error::io("cannot write map output", &path)(e.into_error()))?;
         file.sync_all().map_err(Error::io("cannot sync map output", &path))?;
         Ok(self.pos + tail.len() as u64)
     }
+}
+
+/// The index and footer that end a map output file whose partitions are `segments`. A file of
+/// one partition's raw bytes followed by `index_and_footer(&[segment])` (with offset 0) is a
+/// valid map output of one partition: that is how a fetched partition is stored.
+pub fn index_and_footer(segments: &[Segment]) -> Vec<u8> {
+    let mut tail = Vec::with_capacity(segments.len() * INDEX_ENTRY + FOOTER);
+    for s in segments {
+        tail.extend_from_slice(&s.offset.to_le_bytes());
+        tail.extend_from_slice(&s.len.to_le_bytes());
+        tail.extend_from_slice(&s.records.to_le_bytes());
+        tail.extend_from_slice(&s.crc.to_le_bytes());
+    }
+    tail.extend_from_slice(&(segments.len() as u32).to_le_bytes());
+    tail.extend_from_slice(MAGIC);
+    tail
 }
 
 fn encode_varint(mut v: u64, out: &mut [u8]) -> usize {

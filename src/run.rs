@@ -50,6 +50,12 @@ pub struct RunConfig {
     pub http: Option<String>,
     /// Print the status page's address on stderr at start.
     pub announce: bool,
+    /// The token every call must carry. `mr run` makes a random one when none is given, and
+    /// hands it to its workers.
+    pub token: Option<String>,
+    /// `mr coordinator`: workers join from other hosts (their map outputs are re-executed when
+    /// they are lost), and the coordinator waits for them to hear that the job is over.
+    pub standalone: bool,
 }
 
 /// How long workers get to exit by themselves after the job ends before they are killed.
@@ -72,12 +78,23 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), source })?;
     let url = format!("http://{}", reachable(local));
 
+    let token_text = match &config.token {
+        Some(t) => t.clone(),
+        None if config.standalone => String::new(),
+        None => crate::rpc::Token::random()?.1,
+    };
+    let token = crate::rpc::Token::new(&token_text)?;
+    if config.standalone && !token.is_set() && !local.ip().is_loopback() {
+        return Err(Error::Config(format!(
+            "the coordinator would listen on {local} without a token, so anyone who can reach it could run jobs' \
+             code on its workers: give --token (or MR_TOKEN), the same to every worker"
+        )));
+    }
     let coordinator = Coordinator::new(CoordinatorConfig {
         job_name: job_name.to_string(),
         job_args: plan.prepared.worker_args.clone(),
         splits: plan.splits.clone(),
         reduce_tasks: plan.reduce_tasks,
-        work_dir: work_dir.path().to_path_buf(),
         output_dir: plan.output.path().to_path_buf(),
         worker_timeout: config.worker_timeout,
         heartbeat_interval: (config.worker_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
@@ -89,7 +106,12 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         state: plan.prepared.state.clone(),
         input_format: plan.input_format,
         settings: plan.settings,
+        token,
+        rerun_maps_of_lost_workers: config.standalone,
     });
+    if config.standalone && config.announce {
+        eprintln!("coordinator: {url}");
+    }
     let shutdown = CancellationToken::new();
     let status = match &config.http {
         Some(addr) => {
@@ -107,8 +129,18 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
 
     let progress_stop = CancellationToken::new();
     let progress = tokio::spawn(show(coordinator.clone(), plan.input_bytes, config.progress, progress_stop.clone()));
-    let mut supervisor = Supervisor::new(url, config.worker_args.clone(), logs.path().to_path_buf())?;
+    let mut worker_args = config.worker_args.clone();
+    worker_args.push("--work-dir".into());
+    worker_args.push(work_dir.path().display().to_string());
+    let mut supervisor = Supervisor::new(url, worker_args, token_text, logs.path().to_path_buf())?;
     let outcome = supervise(&coordinator, &mut supervisor, &config).await;
+    if config.standalone && outcome.is_ok() {
+        // Workers on other hosts learn that the job is over at their next call.
+        let deadline = tokio::time::Instant::now() + EXIT_GRACE;
+        while !coordinator.workers_told_to_exit() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     progress_stop.cancel();
     let _ = progress.await;
     supervisor.stop_all(&coordinator).await;
@@ -245,6 +277,7 @@ struct Supervisor {
     exe: PathBuf,
     url: String,
     extra_args: Vec<String>,
+    token: String,
     running: HashSet<u32>,
     logs: PathBuf,
     started: u32,
@@ -254,13 +287,14 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(url: String, extra_args: Vec<String>, logs: PathBuf) -> Result<Supervisor> {
+    fn new(url: String, extra_args: Vec<String>, token: String, logs: PathBuf) -> Result<Supervisor> {
         let exe = std::env::current_exe().map_err(|e| Error::Job(format!("cannot find this executable: {e}")))?;
         let (exits_tx, exits) = mpsc::unbounded_channel();
         Ok(Supervisor {
             exe,
             url,
             extra_args,
+            token,
             running: HashSet::new(),
             logs,
             started: 0,
@@ -275,6 +309,8 @@ impl Supervisor {
     fn spawn(&mut self, coordinator: &Coordinator) -> Result<()> {
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg("worker").arg("--coordinator").arg(&self.url).args(&self.extra_args);
+        // In the environment, not on the command line, where other users could read it.
+        cmd.env("MR_TOKEN", &self.token);
         cmd.stdin(std::process::Stdio::null());
         self.started += 1;
         let log = self.logs.join(format!("worker-{}.log", self.started));

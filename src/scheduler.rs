@@ -96,6 +96,10 @@ pub struct SchedulerConfig {
     pub speculative: bool,
     /// Whether records that crash attempts are skipped by later attempts.
     pub skip_bad_records: bool,
+    /// Whether a lost worker's committed map outputs are re-executed at once (the paper's
+    /// rule: they lived on its machine). Off when every reducer can read them from a shared
+    /// host; a reducer that cannot read an output reports it either way.
+    pub rerun_maps_of_lost_workers: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -108,6 +112,7 @@ impl Default for SchedulerConfig {
             max_attempts: 4,
             speculative: true,
             skip_bad_records: false,
+            rerun_maps_of_lost_workers: false,
         }
     }
 }
@@ -179,6 +184,11 @@ pub struct Failure {
     pub bad_record: Option<u64>,
     /// Reduce: the map task whose output could not be read.
     pub lost_map_task: Option<u32>,
+    /// The attempt of that map task whose output was lost.
+    pub lost_map_attempt: u32,
+    /// True when that output was unreachable (its worker gone) rather than corrupt: then the
+    /// map task's rerun does not count as its failure.
+    pub lost_map_unreachable: bool,
 }
 
 /// Why the job failed.
@@ -227,7 +237,13 @@ pub struct TickOutcome {
 enum TaskState {
     Idle,
     Running(Vec<Running>),
-    Done { output: String },
+    Done {
+        output: String,
+        /// The committed attempt, its worker, and its index in `Scheduler::attempts`.
+        attempt: u32,
+        worker: WorkerId,
+        record: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -461,7 +477,7 @@ impl Scheduler {
                 .maps
                 .iter()
                 .map(|t| match &t.state {
-                    TaskState::Done { output } => output.clone(),
+                    TaskState::Done { output, .. } => output.clone(),
                     _ => unreachable!("reduces start only when every map is done"),
                 })
                 .collect(),
@@ -567,7 +583,8 @@ impl Scheduler {
             return false;
         }
         let task = self.task_mut(id.task).expect("running attempt has a task");
-        let TaskState::Running(list) = std::mem::replace(&mut task.state, TaskState::Done { output }) else {
+        let done = TaskState::Done { output, attempt: id.attempt, worker, record: running.record };
+        let TaskState::Running(list) = std::mem::replace(&mut task.state, done) else {
             unreachable!("checked by running()")
         };
         task.counters = counters;
@@ -600,7 +617,7 @@ impl Scheduler {
         if let Some(map) = failure.lost_map_task {
             // The reducer is not to blame: its input was. Re-execute the map task.
             self.end_attempt(id.task, running, Outcome::Lost, now);
-            self.map_output_lost(map, failure.error);
+            self.map_output_lost(map, failure.lost_map_attempt, !failure.lost_map_unreachable, failure.error);
             return;
         }
         self.end_attempt(id.task, running, Outcome::Failed(failure.error.clone()), now);
@@ -621,18 +638,24 @@ impl Scheduler {
         }
     }
 
-    /// A committed map output cannot be read: the map task runs again.
-    fn map_output_lost(&mut self, map: u32, error: String) {
+    /// Attempt `attempt` of map task `map` committed an output that cannot be read: the map
+    /// task runs again. A report about an older attempt's output is stale and ignored. A
+    /// corrupt output counts as a failure of the map task; an unreachable one does not.
+    fn map_output_lost(&mut self, map: u32, attempt: u32, counts: bool, error: String) {
         let id = TaskId { phase: Phase::Map, index: map };
         let Some(task) = self.task_mut(id) else { return };
-        if !matches!(task.state, TaskState::Done { .. }) {
+        let TaskState::Done { attempt: committed, record, .. } = task.state else { return };
+        if committed != attempt {
             return;
         }
         task.state = TaskState::Idle;
-        task.failures += 1;
-        task.last_error = error;
+        if counts {
+            task.failures += 1;
+            task.last_error = error;
+        }
         let (failures, last_error) = (task.failures, task.last_error.clone());
         self.maps_done -= 1;
+        self.attempts[record].outcome = Outcome::Lost;
         self.check_failures(id, failures, last_error);
     }
 
@@ -699,6 +722,23 @@ impl Scheduler {
         }
         for (task, running) in lost {
             self.end_attempt(task, running, Outcome::Lost, now);
+        }
+        if self.config.rerun_maps_of_lost_workers
+            && self.state == JobState::Running
+            && self.reduces_done < self.config.reduce_tasks
+        {
+            let outputs: Vec<(u32, u32)> = self
+                .maps
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| match t.state {
+                    TaskState::Done { worker: w, attempt, .. } if w == worker => Some((i as u32, attempt)),
+                    _ => None,
+                })
+                .collect();
+            for (map, attempt) in outputs {
+                self.map_output_lost(map, attempt, false, String::new());
+            }
         }
     }
 
@@ -934,5 +974,60 @@ mod tests {
         let (r0b, outputs) = run(s.request_task(w, 6));
         assert_eq!(r0b.task, r0.task);
         assert_eq!(outputs, ["out-0", "out-1"]);
+    }
+
+    #[test]
+    fn a_stale_lost_output_report_is_ignored_and_unreachable_outputs_do_not_count() {
+        let mut s = with(SchedulerConfig { map_tasks: 1, reduce_tasks: 2, max_attempts: 1, ..Default::default() });
+        let w = s.register("w".into(), 0);
+        let (m0, _) = run(s.request_task(w, 0));
+        assert!(finish(&mut s, w, m0, 1));
+        let (r0, _) = run(s.request_task(w, 2));
+        let (r1, _) = run(s.request_task(w, 2));
+        let lost = |r| Failure {
+            error: "unreachable".into(),
+            lost_map_task: Some(0),
+            lost_map_attempt: r,
+            lost_map_unreachable: true,
+            ..Default::default()
+        };
+        s.fail(w, r0, lost(0), 3);
+        assert_eq!(s.state(), &JobState::Running, "an unreachable output is not the map's failure");
+        let (m0b, _) = run(s.request_task(w, 4));
+        assert_eq!((m0b.task, m0b.attempt), (m0.task, 1));
+        assert!(finish(&mut s, w, m0b, 5));
+        // r1 read attempt 0's output too; its late report must not throw away attempt 1's.
+        s.fail(w, r1, lost(0), 6);
+        let (again, outputs) = run(s.request_task(w, 7));
+        assert_eq!(again.task.phase, Phase::Reduce, "map 0 stays done");
+        assert_eq!(outputs, ["out-0"]);
+    }
+
+    #[test]
+    fn a_lost_worker_s_map_outputs_rerun_when_they_lived_on_it() {
+        let config = |rerun| SchedulerConfig {
+            map_tasks: 2,
+            reduce_tasks: 1,
+            rerun_maps_of_lost_workers: rerun,
+            ..Default::default()
+        };
+        for rerun in [false, true] {
+            let mut s = with(config(rerun));
+            let a = s.register("a".into(), 0);
+            let b = s.register("b".into(), 0);
+            let (m0, _) = run(s.request_task(a, 0));
+            let (m1, _) = run(s.request_task(b, 0));
+            assert!(finish(&mut s, a, m0, 1));
+            assert!(finish(&mut s, b, m1, 1));
+            s.worker_lost(a, 2);
+            let next = run(s.request_task(b, 3)).0;
+            if rerun {
+                assert_eq!((next.task, next.attempt), (m0.task, 1), "a's map output went with it");
+                assert_eq!(s.attempts()[0].outcome, Outcome::Lost);
+                assert_eq!(s.progress(Phase::Map), (1, 2));
+            } else {
+                assert_eq!(next.task.phase, Phase::Reduce, "outputs on a shared host stay readable");
+            }
+        }
     }
 }

@@ -643,21 +643,23 @@ impl ValueSource for MergeValues<'_> {
     }
 }
 
-/// Runs a reduce attempt over partition `partition` of every map output, writing its part
-/// file to `output` and syncing it. The caller commits it.
+/// One sorted input of a reduce: partition `.1` of the `.2` partitions of map output file `.0`.
+/// A map output fetched from another host is a file of one partition: `(path, 0, 1)`.
+pub type ReduceInput = (PathBuf, u32, u32);
+
+/// Runs a reduce attempt over its inputs (one partition of every map output, in map task
+/// order), writing its part file to `output` and syncing it. The caller commits it.
 pub fn run_reduce(
     job: &dyn Job,
-    partition: u32,
     settings: &TaskSettings,
-    map_outputs: &[PathBuf],
+    map_outputs: &[ReduceInput],
     output: &Path,
     progress: &Progress,
 ) -> Result<TaskCounters> {
     let mut counters = TaskCounters::default();
-    let mut inputs: Vec<(PathBuf, u32, u32)> =
-        map_outputs.iter().map(|p| (p.clone(), partition, settings.partitions)).collect();
-    for path in map_outputs {
-        counters.input_bytes += SegmentReader::open(path, partition, settings.partitions)?.segment().len;
+    let mut inputs: Vec<ReduceInput> = map_outputs.to_vec();
+    for (path, partition, partitions) in map_outputs {
+        counters.input_bytes += SegmentReader::open(path, *partition, *partitions)?.segment().len;
     }
     // More runs than the fan-in: merge them in passes into single-partition runs first.
     let fan_in = settings.merge_fan_in.max(2);

@@ -1,6 +1,8 @@
 //! The worker: registers with the coordinator, pulls tasks, runs them, heartbeats, and reports
-//! each attempt's outcome. It exits when the coordinator says the job is over, or when the
-//! coordinator has been unreachable for longer than the lost-coordinator timeout.
+//! each attempt's outcome. It serves the map outputs it wrote through its Shuffle service
+//! (`shuffle.rs`) from a work directory of its own, removed when it exits. It exits when the
+//! coordinator says the job is over, or when the coordinator has been unreachable for longer
+//! than the lost-coordinator timeout.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -19,8 +21,9 @@ use crate::input::Split;
 use crate::job::{Job, Registry, StateReader};
 use crate::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::rpc::pb::state_client::StateClient;
-use crate::rpc::{MAX_MESSAGE_BYTES, pb};
+use crate::rpc::{AuthChannel, CheckToken, MAX_MESSAGE_BYTES, Token, pb};
 use crate::scheduler::{AttemptId, Phase};
+use crate::shuffle::{self, Location, Outputs};
 use crate::task::{self, Progress, TaskCounters, TaskSettings, panic_message};
 
 /// How a worker connects and when it gives up.
@@ -32,6 +35,14 @@ pub struct WorkerOptions {
     pub connect_timeout: Duration,
     /// How long the coordinator may be unreachable before the worker exits.
     pub lost_timeout: Duration,
+    /// The job's token.
+    pub token: Token,
+    /// The host (name or IP) other workers reach this one at; by default the local address
+    /// of its connection to the coordinator.
+    pub advertise: Option<String>,
+    /// Where the worker's own work directory is made (map outputs, fetched partitions); the
+    /// system temp dir by default. The directory is removed when the worker exits.
+    pub work_dir: Option<PathBuf>,
 }
 
 /// Connects to the coordinator, retrying with exponential backoff for up to `timeout`.
@@ -64,9 +75,22 @@ fn rpc(call: &'static str) -> impl FnOnce(tonic::Status) -> Error {
     move |status| Error::Rpc { call, status: Box::new(status) }
 }
 
+/// The local address this host uses to reach `url`'s host: what others can reach it at.
+async fn local_address_towards(url: &str) -> Result<std::net::IpAddr> {
+    let uri: tonic::transport::Uri =
+        url.parse().map_err(|e| Error::Unreachable { url: url.into(), reason: format!("invalid URL: {e}") })?;
+    let host = uri.host().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| Error::Unreachable { url: url.into(), reason: e.to_string() })?;
+    let local = stream.local_addr().map_err(|e| Error::Unreachable { url: url.into(), reason: e.to_string() })?;
+    Ok(local.ip())
+}
+
 /// Reads the coordinator's state store from a blocking thread.
 struct RemoteState {
-    client: StateClient<Channel>,
+    client: StateClient<AuthChannel>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -97,16 +121,61 @@ type Shared<T> = Arc<Mutex<T>>;
 pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let url = options.coordinator.clone();
     let channel = connect(&url, options.connect_timeout).await?;
-    let mut client = CoordinatorClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut client = CoordinatorClient::with_interceptor(channel.clone(), options.token.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let host = match &options.advertise {
+        Some(host) => host.clone(),
+        None => local_address_towards(&url).await?.to_string(),
+    };
+    let base = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work_dir = tempfile::Builder::new()
+        .prefix("mr-worker-")
+        .tempdir_in(&base)
+        .map_err(Error::io("cannot create the worker's work directory in", &base))?;
+
+    // The Shuffle service listens on the advertised address (all interfaces for a host name).
+    let bind = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, 0),
+        Err(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let listener =
+        tokio::net::TcpListener::bind(bind).await.map_err(|source| Error::Listen { addr: bind.to_string(), source })?;
+    let port = listener.local_addr().map_err(|source| Error::Listen { addr: bind.to_string(), source })?.port();
+    let shuffle_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+    let shuffle_url = format!("http://{shuffle_host}:{port}");
+
     let name = process_name(std::process::id());
-    let reply =
-        client.register_worker(pb::RegisterWorkerRequest { name }).await.map_err(rpc("RegisterWorker"))?.into_inner();
+    let request = pb::RegisterWorkerRequest { name, shuffle_url: shuffle_url.clone(), host: host.clone() };
+    let reply = client.register_worker(request).await.map_err(|status| match status.code() {
+        tonic::Code::Unauthenticated => Error::Unauthenticated { url: url.clone() },
+        _ => rpc("RegisterWorker")(status),
+    })?;
+    let reply = reply.into_inner();
     let worker_id = reply.worker_id;
     let spec = reply.job.ok_or_else(|| Error::Job("the coordinator sent no job".into()))?;
-    tracing::info!(worker = worker_id, job = spec.job_name, "registered");
+    tracing::info!(worker = worker_id, job = spec.job_name, shuffle_url, "registered");
+
+    let outputs = Outputs::default();
+    let stop = CancellationToken::new();
+    let shuffle_server = {
+        let service =
+            pb::shuffle_server::ShuffleServer::new(shuffle::ShuffleServer::new(outputs.clone(), spec.reduce_tasks))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let service = tonic::service::interceptor::InterceptedService::new(service, CheckToken(options.token.clone()));
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+        })
+    };
 
     let job = {
-        let client = StateClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let client = StateClient::with_interceptor(channel.clone(), options.token.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let mut state = RemoteState { client, runtime: tokio::runtime::Handle::current() };
         let (name, args) = (spec.job_name.clone(), spec.job_args.clone());
         tokio::task::spawn_blocking(move || registry.get(&name)?.build(&args, &mut state))
@@ -114,7 +183,6 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
             .map_err(|e| Error::Job(format!("building the job panicked: {e}")))??
     };
 
-    let stop = CancellationToken::new();
     let lost: Shared<Option<Error>> = Arc::default();
     let current: Shared<Option<Current>> = Arc::default();
     // Every log line of this worker carries the job and the worker id.
@@ -132,10 +200,21 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
         )
         .instrument(job_span.clone()),
     );
-    let context = Context { worker_id, spec, job, current };
+    let context = Context {
+        worker_id,
+        spec,
+        job,
+        current,
+        host,
+        outputs,
+        work_dir: work_dir.path().to_path_buf(),
+        token: options.token.clone(),
+    };
     let result = task_loop(&mut client, &context, &options, &stop).instrument(job_span).await;
     stop.cancel();
     heartbeat.abort();
+    let _ = shuffle_server.await;
+    drop(work_dir);
     if let Some(e) = lost.lock().expect("lock poisoned").take() {
         return Err(e);
     }
@@ -148,11 +227,18 @@ struct Context {
     spec: pb::JobSpec,
     job: Arc<dyn Job>,
     current: Shared<Option<Current>>,
+    /// The host this worker advertises.
+    host: String,
+    /// The map outputs it serves.
+    outputs: Outputs,
+    /// Its own work directory.
+    work_dir: PathBuf,
+    token: Token,
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn heartbeat_loop(
-    mut client: CoordinatorClient<Channel>,
+    mut client: CoordinatorClient<AuthChannel>,
     worker_id: u64,
     interval: Duration,
     lost_timeout: Duration,
@@ -203,7 +289,7 @@ async fn heartbeat_loop(
 }
 
 async fn task_loop(
-    client: &mut CoordinatorClient<Channel>,
+    client: &mut CoordinatorClient<AuthChannel>,
     context: &Context,
     options: &WorkerOptions,
     stop: &CancellationToken,
@@ -244,7 +330,7 @@ async fn task_loop(
 
 /// Runs one attempt and reports its outcome. Errors of the attempt itself are reported to
 /// the coordinator; only RPC errors are returned.
-async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context, task: pb::Task) -> Result<()> {
+async fn run_attempt(client: &mut CoordinatorClient<AuthChannel>, context: &Context, task: pb::Task) -> Result<()> {
     let Some(kind) = &task.kind else { return Err(Error::Job("the coordinator sent a task without a kind".into())) };
     let phase = match kind {
         pb::task::Kind::Map(_) => Phase::Map,
@@ -256,7 +342,11 @@ async fn run_attempt(client: &mut CoordinatorClient<Channel>, context: &Context,
     run_attempt_in_span(client, context, task).instrument(span).await
 }
 
-async fn run_attempt_in_span(client: &mut CoordinatorClient<Channel>, context: &Context, task: pb::Task) -> Result<()> {
+async fn run_attempt_in_span(
+    client: &mut CoordinatorClient<AuthChannel>,
+    context: &Context,
+    task: pb::Task,
+) -> Result<()> {
     let Some(kind) = task.kind else { return Err(Error::Job("the coordinator sent a task without a kind".into())) };
     let spec = &context.spec;
     let phase = match kind {
@@ -274,8 +364,7 @@ async fn run_attempt_in_span(client: &mut CoordinatorClient<Channel>, context: &
             let split = m.split.ok_or_else(|| Error::Job("map task without a split".into()))?;
             let split =
                 Split { path: split.path.into(), start: split.start, end: split.end, first_line: split.first_line };
-            let output =
-                Path::new(&spec.work_dir).join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
+            let output = context.work_dir.join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
             let format = InputFormat::from_name(&spec.input_format)
                 .ok_or_else(|| Error::Job(format!("unknown input format '{}'", spec.input_format)))?;
             Work::Map { split, format, skip: m.skip_records, output }
@@ -285,15 +374,18 @@ async fn run_attempt_in_span(client: &mut CoordinatorClient<Channel>, context: &
             let name = format!("part-r-{:05}", r.partition);
             Work::Reduce {
                 partition: r.partition,
-                map_outputs: r.map_outputs.into_iter().map(PathBuf::from).collect(),
+                locations: r.map_outputs.into_iter().map(Location::from).collect(),
+                inputs: Vec::new(),
+                fetched: context.work_dir.join(format!("fetch-{:05}-{}", r.partition, attempt.attempt)),
                 tmp: tmp_dir.join(format!("{name}.attempt-{}", attempt.attempt)),
                 output: Path::new(&spec.output_dir).join(name),
             }
         }
     };
+    let mut work = work;
     let current = Current { attempt, progress: Arc::new(Progress::default()), cancel: CancellationToken::new() };
     *context.current.lock().expect("lock poisoned") = Some(current.clone());
-    let outcome = execute(context, &work, &current, settings).await;
+    let outcome = execute(context, &mut work, &current, settings).await;
     *context.current.lock().expect("lock poisoned") = None;
     let task_ref = Some(pb::TaskRef::from(attempt));
     let worker_id = context.worker_id;
@@ -305,18 +397,28 @@ async fn run_attempt_in_span(client: &mut CoordinatorClient<Channel>, context: &
         Some(Err(e)) => {
             work.discard();
             tracing::warn!(error = %e, "attempt failed");
-            let (bad_record, lost_map_task) = match &work {
+            let (bad_record, lost) = match &work {
                 Work::Map { .. } => (current.progress.bad_record(), None),
-                Work::Reduce { map_outputs, .. } => (None, lost_map_output(&e, map_outputs)),
+                Work::Reduce { locations, inputs, .. } => (None, lost_map_output(&e, locations, inputs)),
             };
-            let request =
-                pb::ReportFailureRequest { worker_id, task: task_ref, error: e.to_string(), bad_record, lost_map_task };
+            let request = pb::ReportFailureRequest {
+                worker_id,
+                task: task_ref,
+                error: e.to_string(),
+                bad_record,
+                lost_map_task: lost.map(|l| l.0),
+                lost_map_attempt: lost.map_or(0, |l| l.1),
+                lost_map_unreachable: lost.is_some_and(|l| l.2),
+            };
             client.report_failure(request).await.map_err(rpc("ReportFailure"))?;
             Ok(())
         }
         Some(Ok(counters)) => {
             let output = match &work {
-                Work::Map { output, .. } => output.clone(),
+                Work::Map { output, .. } => {
+                    context.outputs.insert(attempt.task.index, attempt.attempt, output.clone());
+                    output.clone()
+                }
                 Work::Reduce { tmp, output, .. } => {
                     let request = pb::CommitTaskRequest { worker_id, task: task_ref };
                     if !client.commit_task(request).await.map_err(rpc("CommitTask"))?.into_inner().granted {
@@ -334,7 +436,8 @@ async fn run_attempt_in_span(client: &mut CoordinatorClient<Channel>, context: &
                     output.clone()
                 }
             };
-            report(client, worker_id, attempt, &output, counters, &work).await
+            work.discard_fetched();
+            report(client, context, attempt, &output, counters, &work).await
         }
     }
 }
@@ -343,7 +446,7 @@ async fn run_attempt_in_span(client: &mut CoordinatorClient<Channel>, context: &
 /// attempt was cancelled.
 async fn execute(
     context: &Context,
-    work: &Work,
+    work: &mut Work,
     current: &Current,
     settings: TaskSettings,
 ) -> Option<Result<TaskCounters>> {
@@ -358,6 +461,15 @@ async fn execute(
     if let Some(records) = faults.crash_at_records {
         current.progress.crash_at_records.store(records, Ordering::Relaxed);
     }
+    if let Work::Reduce { partition, locations, inputs, fetched, .. } = work {
+        tokio::select! {
+            result = gather(context, *partition, locations, fetched, &current.progress) => match result {
+                Ok(gathered) => *inputs = gathered,
+                Err(e) => return Some(Err(e)),
+            },
+            _ = current.cancel.cancelled() => return None,
+        }
+    }
     let (job, work, progress) = (context.job.clone(), work.clone(), current.progress.clone());
     let result = tokio::task::spawn_blocking(move || work.run(job.as_ref(), &settings, &progress)).await;
     let result = match result {
@@ -368,26 +480,76 @@ async fn execute(
     if current.cancel.is_cancelled() { None } else { Some(result) }
 }
 
-/// The index of the map output that a failed reduce could not read, if that is the failure.
-fn lost_map_output(error: &Error, map_outputs: &[PathBuf]) -> Option<u32> {
+/// Fetches in parallel at most this many map outputs.
+const PARALLEL_FETCHES: usize = 4;
+
+/// The reduce's inputs: partition `partition` of every map output, read in place when it is
+/// on this host, else fetched into `fetched` from the worker that holds it.
+async fn gather(
+    context: &Context,
+    partition: u32,
+    locations: &[Location],
+    fetched: &Path,
+    progress: &Arc<Progress>,
+) -> Result<Vec<task::ReduceInput>> {
+    let partitions = context.spec.reduce_tasks;
+    let mut inputs: Vec<Option<task::ReduceInput>> = vec![None; locations.len()];
+    let mut remote = Vec::new();
+    for (i, location) in locations.iter().enumerate() {
+        let path = PathBuf::from(&location.path);
+        if location.host == context.host && path.is_file() {
+            inputs[i] = Some((path, partition, partitions));
+        } else {
+            remote.push(i);
+        }
+    }
+    if !remote.is_empty() {
+        std::fs::create_dir_all(fetched).map_err(Error::io("cannot create", fetched))?;
+    }
+    let mut running = tokio::task::JoinSet::new();
+    let mut pending = remote.into_iter();
+    loop {
+        while running.len() < PARALLEL_FETCHES {
+            let Some(i) = pending.next() else { break };
+            let (location, token, progress) = (locations[i].clone(), context.token.clone(), progress.clone());
+            let dest = fetched.join(format!("map-{:05}.out", location.map_task));
+            running.spawn(async move {
+                let on_chunk = |bytes: u64| {
+                    progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+                };
+                shuffle::fetch(&location, partition, &dest, &token, &on_chunk).await.map(|()| (i, dest))
+            });
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let (i, dest) = joined.map_err(|e| Error::Job(format!("a fetch panicked: {e}")))??;
+        inputs[i] = Some((dest, 0, 1));
+    }
+    Ok(inputs.into_iter().map(|i| i.expect("every input is local or fetched")).collect())
+}
+
+/// The map output that a failed reduce could not read, if that is the failure: (map task,
+/// attempt, whether it was unreachable rather than corrupt).
+fn lost_map_output(error: &Error, locations: &[Location], inputs: &[task::ReduceInput]) -> Option<(u32, u32, bool)> {
     let path = match error {
+        Error::LostMapOutput { map_task, attempt, .. } => return Some((*map_task, *attempt, true)),
         Error::CorruptMapOutput { path, .. } => path,
         Error::Io { path, .. } => path,
         _ => return None,
     };
-    map_outputs.iter().position(|p| p == path).map(|i| i as u32)
+    let i = inputs.iter().position(|(p, ..)| p == path)?;
+    locations.get(i).map(|l| (l.map_task, l.attempt, false))
 }
 
 async fn report(
-    client: &mut CoordinatorClient<Channel>,
-    worker_id: u64,
+    client: &mut CoordinatorClient<AuthChannel>,
+    context: &Context,
     attempt: AttemptId,
     output: &Path,
     counters: TaskCounters,
     work: &Work,
 ) -> Result<()> {
     let request = pb::ReportCompletionRequest {
-        worker_id,
+        worker_id: context.worker_id,
         task: Some(attempt.into()),
         output: output.to_string_lossy().into_owned(),
         counters: Some(counters.into()),
@@ -395,6 +557,7 @@ async fn report(
     let accepted = client.report_completion(request).await.map_err(rpc("ReportCompletion"))?.into_inner().accepted;
     if !accepted && matches!(work, Work::Map { .. }) {
         // Another attempt's map output is the task's; this one is never read.
+        context.outputs.remove(attempt.task.index, attempt.attempt);
         work.discard();
     }
     Ok(())
@@ -402,8 +565,23 @@ async fn report(
 
 #[derive(Clone)]
 enum Work {
-    Map { split: Split, format: InputFormat, skip: Vec<u64>, output: PathBuf },
-    Reduce { partition: u32, map_outputs: Vec<PathBuf>, tmp: PathBuf, output: PathBuf },
+    Map {
+        split: Split,
+        format: InputFormat,
+        skip: Vec<u64>,
+        output: PathBuf,
+    },
+    Reduce {
+        partition: u32,
+        /// Where the map outputs are.
+        locations: Vec<Location>,
+        /// The files the reduce reads, once gathered.
+        inputs: Vec<task::ReduceInput>,
+        /// Where fetched map outputs go.
+        fetched: PathBuf,
+        tmp: PathBuf,
+        output: PathBuf,
+    },
 }
 
 impl Work {
@@ -412,11 +590,11 @@ impl Work {
             Work::Map { split, format, skip, output } => {
                 task::run_map(job, split, *format, settings, skip, output, progress)
             }
-            Work::Reduce { partition, map_outputs, tmp, .. } => {
+            Work::Reduce { inputs, tmp, .. } => {
                 if let Some(dir) = tmp.parent() {
                     std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
                 }
-                task::run_reduce(job, *partition, settings, map_outputs, tmp, progress)
+                task::run_reduce(job, settings, inputs, tmp, progress)
             }
         }
     }
@@ -428,5 +606,13 @@ impl Work {
             Work::Reduce { tmp, .. } => tmp,
         };
         let _ = std::fs::remove_file(path);
+        self.discard_fetched();
+    }
+
+    /// Removes the map outputs a reduce fetched.
+    fn discard_fetched(&self) {
+        if let Work::Reduce { fetched, .. } = self {
+            let _ = std::fs::remove_dir_all(fetched);
+        }
     }
 }

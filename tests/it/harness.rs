@@ -249,15 +249,23 @@ impl Background {
         tagged_processes(&self.tag).into_iter().filter(|&p| p != self.child.id()).collect()
     }
 
-    /// Map output files in the job's work dir.
+    /// Map output files in the job's work dir (each worker's directory inside it).
     pub fn map_outputs(&self) -> usize {
-        let mut n = 0;
-        for dir in std::fs::read_dir(&self.work).unwrap().flatten() {
-            if let Ok(entries) = std::fs::read_dir(dir.path()) {
-                n += entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".out")).count();
-            }
+        fn count(dir: &Path, depth: u32) -> usize {
+            let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() && depth > 0 {
+                        count(&path, depth - 1)
+                    } else {
+                        usize::from(path.extension().is_some_and(|x| x == "out"))
+                    }
+                })
+                .sum()
         }
-        n
+        count(&self.work, 2)
     }
 
     pub fn finish(self) -> (std::process::ExitStatus, String, String) {

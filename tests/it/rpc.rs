@@ -1,5 +1,6 @@
 //! The wire contract, exercised with a real coordinator in this process: the State service's
-//! batched get and set, and a worker process that loses its coordinator.
+//! batched get and set, the token, the Shuffle service, and a worker process that loses its
+//! coordinator.
 
 use std::time::{Duration, Instant};
 
@@ -10,13 +11,16 @@ use tokio_util::sync::CancellationToken;
 use crate::harness::*;
 
 fn config(dir: &Dir, state: Vec<(String, Vec<u8>)>) -> CoordinatorConfig {
+    with_token(dir, state, "")
+}
+
+fn with_token(dir: &Dir, state: Vec<(String, Vec<u8>)>, token: &str) -> CoordinatorConfig {
     CoordinatorConfig {
         job_name: "wordcount".into(),
         job_args: Vec::new(),
         // One split keeps the job running: no worker will ever take it.
         splits: vec![mr::input::Split { path: dir.write("in.txt", "a\n"), start: 0, end: 2, first_line: 0 }],
         reduce_tasks: 1,
-        work_dir: dir.path("work"),
         output_dir: dir.path("out"),
         worker_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_millis(100),
@@ -28,6 +32,8 @@ fn config(dir: &Dir, state: Vec<(String, Vec<u8>)>) -> CoordinatorConfig {
         state,
         input_format: Default::default(),
         settings: mr::task::TaskSettings { partitions: 1, sort_buffer: 1 << 20, merge_fan_in: 8 },
+        token: mr::rpc::Token::new(token).unwrap(),
+        rerun_maps_of_lost_workers: false,
     }
 }
 
@@ -108,4 +114,111 @@ fn a_worker_gives_up_connecting_after_its_timeout() {
     ]));
     assert!(err.contains("cannot reach the coordinator") && err.contains(&port.to_string()), "{err}");
     assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn every_service_refuses_a_missing_or_wrong_token() {
+    let dir = Dir::new();
+    let coordinator = Coordinator::new(with_token(&dir, Vec::new(), "right"));
+    let (url, shutdown, server) = serve(coordinator).await;
+    let channel = mr::worker::connect(&url, Duration::from_secs(5)).await.unwrap();
+    let keys = vec!["k".to_string()];
+    for (token, accepted) in [("", false), ("wrong", false), ("righ", false), ("right", true)] {
+        let token = mr::rpc::Token::new(token).unwrap();
+        let mut state = pb::state_client::StateClient::with_interceptor(channel.clone(), token.clone());
+        let got = state.get_state(pb::GetStateRequest { keys: keys.clone() }).await;
+        let mut coord = pb::coordinator_client::CoordinatorClient::with_interceptor(channel.clone(), token.clone());
+        let registered = coord.register_worker(pb::RegisterWorkerRequest::default()).await;
+        if accepted {
+            assert!(got.is_ok() && registered.is_ok(), "{got:?} {registered:?}");
+        } else {
+            assert_eq!(got.unwrap_err().code(), tonic::Code::Unauthenticated, "{token:?}");
+            assert_eq!(registered.unwrap_err().code(), tonic::Code::Unauthenticated, "{token:?}");
+        }
+    }
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+/// A map output of `partitions` partitions, partition p holding keys "p-0".."p-(n-1)".
+fn map_output(path: &std::path::Path, partitions: u32, n: usize) {
+    let mut w = mr::mapout::MapOutputWriter::create(path).unwrap();
+    for p in 0..partitions {
+        w.start_partition();
+        for i in 0..n {
+            w.write(format!("{p}-{i:06}").as_bytes(), b"v").unwrap();
+        }
+    }
+    w.finish().unwrap();
+}
+
+fn read_all(path: &std::path::Path, partition: u32, partitions: u32) -> mr::Result<Vec<Vec<u8>>> {
+    let mut r = mr::mapout::SegmentReader::open(path, partition, partitions)?;
+    let (mut k, mut v) = (Vec::new(), Vec::new());
+    let mut keys = Vec::new();
+    while r.next_into(&mut k, &mut v)? {
+        keys.push(k.clone());
+    }
+    Ok(keys)
+}
+
+#[tokio::test]
+async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
+    let dir = Dir::new();
+    let file = dir.path("map-3-1.out");
+    // Big enough for several chunks.
+    map_output(&file, 3, 40_000);
+    let outputs = mr::shuffle::Outputs::default();
+    outputs.insert(3, 1, file.clone());
+    let token = mr::rpc::Token::new("t").unwrap();
+    let service = pb::shuffle_server::ShuffleServer::new(mr::shuffle::ShuffleServer::new(outputs, 3));
+    let service = tonic::service::interceptor::InterceptedService::new(service, mr::rpc::CheckToken(token.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        stop.clone().cancelled_owned(),
+    ));
+    let location = |map_task, attempt| mr::shuffle::Location {
+        map_task,
+        attempt,
+        host: "elsewhere".into(),
+        // Never used by the server: it serves what its worker wrote.
+        path: "/etc/passwd".into(),
+        shuffle_url: url.clone(),
+    };
+    let dest = dir.path("fetched.out");
+    let bytes = std::sync::atomic::AtomicU64::new(0);
+    let count = |n: u64| {
+        bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    };
+    mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, &count).await.unwrap();
+    let expected = read_all(&file, 1, 3).unwrap();
+    assert_eq!(read_all(&dest, 0, 1).unwrap(), expected);
+    assert_eq!(bytes.into_inner(), std::fs::metadata(&dest).unwrap().len() - 28 - 12);
+
+    // Unknown attempt, or a wrong token: not served.
+    let err = mr::shuffle::fetch(&location(3, 0), 1, &dest, &token, &|_| {}).await.unwrap_err();
+    assert!(matches!(err, mr::Error::LostMapOutput { map_task: 3, attempt: 0, .. }), "{err}");
+    assert!(err.to_string().contains("no output of map task 3 attempt 0"), "{err}");
+    let wrong = mr::rpc::Token::new("x").unwrap();
+    let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &wrong, &|_| {}).await.unwrap_err();
+    assert!(matches!(err, mr::Error::Unauthenticated { .. }), "{err}");
+
+    // A corrupt byte on the server's disk is caught by the segment checksum after the copy.
+    let mut raw = std::fs::read(&file).unwrap();
+    let segments = mr::mapout::read_index(&file, 3).unwrap();
+    raw[segments[2].offset as usize + 100] ^= 0x01;
+    std::fs::write(&file, raw).unwrap();
+    mr::shuffle::fetch(&location(3, 1), 2, &dest, &token, &|_| {}).await.unwrap();
+    let err = read_all(&dest, 0, 1).unwrap_err();
+    assert!(matches!(err, mr::Error::CorruptMapOutput { .. }), "{err}");
+
+    stop.cancel();
+    server.await.unwrap().unwrap();
+    // A server that is gone: the output is reported lost after the retries.
+    let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, &|_| {}).await.unwrap_err();
+    assert!(matches!(err, mr::Error::LostMapOutput { .. }), "{err}");
+    assert!(err.to_string().contains("4 tries"), "{err}");
 }

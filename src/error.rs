@@ -18,15 +18,15 @@ pub enum Error {
     NoInputFiles(String),
 
     /// A file or directory could not be read, written or listed.
-    #[error("{action} '{path}': {source}")]
+    #[error("{action} '{path}': {cause}")]
     Io {
         /// What was being done, e.g. "cannot read".
         action: &'static str,
         /// The path involved.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error, already in the message (so not a `source`, which
+        /// would print it twice in an error chain).
+        cause: std::io::Error,
     },
 
     /// An input file holds bytes that are not UTF-8 in a text record.
@@ -77,14 +77,13 @@ pub enum Error {
 
     /// The address given to --listen could not be bound.
     #[error(
-        "cannot listen on {addr}: {source}: choose a free address with --listen, or omit it to let the OS pick a port"
+        "cannot listen on {addr}: {cause}: choose another address (--listen, --http), or port 0 to let the OS pick one"
     )]
     Listen {
         /// The address.
         addr: String,
         /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// The coordinator could not be reached.
@@ -172,6 +171,6 @@ impl Error {
     /// Wraps an I/O error with what was being done and the path involved.
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { action, path, source }
+        move |cause| Error::Io { action, path, cause }
     }
 }

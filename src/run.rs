@@ -74,8 +74,9 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         .tempdir()
         .map_err(Error::io("cannot create log directory in", std::env::temp_dir()))?;
     let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener = TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), source })?;
-    let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), source })?;
+    let listener =
+        TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
+    let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
     let url = format!("http://{}", reachable(local));
 
     let token_text = match &config.token {
@@ -116,8 +117,8 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     let status = match &config.http {
         Some(addr) => {
             let listener =
-                TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.clone(), source })?;
-            let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), source })?;
+                TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
+            let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
             if config.announce {
                 eprintln!("status: http://{}/", reachable(local));
             }

@@ -138,9 +138,10 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
         Ok(ip) => std::net::SocketAddr::new(ip, 0),
         Err(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
     };
-    let listener =
-        tokio::net::TcpListener::bind(bind).await.map_err(|source| Error::Listen { addr: bind.to_string(), source })?;
-    let port = listener.local_addr().map_err(|source| Error::Listen { addr: bind.to_string(), source })?.port();
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| Error::Listen { addr: bind.to_string(), cause: source })?;
+    let port = listener.local_addr().map_err(|source| Error::Listen { addr: bind.to_string(), cause: source })?.port();
     let shuffle_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
     let shuffle_url = format!("http://{shuffle_host}:{port}");
 

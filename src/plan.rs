@@ -57,10 +57,18 @@ pub struct Plan {
 const MIN_SPLIT: u64 = 1 << 20;
 const MAX_SPLIT: u64 = 64 << 20;
 
+/// The absolute form of `path`, without touching the filesystem.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(Error::io("cannot resolve the path", path))
+}
+
 /// Checks a request and plans its job. Creates the output directory.
 pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     let factory = registry.get(&request.job)?;
-    let files = input::discover(&request.inputs)?;
+    // Workers may run in another directory, or on another host: they get absolute paths.
+    let inputs: Vec<PathBuf> = request.inputs.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
+    let output_path = absolute(&request.output)?;
+    let files = input::discover(&inputs)?;
     let input_bytes: u64 = files.iter().map(|f| f.len).sum();
     let split_size = request.split_size.unwrap_or_else(|| {
         // Four splits per worker keeps every core busy while the last tasks finish.
@@ -74,7 +82,7 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);
     let view = PlanView { args: &request.job_args, options: &request.job_options, splits: &splits, reduce_tasks };
     let prepared = factory.prepare(&view)?;
-    let output = OutputDir::prepare(&request.output, &request.inputs, request.overwrite)?;
+    let output = OutputDir::prepare(&output_path, &inputs, request.overwrite)?;
     let settings = TaskSettings { partitions: reduce_tasks, ..request.settings };
     Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output, input_format: format, settings })
 }

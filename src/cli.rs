@@ -694,9 +694,13 @@ fn worker_args(args: &RunArgs, log_format: LogFormat) -> anyhow::Result<Vec<Stri
 /// Writes `_job.json` into a committed job's output: its configuration, counters, and every
 /// attempt with its timings and outcome.
 fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) -> anyhow::Result<()> {
+    let history = serde_json::json!({ "config": config, "summary": summary });
+    if crate::storage::is_url(output) {
+        let path = crate::storage::join(output, crate::coordinator::HISTORY);
+        return Ok(crate::storage::write(&path, serde_json::to_vec_pretty(&history)?)?);
+    }
     let path = output.join(crate::coordinator::HISTORY);
     let tmp = output.join(format!(".{}.tmp", crate::coordinator::HISTORY));
-    let history = serde_json::json!({ "config": config, "summary": summary });
     std::fs::write(&tmp, serde_json::to_vec_pretty(&history)?)
         .and_then(|_| std::fs::rename(&tmp, &path))
         .with_context(|| format!("cannot write the job history {}", path.display()))

@@ -276,6 +276,9 @@ impl Coordinator {
 
 /// Writes `_SUCCESS` and removes the reduce attempts' temporary directory.
 fn commit_job(output_dir: &Path) -> Result<()> {
+    if crate::storage::is_url(output_dir) {
+        return crate::storage::write(&crate::storage::join(output_dir, SUCCESS), Vec::new());
+    }
     let tmp = output_dir.join(TEMPORARY);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(Error::io("cannot remove", &tmp))?;

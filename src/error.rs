@@ -117,6 +117,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// An object store refused or failed a request.
+    #[error(
+        "object store {url}: {reason}: check the URL and the store's settings in the environment (e.g. AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_ALLOW_HTTP)"
+    )]
+    ObjectStore {
+        /// The object or prefix.
+        url: String,
+        /// The store's error.
+        reason: String,
+    },
+
     /// A remote call failed.
     #[error("{call} failed: {status}")]
     Rpc {

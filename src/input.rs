@@ -85,6 +85,16 @@ impl std::fmt::Display for Split {
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut files = Vec::new();
     for input in inputs {
+        if crate::storage::is_url(input) {
+            let objects = crate::storage::Object::parse(&input.to_string_lossy())?.list()?;
+            if objects.is_empty() {
+                return Err(Error::InputMissing(input.clone()));
+            }
+            for (object, len) in objects {
+                files.push(InputFile { path: PathBuf::from(object.url()), len });
+            }
+            continue;
+        }
         let meta = std::fs::metadata(input).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::InputMissing(input.clone()),
             _ => Error::io("cannot read input", input)(e),
@@ -164,8 +174,7 @@ pub fn number_lines(splits: &mut [Split]) -> Result<()> {
     let mut i = 0;
     while i < splits.len() {
         let path = splits[i].path.clone();
-        let mut file =
-            BufReader::with_capacity(1 << 20, File::open(&path).map_err(Error::io("cannot read input file", &path))?);
+        let mut file = BufReader::with_capacity(1 << 20, crate::storage::open(&path)?);
         let (mut pos, mut newlines) = (0u64, 0u64);
         while i < splits.len() && splits[i].path == path {
             let split = &mut splits[i];
@@ -220,7 +229,7 @@ pub enum RecordReader {
         /// The file.
         path: PathBuf,
         /// Reader positioned at the next record.
-        reader: BufReader<std::io::Take<File>>,
+        reader: BufReader<std::io::Take<Box<dyn crate::storage::Source>>>,
         /// Offset of the next record.
         pos: u64,
         /// The current record.
@@ -236,7 +245,7 @@ impl RecordReader {
             InputFormat::Text => Ok(RecordReader::Lines(LineReader::open(split)?)),
             InputFormat::WholeFile => Ok(RecordReader::Whole { path: path.clone(), contents: None }),
             InputFormat::Tera => {
-                let mut file = File::open(path).map_err(Error::io("cannot read input file", path))?;
+                let mut file = crate::storage::open(path)?;
                 file.seek(SeekFrom::Start(split.start)).map_err(Error::io("cannot read input file", path))?;
                 let reader = BufReader::with_capacity(256 * 1024, file.take(split.end - split.start));
                 Ok(RecordReader::Tera { path: path.clone(), reader, pos: split.start, buf: [0; TERA_RECORD as usize] })
@@ -257,7 +266,10 @@ impl RecordReader {
                 if contents.is_some() {
                     return Ok(None);
                 }
-                let bytes = std::fs::read(&*path).map_err(Error::io("cannot read input file", &*path))?;
+                let mut bytes = Vec::new();
+                crate::storage::open(path)?
+                    .read_to_end(&mut bytes)
+                    .map_err(Error::io("cannot read input file", &*path))?;
                 let text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
                     path: path.clone(),
                     offset: e.utf8_error().valid_up_to() as u64,
@@ -331,7 +343,7 @@ impl LineReader {
     pub fn open(split: &Split) -> Result<LineReader> {
         let path = &split.path;
         let io = || Error::io("cannot read input file", path);
-        let mut file = File::open(path).map_err(io())?;
+        let mut file = crate::storage::open(path)?;
         let mut pos = split.start;
         let mut buf = Vec::new();
         let mut end = split.end;

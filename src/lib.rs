@@ -3,6 +3,7 @@
 //!
 //! Layout, in the order a record travels:
 //! - [`input`]: finding input files, cutting line-aligned splits, reading records.
+//! - [`storage`]: input and output in object stores (`s3://`, `gs://`, `az://`, `file://`).
 //! - [`job`]: the `Job` trait and the built-in jobs.
 //! - [`partition`]: the stable hash partitioner.
 //! - [`task`]: running one map or reduce attempt (sort buffer, combiner, merge, part file).
@@ -40,6 +41,7 @@ pub mod run;
 pub mod scheduler;
 pub mod shuffle;
 pub mod status;
+pub mod storage;
 pub mod summary;
 pub mod task;
 pub mod tera;

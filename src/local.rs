@@ -51,7 +51,8 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
     }
 
     let out = plan.output.path().to_path_buf();
-    let tmp_dir = out.join(TEMPORARY);
+    let objects = crate::storage::is_url(&out);
+    let tmp_dir = if objects { work_dir.path().join("output") } else { out.join(TEMPORARY) };
     std::fs::create_dir_all(&tmp_dir).map_err(Error::io("cannot create", &tmp_dir))?;
     let mut reduce_counters = TaskCounters::default();
     for p in 0..plan.reduce_tasks {
@@ -62,12 +63,13 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
             map_outputs.iter().map(|path| (path.clone(), p, plan.settings.partitions)).collect();
         reduce_counters += &task::run_reduce(job.as_ref(), &plan.settings, &inputs, &tmp, progress)
             .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
-        let final_path = out.join(&name);
-        std::fs::rename(&tmp, &final_path).map_err(Error::io("cannot commit output to", &final_path))?;
+        crate::storage::commit(&tmp, &crate::storage::join(&out, &name))?;
         record(Phase::Reduce, p, start);
     }
-    std::fs::remove_dir_all(&tmp_dir).map_err(Error::io("cannot remove", &tmp_dir))?;
-    std::fs::write(out.join(SUCCESS), b"").map_err(Error::io("cannot write", out.join(SUCCESS)))?;
+    if !objects {
+        std::fs::remove_dir_all(&tmp_dir).map_err(Error::io("cannot remove", &tmp_dir))?;
+    }
+    crate::storage::write(&crate::storage::join(&out, SUCCESS), Vec::new())?;
     let committed = now();
     drop(work_dir);
     let summary = Summary {

@@ -59,6 +59,9 @@ const MAX_SPLIT: u64 = 64 << 20;
 
 /// The absolute form of `path`, without touching the filesystem.
 fn absolute(path: &Path) -> Result<PathBuf> {
+    if crate::storage::is_url(path) {
+        return Ok(path.to_path_buf());
+    }
     std::path::absolute(path).map_err(Error::io("cannot resolve the path", path))
 }
 
@@ -101,8 +104,11 @@ impl OutputDir {
     /// Checks and prepares an output directory: absent (created) or empty, or emptied with
     /// `overwrite`; never an input or a parent of one.
     pub fn prepare(output: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<OutputDir> {
+        if crate::storage::is_url(output) {
+            return OutputDir::prepare_objects(output, inputs, overwrite);
+        }
         let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
-        for input in inputs {
+        for input in inputs.iter().filter(|i| !crate::storage::is_url(i)) {
             let input = std::fs::canonicalize(input).map_err(Error::io("cannot resolve input", input))?;
             let out = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if input.starts_with(&out) {
@@ -128,6 +134,26 @@ impl OutputDir {
         Ok(OutputDir { path, created, keep: false })
     }
 
+    /// An output prefix in an object store: no object under it, or all deleted with
+    /// `overwrite`; never a prefix of an input.
+    fn prepare_objects(output: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<OutputDir> {
+        let url = output.to_string_lossy().trim_end_matches('/').to_string();
+        for input in inputs {
+            let input_url = input.to_string_lossy();
+            if input_url == url || input_url.starts_with(&format!("{url}/")) {
+                return Err(Error::OutputOverlapsInput { output: PathBuf::from(&url), input: input.clone() });
+            }
+        }
+        let prefix = crate::storage::Object::parse(&url)?;
+        if !prefix.is_empty()? {
+            if !overwrite {
+                return Err(Error::OutputNotEmpty(PathBuf::from(&url)));
+            }
+            prefix.delete_all()?;
+        }
+        Ok(OutputDir { path: PathBuf::from(url), created: true, keep: false })
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
@@ -142,6 +168,13 @@ impl OutputDir {
 impl Drop for OutputDir {
     fn drop(&mut self) {
         if self.keep {
+            return;
+        }
+        if crate::storage::is_url(&self.path) {
+            // Everything under the prefix is this job's: it was empty when the job started.
+            if let Ok(prefix) = crate::storage::Object::parse(&self.path.to_string_lossy()) {
+                let _ = prefix.delete_all();
+            }
             return;
         }
         if self.created {

@@ -371,7 +371,12 @@ async fn run_attempt_in_span(
             Work::Map { split, format, skip: m.skip_records, output }
         }
         pb::task::Kind::Reduce(r) => {
-            let tmp_dir = Path::new(&spec.output_dir).join(TEMPORARY);
+            // An object store has no rename: the part file is written here, then uploaded.
+            let tmp_dir = if crate::storage::is_url(Path::new(&spec.output_dir)) {
+                context.work_dir.join("output")
+            } else {
+                Path::new(&spec.output_dir).join(TEMPORARY)
+            };
             let name = format!("part-r-{:05}", r.partition);
             Work::Reduce {
                 partition: r.partition,
@@ -427,8 +432,12 @@ async fn run_attempt_in_span(
                         work.discard();
                         return Ok(());
                     }
-                    if let Err(e) = std::fs::rename(tmp, output) {
-                        let error = Error::io("cannot commit output to", output)(e).to_string();
+                    let (from, to) = (tmp.clone(), output.clone());
+                    let committed = tokio::task::spawn_blocking(move || crate::storage::commit(&from, &to))
+                        .await
+                        .unwrap_or_else(|e| Err(Error::Job(format!("the commit panicked: {e}"))));
+                    if let Err(e) = committed {
+                        let error = e.to_string();
                         let request =
                             pb::ReportFailureRequest { worker_id, task: task_ref, error, ..Default::default() };
                         client.report_failure(request).await.map_err(rpc("ReportFailure"))?;

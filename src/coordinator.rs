@@ -261,7 +261,7 @@ impl Coordinator {
         let state =
             pb::state_server::StateServer::new(self.clone()).max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
         let state = InterceptedService::new(state, check);
-        let result = tonic::transport::Server::builder()
+        let result = crate::rpc::server()
             .add_service(coordinator)
             .add_service(state)
             .serve_with_incoming_shutdown(

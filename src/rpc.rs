@@ -12,6 +12,20 @@ use crate::scheduler::{AttemptId, Phase, TaskId};
 /// chunks of at most [`CHUNK_BYTES`].
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
+/// How often a server pings an idle HTTP/2 connection, and how long it waits for the answer
+/// before it closes it: a peer whose host vanished (a cut link drops packets silently) must not
+/// hold a connection, and so a server's shutdown, open until TCP gives up.
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// See [`KEEPALIVE_INTERVAL`].
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A gRPC server builder with the engine's keepalive settings.
+pub fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+}
+
 /// Bytes of map output per FetchPartition message.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 

@@ -26,6 +26,9 @@ use crate::rpc::{CHUNK_BYTES, MAX_MESSAGE_BYTES, Token, pb};
 
 /// How many times a fetch is tried before its map output is reported lost.
 pub const FETCH_TRIES: u32 = 4;
+/// A fetch that receives nothing for this long has lost its peer (a cut link drops packets
+/// silently, so the connection alone would wait for TCP to give up).
+const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first pause between tries; it doubles after each.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
@@ -226,12 +229,16 @@ async fn fetch_once(
         }
         _ => FetchError::Failed(format!("{}: {}", s.code(), s.message())),
     };
-    let mut stream = client.fetch_partition(request).await.map_err(status)?.into_inner();
+    let stalled = || FetchError::Failed(format!("no data for {} s", STALL_TIMEOUT.as_secs()));
+    let call = tokio::time::timeout(STALL_TIMEOUT, client.fetch_partition(request));
+    let mut stream = call.await.map_err(|_| stalled())?.map_err(status)?.into_inner();
     let local = |e: std::io::Error| FetchError::Refused(Error::io("cannot write fetched map output", dest)(e));
     let mut file = std::io::BufWriter::new(std::fs::File::create(dest).map_err(local)?);
     let mut segment: Option<Segment> = None;
     let mut received = 0u64;
-    while let Some(chunk) = stream.message().await.map_err(status)? {
+    while let Some(chunk) =
+        tokio::time::timeout(STALL_TIMEOUT, stream.message()).await.map_err(|_| stalled())?.map_err(status)?
+    {
         if crc32fast::hash(&chunk.data) != chunk.data_crc {
             return Err(FetchError::Failed("a chunk arrived corrupt (checksum mismatch)".into()));
         }

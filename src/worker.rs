@@ -167,7 +167,7 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let stop = stop.clone();
         tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            crate::rpc::server()
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await
@@ -214,7 +214,8 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
     let result = task_loop(&mut client, &context, &options, &stop).instrument(job_span).await;
     stop.cancel();
     heartbeat.abort();
-    let _ = shuffle_server.await;
+    // Keepalives close connections to vanished peers within seconds; the bound is a backstop.
+    let _ = tokio::time::timeout(Duration::from_secs(5), shuffle_server).await;
     drop(work_dir);
     if let Some(e) = lost.lock().expect("lock poisoned").take() {
         return Err(e);

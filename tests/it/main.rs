@@ -9,3 +9,4 @@ mod harness;
 mod jobs;
 mod rpc;
 mod status;
+mod tls;

@@ -151,6 +151,18 @@ struct RunArgs {
     /// makes a random one for its own workers when none is given.
     #[arg(long, value_name = "TOKEN", env = "MR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// TLS on every service and call: the PEM certificate chain this process presents, as a
+    /// server and as a client. With --tls-key and --tls-ca; every process of the job has the
+    /// same three files.
+    #[arg(long, value_name = "FILE", env = "MR_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the PEM private key of the --tls-cert certificate.
+    #[arg(long, value_name = "FILE", env = "MR_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// TLS: the PEM certificate of the CA that signed the job's certificates, the only one
+    /// trusted; servers also require a client certificate that it signed.
+    #[arg(long, value_name = "FILE", env = "MR_TLS_CA")]
+    tls_ca: Option<PathBuf>,
     /// Run sequentially in this process, without workers or RPC.
     #[arg(long)]
     local: bool,
@@ -280,6 +292,18 @@ struct WorkerArgs {
     /// The coordinator's token (see `mr coordinator --token`).
     #[arg(long, value_name = "TOKEN", env = "MR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// TLS on every service and call: the PEM certificate chain this process presents, as a
+    /// server and as a client. With --tls-key and --tls-ca; every process of the job has the
+    /// same three files.
+    #[arg(long, value_name = "FILE", env = "MR_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the PEM private key of the --tls-cert certificate.
+    #[arg(long, value_name = "FILE", env = "MR_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// TLS: the PEM certificate of the CA that signed the job's certificates, the only one
+    /// trusted; servers also require a client certificate that it signed.
+    #[arg(long, value_name = "FILE", env = "MR_TLS_CA")]
+    tls_ca: Option<PathBuf>,
     /// Host name or IP address other workers reach this one at; default: the local address of
     /// its connection to the coordinator.
     #[arg(long, value_name = "HOST", env = "MR_ADVERTISE")]
@@ -376,6 +400,9 @@ impl RunArgs {
         layer(&mut self.speculative, file.speculative, matches, "speculative");
         layer(&mut self.skip_bad_records, file.skip_bad_records, matches, "skip_bad_records");
         layer(&mut self.input_format, file.input_format, matches, "input_format");
+        layer(&mut self.tls_cert, file.tls_cert.clone().map(Some), matches, "tls_cert");
+        layer(&mut self.tls_key, file.tls_key.clone().map(Some), matches, "tls_key");
+        layer(&mut self.tls_ca, file.tls_ca.clone().map(Some), matches, "tls_ca");
     }
 }
 
@@ -386,6 +413,9 @@ impl WorkerArgs {
         layer(&mut self.coordinator, file.coordinator.clone().map(Some), matches, "coordinator");
         layer(&mut self.connect_timeout, file.connect_timeout, matches, "connect_timeout");
         layer(&mut self.lost_timeout, file.lost_timeout, matches, "lost_timeout");
+        layer(&mut self.tls_cert, file.tls_cert.clone().map(Some), matches, "tls_cert");
+        layer(&mut self.tls_key, file.tls_key.clone().map(Some), matches, "tls_key");
+        layer(&mut self.tls_ca, file.tls_ca.clone().map(Some), matches, "tls_ca");
     }
 }
 
@@ -602,6 +632,12 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         },
     };
     let faults = faults(&args, args.file_faults);
+    // Checked before the plan touches the output directory; a local run has no services.
+    let tls = if args.local {
+        None
+    } else {
+        crate::rpc::Tls::load(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.tls_ca.as_deref())?
+    };
     let plan = plan::plan(&request, &registry)?;
     let config = serde_json::json!({
         "job": job,
@@ -627,6 +663,9 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         "http": args.http,
         "log_format": log_format,
         "config_file": args.config,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "tls_ca": args.tls_ca,
         "faults": faults,
     });
     let summary = if args.local {
@@ -651,6 +690,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
             },
             announce: !args.quiet,
             token: args.token.clone(),
+            tls,
             standalone,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -788,6 +828,7 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
         token: crate::rpc::Token::new(args.token.as_deref().unwrap_or(""))?,
         advertise: args.advertise,
         work_dir: args.work_dir,
+        tls: crate::rpc::Tls::load(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.tls_ca.as_deref())?,
     };
     let result = runtime.block_on(crate::worker::run(options, Arc::new(registry)));
     // A task still running on a blocking thread is abandoned, not awaited.
@@ -859,13 +900,17 @@ mod tests {
                 (a.workers, a.reduce_tasks, a.split_size, a.sort_buffer, a.merge_fan_in, &a.listen),
                 (a.worker_timeout, a.task_timeout, a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records),
                 (a.input_format, faults),
+                (&a.tls_cert, &a.tls_key, &a.tls_ca),
             )
         )
     }
 
     fn worker_settings(cli: Cli) -> String {
         let Command::Worker(a) = cli.command else { panic!("not mr worker") };
-        format!("{:?}", (cli.log_format, a.coordinator, a.connect_timeout, a.lost_timeout))
+        format!(
+            "{:?}",
+            (cli.log_format, a.coordinator, a.connect_timeout, a.lost_timeout, (a.tls_cert, a.tls_key, a.tls_ca))
+        )
     }
 
     const FULL: &str = r#"
@@ -883,6 +928,9 @@ speculative = false
 skip_bad_records = true
 input_format = "tera"
 log_format = "json"
+tls_cert = "/etc/mr/cluster.pem"
+tls_key = "/etc/mr/cluster.key"
+tls_ca = "/etc/mr/ca.pem"
 [faults]
 seed = 11
 [faults.map]
@@ -895,6 +943,9 @@ failure = 0.125
 coordinator = "http://127.0.0.1:7001"
 connect_timeout = "3s"
 lost_timeout = "4s"
+tls_cert = "worker.pem"
+tls_key = "/etc/mr/worker.key"
+tls_ca = "/etc/mr/worker-ca.pem"
 "#;
 
     #[test]
@@ -911,6 +962,15 @@ lost_timeout = "4s"
         assert_eq!((a.worker_timeout, a.task_timeout), (Duration::from_secs(1), Duration::from_secs(2)));
         assert_eq!((a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records), (7, 9, false, true));
         assert_eq!(a.input_format, InputFormat::Tera);
+        let tls = (a.tls_cert.as_deref(), a.tls_key.as_deref(), a.tls_ca.as_deref());
+        assert_eq!(
+            tls,
+            (
+                Some(Path::new("/etc/mr/cluster.pem")),
+                Some(Path::new("/etc/mr/cluster.key")),
+                Some(Path::new("/etc/mr/ca.pem"))
+            )
+        );
         let f = faults(&a, a.file_faults);
         assert_eq!((f.seed, f.map.failure, f.map.straggler, f.map.straggler_delay_ms), (11, 0.5, 0.25, 12));
         assert_eq!((f.reduce.failure, f.reduce.straggler), (0.125, 0.0));
@@ -920,7 +980,18 @@ lost_timeout = "4s"
             worker_settings(cli),
             format!(
                 "{:?}",
-                (LogFormat::Json, Some("http://127.0.0.1:7001"), Duration::from_secs(3), Duration::from_secs(4))
+                (
+                    LogFormat::Json,
+                    Some("http://127.0.0.1:7001"),
+                    Duration::from_secs(3),
+                    Duration::from_secs(4),
+                    // A relative path in the file is relative to the file's directory.
+                    (
+                        Some(dir.path().join("worker.pem")),
+                        Some(PathBuf::from("/etc/mr/worker.key")),
+                        Some(PathBuf::from("/etc/mr/worker-ca.pem"))
+                    )
+                )
             )
         );
     }
@@ -950,12 +1021,22 @@ lost_timeout = "4s"
             "--inject-straggler=0.5",
             "--straggler-delay=13",
             "--inject-seed=14",
+            "--tls-cert=/tmp/c.pem",
+            "--tls-key=/tmp/k.pem",
+            "--tls-ca=/tmp/ca.pem",
         ];
         let with_file: Vec<&str> = ["mr", "run", "--config", path.to_str().unwrap()].into_iter().chain(flags).collect();
         let without: Vec<&str> = ["mr", "run"].into_iter().chain(flags).collect();
         assert_eq!(run_settings(resolve(&with_file)), run_settings(resolve(&without)));
 
-        let flags = ["--coordinator=http://127.0.0.1:7002", "--connect-timeout=7s", "--lost-timeout=8s"];
+        let flags = [
+            "--coordinator=http://127.0.0.1:7002",
+            "--connect-timeout=7s",
+            "--lost-timeout=8s",
+            "--tls-cert=/tmp/c.pem",
+            "--tls-key=/tmp/k.pem",
+            "--tls-ca=/tmp/ca.pem",
+        ];
         let with_file: Vec<&str> =
             ["mr", "worker", "--config", path.to_str().unwrap()].into_iter().chain(flags).collect();
         let without: Vec<&str> = ["mr", "worker", "--log-format=json"].into_iter().chain(flags).collect();

@@ -8,7 +8,7 @@
 //! An unknown key, a wrong type or an invalid value is an [`Error::Config`] that names the file,
 //! the line where the parser knows it, and the key's dotted path (`faults.map.failure`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,13 @@ pub struct FileConfig {
     pub input_format: Option<InputFormat>,
     /// Log format (`--log-format`).
     pub log_format: Option<LogFormat>,
+    /// TLS: the PEM certificate chain (`--tls-cert`). A relative path is relative to the
+    /// config file's directory, as are the other TLS files.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the PEM private key (`--tls-key`).
+    pub tls_key: Option<PathBuf>,
+    /// TLS: the PEM CA certificate (`--tls-ca`).
+    pub tls_ca: Option<PathBuf>,
     /// Fault injection, per phase (`[faults.map]`, `[faults.reduce]`, `faults.seed`); the
     /// `--inject-*` flags and their variables override it for both phases.
     pub faults: Faults,
@@ -86,6 +93,12 @@ pub struct WorkerFileConfig {
     /// Exit when the coordinator has been unreachable this long (`--lost-timeout`).
     #[serde(with = "duration")]
     pub lost_timeout: Option<Duration>,
+    /// TLS: the PEM certificate chain (`--tls-cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the PEM private key (`--tls-key`).
+    pub tls_key: Option<PathBuf>,
+    /// TLS: the PEM CA certificate (`--tls-ca`).
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -93,7 +106,23 @@ impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("cannot read the config file {}: {e}", path.display())))?;
-        FileConfig::parse(&text).map_err(|e| Error::Config(format!("{}{e}", path.display())))
+        let mut config = FileConfig::parse(&text).map_err(|e| Error::Config(format!("{}{e}", path.display())))?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Makes the file's relative paths relative to `dir`, the file's directory.
+    fn resolve_paths(&mut self, dir: &Path) {
+        let w = &mut self.worker;
+        for path in
+            [&mut self.tls_cert, &mut self.tls_key, &mut self.tls_ca, &mut w.tls_cert, &mut w.tls_key, &mut w.tls_ca]
+                .into_iter()
+                .flatten()
+        {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        }
     }
 
     /// Parses and checks the text of a configuration file. The error starts where the file's

@@ -68,6 +68,8 @@ pub struct CoordinatorConfig {
     pub settings: crate::task::TaskSettings,
     /// The token every call must carry.
     pub token: crate::rpc::Token,
+    /// TLS of the Coordinator and State services.
+    pub tls: Option<crate::rpc::Tls>,
     /// Whether a lost worker's map outputs are re-executed at once (workers on other hosts).
     pub rerun_maps_of_lost_workers: bool,
 }
@@ -227,8 +229,10 @@ impl Coordinator {
         self.shared.changed.notify_waiters();
     }
 
-    /// Serves the gRPC services on `listener` and runs the scheduler's timers until `shutdown`.
+    /// Serves the gRPC services on `listener` (with TLS when the job has it) and runs the
+    /// scheduler's timers until `shutdown`.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+        let mut server = crate::rpc::server(self.shared.config.tls.as_ref())?;
         let ticker = {
             let c = self.clone();
             let shutdown = shutdown.clone();
@@ -261,7 +265,7 @@ impl Coordinator {
         let state =
             pb::state_server::StateServer::new(self.clone()).max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
         let state = InterceptedService::new(state, check);
-        let result = crate::rpc::server()
+        let result = server
             .add_service(coordinator)
             .add_service(state)
             .serve_with_incoming_shutdown(

@@ -104,6 +104,59 @@ pub enum Error {
         url: String,
     },
 
+    /// A URL that is not a valid `http://` or `https://` address.
+    #[error("invalid URL '{url}': {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A TLS file (certificate, key or CA) cannot be read, is not PEM, or does not fit the
+    /// other two.
+    #[error("{setting} '{path}': {reason}")]
+    TlsFile {
+        /// The flag and variable that named the file, e.g. "--tls-key (MR_TLS_KEY)".
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A URL's scheme does not match this process's TLS settings: `https://` without TLS
+    /// files, or `http://` with them.
+    #[error("{url}: {}", scheme_mismatch(*.tls))]
+    TlsScheme {
+        /// The URL.
+        url: String,
+        /// Whether this process has TLS on.
+        tls: bool,
+    },
+
+    /// A TLS handshake failed: a certificate was refused, or the other side does not speak TLS.
+    #[error(
+        "TLS handshake with {url} failed: {reason}: every process of the job needs a certificate signed by the CA \
+         that the others trust (--tls-ca), valid for the host it is reached at"
+    )]
+    TlsHandshake {
+        /// The URL of the server.
+        url: String,
+        /// The TLS error.
+        reason: String,
+    },
+
+    /// A server answered a call without TLS with TLS.
+    #[error(
+        "{url} answers with TLS: use its https:// URL, as the coordinator prints it, and give this process the \
+         cluster's TLS files, --tls-cert, --tls-key and --tls-ca (MR_TLS_CERT, MR_TLS_KEY, MR_TLS_CA)"
+    )]
+    ServerUsesTls {
+        /// The URL called without TLS.
+        url: String,
+    },
+
     /// A reduce attempt could not fetch a map output from the worker that holds it.
     #[error("cannot fetch the output of map task {map_task} attempt {attempt} from {url}: {reason}")]
     LostMapOutput {
@@ -176,6 +229,16 @@ pub enum Error {
     /// A job's map or reduce function reported an error.
     #[error("{0}")]
     Job(String),
+}
+
+fn scheme_mismatch(tls: bool) -> &'static str {
+    if tls {
+        "this process has TLS on (--tls-cert, --tls-key, --tls-ca) but the URL is http://: give the https:// URL \
+         that the coordinator prints, and start the coordinator with the same TLS settings"
+    } else {
+        "the URL is https://: give this process the cluster's TLS files, --tls-cert, --tls-key and --tls-ca \
+         (MR_TLS_CERT, MR_TLS_KEY, MR_TLS_CA)"
+    }
 }
 
 impl Error {

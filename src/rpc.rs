@@ -1,11 +1,20 @@
-//! The generated gRPC types and the conversions between them and the engine's own types.
-//! Only this module, the coordinator's service and the worker's client see tonic and prost.
+//! The generated gRPC types and the conversions between them and the engine's own types, the
+//! job's token, and TLS. Only this module, the coordinator's service and the worker's client see
+//! tonic and prost; only this module sees rustls.
 
 #[allow(missing_docs, clippy::all)]
 pub mod pb {
     tonic::include_proto!("mapreduce");
 }
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+
+use crate::error::{Error, Result};
 use crate::scheduler::{AttemptId, Phase, TaskId};
 
 /// Most bytes a request or reply may have: the protocol carries metadata, and map output
@@ -18,13 +27,6 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// See [`KEEPALIVE_INTERVAL`].
 pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// A gRPC server builder with the engine's keepalive settings.
-pub fn server() -> tonic::transport::Server {
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-}
 
 /// Bytes of map output per FetchPartition message.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -96,6 +98,223 @@ impl tonic::service::Interceptor for CheckToken {
 
 /// A channel whose calls carry the job's token.
 pub type AuthChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Token>;
+
+/// TLS on every service and every client of a job. Every process of the job is a server (the
+/// coordinator's services, each worker's Shuffle service) and a client, and holds the same three
+/// files: the cluster's certificate chain and its private key, which it presents both as a
+/// server and as a client, and the CA certificate that signed them, the only one it trusts.
+/// Servers require a client certificate signed by that CA (mutual TLS); clients check that the
+/// server's certificate is valid for the host of the URL they dial.
+#[derive(Clone)]
+pub struct Tls {
+    identity: Identity,
+    ca: Certificate,
+    files: [PathBuf; 3],
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [cert, key, ca] = &self.files;
+        f.debug_struct("Tls").field("cert", cert).field("key", key).field("ca", ca).finish()
+    }
+}
+
+/// The flag and the variable of each TLS file, for messages.
+const CERT: &str = "--tls-cert (MR_TLS_CERT)";
+const KEY: &str = "--tls-key (MR_TLS_KEY)";
+const CA: &str = "--tls-ca (MR_TLS_CA)";
+
+impl Tls {
+    /// Reads and checks the certificate chain, the private key and the CA certificate, all PEM:
+    /// none of them means no TLS; one or two of them is an error. The key must be the
+    /// certificate's, and the certificate must be signed by the CA and valid now, as a client
+    /// certificate too: what the other processes of the job will check.
+    pub fn load(cert: Option<&Path>, key: Option<&Path>, ca: Option<&Path>) -> Result<Option<Tls>> {
+        let (cert_path, key_path, ca_path) = match (cert, key, ca) {
+            (None, None, None) => return Ok(None),
+            (Some(cert), Some(key), Some(ca)) => (cert, key, ca),
+            _ => {
+                let missing: Vec<&str> = [(cert, "--tls-cert"), (key, "--tls-key"), (ca, "--tls-ca")]
+                    .into_iter()
+                    .filter_map(|(path, flag)| path.is_none().then_some(flag))
+                    .collect();
+                return Err(Error::Config(format!(
+                    "TLS needs --tls-cert, --tls-key and --tls-ca together (MR_TLS_CERT, MR_TLS_KEY, MR_TLS_CA, or \
+                     tls_cert, tls_key, tls_ca in the config file): {} missing",
+                    missing.join(" and ")
+                )));
+            }
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // tonic's servers and clients use the process's default provider; another part of the
+        // process may have installed one already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+
+        let file_error = |setting, path: &Path| {
+            let path = path.to_path_buf();
+            move |reason: String| Error::TlsFile { setting, path, reason }
+        };
+        let cert_pem = read(CERT, cert_path)?;
+        let chain = certificates(&cert_pem).map_err(file_error(CERT, cert_path))?;
+        let key_pem = read(KEY, key_path)?;
+        let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            file_error(KEY, key_path)(match e {
+                rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key in the file".to_string(),
+                e => format!("not a PEM private key: {e}"),
+            })
+        })?;
+        let ca_pem = read(CA, ca_path)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for der in certificates(&ca_pem).map_err(file_error(CA, ca_path))? {
+            roots.add(der).map_err(|e| file_error(CA, ca_path)(format!("not a usable CA certificate: {e}")))?;
+        }
+
+        rustls::sign::CertifiedKey::from_der(chain.clone(), private_key, &provider).map_err(|e| {
+            file_error(KEY, key_path)(format!("not the private key of the certificate in {}: {e}", cert_path.display()))
+        })?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| file_error(CA, ca_path)(format!("no usable CA certificate: {e}")))?;
+        let (end_entity, intermediates) = chain.split_first().expect("certificates() returns at least one");
+        verifier.verify_client_cert(end_entity, intermediates, UnixTime::now()).map_err(|e| {
+            file_error(CERT, cert_path)(format!(
+                "the certificate does not verify against the CA in {} (--tls-ca): {e}",
+                ca_path.display()
+            ))
+        })?;
+
+        let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(Some(Tls {
+            identity: Identity::from_pem(cert_pem, key_pem),
+            ca: Certificate::from_pem(ca_pem),
+            files: [absolute(cert_path), absolute(key_path), absolute(ca_path)],
+        }))
+    }
+
+    /// The certificate, key and CA files, as absolute paths: what a process started by this one
+    /// is given.
+    pub fn files(&self) -> [&Path; 3] {
+        let [cert, key, ca] = &self.files;
+        [cert, key, ca]
+    }
+
+    /// The server side: this process's certificate, and client certificates required, signed
+    /// by the CA.
+    pub fn server_config(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new().identity(self.identity.clone()).client_ca_root(self.ca.clone())
+    }
+
+    /// The client side, for a server reached at `host`: only the CA is trusted, the server's
+    /// certificate must be valid for `host`, and this process presents its own certificate.
+    pub fn client_config(&self, host: &str) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(self.ca.clone())
+            .identity(self.identity.clone())
+            .domain_name(host.trim_start_matches('[').trim_end_matches(']'))
+    }
+}
+
+/// Reads a TLS file.
+fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::TlsFile { setting, path: path.to_path_buf(), reason: e.to_string() })
+}
+
+/// The PEM certificates in a file's contents; at least one.
+fn certificates(pem: &[u8]) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if chain.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".into());
+    }
+    Ok(chain)
+}
+
+/// `https` with TLS, `http` without.
+pub fn scheme(tls: Option<&Tls>) -> &'static str {
+    if tls.is_some() { "https" } else { "http" }
+}
+
+/// A client endpoint for `url`, with TLS when `tls` is given. The URL's scheme must match:
+/// `https://` with TLS, `http://` without.
+pub fn endpoint(url: &str, tls: Option<&Tls>) -> Result<Endpoint> {
+    let invalid = |reason: String| Error::InvalidUrl { url: url.into(), reason };
+    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| invalid(e.to_string()))?;
+    let uri = endpoint.uri();
+    match (uri.scheme_str(), tls) {
+        (Some("http"), None) => Ok(endpoint),
+        (Some("https"), Some(tls)) => {
+            let host = uri.host().ok_or_else(|| invalid("no host".into()))?;
+            let config = tls.client_config(host);
+            endpoint.tls_config(config).map_err(|e| invalid(source_message(&e)))
+        }
+        (Some("http" | "https"), _) => Err(Error::TlsScheme { url: url.into(), tls: tls.is_some() }),
+        _ => Err(invalid("expected http://HOST:PORT or https://HOST:PORT".into())),
+    }
+}
+
+/// A gRPC server with the engine's keepalives, and TLS when `tls` is given.
+pub fn server(tls: Option<&Tls>) -> Result<tonic::transport::Server> {
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+    match tls {
+        None => Ok(server),
+        Some(tls) => server
+            .tls_config(tls.server_config())
+            .map_err(|e| Error::Config(format!("cannot set up TLS: {}", source_message(&e)))),
+    }
+}
+
+/// The TLS error in an error's chain, if the error is a failed TLS handshake: a certificate
+/// refused by either side, or a peer that does not speak TLS.
+pub fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(tls) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls.to_string());
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// Whether the server at `url`'s host and port answers a plain-text HTTP/2 connection preface
+/// with a TLS record (an alert): a TLS server called without TLS. A server that does not
+/// answer within 2 s, or answers otherwise, is taken for a plain-text one.
+pub async fn answers_with_tls(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(uri) = url.parse::<tonic::transport::Uri>() else { return false };
+    let Some(host) = uri.host() else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.ok()?;
+        stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.ok()?;
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).await.ok()?;
+        // A TLS record of content type alert (21), protocol version 3.x; an HTTP/2 server
+        // answers with a SETTINGS frame, whose first byte is 0.
+        Some(head == [21, 3])
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), probe).await.ok().flatten().unwrap_or(false)
+}
+
+/// The innermost message of an error chain: the useful part of a transport error.
+pub fn source_message(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
 
 impl From<AttemptId> for pb::TaskRef {
     fn from(id: AttemptId) -> pb::TaskRef {

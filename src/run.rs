@@ -53,6 +53,8 @@ pub struct RunConfig {
     /// The token every call must carry. `mr run` makes a random one when none is given, and
     /// hands it to its workers.
     pub token: Option<String>,
+    /// TLS on every service; `mr run` hands its files to its workers.
+    pub tls: Option<crate::rpc::Tls>,
     /// `mr coordinator`: workers join from other hosts (their map outputs are re-executed when
     /// they are lost), and the coordinator waits for them to hear that the job is over.
     pub standalone: bool,
@@ -77,7 +79,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     let listener =
         TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
     let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
-    let url = format!("http://{}", reachable(local));
+    let url = format!("{}://{}", crate::rpc::scheme(config.tls.as_ref()), reachable(local));
 
     let token_text = match &config.token {
         Some(t) => t.clone(),
@@ -108,6 +110,7 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         input_format: plan.input_format,
         settings: plan.settings,
         token,
+        tls: config.tls.clone(),
         rerun_maps_of_lost_workers: config.standalone,
     });
     if config.standalone && config.announce {
@@ -130,9 +133,14 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
 
     let progress_stop = CancellationToken::new();
     let progress = tokio::spawn(show(coordinator.clone(), plan.input_bytes, config.progress, progress_stop.clone()));
-    let mut worker_args = config.worker_args.clone();
-    worker_args.push("--work-dir".into());
-    worker_args.push(work_dir.path().display().to_string());
+    let mut worker_args: Vec<std::ffi::OsString> = config.worker_args.iter().map(Into::into).collect();
+    worker_args.extend(["--work-dir".into(), work_dir.path().into()]);
+    if let Some(tls) = &config.tls {
+        let [cert, key, ca] = tls.files();
+        for (flag, path) in [("--tls-cert", cert), ("--tls-key", key), ("--tls-ca", ca)] {
+            worker_args.extend([flag.into(), path.into()]);
+        }
+    }
     let mut supervisor = Supervisor::new(url, worker_args, token_text, logs.path().to_path_buf())?;
     let outcome = supervise(&coordinator, &mut supervisor, &config).await;
     if config.standalone && outcome.is_ok() {
@@ -284,7 +292,7 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::
 struct Supervisor {
     exe: PathBuf,
     url: String,
-    extra_args: Vec<String>,
+    extra_args: Vec<std::ffi::OsString>,
     token: String,
     running: HashSet<u32>,
     logs: PathBuf,
@@ -295,7 +303,7 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(url: String, extra_args: Vec<String>, token: String, logs: PathBuf) -> Result<Supervisor> {
+    fn new(url: String, extra_args: Vec<std::ffi::OsString>, token: String, logs: PathBuf) -> Result<Supervisor> {
         let exe = std::env::current_exe().map_err(|e| Error::Job(format!("cannot find this executable: {e}")))?;
         let (exits_tx, exits) = mpsc::unbounded_channel();
         Ok(Supervisor {

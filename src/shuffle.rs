@@ -16,13 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_stream::Stream;
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Result};
 use crate::mapout::{self, Segment};
 use crate::rpc::pb::shuffle_client::ShuffleClient;
-use crate::rpc::{CHUNK_BYTES, MAX_MESSAGE_BYTES, Token, pb};
+use crate::rpc::{self, CHUNK_BYTES, MAX_MESSAGE_BYTES, Tls, Token, pb};
 
 /// How many times a fetch is tried before its map output is reported lost.
 pub const FETCH_TRIES: u32 = 4;
@@ -168,19 +167,21 @@ impl From<Location> for pb::MapOutput {
 /// Copies partition `partition` of the map output at `location` into the file `dest` (a map
 /// output of one partition), trying [`FETCH_TRIES`] times with a doubling pause. On a last
 /// failure the error is [`Error::LostMapOutput`], which the coordinator answers by
-/// re-executing the map task. `on_chunk` is called with the bytes of every chunk received.
+/// re-executing the map task. A wrong token or a refused certificate is not tried again.
+/// `on_chunk` is called with the bytes of every chunk received.
 pub async fn fetch(
     location: &Location,
     partition: u32,
     dest: &Path,
     token: &Token,
+    tls: Option<&Tls>,
     on_chunk: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let mut backoff = FIRST_BACKOFF;
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch_once(location, partition, dest, token, on_chunk).await {
+        match fetch_once(location, partition, dest, token, tls, on_chunk).await {
             Ok(()) => return Ok(()),
             Err(FetchError::Refused(e)) => return Err(e),
             Err(FetchError::Failed(reason)) if tries >= FETCH_TRIES => {
@@ -204,7 +205,7 @@ pub async fn fetch(
 enum FetchError {
     /// Worth trying again, then reported as a lost map output.
     Failed(String),
-    /// Not worth trying again (a wrong token, a local disk error).
+    /// Not worth trying again (a wrong token, a refused certificate, a local disk error).
     Refused(Error),
 }
 
@@ -213,21 +214,26 @@ async fn fetch_once(
     partition: u32,
     dest: &Path,
     token: &Token,
+    tls: Option<&Tls>,
     on_chunk: &(dyn Fn(u64) + Sync),
 ) -> std::result::Result<(), FetchError> {
-    let endpoint = Endpoint::from_shared(location.shuffle_url.clone())
-        .map_err(|e| FetchError::Failed(format!("invalid shuffle URL: {e}")))?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true);
-    let channel = endpoint.connect().await.map_err(|e| FetchError::Failed(source_message(&e)))?;
+    let url = &location.shuffle_url;
+    let endpoint = rpc::endpoint(url, tls).map_err(|e| match e {
+        Error::TlsScheme { .. } => FetchError::Refused(e),
+        e => FetchError::Failed(e.to_string()),
+    })?;
+    let endpoint = endpoint.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true);
+    let channel = endpoint.connect().await.map_err(|e| match rpc::tls_failure(&e) {
+        Some(reason) => FetchError::Refused(Error::TlsHandshake { url: url.clone(), reason }),
+        None => FetchError::Failed(rpc::source_message(&e)),
+    })?;
     let mut client =
         ShuffleClient::with_interceptor(channel, token.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let request = pb::FetchPartitionRequest { map_task: location.map_task, attempt: location.attempt, partition };
-    let status = |s: Status| match s.code() {
-        tonic::Code::Unauthenticated => {
-            FetchError::Refused(Error::Unauthenticated { url: location.shuffle_url.clone() })
-        }
-        _ => FetchError::Failed(format!("{}: {}", s.code(), s.message())),
+    let status = |s: Status| match (s.code(), rpc::tls_failure(&s)) {
+        (tonic::Code::Unauthenticated, _) => FetchError::Refused(Error::Unauthenticated { url: url.clone() }),
+        (_, Some(reason)) => FetchError::Refused(Error::TlsHandshake { url: url.clone(), reason }),
+        (code, None) => FetchError::Failed(format!("{code}: {}", s.message())),
     };
     let stalled = || FetchError::Failed(format!("no data for {} s", STALL_TIMEOUT.as_secs()));
     let call = tokio::time::timeout(STALL_TIMEOUT, client.fetch_partition(request));
@@ -261,13 +267,4 @@ async fn fetch_once(
     file.write_all(&mapout::index_and_footer(&[segment])).map_err(local)?;
     file.into_inner().map_err(|e| local(e.into_error()))?.sync_all().map_err(local)?;
     Ok(())
-}
-
-/// The innermost message of an error chain: the useful part of a transport error.
-fn source_message(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = e;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
 }

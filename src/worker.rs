@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::coordinator::TEMPORARY;
@@ -21,7 +21,7 @@ use crate::input::Split;
 use crate::job::{Job, Registry, StateReader};
 use crate::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::rpc::pb::state_client::StateClient;
-use crate::rpc::{AuthChannel, CheckToken, MAX_MESSAGE_BYTES, Token, pb};
+use crate::rpc::{self, AuthChannel, CheckToken, MAX_MESSAGE_BYTES, Tls, Token, pb};
 use crate::scheduler::{AttemptId, Phase};
 use crate::shuffle::{self, Location, Outputs};
 use crate::task::{self, Progress, TaskCounters, TaskSettings, panic_message};
@@ -43,31 +43,33 @@ pub struct WorkerOptions {
     /// Where the worker's own work directory is made (map outputs, fetched partitions); the
     /// system temp dir by default. The directory is removed when the worker exits.
     pub work_dir: Option<PathBuf>,
+    /// TLS for its calls and its Shuffle service; the coordinator's URL is `https://` with it.
+    pub tls: Option<Tls>,
 }
 
-/// Connects to the coordinator, retrying with exponential backoff for up to `timeout`.
-pub async fn connect(url: &str, timeout: Duration) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| Error::Unreachable { url: url.into(), reason: format!("invalid URL: {e}") })?
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true);
+/// Connects to the coordinator, retrying with exponential backoff for up to `timeout`. A
+/// refused certificate is not retried.
+pub async fn connect(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<Channel> {
+    let endpoint = rpc::endpoint(url, tls)?.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true);
     let deadline = Instant::now() + timeout;
     let mut backoff = Duration::from_millis(20);
     loop {
-        match endpoint.connect().await {
+        let e = match endpoint.connect().await {
             Ok(channel) => return Ok(channel),
-            Err(e) if Instant::now() + backoff >= deadline => {
-                let reason = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
-                return Err(Error::Unreachable {
-                    url: url.into(),
-                    reason: format!("gave up after {timeout:?}: {reason}"),
-                });
-            }
-            Err(_) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
+            Err(e) => e,
+        };
+        if let Some(reason) = rpc::tls_failure(&e) {
+            return Err(Error::TlsHandshake { url: url.into(), reason });
         }
+        if Instant::now() + backoff >= deadline {
+            if tls.is_none() && rpc::answers_with_tls(url).await {
+                return Err(Error::ServerUsesTls { url: url.into() });
+            }
+            let reason = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
+            return Err(Error::Unreachable { url: url.into(), reason: format!("gave up after {timeout:?}: {reason}") });
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -77,15 +79,31 @@ fn rpc(call: &'static str) -> impl FnOnce(tonic::Status) -> Error {
 
 /// The local address this host uses to reach `url`'s host: what others can reach it at.
 async fn local_address_towards(url: &str) -> Result<std::net::IpAddr> {
-    let uri: tonic::transport::Uri =
-        url.parse().map_err(|e| Error::Unreachable { url: url.into(), reason: format!("invalid URL: {e}") })?;
+    let uri: tonic::transport::Uri = url.parse().map_err(|e: tonic::codegen::http::uri::InvalidUri| {
+        Error::InvalidUrl { url: url.into(), reason: e.to_string() }
+    })?;
     let host = uri.host().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
     let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| Error::Unreachable { url: url.into(), reason: e.to_string() })?;
     let local = stream.local_addr().map_err(|e| Error::Unreachable { url: url.into(), reason: e.to_string() })?;
     Ok(local.ip())
+}
+
+/// Why RegisterWorker failed, naming the setting to fix where there is one: the first call
+/// is where a wrong token, a refused certificate or a missing TLS shows.
+async fn registration_error(url: &str, tls: Option<&Tls>, status: tonic::Status) -> Error {
+    if status.code() == tonic::Code::Unauthenticated {
+        return Error::Unauthenticated { url: url.into() };
+    }
+    if let Some(reason) = rpc::tls_failure(&status) {
+        return Error::TlsHandshake { url: url.into(), reason };
+    }
+    if tls.is_none() && rpc::answers_with_tls(url).await {
+        return Error::ServerUsesTls { url: url.into() };
+    }
+    rpc("RegisterWorker")(status)
 }
 
 /// Reads the coordinator's state store from a blocking thread.
@@ -120,7 +138,8 @@ type Shared<T> = Arc<Mutex<T>>;
 /// Runs a worker until the job is over. Returns an error if the coordinator is lost.
 pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let url = options.coordinator.clone();
-    let channel = connect(&url, options.connect_timeout).await?;
+    let tls = options.tls.as_ref();
+    let channel = connect(&url, options.connect_timeout, tls).await?;
     let mut client = CoordinatorClient::with_interceptor(channel.clone(), options.token.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let host = match &options.advertise {
@@ -143,15 +162,15 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
         .map_err(|source| Error::Listen { addr: bind.to_string(), cause: source })?;
     let port = listener.local_addr().map_err(|source| Error::Listen { addr: bind.to_string(), cause: source })?.port();
     let shuffle_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-    let shuffle_url = format!("http://{shuffle_host}:{port}");
+    let shuffle_url = format!("{}://{shuffle_host}:{port}", rpc::scheme(tls));
+    let mut shuffle_server = rpc::server(tls)?;
 
     let name = process_name(std::process::id());
     let request = pb::RegisterWorkerRequest { name, shuffle_url: shuffle_url.clone(), host: host.clone() };
-    let reply = client.register_worker(request).await.map_err(|status| match status.code() {
-        tonic::Code::Unauthenticated => Error::Unauthenticated { url: url.clone() },
-        _ => rpc("RegisterWorker")(status),
-    })?;
-    let reply = reply.into_inner();
+    let reply = match client.register_worker(request).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return Err(registration_error(&url, tls, status).await),
+    };
     let worker_id = reply.worker_id;
     let spec = reply.job.ok_or_else(|| Error::Job("the coordinator sent no job".into()))?;
     tracing::info!(worker = worker_id, job = spec.job_name, shuffle_url, "registered");
@@ -167,10 +186,7 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let stop = stop.clone();
         tokio::spawn(async move {
-            crate::rpc::server()
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                .await
+            shuffle_server.add_service(service).serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await
         })
     };
 
@@ -210,6 +226,7 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
         outputs,
         work_dir: work_dir.path().to_path_buf(),
         token: options.token.clone(),
+        tls: options.tls.clone(),
     };
     let result = task_loop(&mut client, &context, &options, &stop).instrument(job_span).await;
     stop.cancel();
@@ -236,6 +253,7 @@ struct Context {
     /// Its own work directory.
     work_dir: PathBuf,
     token: Token,
+    tls: Option<Tls>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -522,13 +540,14 @@ async fn gather(
     loop {
         while running.len() < PARALLEL_FETCHES {
             let Some(i) = pending.next() else { break };
-            let (location, token, progress) = (locations[i].clone(), context.token.clone(), progress.clone());
+            let (location, progress) = (locations[i].clone(), progress.clone());
+            let (token, tls) = (context.token.clone(), context.tls.clone());
             let dest = fetched.join(format!("map-{:05}.out", location.map_task));
             running.spawn(async move {
                 let on_chunk = |bytes: u64| {
                     progress.bytes.fetch_add(bytes, Ordering::Relaxed);
                 };
-                shuffle::fetch(&location, partition, &dest, &token, &on_chunk).await.map(|()| (i, dest))
+                shuffle::fetch(&location, partition, &dest, &token, tls.as_ref(), &on_chunk).await.map(|()| (i, dest))
             });
         }
         let Some(joined) = running.join_next().await else { break };

@@ -8,12 +8,12 @@ use std::process::{Child, Stdio};
 
 use crate::harness::{Dir, assert_same_output, mr, run_fail, run_ok, tagged_processes, wait_for};
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Four input files; the one holding `marker` lines (if any) is file 3.
-fn text(dir: &Dir, marker: &str) -> std::path::PathBuf {
+pub fn text(dir: &Dir, marker: &str) -> std::path::PathBuf {
     for f in 0..4 {
         let mut body: String = (0..3000).map(|i| format!("w{} x{} y{} line {f}\n", i % 97, i % 13, i % 5)).collect();
         if f == 3 {
@@ -25,26 +25,32 @@ fn text(dir: &Dir, marker: &str) -> std::path::PathBuf {
 }
 
 /// A job's processes, tagged so that the test can find and kill them.
-struct Cluster {
+pub struct Cluster {
     coordinator: Child,
     workers: Vec<Child>,
-    tag: String,
-    url: String,
+    pub tag: String,
+    /// The coordinator's URL, as it prints it.
+    pub url: String,
     status: String,
     stderr: std::thread::JoinHandle<String>,
 }
 
 impl Cluster {
     fn start(dir: &Dir, name: &str, job: &[&str], hosts: &[&str]) -> Cluster {
+        Cluster::start_with(dir, name, job, hosts, &[])
+    }
+
+    /// A cluster whose coordinator and workers all get `common` flags besides their own.
+    pub fn start_with(dir: &Dir, name: &str, job: &[&str], hosts: &[&str], common: &[&std::ffi::OsStr]) -> Cluster {
         let tag = format!("{name}-{}", std::process::id());
         let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
         let tmp = dir.path("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         let mut coordinator = mr()
             .arg("coordinator")
             .args(job)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--worker-timeout", "2s"])
+            .args(common)
             .env("MR_TOKEN", "cluster-secret")
             .env("MR_TEST_TAG", &tag)
             .env("TMPDIR", &tmp)
@@ -53,14 +59,18 @@ impl Cluster {
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(coordinator.stderr.take().unwrap());
-        let mut status = String::new();
+        let (mut url, mut status) = (String::new(), String::new());
         for _ in 0..2 {
             let mut line = String::new();
             stderr.read_line(&mut line).unwrap();
+            if let Some(u) = line.strip_prefix("coordinator: ") {
+                url = u.trim().to_string();
+            }
             if let Some(u) = line.strip_prefix("status: ") {
                 status = u.trim().to_string();
             }
         }
+        assert!(url.ends_with(&format!("://127.0.0.1:{port}")), "no coordinator line: {url:?}");
         assert!(status.starts_with("http://"), "no status line");
         let stderr = std::thread::spawn(move || {
             let mut rest = String::new();
@@ -71,6 +81,7 @@ impl Cluster {
             .iter()
             .map(|host| {
                 mr().args(["worker", "--coordinator", &url, "--advertise", host])
+                    .args(common)
                     .env("MR_TOKEN", "cluster-secret")
                     .env("MR_TEST_TAG", &tag)
                     .env("TMPDIR", &tmp)
@@ -93,7 +104,7 @@ impl Cluster {
 
     /// Waits for the coordinator; returns its exit code and stderr, after checking that every
     /// process of the job is gone.
-    fn finish(mut self) -> (Option<i32>, String) {
+    pub fn finish(mut self) -> (Option<i32>, String) {
         let status = self.coordinator.wait().unwrap();
         for w in &mut self.workers {
             let _ = w.wait();
@@ -103,7 +114,7 @@ impl Cluster {
     }
 }
 
-fn local(dir: &Dir, job: &[&str]) -> std::path::PathBuf {
+pub fn local(dir: &Dir, job: &[&str]) -> std::path::PathBuf {
     let out = dir.path("local");
     run_ok(mr().args(["run"]).args(job).args(["--local", "--quiet", "--output"]).arg(&out));
     out

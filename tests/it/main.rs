@@ -10,3 +10,4 @@ mod jobs;
 mod rpc;
 mod status;
 mod storage;
+mod tls;

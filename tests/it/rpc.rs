@@ -33,6 +33,7 @@ fn with_token(dir: &Dir, state: Vec<(String, Vec<u8>)>, token: &str) -> Coordina
         input_format: Default::default(),
         settings: mr::task::TaskSettings { partitions: 1, sort_buffer: 1 << 20, merge_fan_in: 8 },
         token: mr::rpc::Token::new(token).unwrap(),
+        tls: None,
         rerun_maps_of_lost_workers: false,
     }
 }
@@ -50,7 +51,7 @@ async fn state_service_gets_and_sets_in_batches() {
     let dir = Dir::new();
     let coordinator = Coordinator::new(config(&dir, vec![("preset".into(), b"1".to_vec())]));
     let (url, shutdown, server) = serve(coordinator).await;
-    let channel = mr::worker::connect(&url, Duration::from_secs(5)).await.unwrap();
+    let channel = mr::worker::connect(&url, Duration::from_secs(5), None).await.unwrap();
     let mut client = pb::state_client::StateClient::new(channel);
     let entries = vec![
         pb::StateEntry { key: "a".into(), value: b"alpha".to_vec() },
@@ -121,7 +122,7 @@ async fn every_service_refuses_a_missing_or_wrong_token() {
     let dir = Dir::new();
     let coordinator = Coordinator::new(with_token(&dir, Vec::new(), "right"));
     let (url, shutdown, server) = serve(coordinator).await;
-    let channel = mr::worker::connect(&url, Duration::from_secs(5)).await.unwrap();
+    let channel = mr::worker::connect(&url, Duration::from_secs(5), None).await.unwrap();
     let keys = vec!["k".to_string()];
     for (token, accepted) in [("", false), ("wrong", false), ("righ", false), ("right", true)] {
         let token = mr::rpc::Token::new(token).unwrap();
@@ -193,17 +194,17 @@ async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
     let count = |n: u64| {
         bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     };
-    mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, &count).await.unwrap();
+    mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, None, &count).await.unwrap();
     let expected = read_all(&file, 1, 3).unwrap();
     assert_eq!(read_all(&dest, 0, 1).unwrap(), expected);
     assert_eq!(bytes.into_inner(), std::fs::metadata(&dest).unwrap().len() - 28 - 12);
 
     // Unknown attempt, or a wrong token: not served.
-    let err = mr::shuffle::fetch(&location(3, 0), 1, &dest, &token, &|_| {}).await.unwrap_err();
+    let err = mr::shuffle::fetch(&location(3, 0), 1, &dest, &token, None, &|_| {}).await.unwrap_err();
     assert!(matches!(err, mr::Error::LostMapOutput { map_task: 3, attempt: 0, .. }), "{err}");
     assert!(err.to_string().contains("no output of map task 3 attempt 0"), "{err}");
     let wrong = mr::rpc::Token::new("x").unwrap();
-    let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &wrong, &|_| {}).await.unwrap_err();
+    let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &wrong, None, &|_| {}).await.unwrap_err();
     assert!(matches!(err, mr::Error::Unauthenticated { .. }), "{err}");
 
     // A corrupt byte on the server's disk is caught by the segment checksum after the copy.
@@ -211,14 +212,14 @@ async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
     let segments = mr::mapout::read_index(&file, 3).unwrap();
     raw[segments[2].offset as usize + 100] ^= 0x01;
     std::fs::write(&file, raw).unwrap();
-    mr::shuffle::fetch(&location(3, 1), 2, &dest, &token, &|_| {}).await.unwrap();
+    mr::shuffle::fetch(&location(3, 1), 2, &dest, &token, None, &|_| {}).await.unwrap();
     let err = read_all(&dest, 0, 1).unwrap_err();
     assert!(matches!(err, mr::Error::CorruptMapOutput { .. }), "{err}");
 
     stop.cancel();
     server.await.unwrap().unwrap();
     // A server that is gone: the output is reported lost after the retries.
-    let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, &|_| {}).await.unwrap_err();
+    let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, None, &|_| {}).await.unwrap_err();
     assert!(matches!(err, mr::Error::LostMapOutput { .. }), "{err}");
     assert!(err.to_string().contains("4 tries"), "{err}");
 }

@@ -202,10 +202,17 @@ impl Coordinator {
     /// The worker process `pid` exited: its running attempts are lost at once, without
     /// waiting for the worker timeout.
     pub fn worker_exited_pid(&self, pid: u32) {
+        // Workers register as "HOST pid N"; the supervisor's workers all run on this host.
         let name = crate::worker::process_name(pid);
+        let suffix = format!(" {name}");
         let mut s = self.scheduler();
         let now = self.now();
-        let ids: Vec<u64> = s.workers().iter().filter(|(_, w)| w.name == name).map(|(&id, _)| id).collect();
+        let ids: Vec<u64> = s
+            .workers()
+            .iter()
+            .filter(|(_, w)| w.alive && (w.name == name || w.name.ends_with(&suffix)))
+            .map(|(&id, _)| id)
+            .collect();
         for id in ids {
             s.worker_lost(id, now);
         }

@@ -49,11 +49,15 @@ fn crash_test_with_injected_failures_matches_local() {
             "0.3",
             "--inject-seed",
             seed,
+            "--worker-timeout",
+            "30s",
             "--json",
         ]));
         let s = summary(&stdout);
         let lost = s["attempts"].as_array().unwrap().iter().filter(|a| a["outcome"] == "lost").count();
         assert!(lost > 0, "seed {seed}: no injected failure happened:\n{stdout}");
+        // A crashed worker process's attempts are lost when it exits, not at the worker timeout.
+        assert!(s["wall_ms"].as_u64().unwrap() < 30_000, "seed {seed}: waited for the worker timeout:\n{stdout}");
         assert_same_output(&out, &local);
     }
 }

@@ -114,6 +114,14 @@ impl Cluster {
     }
 }
 
+/// Checks, from a committed output's `_job.json`, that two workers ran attempts.
+pub fn assert_both_hosts_ran_attempts(out: &std::path::Path) {
+    let history: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();
+    let workers: std::collections::BTreeSet<u64> =
+        history["summary"]["attempts"].as_array().unwrap().iter().map(|a| a["worker"].as_u64().unwrap()).collect();
+    assert_eq!(workers.len(), 2, "both hosts ran attempts: {history:#}");
+}
+
 pub fn local(dir: &Dir, job: &[&str]) -> std::path::PathBuf {
     let out = dir.path("local");
     run_ok(mr().args(["run"]).args(job).args(["--local", "--quiet", "--output"]).arg(&out));
@@ -131,10 +139,7 @@ fn workers_on_separate_hosts_shuffle_over_the_network() {
     let (code, stderr) = cluster.finish();
     assert_eq!(code, Some(0), "{stderr}");
     assert_same_output(&out, &local(&dir, &job));
-    let history: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();
-    let workers: std::collections::BTreeSet<u64> =
-        history["summary"]["attempts"].as_array().unwrap().iter().map(|a| a["worker"].as_u64().unwrap()).collect();
-    assert_eq!(workers.len(), 2, "both hosts ran attempts: {history:#}");
+    assert_both_hosts_ran_attempts(&out);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose
 use rcgen::{KeyUsagePurpose, SanType};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, local, text};
+use crate::cluster::{Cluster, assert_both_hosts_ran_attempts, local, text};
 use crate::harness::{Dir, assert_same_output, mr, run_fail, run_ok, tagged_processes, wait_for};
 
 /// A CA and a certificate it signed, for both server and client use, valid for 127.0.0.1,
@@ -75,10 +75,7 @@ fn workers_on_separate_hosts_shuffle_over_tls() {
     let (code, stderr) = cluster.finish();
     assert_eq!(code, Some(0), "{stderr}");
     assert_same_output(&out, &local(&dir, &job));
-    let history: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();
-    let workers: std::collections::BTreeSet<u64> =
-        history["summary"]["attempts"].as_array().unwrap().iter().map(|a| a["worker"].as_u64().unwrap()).collect();
-    assert_eq!(workers.len(), 2, "both hosts ran attempts: {history:#}");
+    assert_both_hosts_ran_attempts(&out);
 }
 
 #[test]

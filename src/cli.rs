@@ -169,6 +169,10 @@ struct RunArgs {
     /// Replace the contents of a non-empty output directory.
     #[arg(long)]
     overwrite: bool,
+    /// Continue a job whose coordinator was killed: the same command with --resume reads the
+    /// journal in the output directory and runs only the tasks that had not committed.
+    #[arg(long, conflicts_with_all = ["overwrite", "local"])]
+    resume: bool,
     /// word-search: file of target words, one per line.
     #[arg(long, value_name = "FILE")]
     targets: Option<PathBuf>,
@@ -625,6 +629,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         reduce_tasks: args.reduce_tasks,
         workers: planned_workers,
         overwrite: args.overwrite,
+        resume: args.resume,
         settings: TaskSettings {
             partitions: 0,
             sort_buffer: args.sort_buffer.max(1),

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::input::Split;
+use crate::journal::{Done, Journal, Recovered};
 use crate::rpc::pb;
 use crate::scheduler::{
     Assignment, AttemptId, Failure, JobState, Millis, Phase, Scheduler, SchedulerConfig, TickOutcome,
@@ -104,12 +105,20 @@ struct Shared {
     endpoints: Mutex<HashMap<u64, Endpoint>>,
     /// Workers that were told the job is over.
     told_to_exit: Mutex<std::collections::HashSet<u64>>,
+    /// Where committed tasks are recorded, for `--resume`.
+    journal: Option<Arc<Journal>>,
 }
 
 impl Coordinator {
     /// A coordinator for a job; nothing runs until [`Coordinator::serve`].
     pub fn new(config: CoordinatorConfig) -> Coordinator {
-        let scheduler = Scheduler::new(SchedulerConfig {
+        Coordinator::with_journal(config, None, Recovered::default())
+    }
+
+    /// A coordinator that records committed tasks in `journal`, continuing from what an
+    /// earlier coordinator of the same job recorded (`recovered`, empty for a new job).
+    pub fn with_journal(config: CoordinatorConfig, journal: Option<Arc<Journal>>, recovered: Recovered) -> Coordinator {
+        let mut scheduler = Scheduler::new(SchedulerConfig {
             map_tasks: config.splits.len() as u32,
             reduce_tasks: config.reduce_tasks,
             worker_timeout: config.worker_timeout.as_millis() as Millis,
@@ -118,8 +127,15 @@ impl Coordinator {
             speculative: config.speculative,
             skip_bad_records: config.skip_bad_records,
             rerun_maps_of_lost_workers: config.rerun_maps_of_lost_workers,
+            // Each incarnation hands out its own range of ids.
+            first_worker_id: (recovered.incarnation << 32) + 1,
         });
-        let state = config.state.iter().cloned().collect();
+        for (task, done) in recovered.done {
+            if !scheduler.restore(task, done.attempt, done.output, done.counters) {
+                tracing::warn!(%task, "the journal names a task this job does not have; ignored");
+            }
+        }
+        let state = config.state.iter().cloned().chain(recovered.state).collect();
         let (ended, _) = watch::channel(false);
         let shared = Shared {
             config,
@@ -134,6 +150,7 @@ impl Coordinator {
             committed_at: Mutex::new(None),
             endpoints: Mutex::new(HashMap::new()),
             told_to_exit: Mutex::new(std::collections::HashSet::new()),
+            journal,
         };
         let coordinator = Coordinator { shared: Arc::new(shared) };
         // A job with no reduce work left (no input, R = 0) commits at once.
@@ -222,6 +239,10 @@ impl Coordinator {
     /// Commits the job when its tasks are done, wakes waiting calls, and signals the end.
     fn after_event(&self, s: &mut Scheduler) {
         if *s.state() == JobState::TasksDone {
+            // The journal lives in the directory that the commit removes.
+            if let Some(journal) = &self.shared.journal {
+                journal.close();
+            }
             match commit_job(&self.shared.config.output_dir) {
                 Ok(()) => {
                     s.job_committed();
@@ -329,6 +350,12 @@ fn task_message(
     Ok(pb::Task { task_id: attempt.task.index, attempt: attempt.attempt, kind: Some(kind) })
 }
 
+/// The answer to a call from a worker that did not register with this coordinator: one
+/// registered with an earlier coordinator of the job, which restarted. It registers again.
+fn unknown_worker(worker: u64) -> Status {
+    Status::not_found(format!("worker {worker} is not registered with this coordinator: register again"))
+}
+
 fn task_ref(r: Option<pb::TaskRef>) -> Result<AttemptId, Status> {
     r.map(AttemptId::from).ok_or_else(|| Status::invalid_argument("task is required"))
 }
@@ -376,6 +403,9 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             changed.as_mut().enable();
             let assignment = {
                 let mut s = self.scheduler();
+                if !s.knows(worker) {
+                    return Err(unknown_worker(worker));
+                }
                 let a = s.request_task(worker, self.now());
                 if matches!(a, Assignment::Run { .. }) {
                     self.after_event(&mut s);
@@ -409,7 +439,10 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let running = r.running.map(|t| (AttemptId::from(t), r.records.saturating_add(r.bytes)));
         let mut s = self.scheduler();
         let reply = s.heartbeat(r.worker_id, running, self.now());
-        let exit = !reply.known || matches!(s.state(), JobState::Succeeded | JobState::Failed(_));
+        if !reply.known {
+            return Err(unknown_worker(r.worker_id));
+        }
+        let exit = matches!(s.state(), JobState::Succeeded | JobState::Failed(_));
         drop(s);
         if exit {
             self.told_to_exit(r.worker_id);
@@ -425,6 +458,9 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let r = request.into_inner();
         let attempt = task_ref(r.task)?;
         let mut s = self.scheduler();
+        if !s.knows(r.worker_id) {
+            return Err(unknown_worker(r.worker_id));
+        }
         let granted = s.request_commit(r.worker_id, attempt, self.now());
         Ok(Response::new(pb::CommitTaskReply { granted }))
     }
@@ -435,7 +471,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
     ) -> Result<Response<pb::ReportCompletionReply>, Status> {
         let r = request.into_inner();
         let attempt = task_ref(r.task)?;
-        let counters = r.counters.unwrap_or_default().into();
+        let counters: crate::task::TaskCounters = r.counters.unwrap_or_default().into();
         let output = match attempt.task.phase {
             Phase::Map => {
                 let endpoint = self.shared.endpoints.lock().expect("lock poisoned").get(&r.worker_id).cloned();
@@ -452,8 +488,21 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             Phase::Reduce => r.output,
         };
         let mut s = self.scheduler();
+        if !s.knows(r.worker_id) {
+            return Err(unknown_worker(r.worker_id));
+        }
+        let record = self.shared.journal.as_ref().map(|_| Done {
+            task: None,
+            attempt: attempt.attempt,
+            output: output.clone(),
+            counters: counters.clone(),
+        });
         let accepted = s.complete(r.worker_id, attempt, output, counters, self.now());
         tracing::debug!(worker = r.worker_id, %attempt, accepted, "attempt completed");
+        // Recorded before the job can commit (which closes the journal).
+        if let (true, Some(journal), Some(record)) = (accepted, &self.shared.journal, record) {
+            journal.record_done(attempt.task, record);
+        }
         self.after_event(&mut s);
         Ok(Response::new(pb::ReportCompletionReply { accepted }))
     }
@@ -473,6 +522,9 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             lost_map_unreachable: r.lost_map_unreachable,
         };
         let mut s = self.scheduler();
+        if !s.knows(r.worker_id) {
+            return Err(unknown_worker(r.worker_id));
+        }
         s.fail(r.worker_id, attempt, failure, self.now());
         self.after_event(&mut s);
         Ok(Response::new(pb::ReportFailureReply {}))
@@ -497,6 +549,9 @@ impl pb::state_server::State for Coordinator {
     async fn set_state(&self, request: Request<pb::SetStateRequest>) -> Result<Response<pb::SetStateReply>, Status> {
         let entries = request.into_inner().entries;
         let mut store = self.shared.state.lock().expect("state lock poisoned");
+        if let Some(journal) = &self.shared.journal {
+            journal.record_state(entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect());
+        }
         for e in entries {
             store.insert(e.key, e.value);
         }

@@ -44,6 +44,37 @@ pub enum Error {
     #[error("output directory '{0}' is not empty: choose another one, or pass --overwrite to replace its contents")]
     OutputNotEmpty(PathBuf),
 
+    /// The job's journal cannot be created, read or written.
+    #[error("journal '{path}': {reason}")]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// `--resume` with a journal that another job wrote.
+    #[error(
+        "cannot resume: the journal '{path}' was written by another job ({difference}); run the same command as the \
+         interrupted run (same inputs, --workers, --split-size, --reducers and job arguments) with --resume, or remove \
+         the output directory and run without --resume"
+    )]
+    JournalMismatch {
+        /// The journal file.
+        path: PathBuf,
+        /// The first fact that differs.
+        difference: String,
+    },
+
+    /// `--resume` with nothing to resume.
+    #[error("cannot resume into '{output}': {reason}")]
+    NothingToResume {
+        /// The output directory.
+        output: PathBuf,
+        /// Why there is nothing to resume, and what to do.
+        reason: String,
+    },
+
     /// The output directory is an input, or contains one.
     #[error("output directory '{output}' would contain the input '{input}': choose an output outside the input")]
     OutputOverlapsInput {

@@ -31,6 +31,7 @@ pub mod error;
 pub mod fault;
 pub mod input;
 pub mod job;
+pub mod journal;
 pub mod local;
 pub mod mapout;
 pub mod partition;

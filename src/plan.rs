@@ -30,6 +30,8 @@ pub struct JobRequest {
     pub workers: u32,
     /// Replace the contents of a non-empty output directory.
     pub overwrite: bool,
+    /// Continue the job whose journal is in the output directory (a coordinator was killed).
+    pub resume: bool,
     /// Memory and merge settings of the tasks (its `partitions` is set by the plan).
     pub settings: TaskSettings,
 }
@@ -85,7 +87,11 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);
     let view = PlanView { args: &request.job_args, options: &request.job_options, splits: &splits, reduce_tasks };
     let prepared = factory.prepare(&view)?;
-    let output = OutputDir::prepare(&output_path, &inputs, request.overwrite)?;
+    let output = if request.resume {
+        OutputDir::resume(&output_path, &inputs)?
+    } else {
+        OutputDir::prepare(&output_path, &inputs, request.overwrite)?
+    };
     let settings = TaskSettings { partitions: reduce_tasks, ..request.settings };
     Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output, input_format: format, settings })
 }
@@ -98,6 +104,8 @@ pub struct OutputDir {
     path: PathBuf,
     created: bool,
     keep: bool,
+    /// It holds the journal of a job to continue.
+    resuming: bool,
 }
 
 impl OutputDir {
@@ -131,7 +139,65 @@ impl OutputDir {
             }
             Err(e) => return Err(Error::io("cannot use output directory", &path)(e)),
         };
-        Ok(OutputDir { path, created, keep: false })
+        Ok(OutputDir { path, created, keep: false, resuming: false })
+    }
+
+    /// The output directory of a job to continue (`--resume`): one that holds the job's
+    /// journal. Attempt files left in its `_temporary` are removed (their attempts died with
+    /// the coordinator); committed part files stay. An absent or empty directory has nothing
+    /// to resume: the job starts afresh.
+    pub fn resume(output: &Path, inputs: &[PathBuf]) -> Result<OutputDir> {
+        let nothing = |reason: &str| Error::NothingToResume { output: output.to_path_buf(), reason: reason.into() };
+        if crate::storage::is_url(output) {
+            return Err(nothing(
+                "an object-store output keeps no journal, so its jobs cannot be resumed; run without --resume",
+            ));
+        }
+        let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
+        let journal = crate::journal::path_for(&path);
+        if !journal.exists() {
+            if path.join(SUCCESS).exists() {
+                return Err(nothing(
+                    "it holds a committed job (_SUCCESS): there is nothing to resume; choose another output, or \
+                     remove it to run the job again",
+                ));
+            }
+            let empty = std::fs::read_dir(&path).map_or(true, |mut entries| entries.next().is_none());
+            if !empty {
+                return Err(nothing(&format!(
+                    "it holds no journal ({}): it is not the output of an interrupted job; choose another output, \
+                     or pass --overwrite instead of --resume to replace it",
+                    journal.display()
+                )));
+            }
+            tracing::info!(output = %path.display(), "nothing to resume: the job starts afresh");
+            return OutputDir::prepare(&path, inputs, false);
+        }
+        let tmp = path.join(TEMPORARY);
+        for entry in std::fs::read_dir(&tmp).map_err(Error::io("cannot list", &tmp))? {
+            let entry = entry.map_err(Error::io("cannot list", &tmp))?;
+            if entry.file_name() != crate::journal::FILE {
+                let p = entry.path();
+                let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                removed.map_err(Error::io("cannot remove a dead attempt's file", &p))?;
+            }
+        }
+        Ok(OutputDir { path, created: false, keep: false, resuming: true })
+    }
+
+    /// True if it holds the journal of a job to continue.
+    pub fn resuming(&self) -> bool {
+        self.resuming
+    }
+
+    /// True if the job created it (and removes it if it fails).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Records that the job created it, as the journal of a resumed job says.
+    pub fn set_created(&mut self, created: bool) {
+        self.created = created;
     }
 
     /// An output prefix in an object store: no object under it, or all deleted with
@@ -151,7 +217,7 @@ impl OutputDir {
             }
             prefix.delete_all()?;
         }
-        Ok(OutputDir { path: PathBuf::from(url), created: true, keep: false })
+        Ok(OutputDir { path: PathBuf::from(url), created: true, keep: false, resuming: false })
     }
 
     /// The directory.

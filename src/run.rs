@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::error::{Error, Result};
 use crate::fault::Faults;
+use crate::journal::{Identity, Journal, Recovered};
 use crate::plan::Plan;
 use crate::progress::{ProgressMode, show};
 use crate::scheduler::{JobState, Millis, Phase};
@@ -65,11 +66,8 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs a planned job with worker processes. Returns the summary, whose `succeeded` tells
 /// whether the output committed; on failure the output directory is cleaned.
-pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summary> {
-    let work_dir = tempfile::Builder::new()
-        .prefix("mr-work-")
-        .tempdir()
-        .map_err(Error::io("cannot create work directory in", std::env::temp_dir()))?;
+pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
+    let (work_dir, journal, recovered) = open_journal(job_name, &mut plan)?;
     // Each worker process logs to its own file here; kept when the job fails.
     let logs = tempfile::Builder::new()
         .prefix("mr-logs-")
@@ -93,26 +91,30 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
              code on its workers: give --token (or MR_TOKEN), the same to every worker"
         )));
     }
-    let coordinator = Coordinator::new(CoordinatorConfig {
-        job_name: job_name.to_string(),
-        job_args: plan.prepared.worker_args.clone(),
-        splits: plan.splits.clone(),
-        reduce_tasks: plan.reduce_tasks,
-        output_dir: plan.output.path().to_path_buf(),
-        worker_timeout: config.worker_timeout,
-        heartbeat_interval: (config.worker_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
-        max_attempts: config.max_attempts,
-        task_timeout: config.task_timeout,
-        speculative: config.speculative,
-        skip_bad_records: config.skip_bad_records,
-        faults: config.faults,
-        state: plan.prepared.state.clone(),
-        input_format: plan.input_format,
-        settings: plan.settings,
-        token,
-        tls: config.tls.clone(),
-        rerun_maps_of_lost_workers: config.standalone,
-    });
+    let coordinator = Coordinator::with_journal(
+        CoordinatorConfig {
+            job_name: job_name.to_string(),
+            job_args: plan.prepared.worker_args.clone(),
+            splits: plan.splits.clone(),
+            reduce_tasks: plan.reduce_tasks,
+            output_dir: plan.output.path().to_path_buf(),
+            worker_timeout: config.worker_timeout,
+            heartbeat_interval: (config.worker_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+            max_attempts: config.max_attempts,
+            task_timeout: config.task_timeout,
+            speculative: config.speculative,
+            skip_bad_records: config.skip_bad_records,
+            faults: config.faults,
+            state: plan.prepared.state.clone(),
+            input_format: plan.input_format,
+            settings: plan.settings,
+            token,
+            tls: config.tls.clone(),
+            rerun_maps_of_lost_workers: config.standalone,
+        },
+        journal.clone(),
+        recovered,
+    );
     if config.standalone && config.announce {
         eprintln!("coordinator: {url}");
     }
@@ -169,6 +171,9 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
         }
     }
     drop(work_dir);
+    if let Some(journal) = &journal {
+        journal.close();
+    }
 
     let s = coordinator.scheduler();
     let error = match (&outcome, s.state()) {
@@ -217,6 +222,100 @@ pub async fn run(job_name: &str, plan: Plan, config: RunConfig) -> Result<Summar
     }
     plan.output.keep();
     Ok(summary)
+}
+
+/// A directory removed, with everything in it, when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The job's work directory and journal. A new job gets a new work directory and a new
+/// journal; a resumed one (`--resume`) reopens the journal, checks that it is the same job,
+/// and takes over the work directory it names (where the map outputs of `mr run`'s workers
+/// are), if it is still there. An object-store output has no journal.
+fn open_journal(job_name: &str, plan: &mut Plan) -> Result<(WorkDir, Option<std::sync::Arc<Journal>>, Recovered)> {
+    let new_work_dir = || -> Result<WorkDir> {
+        let dir = tempfile::Builder::new()
+            .prefix("mr-work-")
+            .tempdir()
+            .map_err(Error::io("cannot create work directory in", std::env::temp_dir()))?;
+        Ok(WorkDir(dir.keep()))
+    };
+    let output = plan.output.path().to_path_buf();
+    if crate::storage::is_url(&output) {
+        return Ok((new_work_dir()?, None, Recovered::default()));
+    }
+    let path = crate::journal::path_for(&output);
+    let identity = identity(job_name, plan)?;
+    if !plan.output.resuming() {
+        let work_dir = new_work_dir()?;
+        let journal = Journal::create(&path, &identity, work_dir.path(), plan.output.created())?;
+        return Ok((work_dir, Some(std::sync::Arc::new(journal)), Recovered::default()));
+    }
+    let (journal, recovered) = Journal::resume(&path, &identity)?;
+    plan.output.set_created(recovered.output_created);
+    let work_dir = match &recovered.work_dir {
+        Some(dir) if dir.is_dir() => WorkDir(dir.clone()),
+        _ => new_work_dir()?,
+    };
+    let count = |phase| recovered.done.iter().filter(|(t, _)| t.phase == phase).count();
+    tracing::info!(
+        maps = count(Phase::Map),
+        reduces = count(Phase::Reduce),
+        incarnation = recovered.incarnation,
+        "resuming the job from its journal"
+    );
+    Ok((work_dir, Some(std::sync::Arc::new(journal)), recovered))
+}
+
+/// What a resumed run must share with the run it continues: everything that decides the
+/// tasks and their outputs (not memory settings or worker counts, which may change).
+fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
+    let mut files: Vec<(String, Option<u64>, Option<u128>)> = Vec::new();
+    for split in &plan.splits {
+        let path = split.path.to_string_lossy().into_owned();
+        if files.last().is_some_and(|(p, _, _)| *p == path) {
+            continue;
+        }
+        // A local file's size and modification time tell an input that changed in between.
+        let stamp = if crate::storage::is_url(&split.path) {
+            (None, None)
+        } else {
+            let meta = std::fs::metadata(&split.path).map_err(Error::io("cannot read input", &split.path))?;
+            let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            (Some(meta.len()), modified.map(|d| d.as_nanos()))
+        };
+        files.push((path, stamp.0, stamp.1));
+    }
+    let splits: Vec<(String, u64, u64, u64)> =
+        plan.splits.iter().map(|s| (s.path.to_string_lossy().into_owned(), s.start, s.end, s.first_line)).collect();
+    let mut state = xxhash_rust::xxh3::Xxh3::new();
+    for (key, value) in &plan.prepared.state {
+        for part in [key.as_bytes(), value.as_slice()] {
+            state.update(&(part.len() as u64).to_le_bytes());
+            state.update(part);
+        }
+    }
+    Ok(Identity::default()
+        .with("job", job_name)
+        .with("job arguments", &plan.prepared.worker_args)
+        .with("output", plan.output.path())
+        .with("input format", plan.input_format.name())
+        .with("map tasks", plan.splits.len())
+        .with("reduce tasks", plan.reduce_tasks)
+        .with("input files", files)
+        .with("splits", splits)
+        .with("job state", format!("{:016x}", state.digest())))
 }
 
 /// The address to connect to for a listener bound to `local`: loopback for a wildcard address.

@@ -100,6 +100,10 @@ pub struct SchedulerConfig {
     /// rule: they lived on its machine). Off when every reducer can read them from a shared
     /// host; a reducer that cannot read an output reports it either way.
     pub rerun_maps_of_lost_workers: bool,
+    /// Id of the first worker to register. A resumed coordinator starts past every id that
+    /// the coordinators before it handed out, so a worker they registered is not mistaken for
+    /// one of its own.
+    pub first_worker_id: WorkerId,
 }
 
 impl Default for SchedulerConfig {
@@ -113,6 +117,7 @@ impl Default for SchedulerConfig {
             speculative: true,
             skip_bad_records: false,
             rerun_maps_of_lost_workers: false,
+            first_worker_id: 1,
         }
     }
 }
@@ -239,10 +244,11 @@ enum TaskState {
     Running(Vec<Running>),
     Done {
         output: String,
-        /// The committed attempt, its worker, and its index in `Scheduler::attempts`.
+        /// The committed attempt, its worker, and its index in `Scheduler::attempts` (none
+        /// for a task restored from the journal of an earlier coordinator).
         attempt: u32,
         worker: WorkerId,
-        record: usize,
+        record: Option<usize>,
     },
 }
 
@@ -407,9 +413,33 @@ impl Scheduler {
 
     /// A worker joins. Returns its id.
     pub fn register(&mut self, name: String, now: Millis) -> WorkerId {
-        let id = self.workers.keys().next_back().map_or(1, |last| last + 1);
+        let id = self.workers.keys().next_back().map_or(self.config.first_worker_id, |last| last + 1);
         self.workers.insert(id, WorkerInfo { name, last_seen_ms: now, alive: true });
         id
+    }
+
+    /// Marks a task as committed by an earlier coordinator of this job (read from its
+    /// journal), before any worker registers: it will not run again unless its output is lost.
+    /// Returns false for a task this job does not have, or one already done.
+    pub fn restore(&mut self, task: TaskId, attempt: u32, output: String, counters: TaskCounters) -> bool {
+        let Some(t) = self.task_mut(task) else { return false };
+        if !matches!(t.state, TaskState::Idle) {
+            return false;
+        }
+        t.state = TaskState::Done { output, attempt, worker: 0, record: None };
+        t.next_attempt = t.next_attempt.max(attempt.saturating_add(1));
+        t.counters = counters;
+        match task.phase {
+            Phase::Map => self.maps_done += 1,
+            Phase::Reduce => self.reduces_done += 1,
+        }
+        self.check_done();
+        true
+    }
+
+    /// True if `worker` registered with this coordinator.
+    pub fn knows(&self, worker: WorkerId) -> bool {
+        self.workers.contains_key(&worker)
     }
 
     /// Marks a worker as heard from. Returns false for a worker this job does not know.
@@ -583,7 +613,7 @@ impl Scheduler {
             return false;
         }
         let task = self.task_mut(id.task).expect("running attempt has a task");
-        let done = TaskState::Done { output, attempt: id.attempt, worker, record: running.record };
+        let done = TaskState::Done { output, attempt: id.attempt, worker, record: Some(running.record) };
         let TaskState::Running(list) = std::mem::replace(&mut task.state, done) else {
             unreachable!("checked by running()")
         };
@@ -655,7 +685,9 @@ impl Scheduler {
         }
         let (failures, last_error) = (task.failures, task.last_error.clone());
         self.maps_done -= 1;
-        self.attempts[record].outcome = Outcome::Lost;
+        if let Some(record) = record {
+            self.attempts[record].outcome = Outcome::Lost;
+        }
         self.check_failures(id, failures, last_error);
     }
 
@@ -783,6 +815,49 @@ mod tests {
             assert!(s.request_commit(w, id, now));
         }
         s.complete(w, id, format!("out-{}", id.task.index), TaskCounters::default(), now)
+    }
+
+    #[test]
+    fn restored_tasks_do_not_run_again() {
+        let mut s = Scheduler::new(SchedulerConfig {
+            map_tasks: 3,
+            reduce_tasks: 1,
+            first_worker_id: 1 << 32,
+            ..SchedulerConfig::default()
+        });
+        let map = |index| TaskId { phase: Phase::Map, index };
+        assert!(s.restore(map(0), 2, "out-0".into(), TaskCounters::default()));
+        assert!(s.restore(map(2), 0, "out-2".into(), TaskCounters::default()));
+        assert!(!s.restore(map(2), 0, "again".into(), TaskCounters::default()), "already done");
+        assert!(!s.restore(map(3), 0, "none".into(), TaskCounters::default()), "no such task");
+        assert_eq!(s.progress(Phase::Map), (2, 3));
+        let w = s.register("w".into(), 0);
+        assert_eq!(w, 1 << 32, "ids start past the earlier coordinators'");
+        assert!(!s.knows(1));
+        let (m1, _) = run(s.request_task(w, 0));
+        assert_eq!(m1.task, map(1));
+        assert!(finish(&mut s, w, m1, 1));
+        let (r0, outputs) = run(s.request_task(w, 2));
+        assert_eq!(r0.task.phase, Phase::Reduce);
+        assert_eq!(outputs, ["out-0", "out-1", "out-2"]);
+        // A restored map whose output is lost runs again, with a new attempt number.
+        let lost = Failure { lost_map_task: Some(0), lost_map_attempt: 2, ..Failure::default() };
+        s.fail(w, r0, lost, 3);
+        let (again, _) = run(s.request_task(w, 4));
+        assert_eq!((again.task, again.attempt), (map(0), 3));
+        assert!(finish(&mut s, w, again, 5));
+        let (r0, _) = run(s.request_task(w, 6));
+        assert!(finish(&mut s, w, r0, 7));
+        assert_eq!(*s.state(), JobState::TasksDone);
+    }
+
+    #[test]
+    fn a_job_restored_whole_is_done_at_once() {
+        let mut s = scheduler(1, 1);
+        assert!(s.restore(TaskId { phase: Phase::Map, index: 0 }, 0, "m".into(), TaskCounters::default()));
+        assert_eq!(*s.state(), JobState::Running);
+        assert!(s.restore(TaskId { phase: Phase::Reduce, index: 0 }, 0, "r".into(), TaskCounters::default()));
+        assert_eq!(*s.state(), JobState::TasksDone);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! than the lost-coordinator timeout.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -166,14 +166,15 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
     let mut shuffle_server = rpc::server(tls)?;
 
     let name = process_name(std::process::id());
-    let request = pb::RegisterWorkerRequest { name, shuffle_url: shuffle_url.clone(), host: host.clone() };
-    let reply = match client.register_worker(request).await {
+    let registration = pb::RegisterWorkerRequest { name, shuffle_url: shuffle_url.clone(), host: host.clone() };
+    let reply = match client.register_worker(registration.clone()).await {
         Ok(reply) => reply.into_inner(),
         Err(status) => return Err(registration_error(&url, tls, status).await),
     };
     let worker_id = reply.worker_id;
     let spec = reply.job.ok_or_else(|| Error::Job("the coordinator sent no job".into()))?;
     tracing::info!(worker = worker_id, job = spec.job_name, shuffle_url, "registered");
+    let worker_id = Arc::new(AtomicU64::new(worker_id));
 
     let outputs = Outputs::default();
     let stop = CancellationToken::new();
@@ -203,11 +204,11 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
     let lost: Shared<Option<Error>> = Arc::default();
     let current: Shared<Option<Current>> = Arc::default();
     // Every log line of this worker carries the job and the worker id.
-    let job_span = tracing::info_span!("job", job = %spec.job_name, worker = worker_id);
+    let job_span = tracing::info_span!("job", job = %spec.job_name, worker = worker_id.load(Ordering::Relaxed));
     let heartbeat = tokio::spawn(
         heartbeat_loop(
             client.clone(),
-            worker_id,
+            worker_id.clone(),
             Duration::from_millis(reply.heartbeat_interval_ms.max(10)),
             options.lost_timeout,
             url.clone(),
@@ -219,6 +220,7 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
     );
     let context = Context {
         worker_id,
+        registration,
         spec,
         job,
         current,
@@ -242,7 +244,10 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
 
 /// What every attempt of this worker needs.
 struct Context {
-    worker_id: u64,
+    /// Its id; it changes when the worker registers again with a restarted coordinator.
+    worker_id: Arc<AtomicU64>,
+    /// What it registers with.
+    registration: pb::RegisterWorkerRequest,
     spec: pb::JobSpec,
     job: Arc<dyn Job>,
     current: Shared<Option<Current>>,
@@ -259,7 +264,7 @@ struct Context {
 #[allow(clippy::too_many_arguments)]
 async fn heartbeat_loop(
     mut client: CoordinatorClient<AuthChannel>,
-    worker_id: u64,
+    worker_id: Arc<AtomicU64>,
     interval: Duration,
     lost_timeout: Duration,
     url: String,
@@ -275,7 +280,7 @@ async fn heartbeat_loop(
         }
         let running = current.lock().expect("lock poisoned").clone();
         let request = pb::HeartbeatRequest {
-            worker_id,
+            worker_id: worker_id.load(Ordering::Relaxed),
             running: running.as_ref().map(|c| c.attempt.into()),
             records: running.as_ref().map_or(0, |c| c.progress.records.load(Ordering::Relaxed)),
             bytes: running.as_ref().map_or(0, |c| c.progress.bytes.load(Ordering::Relaxed)),
@@ -293,6 +298,16 @@ async fn heartbeat_loop(
                     && reply.cancel.iter().any(|t| AttemptId::from(*t) == c.attempt)
                 {
                     tracing::info!(attempt = %c.attempt, "cancelled by the coordinator");
+                    c.progress.cancel();
+                    c.cancel.cancel();
+                }
+            }
+            Ok(Err(status)) if status.code() == tonic::Code::NotFound => {
+                // A restarted coordinator: the running attempt belongs to its predecessor. The
+                // task loop registers again once the attempt has stopped.
+                last_ok = Instant::now();
+                if let Some(c) = running {
+                    tracing::info!(attempt = %c.attempt, "the coordinator restarted: attempt dropped");
                     c.progress.cancel();
                     c.cancel.cancel();
                 }
@@ -316,7 +331,7 @@ async fn task_loop(
 ) -> Result<()> {
     let mut last_ok = Instant::now();
     loop {
-        let call = client.get_task(pb::GetTaskRequest { worker_id: context.worker_id });
+        let call = client.get_task(pb::GetTaskRequest { worker_id: context.worker_id.load(Ordering::Relaxed) });
         let reply = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             reply = call => reply,
@@ -325,6 +340,11 @@ async fn task_loop(
             Ok(reply) => {
                 last_ok = Instant::now();
                 reply.into_inner().reply
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                last_ok = Instant::now();
+                register_again(client, context).await?;
+                continue;
             }
             Err(status) if last_ok.elapsed() > options.lost_timeout => {
                 let reason = format!("no answer for {:.1} s: {}", last_ok.elapsed().as_secs_f64(), status.message());
@@ -339,13 +359,38 @@ async fn task_loop(
             None | Some(pb::get_task_reply::Reply::Exit(_)) => return Ok(()),
             Some(pb::get_task_reply::Reply::WaitMs(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Some(pb::get_task_reply::Reply::Task(task)) => {
-                tokio::select! {
+                let result = tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
-                    result = run_attempt(client, context, task) => result?,
+                    result = run_attempt(client, context, task) => result,
+                };
+                match result {
+                    // The coordinator is unreachable or restarted: the next GetTask tells which.
+                    Err(e @ Error::Rpc { .. }) => tracing::warn!(error = %e, "attempt dropped"),
+                    other => other?,
                 }
             }
         }
     }
+}
+
+/// Registers again with a coordinator that restarted (and continues the job from its journal):
+/// the same Shuffle service and map outputs, a new worker id.
+async fn register_again(client: &mut CoordinatorClient<AuthChannel>, context: &Context) -> Result<()> {
+    let reply = client.register_worker(context.registration.clone()).await.map_err(rpc("RegisterWorker"))?.into_inner();
+    let spec = reply.job.ok_or_else(|| Error::Job("the coordinator sent no job".into()))?;
+    let ours = &context.spec;
+    if (&spec.job_name, &spec.job_args, &spec.output_dir, spec.reduce_tasks)
+        != (&ours.job_name, &ours.job_args, &ours.output_dir, ours.reduce_tasks)
+    {
+        return Err(Error::Job(format!(
+            "the coordinator now runs another job ({} into '{}'): this worker ran {} into '{}'; start a new worker for \
+             the new job",
+            spec.job_name, spec.output_dir, ours.job_name, ours.output_dir
+        )));
+    }
+    context.worker_id.store(reply.worker_id, Ordering::Relaxed);
+    tracing::info!(worker = reply.worker_id, "the coordinator restarted: registered again");
+    Ok(())
 }
 
 /// Runs one attempt and reports its outcome. Errors of the attempt itself are reported to
@@ -413,7 +458,7 @@ async fn run_attempt_in_span(
     let outcome = execute(context, &mut work, &current, settings).await;
     *context.current.lock().expect("lock poisoned") = None;
     let task_ref = Some(pb::TaskRef::from(attempt));
-    let worker_id = context.worker_id;
+    let worker_id = context.worker_id.load(Ordering::Relaxed);
     match outcome {
         None => {
             work.discard();
@@ -579,18 +624,19 @@ async fn report(
     work: &Work,
 ) -> Result<()> {
     let request = pb::ReportCompletionRequest {
-        worker_id: context.worker_id,
+        worker_id: context.worker_id.load(Ordering::Relaxed),
         task: Some(attempt.into()),
         output: output.to_string_lossy().into_owned(),
         counters: Some(counters.into()),
     };
-    let accepted = client.report_completion(request).await.map_err(rpc("ReportCompletion"))?.into_inner().accepted;
-    if !accepted && matches!(work, Work::Map { .. }) {
-        // Another attempt's map output is the task's; this one is never read.
+    let accepted = client.report_completion(request).await.map(|r| r.into_inner().accepted);
+    if !accepted.as_ref().is_ok_and(|&a| a) && matches!(work, Work::Map { .. }) {
+        // Another attempt's map output is the task's, or the coordinator never heard of this one: it is
+        // never read.
         context.outputs.remove(attempt.task.index, attempt.attempt);
         work.discard();
     }
-    Ok(())
+    accepted.map(|_| ()).map_err(rpc("ReportCompletion"))
 }
 
 #[derive(Clone)]

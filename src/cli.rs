@@ -55,6 +55,9 @@ enum Command {
     Gen(GenCommand),
     /// Benchmark `mr run wordcount` against baselines on a generated corpus.
     Bench(BenchArgs),
+    /// Measure the coordinator's cost per task: simulated workers over loopback gRPC that do
+    /// no task work, against empty calls; with --job, also a real `mr run` of many map tasks.
+    BenchCoordinator(BenchCoordinatorArgs),
     /// Run a command and print its resource usage as JSON (used by `mr bench`).
     #[command(hide = true)]
     BenchExec {
@@ -96,6 +99,30 @@ struct BenchArgs {
     #[arg(long)]
     no_pipeline: bool,
     /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchCoordinatorArgs {
+    /// Map tasks of the job.
+    #[arg(long, default_value_t = 10_000)]
+    maps: u32,
+    /// Reduce tasks of the job.
+    #[arg(long, default_value_t = 8)]
+    reduces: u32,
+    /// Numbers of concurrent simulated workers, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    clients: Vec<u32>,
+    /// Also run `mr run wordcount` with this many worker processes on a corpus of --maps
+    /// splits, and report the CPU time of the `mr run` process alone.
+    #[arg(long, value_name = "WORKERS")]
+    job: Option<u32>,
+    /// Directory for the --job corpus and outputs (kept, and reused); a temporary directory
+    /// by default.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Print the results as JSON instead of tables.
     #[arg(long)]
     json: bool,
 }
@@ -557,6 +584,7 @@ fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
         Command::Status { url } => crate::status::print_status(&url).map(|text| print!("{text}")).map_err(Into::into),
         Command::Gen(cmd) => generate(cmd),
         Command::Bench(args) => bench(args),
+        Command::BenchCoordinator(args) => bench_coordinator(args),
         Command::BenchExec { argv } => bench_exec(&argv),
         Command::BenchWordcount { threads, input, output } => {
             crate::bench::hand_written_wordcount(&input, threads, &output).map_err(anyhow::Error::from)
@@ -866,6 +894,46 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             bytesize::ByteSize::b(args.sort_buffer).display().iec()
         );
         print!("{}", crate::bench::table(&rows));
+    }
+    Ok(())
+}
+
+fn bench_coordinator(args: BenchCoordinatorArgs) -> anyhow::Result<()> {
+    let options =
+        crate::loadbench::LoadOptions { maps: args.maps, reduces: args.reduces, clients: args.clients.clone() };
+    let rows = crate::loadbench::run(&options, &mut |step| eprintln!("mr bench-coordinator: {step}"))?;
+    let job = match args.job {
+        Some(workers) => {
+            let tmp;
+            let dir = match &args.dir {
+                Some(d) => d.clone(),
+                None => {
+                    tmp = tempfile::Builder::new().prefix("mr-bench-").tempdir()?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            eprintln!("mr bench-coordinator: mr run wordcount, {} map tasks, {workers} workers", args.maps);
+            Some(crate::loadbench::real_job(&dir, args.maps, workers, args.reduces)?)
+        }
+        None => None,
+    };
+    if args.json {
+        println!("{}", serde_json::json!({ "simulated": rows, "job": job }));
+        return Ok(());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("{} map tasks, {} reduce tasks, {cores} cores\n", args.maps, args.reduces);
+    print!("{}", crate::loadbench::table(&rows));
+    if let Some(job) = job {
+        let tasks = f64::from(job.maps + args.reduces);
+        println!(
+            "\nmr {}\nwall {:.2} s; CPU of the mr run process {:.2} s ({:.0} µs per task), of its workers {:.2} s",
+            job.command.join(" "),
+            job.wall_s,
+            job.coordinator_cpu_s,
+            job.coordinator_cpu_s * 1e6 / tasks,
+            job.workers_cpu_s
+        );
     }
     Ok(())
 }

@@ -107,6 +107,10 @@ struct Shared {
     told_to_exit: Mutex<std::collections::HashSet<u64>>,
     /// Where committed tasks are recorded, for `--resume`.
     journal: Option<Arc<Journal>>,
+    /// The map outputs of the last reduce assignment, as recorded and as sent: every reduce
+    /// task gets the same list (until a map reruns), and converting 10,000 of them for each
+    /// one was most of a reduce assignment's cost.
+    reduce_inputs: Mutex<(Vec<String>, Vec<pb::MapOutput>)>,
 }
 
 impl Coordinator {
@@ -151,6 +155,7 @@ impl Coordinator {
             endpoints: Mutex::new(HashMap::new()),
             told_to_exit: Mutex::new(std::collections::HashSet::new()),
             journal,
+            reduce_inputs: Mutex::new((Vec::new(), Vec::new())),
         };
         let coordinator = Coordinator { shared: Arc::new(shared) };
         // A job with no reduce work left (no input, R = 0) commits at once.
@@ -320,11 +325,12 @@ fn commit_job(output_dir: &Path) -> Result<()> {
 }
 
 fn task_message(
-    config: &CoordinatorConfig,
+    shared: &Shared,
     attempt: AttemptId,
     map_outputs: Vec<String>,
     skip_records: Vec<u64>,
 ) -> Result<pb::Task, Status> {
+    let config = &shared.config;
     let kind = match attempt.task.phase {
         Phase::Map => {
             let split = &config.splits[attempt.task.index as usize];
@@ -339,11 +345,16 @@ fn task_message(
             })
         }
         Phase::Reduce => {
-            let map_outputs = map_outputs
-                .iter()
-                .map(|o| serde_json::from_str::<Location>(o).map(pb::MapOutput::from))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Status::internal(format!("a recorded map output location is unreadable: {e}")))?;
+            let mut cache = shared.reduce_inputs.lock().expect("lock poisoned");
+            if cache.0 != map_outputs {
+                let converted = map_outputs
+                    .iter()
+                    .map(|o| serde_json::from_str::<Location>(o).map(pb::MapOutput::from))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Status::internal(format!("a recorded map output location is unreadable: {e}")))?;
+                *cache = (map_outputs, converted);
+            }
+            let map_outputs = cache.1.clone();
             pb::task::Kind::Reduce(pb::ReduceTask { partition: attempt.task.index, map_outputs })
         }
     };
@@ -415,7 +426,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             let reply = match assignment {
                 Assignment::Run { attempt, map_outputs, skip_records } => {
                     tracing::debug!(worker, %attempt, "assigned");
-                    let task = task_message(&self.shared.config, attempt, map_outputs, skip_records)?;
+                    let task = task_message(&self.shared, attempt, map_outputs, skip_records)?;
                     pb::get_task_reply::Reply::Task(task)
                 }
                 Assignment::Exit => {

@@ -17,7 +17,7 @@
 //! - [`plan`]: checking a request and preparing the output directory.
 //! - [`progress`]: progress bars (or plain lines) while a job runs.
 //! - [`status`]: the status page, JSON API and metrics served while a job runs; `mr status`.
-//! - [`bench`]: `mr bench`.
+//! - [`bench`]: `mr bench`; [`loadbench`]: `mr bench-coordinator`.
 //! - [`config`]: the config file, the layer of settings under flags and MR_* variables.
 //! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
 #![deny(missing_docs)]
@@ -32,6 +32,7 @@ pub mod fault;
 pub mod input;
 pub mod job;
 pub mod journal;
+pub mod loadbench;
 pub mod local;
 pub mod mapout;
 pub mod partition;

@@ -23,7 +23,7 @@
 //!   on, a record on which two attempts failed is skipped by the next ones, and such failures
 //!   do not count.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -329,6 +329,24 @@ pub struct Scheduler {
     workers: BTreeMap<WorkerId, WorkerInfo>,
     attempts: Vec<AttemptRecord>,
     state: JobState,
+    /// Per phase (`Phase as usize`), indexes that keep every call O(log tasks) rather than a
+    /// scan of all tasks and attempts: with 10,000 tasks and 64 workers, scans per GetTask
+    /// were the coordinator's largest cost.
+    index: [PhaseIndex; 2],
+}
+
+/// What the scheduler keeps per phase to find tasks without scanning them all.
+#[derive(Debug, Default)]
+struct PhaseIndex {
+    /// Every idle task, lowest first (the order tasks are handed out in). It may also hold
+    /// tasks that are no longer idle: those are skipped and dropped when met.
+    idle: BTreeSet<u32>,
+    /// The tasks with at least one running attempt.
+    running: BTreeSet<u32>,
+    /// Sum of the durations of the committed attempts, and their number: what speculation
+    /// compares a running attempt with.
+    committed_ms: Millis,
+    committed: u64,
 }
 
 impl Scheduler {
@@ -336,6 +354,8 @@ impl Scheduler {
     pub fn new(config: SchedulerConfig) -> Scheduler {
         let maps = (0..config.map_tasks).map(|_| Task::new()).collect();
         let reduces = (0..config.reduce_tasks).map(|_| Task::new()).collect();
+        let index = [config.map_tasks, config.reduce_tasks]
+            .map(|n| PhaseIndex { idle: (0..n).collect(), ..PhaseIndex::default() });
         let mut s = Scheduler {
             config,
             maps,
@@ -345,6 +365,7 @@ impl Scheduler {
             workers: BTreeMap::new(),
             attempts: Vec::new(),
             state: JobState::Running,
+            index,
         };
         s.check_done();
         s
@@ -429,6 +450,7 @@ impl Scheduler {
         t.state = TaskState::Done { output, attempt, worker: 0, record: None };
         t.next_attempt = t.next_attempt.max(attempt.saturating_add(1));
         t.counters = counters;
+        self.index[task.phase as usize].idle.remove(&task.index);
         match task.phase {
             Phase::Map => self.maps_done += 1,
             Phase::Reduce => self.reduces_done += 1,
@@ -465,8 +487,7 @@ impl Scheduler {
             JobState::Succeeded | JobState::Failed(_) => return Assignment::Exit,
         }
         let phase = if self.maps_done < self.config.map_tasks { Phase::Map } else { Phase::Reduce };
-        let tasks = self.tasks(phase);
-        let (index, speculative) = match tasks.iter().position(|t| matches!(t.state, TaskState::Idle)) {
+        let (index, speculative) = match self.first_idle(phase) {
             Some(index) => (index, false),
             None => match self.speculation_candidate(phase, worker, now) {
                 Some(index) => (index, true),
@@ -474,6 +495,9 @@ impl Scheduler {
             },
         };
         let id = TaskId { phase, index: index as u32 };
+        let ix = &mut self.index[phase as usize];
+        ix.idle.remove(&id.index);
+        ix.running.insert(id.index);
         let record = self.attempts.len();
         let task = self.task_mut(id).expect("index found above");
         let attempt = task.next_attempt;
@@ -521,26 +545,47 @@ impl Scheduler {
         if !self.config.speculative {
             return None;
         }
-        let durations: Vec<Millis> = self
-            .attempts
-            .iter()
-            .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
-            .filter_map(|a| a.end_ms.map(|e| e - a.start_ms))
-            .collect();
-        if durations.is_empty() {
+        let ix = &self.index[phase as usize];
+        if ix.committed == 0 {
             return None;
         }
-        let mean = durations.iter().sum::<Millis>() / durations.len() as Millis;
+        let mean = ix.committed_ms / ix.committed;
         let threshold = (mean * SPECULATION_FACTOR).max(SPECULATION_MIN_MS);
-        self.tasks(phase)
+        let tasks = self.tasks(phase);
+        ix.running
             .iter()
-            .enumerate()
-            .filter_map(|(i, t)| match t.running() {
+            .map(|&i| i as usize)
+            .filter_map(|i| match tasks[i].running() {
                 [only] if only.worker != worker && now - only.start_ms > threshold => Some((now - only.start_ms, i)),
                 _ => None,
             })
             .max()
             .map(|(_, i)| i)
+    }
+
+    /// The lowest idle task of `phase`, dropping entries of tasks that left idle.
+    fn first_idle(&mut self, phase: Phase) -> Option<usize> {
+        let tasks = match phase {
+            Phase::Map => &self.maps,
+            Phase::Reduce => &self.reduces,
+        };
+        let idle = &mut self.index[phase as usize].idle;
+        while let Some(&i) = idle.first() {
+            if matches!(tasks[i as usize].state, TaskState::Idle) {
+                return Some(i as usize);
+            }
+            idle.pop_first();
+        }
+        None
+    }
+
+    /// The running tasks of a phase, in task order.
+    fn running_tasks(&self, phase: Phase) -> impl Iterator<Item = (TaskId, &[Running])> {
+        let tasks = self.tasks(phase);
+        self.index[phase as usize]
+            .running
+            .iter()
+            .map(move |&index| (TaskId { phase, index }, tasks[index as usize].running()))
     }
 
     /// A worker says it is alive, and how far its running attempt has got.
@@ -618,6 +663,10 @@ impl Scheduler {
             unreachable!("checked by running()")
         };
         task.counters = counters;
+        let ix = &mut self.index[id.task.phase as usize];
+        ix.running.remove(&id.task.index);
+        ix.committed_ms += now - running.start_ms;
+        ix.committed += 1;
         for r in list {
             let record = &mut self.attempts[r.record];
             record.end_ms = Some(now);
@@ -685,8 +734,14 @@ impl Scheduler {
         }
         let (failures, last_error) = (task.failures, task.last_error.clone());
         self.maps_done -= 1;
+        self.index[Phase::Map as usize].idle.insert(map);
         if let Some(record) = record {
-            self.attempts[record].outcome = Outcome::Lost;
+            let lost = &mut self.attempts[record];
+            lost.outcome = Outcome::Lost;
+            let took = lost.end_ms.unwrap_or(lost.start_ms) - lost.start_ms;
+            let ix = &mut self.index[Phase::Map as usize];
+            ix.committed_ms -= took;
+            ix.committed -= 1;
         }
         self.check_failures(id, failures, last_error);
     }
@@ -701,6 +756,9 @@ impl Scheduler {
             list.retain(|r| r.attempt != running.attempt);
             if list.is_empty() {
                 task.state = TaskState::Idle;
+                let ix = &mut self.index[id.phase as usize];
+                ix.running.remove(&id.index);
+                ix.idle.insert(id.index);
             }
         }
     }
@@ -721,10 +779,10 @@ impl Scheduler {
         let task_timeout = self.config.task_timeout;
         let mut hung = Vec::new();
         for phase in [Phase::Map, Phase::Reduce] {
-            for (index, task) in self.tasks(phase).iter().enumerate() {
-                for r in task.running() {
+            for (task, running) in self.running_tasks(phase) {
+                for r in running {
                     if now.saturating_sub(r.last_progress_ms) > task_timeout {
-                        hung.push((TaskId { phase, index: index as u32 }, *r));
+                        hung.push((task, *r));
                     }
                 }
             }
@@ -746,9 +804,9 @@ impl Scheduler {
         }
         let mut lost = Vec::new();
         for phase in [Phase::Map, Phase::Reduce] {
-            for (index, task) in self.tasks(phase).iter().enumerate() {
-                for r in task.running().iter().filter(|r| r.worker == worker) {
-                    lost.push((TaskId { phase, index: index as u32 }, *r));
+            for (task, running) in self.running_tasks(phase) {
+                for r in running.iter().filter(|r| r.worker == worker) {
+                    lost.push((task, *r));
                 }
             }
         }
@@ -1076,6 +1134,130 @@ mod tests {
         let (again, outputs) = run(s.request_task(w, 7));
         assert_eq!(again.task.phase, Phase::Reduce, "map 0 stays done");
         assert_eq!(outputs, ["out-0"]);
+    }
+
+    /// The task `request_task` would pick, found as it was before the indexes: a scan of every
+    /// task for an idle one, then of every attempt and task for a backup (`true`).
+    fn scanned_choice(s: &Scheduler, worker: WorkerId, now: Millis) -> Option<(TaskId, bool)> {
+        if s.state != JobState::Running || !s.workers.contains_key(&worker) {
+            return None;
+        }
+        let phase = if s.maps_done < s.config.map_tasks { Phase::Map } else { Phase::Reduce };
+        let id = |i: usize| TaskId { phase, index: i as u32 };
+        if let Some(i) = s.tasks(phase).iter().position(|t| matches!(t.state, TaskState::Idle)) {
+            return Some((id(i), false));
+        }
+        if !s.config.speculative {
+            return None;
+        }
+        let durations: Vec<Millis> = s
+            .attempts
+            .iter()
+            .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
+            .filter_map(|a| a.end_ms.map(|e| e - a.start_ms))
+            .collect();
+        if durations.is_empty() {
+            return None;
+        }
+        let mean = durations.iter().sum::<Millis>() / durations.len() as Millis;
+        let threshold = (mean * SPECULATION_FACTOR).max(SPECULATION_MIN_MS);
+        s.tasks(phase)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match t.running() {
+                [only] if only.worker != worker && now - only.start_ms > threshold => Some((now - only.start_ms, i)),
+                _ => None,
+            })
+            .max()
+            .map(|(_, i)| (id(i), true))
+    }
+
+    #[test]
+    fn indexes_pick_what_a_full_scan_picks() {
+        // A small deterministic generator: the sequence is the same on every run.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (mut assignments, mut backups) = (0, 0);
+        for job in 0..200 {
+            let mut s = with(SchedulerConfig {
+                map_tasks: 1 + next(12) as u32,
+                reduce_tasks: 1 + next(4) as u32,
+                task_timeout: 3_000,
+                max_attempts: 1_000,
+                rerun_maps_of_lost_workers: job % 2 == 0,
+                ..SchedulerConfig::default()
+            });
+            let workers: Vec<WorkerId> = (0..4).map(|i| s.register(format!("w{i}"), 0)).collect();
+            let mut now = 0;
+            for _ in 0..300 {
+                now += next(700);
+                let w = workers[next(4) as usize];
+                let running: Vec<(WorkerId, AttemptId)> =
+                    s.attempts().iter().filter(|a| a.outcome == Outcome::Running).map(|a| (a.worker, a.id)).collect();
+                let pick = (!running.is_empty()).then(|| running[next(running.len() as u64) as usize]);
+                match (next(8), pick) {
+                    (0..=2, _) => {
+                        let expected = scanned_choice(&s, w, now);
+                        let got = match s.request_task(w, now) {
+                            Assignment::Run { attempt, .. } => {
+                                assignments += 1;
+                                let backup = s.attempts().last().is_some_and(|a| a.speculative);
+                                backups += usize::from(backup);
+                                Some((attempt.task, backup))
+                            }
+                            _ => None,
+                        };
+                        assert_eq!(got, expected, "job {job} at {now} ms");
+                    }
+                    (3..=4, Some((w, id))) => {
+                        if id.task.phase == Phase::Reduce {
+                            s.request_commit(w, id, now);
+                        }
+                        s.complete(w, id, format!("out-{}", id.task.index), TaskCounters::default(), now);
+                    }
+                    (5, Some((w, id))) => {
+                        let lost_map_task = (id.task.phase == Phase::Reduce && next(2) == 0).then(|| next(12) as u32);
+                        let lost_map_attempt = lost_map_task.map_or(0, |m| {
+                            s.attempts()
+                                .iter()
+                                .find(|a| {
+                                    a.id.task == TaskId { phase: Phase::Map, index: m }
+                                        && a.outcome == Outcome::Committed
+                                })
+                                .map_or(0, |a| a.id.attempt)
+                        });
+                        let failure =
+                            Failure { error: "x".into(), lost_map_task, lost_map_attempt, ..Failure::default() };
+                        s.fail(w, id, failure, now);
+                    }
+                    (6, _) => s.worker_lost(w, now),
+                    _ => {
+                        s.heartbeat(w, None, now);
+                        s.tick(now);
+                    }
+                }
+                for phase in [Phase::Map, Phase::Reduce] {
+                    let ix = &s.index[phase as usize];
+                    let running: Vec<u32> = (0..s.tasks(phase).len() as u32)
+                        .filter(|&i| !s.tasks(phase)[i as usize].running().is_empty())
+                        .collect();
+                    assert_eq!(ix.running.iter().copied().collect::<Vec<_>>(), running);
+                    let committed: Vec<Millis> = s
+                        .attempts()
+                        .iter()
+                        .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
+                        .map(|a| a.end_ms.unwrap_or(0) - a.start_ms)
+                        .collect();
+                    assert_eq!((ix.committed_ms, ix.committed), (committed.iter().sum(), committed.len() as u64));
+                }
+            }
+        }
+        assert!(assignments > 5_000 && backups > 100, "too few tasks ({assignments}) or backups ({backups}) assigned");
     }
 
     #[test]

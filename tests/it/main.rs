@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod harness;
 mod jobs;
+mod load;
 mod rpc;
 mod status;
 mod storage;

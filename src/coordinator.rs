@@ -367,8 +367,45 @@ fn unknown_worker(worker: u64) -> Status {
     Status::not_found(format!("worker {worker} is not registered with this coordinator: register again"))
 }
 
-fn task_ref(r: Option<pb::TaskRef>) -> Result<AttemptId, Status> {
-    r.map(AttemptId::from).ok_or_else(|| Status::invalid_argument("task is required"))
+fn task_ref(config: &CoordinatorConfig, r: Option<pb::TaskRef>) -> Result<AttemptId, Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("task is required"))?;
+    attempt_id(config, r, "task")
+}
+
+/// The attempt `field` names. A task index beyond the job's tasks is the caller's error, not a
+/// stale report.
+fn attempt_id(config: &CoordinatorConfig, r: pb::TaskRef, field: &str) -> Result<AttemptId, Status> {
+    let id = AttemptId::from(r);
+    let (tasks, phase) = match id.task.phase {
+        Phase::Map => (config.splits.len() as u64, "map"),
+        Phase::Reduce => (u64::from(config.reduce_tasks), "reduce"),
+    };
+    if u64::from(id.task.index) >= tasks {
+        return Err(Status::invalid_argument(format!(
+            "{field}.task_id {} is out of range: the job has {tasks} {phase} tasks",
+            id.task.index
+        )));
+    }
+    Ok(id)
+}
+
+/// Checks the fields of a failure report that only one phase may set: a map attempt that
+/// claimed a lost map output, or a reduce attempt a bad record, would be retried forever
+/// without counting as a failure.
+fn check_failure(config: &CoordinatorConfig, attempt: AttemptId, r: &pb::ReportFailureRequest) -> Result<(), Status> {
+    match (attempt.task.phase, r.lost_map_task, r.bad_record) {
+        (Phase::Map, Some(_), _) => Err(Status::invalid_argument(
+            "lost_map_task is set by a map attempt: only reduce attempts read map outputs",
+        )),
+        (Phase::Reduce, _, Some(_)) => {
+            Err(Status::invalid_argument("bad_record is set by a reduce attempt: only map attempts skip records"))
+        }
+        (_, Some(map), _) if map as usize >= config.splits.len() => Err(Status::invalid_argument(format!(
+            "lost_map_task {map} is out of range: the job has {} map tasks",
+            config.splits.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[tonic::async_trait]
@@ -447,7 +484,8 @@ impl pb::coordinator_server::Coordinator for Coordinator {
     async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatReply>, Status> {
         let r = request.into_inner();
         // Records read and bytes fetched both show progress.
-        let running = r.running.map(|t| (AttemptId::from(t), r.records.saturating_add(r.bytes)));
+        let running = r.running.map(|t| attempt_id(&self.shared.config, t, "running")).transpose()?;
+        let running = running.map(|id| (id, r.records.saturating_add(r.bytes)));
         let mut s = self.scheduler();
         let reply = s.heartbeat(r.worker_id, running, self.now());
         if !reply.known {
@@ -467,7 +505,10 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         request: Request<pb::CommitTaskRequest>,
     ) -> Result<Response<pb::CommitTaskReply>, Status> {
         let r = request.into_inner();
-        let attempt = task_ref(r.task)?;
+        let attempt = task_ref(&self.shared.config, r.task)?;
+        if attempt.task.phase == Phase::Map {
+            return Err(Status::invalid_argument("task is a map attempt: map attempts commit by completing"));
+        }
         let mut s = self.scheduler();
         if !s.knows(r.worker_id) {
             return Err(unknown_worker(r.worker_id));
@@ -481,7 +522,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         request: Request<pb::ReportCompletionRequest>,
     ) -> Result<Response<pb::ReportCompletionReply>, Status> {
         let r = request.into_inner();
-        let attempt = task_ref(r.task)?;
+        let attempt = task_ref(&self.shared.config, r.task)?;
         let counters: crate::task::TaskCounters = r.counters.unwrap_or_default().into();
         let output = match attempt.task.phase {
             Phase::Map => {
@@ -523,7 +564,8 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         request: Request<pb::ReportFailureRequest>,
     ) -> Result<Response<pb::ReportFailureReply>, Status> {
         let r = request.into_inner();
-        let attempt = task_ref(r.task)?;
+        let attempt = task_ref(&self.shared.config, r.task)?;
+        check_failure(&self.shared.config, attempt, &r)?;
         tracing::warn!(worker = r.worker_id, %attempt, error = r.error, "attempt failed");
         let failure = Failure {
             error: r.error,

@@ -173,7 +173,10 @@ pub fn read_index(path: &Path, partitions: u32) -> Result<Vec<Segment>> {
         if segment.offset != expected_offset {
             return Err(corrupt(format!("index entry at offset {} is out of place", segment.offset)));
         }
-        expected_offset += segment.len;
+        // Lengths near 2^64 could wrap around to a sum that covers the file.
+        expected_offset = expected_offset
+            .checked_add(segment.len)
+            .ok_or_else(|| corrupt(format!("segment length {} overflows", segment.len)))?;
         segments.push(segment);
     }
     if expected_offset != body_len {
@@ -194,7 +197,9 @@ pub struct SegmentReader {
 impl SegmentReader {
     /// Opens partition `partition` of the map output at `path`.
     pub fn open(path: &Path, partition: u32, partitions: u32) -> Result<SegmentReader> {
-        let segment = read_index(path, partitions)?[partition as usize];
+        let segment = read_index(path, partitions)?.get(partition as usize).copied().ok_or_else(|| {
+            Error::CorruptMapOutput { path: path.to_path_buf(), reason: format!("has no partition {partition}") }
+        })?;
         let mut file = File::open(path).map_err(Error::io("cannot read map output", path))?;
         file.seek(SeekFrom::Start(segment.offset)).map_err(Error::io("cannot read map output", path))?;
         Ok(SegmentReader {
@@ -231,8 +236,10 @@ impl SegmentReader {
         }
         let key_len = self.varint()?;
         let value_len = self.varint()?;
-        if key_len + value_len > self.segment.len {
-            return Err(self.corrupt(format!("record length {} exceeds its segment", key_len + value_len)));
+        // Checked before allocating: a corrupt length must not ask for more than the segment.
+        match key_len.checked_add(value_len) {
+            Some(len) if len <= self.segment.len => {}
+            _ => return Err(self.corrupt(format!("record length {key_len} + {value_len} exceeds its segment"))),
         }
         read_exact_into(&mut self.reader, key, key_len as usize).map_err(|e| self.truncated(e))?;
         read_exact_into(&mut self.reader, value, value_len as usize).map_err(|e| self.truncated(e))?;
@@ -408,5 +415,42 @@ mod tests {
         std::fs::write(&a, &bytes[..bytes.len() - 3]).unwrap();
         assert!(matches!(read_index(&a, 1), Err(Error::CorruptMapOutput { .. })));
         assert!(matches!(read_index(&a, 2), Err(Error::CorruptMapOutput { .. })));
+    }
+
+    /// Found by the `mapout_read` fuzz target: opening a partition the file does not have
+    /// indexed past the end of the index and panicked.
+    #[test]
+    fn a_partition_the_file_does_not_have_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        write_file(&a, &[vec![("apple", "1"), ("pear", "22")]]);
+        assert!(matches!(SegmentReader::open(&a, 1, 1), Err(Error::CorruptMapOutput { .. })));
+    }
+
+    fn varint(v: u64) -> Vec<u8> {
+        let mut buf = [0u8; 10];
+        let n = encode_varint(v, &mut buf);
+        buf[..n].to_vec()
+    }
+
+    /// Lengths near 2^64 that wrapped around: an index whose segment lengths sum past 2^64
+    /// back to the body's length, and a record whose key and value lengths (2^63 each) sum
+    /// to 0. Both were accepted in release builds; the second then asked for 2^63 bytes.
+    #[test]
+    fn lengths_that_wrap_around_are_corrupt_and_allocate_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let body = [varint(1 << 63), varint(1 << 63)].concat();
+        let len = body.len() as u64;
+        let segment = |offset, len| Segment { offset, len, records: 1, crc: crc32fast::hash(&body) };
+        let wrapped = [segment(0, u64::MAX), segment(u64::MAX, len + 1)];
+        std::fs::write(&a, [body.clone(), index_and_footer(&wrapped)].concat()).unwrap();
+        assert!(matches!(read_index(&a, 2), Err(Error::CorruptMapOutput { .. })));
+
+        std::fs::write(&a, [body.clone(), index_and_footer(&[segment(0, len)])].concat()).unwrap();
+        let mut r = SegmentReader::open(&a, 0, 1).unwrap();
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        assert!(matches!(r.next_into(&mut k, &mut v), Err(Error::CorruptMapOutput { .. })));
+        assert!(k.capacity() == 0 && v.capacity() == 0);
     }
 }

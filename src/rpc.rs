@@ -357,7 +357,9 @@ impl From<pb::Counters> for crate::task::TaskCounters {
     fn from(c: pb::Counters) -> crate::task::TaskCounters {
         let mut user = crate::job::UserCounters::new();
         for u in c.user {
-            *user.entry(u.group).or_default().entry(u.name).or_default() += u.amount;
+            // Saturating: the amounts come from a worker, and the sum must not overflow.
+            let amount = user.entry(u.group).or_default().entry(u.name).or_default();
+            *amount = amount.saturating_add(u.amount);
         }
         crate::task::TaskCounters {
             input_records: c.input_records,

@@ -42,16 +42,18 @@ pub struct TaskCounters {
 }
 
 impl std::ops::AddAssign<&TaskCounters> for TaskCounters {
+    // Saturating: the coordinator sums what workers report, whatever they report.
     fn add_assign(&mut self, o: &TaskCounters) {
-        self.input_records += o.input_records;
-        self.input_bytes += o.input_bytes;
-        self.output_records += o.output_records;
-        self.output_bytes += o.output_bytes;
-        self.groups += o.groups;
-        self.skipped_records += o.skipped_records;
-        self.combine_input_records += o.combine_input_records;
-        self.combine_output_records += o.combine_output_records;
-        self.spilled_records += o.spilled_records;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.input_records, o.input_records);
+        add(&mut self.input_bytes, o.input_bytes);
+        add(&mut self.output_records, o.output_records);
+        add(&mut self.output_bytes, o.output_bytes);
+        add(&mut self.groups, o.groups);
+        add(&mut self.skipped_records, o.skipped_records);
+        add(&mut self.combine_input_records, o.combine_input_records);
+        add(&mut self.combine_output_records, o.combine_output_records);
+        add(&mut self.spilled_records, o.spilled_records);
         merge_counters(&mut self.user, &o.user);
     }
 }

@@ -32,7 +32,7 @@ pub(crate) fn add_counter(counters: &mut UserCounters, group: &str, name: &str, 
         None => counters.entry(group.to_string()).or_default(),
     };
     match group.get_mut(name) {
-        Some(c) => *c += amount,
+        Some(c) => *c = c.saturating_add(amount),
         None => {
             group.insert(name.to_string(), amount);
         }

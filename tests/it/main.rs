@@ -5,6 +5,7 @@ mod cluster;
 mod config;
 mod engine;
 mod faults;
+mod fuzz_regressions;
 mod harness;
 mod jobs;
 mod load;

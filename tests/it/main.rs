@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod harness;
 mod jobs;
+mod reliability;
 mod rpc;
 mod status;
 mod storage;

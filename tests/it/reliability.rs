@@ -1,5 +1,6 @@
 //! Faults and bad input not covered elsewhere (docs/RELIABILITY.md tables them all): many
-//! small files, a full disk, a record larger than the limit, and garbage on the gRPC port.
+//! small files, a full disk, a record larger than the limit, garbage on the gRPC port, and a
+//! streaming command killed by a signal.
 //! Each run either matches `--local` (and a reference), or fails with a clear error, exit code
 //! 1, no output, and no temporary file or process left.
 
@@ -71,6 +72,7 @@ fn a_hundred_thousand_small_files_pack_into_few_map_tasks() {
     let summary = summary(&stdout);
     // About 3.6 MB in 99,000 non-empty files: packed into splits of at most 1 MiB and 4096 files.
     let maps = summary["map"]["tasks"].as_u64().unwrap();
+    eprintln!("{maps} map tasks for {} input bytes", summary["map"]["counters"]["input_bytes"]);
     assert!((25..=30).contains(&maps), "{maps} map tasks for 100,000 files\n{stdout}");
     run_ok(&mut wordcount(&input, &local, &["--reduce-tasks", "2", "--split-size", "1MiB", "--local", "--quiet"]));
     eprintln!("local run after {:?}", started.elapsed());
@@ -296,4 +298,18 @@ fn oversized_and_malformed_rpcs_get_an_error_and_the_job_goes_on() {
     assert!(status.success(), "the job failed after the garbage: {stderr}");
     run_ok(&mut job(&local, &["--local"]));
     assert_same_output(&out, &local);
+}
+
+#[test]
+fn a_streaming_command_killed_by_a_signal_fails_the_job_clearly() {
+    let dir = Dir::new();
+    let input = dir.write("in.txt", "a b\nc\n");
+    let out = dir.path("out");
+    let mut cmd = mr();
+    cmd.args(["run", "streaming", "--mapper", "echo about to crash >&2; kill -SEGV $$", "--reducer", "cat"]);
+    cmd.arg("--input").arg(&input).arg("--output").arg(&out).args(["--max-attempts", "2", "--workers", "2"]);
+    let err = run_fail(&mut cmd);
+    assert!(err.contains("signal: 11 (SIGSEGV)") && err.contains("about to crash"), "{err}");
+    assert!(err.contains("2 attempts out of 2 allowed"), "{err}");
+    assert!(!out.exists(), "a failed job left its output dir");
 }

@@ -72,8 +72,10 @@ pub fn hand_written_wordcount(inputs: &[PathBuf], threads: usize, output: &Path)
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(split) = splits.get(i) else { return Ok(counts) };
-                        let mut reader = crate::input::LineReader::open(split)?;
-                        while let Some(line) = reader.next_line()? {
+                        // The baseline reads whatever lines the corpus has.
+                        let mut reader =
+                            crate::input::RecordReader::open(split, crate::input::InputFormat::Text, u64::MAX)?;
+                        while let Some(line) = reader.next_record()? {
                             crate::job::for_each_word(line.text, |w| match counts.get_mut(w) {
                                 Some(c) => *c += 1,
                                 None => {

@@ -167,6 +167,16 @@ struct RunArgs {
         value_parser = clap::value_parser!(u32).range(2..),
     )]
     merge_fan_in: u32,
+    /// Largest input record (a line, or a whole file with --input-format whole-file) a map task
+    /// reads; a larger one fails its task with an error that names it. Memory grows with it.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "MR_MAX_RECORD_BYTES",
+        default_value = "64MiB",
+        value_parser = parse_positive_size,
+    )]
+    max_record_bytes: u64,
     /// Address of the coordinator's gRPC server; default: a free port on 127.0.0.1.
     #[arg(long, value_name = "ADDR", env = "MR_LISTEN")]
     listen: Option<String>,
@@ -422,6 +432,7 @@ impl RunArgs {
         layer(&mut self.split_size, file.split_size.map(Some), matches, "split_size");
         layer(&mut self.sort_buffer, file.sort_buffer, matches, "sort_buffer");
         layer(&mut self.merge_fan_in, file.merge_fan_in, matches, "merge_fan_in");
+        layer(&mut self.max_record_bytes, file.max_record_bytes, matches, "max_record_bytes");
         layer(&mut self.listen, file.listen.clone().map(Some), matches, "listen");
         layer(&mut self.http, file.http.clone().map(Some), matches, "http");
         layer(&mut self.worker_timeout, file.worker_timeout, matches, "worker_timeout");
@@ -662,6 +673,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
             partitions: 0,
             sort_buffer: args.sort_buffer.max(1),
             merge_fan_in: args.merge_fan_in as usize,
+            max_record_bytes: args.max_record_bytes,
         },
     };
     let faults = faults(&args, args.file_faults);
@@ -686,6 +698,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         "split_size": args.split_size,
         "sort_buffer": args.sort_buffer,
         "merge_fan_in": args.merge_fan_in,
+        "max_record_bytes": args.max_record_bytes,
         "worker_timeout_ms": args.worker_timeout.as_millis() as u64,
         "task_timeout_ms": args.task_timeout.as_millis() as u64,
         "max_attempts": args.max_attempts,

@@ -45,6 +45,9 @@ pub struct FileConfig {
     pub sort_buffer: Option<u64>,
     /// Most sorted runs merged at once (`--merge-fan-in`).
     pub merge_fan_in: Option<u32>,
+    /// Largest input record a map task reads (`--max-record-bytes`).
+    #[serde(with = "size")]
+    pub max_record_bytes: Option<u64>,
     /// Address of the coordinator's gRPC server (`--listen`).
     pub listen: Option<String>,
     /// Address of the status server, or "off" (`--http`).
@@ -155,6 +158,7 @@ impl FileConfig {
         at_least("split_size", self.split_size, 1)?;
         at_least("sort_buffer", self.sort_buffer, 1)?;
         at_least("merge_fan_in", self.merge_fan_in.map(u64::from), 2)?;
+        at_least("max_record_bytes", self.max_record_bytes, 1)?;
         at_least("max_attempts", self.max_attempts.map(u64::from), 1)?;
         for (key, p) in self.faults.probabilities() {
             if !(0.0..=1.0).contains(&p) {

@@ -334,15 +334,7 @@ fn task_message(
     let kind = match attempt.task.phase {
         Phase::Map => {
             let split = &config.splits[attempt.task.index as usize];
-            pb::task::Kind::Map(pb::MapTask {
-                split: Some(pb::Split {
-                    path: split.path.to_string_lossy().into_owned(),
-                    start: split.start,
-                    end: split.end,
-                    first_line: split.first_line,
-                }),
-                skip_records,
-            })
+            pb::task::Kind::Map(pb::MapTask { split: Some(split.into()), skip_records })
         }
         Phase::Reduce => {
             let mut cache = shared.reduce_inputs.lock().expect("lock poisoned");
@@ -437,6 +429,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 input_format: c.input_format.name().to_string(),
                 sort_buffer_bytes: c.settings.sort_buffer,
                 merge_fan_in: c.settings.merge_fan_in as u32,
+                max_record_bytes: c.settings.max_record_bytes,
             }),
             heartbeat_interval_ms: c.heartbeat_interval.as_millis() as u64,
         }))

@@ -40,6 +40,23 @@ pub enum Error {
         offset: u64,
     },
 
+    /// An input record is larger than `--max-record-bytes`.
+    #[error(
+        "the record at byte offset {offset} of '{path}' is {size} bytes, more than --max-record-bytes ({limit} bytes): \
+         check the input (a file with no newlines is one line), or raise --max-record-bytes (MR_MAX_RECORD_BYTES, \
+         max_record_bytes in the config file); a map task holds one record in memory"
+    )]
+    RecordTooLarge {
+        /// The input file.
+        path: PathBuf,
+        /// Offset of the record in the file.
+        offset: u64,
+        /// Size of the record in bytes (without its line terminator).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+
     /// The output directory already holds files.
     #[error("output directory '{0}' is not empty: choose another one, or pass --overwrite to replace its contents")]
     OutputNotEmpty(PathBuf),

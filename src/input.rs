@@ -1,9 +1,12 @@
 //! Input: finding the files, cutting them into splits, and reading a split's records.
 //!
-//! A split is a byte range `[start, end)` of one file. A line belongs to the split that holds
-//! its first byte: a split that starts mid-line skips to the next line start, and the last line
-//! of a split is read past `end` to its newline. So every line is read exactly once, whatever
-//! the split size, as Hadoop's line record reader does.
+//! A split is one or more file ranges, each a byte range `[start, end)` of one file: a large
+//! file is cut into ranges of the split size, and small files (or the tails of large ones) are
+//! packed together until a split holds the split size, as Hadoop's `CombineFileInputFormat`
+//! does, so the number of map tasks follows the input's bytes, not its file count. A line
+//! belongs to the range that holds its first byte: a range that starts mid-line skips to the
+//! next line start, and the last line of a range is read past `end` to its newline. So every
+//! line is read exactly once, whatever the split size, as Hadoop's line record reader does.
 //!
 //! Input formats: text lines (the default; a `.gz` file is read through gzip and is one split),
 //! whole files (one record per file), and TeraGen's 100-byte records (splits aligned on
@@ -56,26 +59,73 @@ impl InputFormat {
     }
 }
 
-/// A byte range of one input file: the input of one map task.
+/// A byte range of one input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Split {
+pub struct FileRange {
     /// The file.
     pub path: PathBuf,
     /// First byte of the range.
     pub start: u64,
     /// One past the last byte of the range.
     pub end: u64,
-    /// Line number of the split's first line, when line numbers were asked for; else 0.
+    /// Line number of the range's first line, when line numbers were asked for; else 0.
     pub first_line: u64,
 }
+
+impl std::fmt::Display for FileRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes {}..{}", self.path.display(), self.start, self.end)
+    }
+}
+
+/// The input of one map task: file ranges, read in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The ranges, never empty in a planned split.
+    pub ranges: Vec<FileRange>,
+}
+
+impl Split {
+    /// A split of one range.
+    pub fn single(path: PathBuf, start: u64, end: u64) -> Split {
+        Split { ranges: vec![FileRange { path, start, end, first_line: 0 }] }
+    }
+
+    /// Bytes of input the split covers.
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// Whether the split covers no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Most file ranges packed into one split: bounds a map task's message and its open files
+/// when the input is many tiny files.
+pub const MAX_RANGES_PER_SPLIT: usize = 4096;
 
 fn is_gzip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
 }
 
 impl std::fmt::Display for Split {
+    /// Up to three ranges in full; more as the first, the last and a count.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} bytes {}..{}", self.path.display(), self.start, self.end)
+        match self.ranges.as_slice() {
+            [] => write!(f, "no input"),
+            ranges if ranges.len() <= 3 => {
+                for (i, range) in ranges.iter().enumerate() {
+                    write!(f, "{}{range}", if i == 0 { "" } else { ", " })?;
+                }
+                Ok(())
+            }
+            [first, .., last] => {
+                write!(f, "{first} ... {last} ({} file ranges, {} bytes)", self.ranges.len(), self.len())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -139,10 +189,15 @@ fn open_checked(path: &Path) -> Result<InputFile> {
     Ok(InputFile { path: path.to_path_buf(), len })
 }
 
-/// Cuts files into splits of at most `split_size` bytes. Empty files have no split; gzip
-/// files and whole-file input have one split per file; tera splits hold whole records.
+/// Cuts files into ranges of at most `split_size` bytes and packs them, in file order, into
+/// splits of at most `split_size` bytes and [`MAX_RANGES_PER_SPLIT`] ranges. Empty files have
+/// no range; a gzip file and a whole-file input file are one range each (a split of its own
+/// when larger than `split_size`); tera ranges hold whole records.
 pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) -> Result<Vec<Split>> {
+    let split_size = split_size.max(1);
     let mut splits = Vec::new();
+    let mut current = Split { ranges: Vec::new() };
+    let mut current_len = 0u64;
     for file in files {
         let whole = format == InputFormat::WholeFile || (format == InputFormat::Text && is_gzip(&file.path));
         let size = match format {
@@ -157,32 +212,49 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) ->
                 }
                 split_size.div_ceil(TERA_RECORD).max(1) * TERA_RECORD
             }
-            _ => split_size.max(1),
+            _ => split_size,
         };
         let mut start = 0;
         while start < file.len {
             let end = (start + size).min(file.len);
-            splits.push(Split { path: file.path.clone(), start, end, first_line: 0 });
+            let len = end - start;
+            if !current.ranges.is_empty()
+                && (current_len + len > split_size || current.ranges.len() >= MAX_RANGES_PER_SPLIT)
+            {
+                splits.push(std::mem::replace(&mut current, Split { ranges: Vec::new() }));
+                current_len = 0;
+            }
+            current.ranges.push(FileRange { path: file.path.clone(), start, end, first_line: 0 });
+            current_len += len;
             start = end;
         }
+    }
+    if !current.ranges.is_empty() {
+        splits.push(current);
     }
     Ok(splits)
 }
 
-/// Sets each text split's `first_line`: one pass over each file counting newlines.
+/// Sets each text range's `first_line`: a range at the start of its file starts at line 1;
+/// for the others, one pass over their file counts newlines.
 pub fn number_lines(splits: &mut [Split]) -> Result<()> {
+    let mut ranges: Vec<&mut FileRange> = splits.iter_mut().flat_map(|s| s.ranges.iter_mut()).collect();
     let mut i = 0;
-    while i < splits.len() {
-        let path = splits[i].path.clone();
-        let mut file = BufReader::with_capacity(1 << 20, crate::storage::open(&path)?);
+    while i < ranges.len() {
+        let path = ranges[i].path.clone();
+        let mut file: Option<BufReader<Box<dyn crate::storage::Source>>> = None;
         let (mut pos, mut newlines) = (0u64, 0u64);
-        while i < splits.len() && splits[i].path == path {
-            let split = &mut splits[i];
-            if split.start == 0 {
-                split.first_line = 1;
+        while i < ranges.len() && ranges[i].path == path {
+            let range = &mut *ranges[i];
+            if range.start == 0 {
+                range.first_line = 1;
             } else {
+                let file = match &mut file {
+                    Some(file) => file,
+                    None => file.insert(BufReader::with_capacity(1 << 20, crate::storage::open(&path)?)),
+                };
                 // Newlines before byte start - 1; the line after the next one is the first.
-                let target = split.start - 1;
+                let target = range.start - 1;
                 while pos < target {
                     let buf = file.fill_buf().map_err(Error::io("cannot read input file", &path))?;
                     if buf.is_empty() {
@@ -193,7 +265,7 @@ pub fn number_lines(splits: &mut [Split]) -> Result<()> {
                     file.consume(take);
                     pos += take as u64;
                 }
-                split.first_line = newlines + 2;
+                range.first_line = newlines + 2;
             }
             i += 1;
         }
@@ -203,8 +275,13 @@ pub fn number_lines(splits: &mut [Split]) -> Result<()> {
 
 /// One record as read from a split.
 pub struct RawRecord<'a> {
+    /// The record's file, as text.
+    pub path: &'a str,
     /// Offset of the record in its file.
     pub offset: u64,
+    /// Number of the record in its split, from 0, counting records that failed to read: the
+    /// identity of a bad record that later attempts skip (`--skip-bad-records`).
+    pub number: u64,
     /// 1-based line number, or 0 when unknown.
     pub line_number: u64,
     /// The record's bytes, without a line terminator.
@@ -213,8 +290,24 @@ pub struct RawRecord<'a> {
     pub text: &'a str,
 }
 
-/// Reads the records of a split in any input format.
-pub enum RecordReader {
+/// Reads the records of a split in any input format, one file range after the other.
+pub struct RecordReader {
+    ranges: Vec<FileRange>,
+    format: InputFormat,
+    max_record_bytes: u64,
+    /// Index in `ranges` of the range `current` reads.
+    index: usize,
+    current: Option<RangeReader>,
+    /// `ranges[index].path` as text, for the records.
+    path: String,
+    /// Bytes consumed by the ranges before `index`.
+    done_bytes: u64,
+    /// Records read or rejected so far; the last one's number is this minus 1.
+    records: u64,
+}
+
+/// Reads the records of one file range.
+enum RangeReader {
     /// Lines of text, possibly gzip-compressed.
     Lines(LineReader),
     /// One whole file.
@@ -223,6 +316,10 @@ pub enum RecordReader {
         path: PathBuf,
         /// Its contents, once read.
         contents: Option<String>,
+        /// Whether the file was read (or failed to).
+        done: bool,
+        /// Largest file read.
+        limit: u64,
     },
     /// Fixed-size tera records.
     Tera {
@@ -237,93 +334,190 @@ pub enum RecordReader {
     },
 }
 
-impl RecordReader {
-    /// Opens a split.
-    pub fn open(split: &Split, format: InputFormat) -> Result<RecordReader> {
-        let path = &split.path;
+impl RangeReader {
+    fn open(range: &FileRange, format: InputFormat, max_record_bytes: u64) -> Result<RangeReader> {
+        let path = &range.path;
         match format {
-            InputFormat::Text => Ok(RecordReader::Lines(LineReader::open(split)?)),
-            InputFormat::WholeFile => Ok(RecordReader::Whole { path: path.clone(), contents: None }),
+            InputFormat::Text => Ok(RangeReader::Lines(LineReader::open(range, max_record_bytes)?)),
+            InputFormat::WholeFile => {
+                Ok(RangeReader::Whole { path: path.clone(), contents: None, done: false, limit: max_record_bytes })
+            }
             InputFormat::Tera => {
                 let mut file = crate::storage::open(path)?;
-                file.seek(SeekFrom::Start(split.start)).map_err(Error::io("cannot read input file", path))?;
-                let reader = BufReader::with_capacity(256 * 1024, file.take(split.end - split.start));
-                Ok(RecordReader::Tera { path: path.clone(), reader, pos: split.start, buf: [0; TERA_RECORD as usize] })
+                file.seek(SeekFrom::Start(range.start)).map_err(Error::io("cannot read input file", path))?;
+                let reader = BufReader::with_capacity(256 * 1024, file.take(range.end - range.start));
+                Ok(RangeReader::Tera { path: path.clone(), reader, pos: range.start, buf: [0; TERA_RECORD as usize] })
             }
         }
     }
 
-    /// The next record, or `None` at the end of the split.
-    pub fn next_record(&mut self) -> Result<Option<RawRecord<'_>>> {
+    /// Reads the next record into the reader; false at the end of the range.
+    fn advance(&mut self) -> Result<bool> {
         match self {
-            RecordReader::Lines(lines) => Ok(lines.next_line()?.map(|l| RawRecord {
-                offset: l.offset,
-                line_number: l.line_number,
-                bytes: l.text.as_bytes(),
-                text: l.text,
-            })),
-            RecordReader::Whole { path, contents } => {
-                if contents.is_some() {
-                    return Ok(None);
+            RangeReader::Lines(lines) => lines.advance(),
+            RangeReader::Whole { path, contents, done, limit } => {
+                if *done {
+                    return Ok(false);
                 }
+                // A file that fails is done all the same: a skipped bad file is not read again.
+                *done = true;
                 let mut bytes = Vec::new();
+                // Reads one byte past the limit, to tell a file that is too large.
                 crate::storage::open(path)?
+                    .take(limit.saturating_add(1))
                     .read_to_end(&mut bytes)
                     .map_err(Error::io("cannot read input file", &*path))?;
+                if bytes.len() as u64 > *limit {
+                    drop(bytes);
+                    let size = crate::storage::open(path)?
+                        .seek(SeekFrom::End(0))
+                        .map_err(Error::io("cannot read input file", &*path))?;
+                    return Err(Error::RecordTooLarge { path: path.clone(), offset: 0, size, limit: *limit });
+                }
                 let text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
                     path: path.clone(),
                     offset: e.utf8_error().valid_up_to() as u64,
                 })?;
-                let text = contents.insert(text).as_str();
-                let bytes = text.as_bytes();
-                Ok(Some(RawRecord { offset: 0, line_number: 0, bytes, text }))
+                *contents = Some(text);
+                Ok(true)
             }
-            RecordReader::Tera { path, reader, pos, buf } => {
+            RangeReader::Tera { path, reader, pos, buf } => {
                 match reader.read_exact(buf) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
                     Err(e) => return Err(Error::io("cannot read input file", &*path)(e)),
                 }
-                let offset = *pos;
                 *pos += TERA_RECORD;
-                Ok(Some(RawRecord {
-                    offset,
-                    line_number: 0,
-                    bytes: &buf[..],
-                    text: std::str::from_utf8(buf).unwrap_or(""),
-                }))
+                Ok(true)
+            }
+        }
+    }
+
+    /// The record `advance` read: (offset, line number, bytes, text).
+    fn record(&self) -> (u64, u64, &[u8], &str) {
+        match self {
+            RangeReader::Lines(lines) => {
+                let line = lines.line();
+                (line.offset, line.line_number, line.text.as_bytes(), line.text)
+            }
+            RangeReader::Whole { contents, .. } => {
+                let text = contents.as_deref().unwrap_or("");
+                (0, 0, text.as_bytes(), text)
+            }
+            RangeReader::Tera { pos, buf, .. } => {
+                (pos.saturating_sub(TERA_RECORD), 0, &buf[..], std::str::from_utf8(buf).unwrap_or(""))
             }
         }
     }
 
     /// Offset of the record last read or rejected.
-    pub fn record_offset(&self) -> u64 {
+    fn record_offset(&self) -> u64 {
         match self {
-            RecordReader::Lines(lines) => lines.line_offset(),
-            RecordReader::Whole { .. } => 0,
-            RecordReader::Tera { pos, .. } => pos.saturating_sub(TERA_RECORD),
+            RangeReader::Lines(lines) => lines.line_offset(),
+            RangeReader::Whole { .. } => 0,
+            RangeReader::Tera { pos, .. } => pos.saturating_sub(TERA_RECORD),
         }
     }
 
-    /// Bytes of the split consumed so far.
-    pub fn consumed(&self, split: &Split) -> u64 {
+    /// Bytes of the range consumed so far.
+    fn consumed(&self, range: &FileRange) -> u64 {
         match self {
-            RecordReader::Lines(lines) => lines.position().saturating_sub(split.start),
-            RecordReader::Whole { contents, .. } => contents.as_ref().map_or(0, |c| c.len() as u64),
-            RecordReader::Tera { pos, .. } => pos - split.start,
+            RangeReader::Lines(lines) => lines.position() - lines.first_line_offset,
+            RangeReader::Whole { contents, .. } => contents.as_ref().map_or(0, |c| c.len() as u64),
+            RangeReader::Tera { pos, .. } => pos - range.start,
         }
     }
 }
 
-/// Reads the lines of one split. Line terminators ("\n" or "\r\n") are not part of the line.
+impl RecordReader {
+    /// Opens a split; its files are opened one at a time as the reader reaches them. A record
+    /// (line or whole file) larger than `max_record_bytes` is an error.
+    pub fn open(split: &Split, format: InputFormat, max_record_bytes: u64) -> Result<RecordReader> {
+        Ok(RecordReader {
+            ranges: split.ranges.clone(),
+            format,
+            max_record_bytes,
+            index: 0,
+            current: None,
+            path: String::new(),
+            done_bytes: 0,
+            records: 0,
+        })
+    }
+
+    /// The next record, or `None` at the end of the split. An error is the record numbered
+    /// [`RecordReader::record_number`]; reading on after it goes to the next record.
+    pub fn next_record(&mut self) -> Result<Option<RawRecord<'_>>> {
+        loop {
+            let Some(reader) = self.current.as_mut() else {
+                let Some(range) = self.ranges.get(self.index) else { return Ok(None) };
+                self.path = range.path.to_string_lossy().into_owned();
+                match RangeReader::open(range, self.format, self.max_record_bytes) {
+                    Ok(reader) => self.current = Some(reader),
+                    Err(e) => {
+                        // The range counts as one record that failed, and is not opened again.
+                        self.records += 1;
+                        self.index += 1;
+                        return Err(e);
+                    }
+                }
+                continue;
+            };
+            self.records += 1;
+            if reader.advance()? {
+                break;
+            }
+            self.records -= 1;
+            self.done_bytes += reader.consumed(&self.ranges[self.index]);
+            self.current = None;
+            self.index += 1;
+        }
+        let Some(reader) = self.current.as_ref() else { return Ok(None) };
+        let (offset, line_number, bytes, text) = reader.record();
+        Ok(Some(RawRecord { path: &self.path, offset, number: self.records - 1, line_number, bytes, text }))
+    }
+
+    /// Number of the record last read or rejected, from 0.
+    pub fn record_number(&self) -> u64 {
+        self.records.saturating_sub(1)
+    }
+
+    /// The file of the record last read or rejected, as text.
+    pub fn record_path(&self) -> &str {
+        &self.path
+    }
+
+    /// Offset in its file of the record last read or rejected.
+    pub fn record_offset(&self) -> u64 {
+        self.current.as_ref().map_or(0, RangeReader::record_offset)
+    }
+
+    /// Bytes of the split consumed so far.
+    pub fn consumed(&self) -> u64 {
+        let current = match (&self.current, self.ranges.get(self.index)) {
+            (Some(reader), Some(range)) => reader.consumed(range),
+            _ => 0,
+        };
+        self.done_bytes + current
+    }
+}
+
+/// Reads the lines of one file range. Line terminators ("\n" or "\r\n") are not part of the
+/// line.
 pub struct LineReader {
     reader: Box<dyn BufRead + Send>,
     path: PathBuf,
     /// Offset in the file of the next unread byte.
     pos: u64,
+    /// Offset of the range's first line: the bytes before it belong to the previous range.
+    first_line_offset: u64,
     end: u64,
-    buf: Vec<u8>,
+    /// Longest line read, without its terminator.
+    limit: u64,
+    /// The line last read, without its terminator.
+    line: String,
     line_offset: u64,
+    line_number: u64,
     next_line_number: u64,
 }
 
@@ -338,25 +532,23 @@ pub struct Line<'a> {
 }
 
 impl LineReader {
-    /// Opens a split and positions the reader on its first line. A `.gz` file is one split
-    /// read through gzip.
-    pub fn open(split: &Split) -> Result<LineReader> {
-        let path = &split.path;
+    /// Opens a file range and positions the reader on its first line. A `.gz` file is one
+    /// range read through gzip. A line longer than `limit` bytes is an error.
+    pub fn open(range: &FileRange, limit: u64) -> Result<LineReader> {
+        let path = &range.path;
         let io = || Error::io("cannot read input file", path);
         let mut file = crate::storage::open(path)?;
-        let mut pos = split.start;
-        let mut buf = Vec::new();
-        let mut end = split.end;
+        let mut pos = range.start;
+        let mut end = range.end;
         let reader: Box<dyn BufRead + Send> = if is_gzip(path) {
             end = u64::MAX;
             Box::new(BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(BufReader::new(file))))
-        } else if split.start > 0 {
+        } else if range.start > 0 {
             // The previous byte tells whether a line starts exactly at `start`; if not, the
-            // partial line belongs to the previous split.
-            file.seek(SeekFrom::Start(split.start - 1)).map_err(io())?;
+            // partial line belongs to the previous range. It is skipped without being kept.
+            file.seek(SeekFrom::Start(range.start - 1)).map_err(io())?;
             let mut reader = BufReader::with_capacity(256 * 1024, file);
-            let skipped = reader.read_until(b'\n', &mut buf).map_err(io())?;
-            pos = split.start - 1 + skipped as u64;
+            pos = range.start - 1 + skip_line(&mut reader, None).map_err(io())?.0;
             Box::new(reader)
         } else {
             Box::new(BufReader::with_capacity(256 * 1024, file))
@@ -365,39 +557,79 @@ impl LineReader {
             reader,
             path: path.clone(),
             pos,
+            first_line_offset: pos,
             end,
-            buf,
+            limit,
+            line: String::new(),
             line_offset: pos,
-            next_line_number: split.first_line,
+            line_number: 0,
+            next_line_number: range.first_line,
         })
     }
 
-    /// The next line of the split, or `None` at its end.
+    /// The next line of the range, or `None` at its end.
     pub fn next_line(&mut self) -> Result<Option<Line<'_>>> {
+        Ok(if self.advance()? { Some(self.line()) } else { None })
+    }
+
+    /// Reads the next line into the reader; false at the end of the range.
+    fn advance(&mut self) -> Result<bool> {
         if self.pos >= self.end {
-            return Ok(None);
+            return Ok(false);
         }
-        self.buf.clear();
-        let n =
-            self.reader.read_until(b'\n', &mut self.buf).map_err(Error::io("cannot read input file", &self.path))?;
+        let mut buf = std::mem::take(&mut self.line).into_bytes();
+        buf.clear();
+        let io = || Error::io("cannot read input file", &self.path);
+        // At most the limit and a "\r\n": memory is bounded by the limit, not by the input.
+        let n = (&mut self.reader).take(self.limit.saturating_add(2)).read_until(b'\n', &mut buf).map_err(io())?;
         if n == 0 {
-            return Ok(None);
+            self.line = String::from_utf8(buf).unwrap_or_default();
+            return Ok(false);
         }
         let offset = self.pos;
         self.line_offset = offset;
         self.pos += n as u64;
-        let line_number = self.next_line_number;
-        if line_number > 0 {
+        let terminated = buf.last() == Some(&b'\n');
+        let content = n - usize::from(terminated) - usize::from(terminated && buf.ends_with(b"\r\n"));
+        if content as u64 > self.limit {
+            // The rest of the line is skipped, counted and not kept; reading on goes to the next.
+            let (rest, terminator) =
+                if terminated { (0, 0) } else { skip_line(&mut self.reader, buf.last().copied()).map_err(io())? };
+            self.pos += rest;
+            buf.clear();
+            buf.shrink_to(1 << 16);
+            self.line = String::from_utf8(buf).unwrap_or_default();
+            let size = content as u64 + rest - terminator;
+            return Err(Error::RecordTooLarge { path: self.path.clone(), offset, size, limit: self.limit });
+        }
+        self.line_number = self.next_line_number;
+        if self.line_number > 0 {
             self.next_line_number += 1;
         }
-        let mut bytes = &self.buf[..];
-        if let Some(rest) = bytes.strip_suffix(b"\n") {
-            bytes = rest.strip_suffix(b"\r").unwrap_or(rest);
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
         }
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(Some(Line { offset, line_number, text })),
-            Err(e) => Err(Error::InvalidUtf8 { path: self.path.clone(), offset: offset + e.valid_up_to() as u64 }),
+        match String::from_utf8(buf) {
+            Ok(text) => {
+                self.line = text;
+                Ok(true)
+            }
+            Err(e) => {
+                let offset = offset + e.utf8_error().valid_up_to() as u64;
+                let mut buf = e.into_bytes();
+                buf.clear();
+                self.line = String::from_utf8(buf).unwrap_or_default();
+                Err(Error::InvalidUtf8 { path: self.path.clone(), offset })
+            }
         }
+    }
+
+    /// The line `advance` read.
+    fn line(&self) -> Line<'_> {
+        Line { offset: self.line_offset, line_number: self.line_number, text: &self.line }
     }
 
     /// Offset in the file of the line last read (or rejected as invalid UTF-8).
@@ -411,6 +643,28 @@ impl LineReader {
     }
 }
 
+/// Consumes the rest of a line, its terminator included, without keeping it. Returns the
+/// bytes consumed and how many of them are the terminator ("\n" or "\r\n"; 0 at the end of
+/// the input); `prev` is the byte before the rest, if any.
+fn skip_line(reader: &mut (impl BufRead + ?Sized), mut prev: Option<u8>) -> std::io::Result<(u64, u64)> {
+    let mut skipped = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((skipped, 0));
+        }
+        if let Some(i) = memchr::memchr(b'\n', buf) {
+            let before = if i > 0 { Some(buf[i - 1]) } else { prev };
+            reader.consume(i + 1);
+            return Ok((skipped + i as u64 + 1, if before == Some(b'\r') { 2 } else { 1 }));
+        }
+        prev = buf.last().copied();
+        let len = buf.len();
+        reader.consume(len);
+        skipped += len as u64;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,8 +675,8 @@ mod tests {
         let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
         number_lines(&mut splits).unwrap();
         for split in splits {
-            let mut reader = LineReader::open(&split).unwrap();
-            while let Some(line) = reader.next_line().unwrap() {
+            let mut reader = RecordReader::open(&split, InputFormat::Text, u64::MAX).unwrap();
+            while let Some(line) = reader.next_record().unwrap() {
                 out.push((line.offset, format!("{}:{}", line.line_number, line.text)));
             }
         }
@@ -451,12 +705,147 @@ mod tests {
     }
 
     #[test]
+    fn packed_splits_read_every_line_of_every_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // Files of 0 to 40 bytes: empty ones, ones without a final newline, CRLF, a long line.
+        let mut files = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..40u64 {
+            let text: String = match i % 5 {
+                0 => String::new(),
+                1 => format!("f{i} a\nf{i} b\n"),
+                2 => format!("f{i} crlf\r\nf{i} last"),
+                3 => format!("f{i} {}\n", "x".repeat(i as usize)),
+                _ => format!("f{i}\n\nf{i} after blank\n"),
+            };
+            let path = dir.path().join(format!("{i:02}.txt"));
+            std::fs::write(&path, &text).unwrap();
+            let mut offset = 0;
+            for (n, piece) in text.split_inclusive('\n').enumerate() {
+                let line = piece.trim_end_matches('\n').trim_end_matches('\r');
+                expected.push((path.clone(), offset, format!("{}:{line}", n + 1)));
+                offset += piece.len() as u64;
+            }
+            files.push(InputFile { path, len: text.len() as u64 });
+        }
+        let total: u64 = files.iter().map(|f| f.len).sum();
+        for split_size in (1..=total + 1).step_by(7).chain([8, 64, total]) {
+            let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
+            number_lines(&mut splits).unwrap();
+            assert!(splits.iter().all(|s| !s.ranges.is_empty() && (s.len() <= split_size || s.ranges.len() == 1)));
+            assert_eq!(splits.iter().map(Split::len).sum::<u64>(), total, "split size {split_size}");
+            assert!(splits.len() as u64 >= total.div_ceil(split_size), "split size {split_size}");
+            let (mut got, mut consumed) = (Vec::new(), 0);
+            for split in &splits {
+                let mut reader = RecordReader::open(split, InputFormat::Text, u64::MAX).unwrap();
+                let mut number = 0;
+                while let Some(r) = reader.next_record().unwrap() {
+                    assert_eq!(r.number, number);
+                    number += 1;
+                    got.push((PathBuf::from(r.path), r.offset, format!("{}:{}", r.line_number, r.text)));
+                }
+                consumed += reader.consumed();
+            }
+            assert_eq!(got, expected, "split size {split_size}");
+            assert_eq!(consumed, total, "split size {split_size}");
+        }
+    }
+
+    #[test]
+    fn many_tiny_files_pack_into_few_splits_of_bounded_ranges() {
+        let files: Vec<InputFile> =
+            (0..10_000).map(|i| InputFile { path: PathBuf::from(format!("/in/{i:05}")), len: 10 }).collect();
+        let splits = plan_splits(&files, 1 << 20, InputFormat::Text).unwrap();
+        assert_eq!(splits.len(), 10_000usize.div_ceil(MAX_RANGES_PER_SPLIT));
+        let splits = plan_splits(&files, 1000, InputFormat::WholeFile).unwrap();
+        assert_eq!(splits.len(), 100);
+        assert!(splits[0].to_string().ends_with("(100 file ranges, 1000 bytes)"), "{}", splits[0]);
+    }
+
+    #[test]
+    fn a_failed_record_is_numbered_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt");
+        let b = dir.path().join("b.txt");
+        std::fs::write(&a, b"one\n\xff\n").unwrap();
+        std::fs::write(&b, b"\xfe").unwrap();
+        let files = [InputFile { path: a.clone(), len: 5 }, InputFile { path: b.clone(), len: 1 }];
+        for format in [InputFormat::Text, InputFormat::WholeFile] {
+            let splits = plan_splits(&files, 100, format).unwrap();
+            assert_eq!(splits.len(), 1);
+            let mut reader = RecordReader::open(&splits[0], format, u64::MAX).unwrap();
+            let mut seen = Vec::new();
+            loop {
+                match reader.next_record() {
+                    Ok(Some(r)) => seen.push((r.number, r.text.to_string())),
+                    Ok(None) => break,
+                    Err(e) => {
+                        let e = e.to_string();
+                        let what = e.split(':').next().unwrap_or_default();
+                        seen.push((reader.record_number(), format!("{}: {what}", reader.record_path())));
+                    }
+                }
+            }
+            let (a, b) = (a.display(), b.display());
+            let expected: Vec<(u64, String)> = match format {
+                InputFormat::Text => vec![
+                    (0, "one".into()),
+                    (1, format!("{a}: invalid UTF-8 in '{a}' at byte offset 4")),
+                    (2, format!("{b}: invalid UTF-8 in '{b}' at byte offset 0")),
+                ],
+                _ => vec![
+                    (0, format!("{a}: invalid UTF-8 in '{a}' at byte offset 4")),
+                    (1, format!("{b}: invalid UTF-8 in '{b}' at byte offset 0")),
+                ],
+            };
+            assert_eq!(seen, expected, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_named_sized_and_skipped_without_being_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.txt");
+        let long = "y".repeat(100_000);
+        let text = format!("short\n{long}\r\nexactly10!\n{long}x");
+        std::fs::write(&path, &text).unwrap();
+        let files = [InputFile { path: path.clone(), len: text.len() as u64 }];
+        for (split_size, limit) in [(1 << 20, 10), (7, 10), (1 << 20, 5000)] {
+            let mut seen = Vec::new();
+            for split in plan_splits(&files, split_size, InputFormat::Text).unwrap() {
+                let mut reader = RecordReader::open(&split, InputFormat::Text, limit).unwrap();
+                loop {
+                    match reader.next_record() {
+                        Ok(Some(r)) => seen.push(format!("{}: {}", r.offset, r.text)),
+                        Ok(None) => break,
+                        Err(Error::RecordTooLarge { offset, size, limit: l, .. }) => {
+                            assert_eq!(l, limit);
+                            seen.push(format!("{offset}: {size} bytes"));
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            let expected = ["0: short", "6: 100000 bytes", "100008: exactly10!", "100019: 100001 bytes"];
+            assert_eq!(seen, expected, "split size {split_size}, limit {limit}");
+        }
+        let err = RecordReader::open(&Split::single(path.clone(), 0, text.len() as u64), InputFormat::WholeFile, 10)
+            .unwrap()
+            .next_record()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(&format!("'{}' is {} bytes", path.display(), text.len())), "{err}");
+        assert!(err.contains("--max-record-bytes (10 bytes)") && err.contains("MR_MAX_RECORD_BYTES"), "{err}");
+    }
+
+    #[test]
     fn invalid_utf8_names_file_and_offset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.txt");
         std::fs::write(&path, b"ok\nab\xffcd\n").unwrap();
-        let split = Split { path: path.clone(), start: 0, end: 9, first_line: 0 };
-        let mut reader = LineReader::open(&split).unwrap();
+        let range = FileRange { path: path.clone(), start: 0, end: 9, first_line: 0 };
+        let mut reader = LineReader::open(&range, u64::MAX).unwrap();
         assert_eq!(reader.next_line().unwrap().unwrap().text, "ok");
         match reader.next_line() {
             Err(Error::InvalidUtf8 { offset, .. }) => assert_eq!(offset, 5),

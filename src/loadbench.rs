@@ -260,10 +260,12 @@ fn measure(options: &LoadOptions, clients: u32, work: Work) -> Result<(Calls, Us
 fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig {
     let splits = (0..u64::from(options.maps))
         .map(|i| crate::input::Split {
-            path: PathBuf::from("/bench/input/part-000.txt"),
-            start: i * 1000,
-            end: (i + 1) * 1000,
-            first_line: 0,
+            ranges: vec![crate::input::FileRange {
+                path: PathBuf::from("/bench/input/part-000.txt"),
+                start: i * 1000,
+                end: (i + 1) * 1000,
+                first_line: 0,
+            }],
         })
         .collect();
     CoordinatorConfig {
@@ -281,7 +283,12 @@ fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig 
         faults: crate::fault::Faults::default(),
         state: Vec::new(),
         input_format: crate::input::InputFormat::Text,
-        settings: crate::task::TaskSettings { partitions: options.reduces, sort_buffer: 64 << 20, merge_fan_in: 64 },
+        settings: crate::task::TaskSettings {
+            partitions: options.reduces,
+            sort_buffer: 64 << 20,
+            merge_fan_in: 64,
+            max_record_bytes: 64 << 20,
+        },
         token,
         tls: None,
         rerun_maps_of_lost_workers: false,

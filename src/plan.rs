@@ -85,7 +85,13 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
         input::number_lines(&mut splits)?;
     }
     let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);
-    let view = PlanView { args: &request.job_args, options: &request.job_options, splits: &splits, reduce_tasks };
+    let view = PlanView {
+        args: &request.job_args,
+        options: &request.job_options,
+        splits: &splits,
+        reduce_tasks,
+        max_record_bytes: request.settings.max_record_bytes,
+    };
     let prepared = factory.prepare(&view)?;
     let output = if request.resume {
         OutputDir::resume(&output_path, &inputs)?

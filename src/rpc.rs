@@ -316,6 +316,38 @@ pub fn source_message(e: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
+impl From<&crate::input::Split> for pb::Split {
+    fn from(split: &crate::input::Split) -> pb::Split {
+        let ranges = split
+            .ranges
+            .iter()
+            .map(|r| pb::FileRange {
+                path: r.path.to_string_lossy().into_owned(),
+                start: r.start,
+                end: r.end,
+                first_line: r.first_line,
+            })
+            .collect();
+        pb::Split { ranges }
+    }
+}
+
+impl From<pb::Split> for crate::input::Split {
+    fn from(split: pb::Split) -> crate::input::Split {
+        let ranges = split
+            .ranges
+            .into_iter()
+            .map(|r| crate::input::FileRange {
+                path: r.path.into(),
+                start: r.start,
+                end: r.end,
+                first_line: r.first_line,
+            })
+            .collect();
+        crate::input::Split { ranges }
+    }
+}
+
 impl From<AttemptId> for pb::TaskRef {
     fn from(id: AttemptId) -> pb::TaskRef {
         pb::TaskRef { is_map: id.task.phase == Phase::Map, task_id: id.task.index, attempt: id.attempt }

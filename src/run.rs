@@ -281,24 +281,30 @@ fn open_journal(job_name: &str, plan: &mut Plan) -> Result<(WorkDir, Option<std:
 /// What a resumed run must share with the run it continues: everything that decides the
 /// tasks and their outputs (not memory settings or worker counts, which may change).
 fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
+    let ranges = || plan.splits.iter().flat_map(|s| &s.ranges);
     let mut files: Vec<(String, Option<u64>, Option<u128>)> = Vec::new();
-    for split in &plan.splits {
-        let path = split.path.to_string_lossy().into_owned();
+    for range in ranges() {
+        let path = range.path.to_string_lossy().into_owned();
         if files.last().is_some_and(|(p, _, _)| *p == path) {
             continue;
         }
         // A local file's size and modification time tell an input that changed in between.
-        let stamp = if crate::storage::is_url(&split.path) {
+        let stamp = if crate::storage::is_url(&range.path) {
             (None, None)
         } else {
-            let meta = std::fs::metadata(&split.path).map_err(Error::io("cannot read input", &split.path))?;
+            let meta = std::fs::metadata(&range.path).map_err(Error::io("cannot read input", &range.path))?;
             let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
             (Some(meta.len()), modified.map(|d| d.as_nanos()))
         };
         files.push((path, stamp.0, stamp.1));
     }
-    let splits: Vec<(String, u64, u64, u64)> =
-        plan.splits.iter().map(|s| (s.path.to_string_lossy().into_owned(), s.start, s.end, s.first_line)).collect();
+    let splits: Vec<Vec<(String, u64, u64, u64)>> = plan
+        .splits
+        .iter()
+        .map(|s| {
+            s.ranges.iter().map(|r| (r.path.to_string_lossy().into_owned(), r.start, r.end, r.first_line)).collect()
+        })
+        .collect();
     let mut state = xxhash_rust::xxh3::Xxh3::new();
     for (key, value) in &plan.prepared.state {
         for part in [key.as_bytes(), value.as_slice()] {

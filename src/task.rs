@@ -69,7 +69,7 @@ pub struct Progress {
     pub cancelled: AtomicBool,
     /// Fault injection: the process exits at the first checkpoint past this many records.
     pub crash_at_records: AtomicU64,
-    /// Offset of the record a failed map attempt was processing, or `NO_RECORD`.
+    /// Number in its split of the record a failed map attempt was processing, or `NO_RECORD`.
     pub bad_record: AtomicU64,
 }
 
@@ -383,13 +383,15 @@ pub struct TaskSettings {
     pub sort_buffer: u64,
     /// Most sorted runs merged at once; more are merged in several passes.
     pub merge_fan_in: usize,
+    /// Largest input record a map task reads (`--max-record-bytes`).
+    pub max_record_bytes: u64,
 }
 
 /// Runs a map attempt over `split` and writes its map output to `output` (through a temporary
 /// name, so a file at `output` is always complete). Intermediate data beyond the sort buffer
-/// is spilled to sorted runs next to `output` and merged at the end. Records at the offsets
-/// in `skip` are skipped and counted. When a record fails (invalid UTF-8, an error or a panic
-/// in map), its offset is left in `progress` for the bad-record rule.
+/// is spilled to sorted runs next to `output` and merged at the end. The records whose numbers
+/// in the split are in `skip` are skipped and counted. When a record fails (invalid UTF-8, an
+/// error or a panic in map), its number is left in `progress` for the bad-record rule.
 pub fn run_map(
     job: &dyn Job,
     split: &Split,
@@ -400,11 +402,10 @@ pub fn run_map(
     progress: &Progress,
 ) -> Result<TaskCounters> {
     let partitions = settings.partitions;
-    let mut reader = RecordReader::open(split, format)?;
+    let mut reader = RecordReader::open(split, format, settings.max_record_bytes)?;
     let mut buffer = SortBuffer::new(job, partitions, job.has_combiner());
     let mut spills = Spills { output: output.to_path_buf(), runs: Vec::new() };
     let mut user = UserCounters::new();
-    let path = split.path.to_string_lossy();
     let mut counters = TaskCounters::default();
     guarded(|| job.map_setup())?;
     loop {
@@ -412,30 +413,29 @@ pub fn run_map(
             Ok(Some(record)) => record,
             Ok(None) => break,
             Err(e) => {
-                let offset = reader.record_offset();
-                if skip.contains(&offset) {
+                let number = reader.record_number();
+                if skip.contains(&number) {
                     counters.skipped_records += 1;
                     continue;
                 }
-                progress.bad_record.store(offset, Ordering::Relaxed);
+                progress.bad_record.store(number, Ordering::Relaxed);
                 return Err(e);
             }
         };
-        if skip.contains(&record.offset) {
+        if skip.contains(&record.number) {
             counters.skipped_records += 1;
             continue;
         }
-        let offset = record.offset;
-        let record =
-            Record { path: &path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
+        let (path, offset, number) = (record.path, record.offset, record.number);
+        let record = Record { path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
         let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: Default::default() };
         if let Err(e) = guarded(|| job.map(record, &mut ctx)) {
-            progress.bad_record.store(offset, Ordering::Relaxed);
+            progress.bad_record.store(number, Ordering::Relaxed);
             return Err(Error::Job(format!("record at {path}:{offset}: {e}")));
         }
         counters.input_records += 1;
         if counters.input_records % CHECKPOINT == 0 {
-            progress.checkpoint(counters.input_records, reader.consumed(split), false)?;
+            progress.checkpoint(counters.input_records, reader.consumed(), false)?;
         }
         if buffer.memory() as u64 >= settings.sort_buffer {
             let full = std::mem::replace(&mut buffer, SortBuffer::new(job, partitions, job.has_combiner()));
@@ -446,7 +446,7 @@ pub fn run_map(
     }
     let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: Default::default() };
     guarded(|| job.map_cleanup(&mut ctx))?;
-    counters.input_bytes = reader.consumed(split);
+    counters.input_bytes = reader.consumed();
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
     let tmp = tmp_name(output);
     if spills.runs.is_empty() {

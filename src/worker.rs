@@ -432,12 +432,12 @@ async fn run_attempt_in_span(
         partitions: spec.reduce_tasks,
         sort_buffer: spec.sort_buffer_bytes.max(1),
         merge_fan_in: spec.merge_fan_in.max(2) as usize,
+        max_record_bytes: spec.max_record_bytes.max(1),
     };
     let work = match kind {
         pb::task::Kind::Map(m) => {
             let split = m.split.ok_or_else(|| Error::Job("map task without a split".into()))?;
-            let split =
-                Split { path: split.path.into(), start: split.start, end: split.end, first_line: split.first_line };
+            let split = Split::from(split);
             let output = context.work_dir.join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
             let format = InputFormat::from_name(&spec.input_format)
                 .ok_or_else(|| Error::Job(format!("unknown input format '{}'", spec.input_format)))?;

@@ -62,6 +62,8 @@ pub struct PlanView<'a> {
     pub splits: &'a [Split],
     /// The number of reduce tasks.
     pub reduce_tasks: u32,
+    /// Largest input record to read (`--max-record-bytes`).
+    pub max_record_bytes: u64,
 }
 
 /// Read access to the job's shared state store, with batched gets.

@@ -73,7 +73,7 @@ fn sample_cuts(plan: &PlanView<'_>, format: InputFormat) -> Result<Vec<Vec<u8>>>
     let mut samples = Vec::new();
     for i in 0..chosen {
         let split = &splits[i * splits.len() / chosen];
-        let mut reader = RecordReader::open(split, format)?;
+        let mut reader = RecordReader::open(split, format, plan.max_record_bytes)?;
         let mut taken = 0;
         while taken < per_split {
             let Some(record) = reader.next_record()? else { break };

@@ -157,7 +157,8 @@ fn a_lost_host_s_map_outputs_are_re_executed() {
     let out = dir.path("out");
     let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
     let job = ["streaming", "--mapper", &mapper, "--reducer", reducer, "--input", i, "--reduce-tasks", "2"];
-    let job = [&job[..], &["--task-timeout", "10m"]].concat();
+    // A split size under two files' size keeps each file a map task of its own.
+    let job = [&job[..], &["--task-timeout", "10m", "--split-size", "100KB"]].concat();
     let mut cluster =
         Cluster::start(&dir, "lost-host", &[&job[..], &["--output", o]].concat(), &["127.0.0.2", "127.0.0.3"]);
     // One worker holds the slow map 3; wait until the other has committed the other three.

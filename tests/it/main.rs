@@ -9,6 +9,7 @@ mod fuzz_regressions;
 mod harness;
 mod jobs;
 mod load;
+mod reliability;
 mod rpc;
 mod status;
 mod storage;

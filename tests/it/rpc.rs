@@ -19,7 +19,7 @@ fn with_token(dir: &Dir, state: Vec<(String, Vec<u8>)>, token: &str) -> Coordina
         job_name: "wordcount".into(),
         job_args: Vec::new(),
         // One split keeps the job running: no worker will ever take it.
-        splits: vec![mr::input::Split { path: dir.write("in.txt", "a\n"), start: 0, end: 2, first_line: 0 }],
+        splits: vec![mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)],
         reduce_tasks: 1,
         output_dir: dir.path("out"),
         worker_timeout: Duration::from_secs(10),
@@ -31,7 +31,12 @@ fn with_token(dir: &Dir, state: Vec<(String, Vec<u8>)>, token: &str) -> Coordina
         faults: Default::default(),
         state,
         input_format: Default::default(),
-        settings: mr::task::TaskSettings { partitions: 1, sort_buffer: 1 << 20, merge_fan_in: 8 },
+        settings: mr::task::TaskSettings {
+            partitions: 1,
+            sort_buffer: 1 << 20,
+            merge_fan_in: 8,
+            max_record_bytes: 1 << 20,
+        },
         token: mr::rpc::Token::new(token).unwrap(),
         tls: None,
         rerun_maps_of_lost_workers: false,

@@ -73,7 +73,8 @@ fn the_status_server_shows_a_running_job() {
     let out = dir.path("out");
     let mut cmd = mr();
     cmd.args(["run", "streaming", "--mapper", &mapper, "--reducer", REDUCER, "--workers", "2", "--reduce-tasks", "2"])
-        .args(["--task-timeout", "10m", "--input"])
+        // A split size under two files' size keeps each file a map task of its own.
+        .args(["--task-timeout", "10m", "--split-size", "10KB", "--input"])
         .arg(dir.path("in"))
         .arg("--output")
         .arg(&out);

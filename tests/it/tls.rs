@@ -202,7 +202,7 @@ fn config(dir: &Dir, tls: mr::rpc::Tls) -> CoordinatorConfig {
     CoordinatorConfig {
         job_name: "wordcount".into(),
         job_args: Vec::new(),
-        splits: vec![mr::input::Split { path: dir.write("in.txt", "a\n"), start: 0, end: 2, first_line: 0 }],
+        splits: vec![mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)],
         reduce_tasks: 1,
         output_dir: dir.path("out"),
         worker_timeout: Duration::from_secs(10),
@@ -214,7 +214,12 @@ fn config(dir: &Dir, tls: mr::rpc::Tls) -> CoordinatorConfig {
         faults: Default::default(),
         state: vec![("k".into(), b"v".to_vec())],
         input_format: Default::default(),
-        settings: mr::task::TaskSettings { partitions: 1, sort_buffer: 1 << 20, merge_fan_in: 8 },
+        settings: mr::task::TaskSettings {
+            partitions: 1,
+            sort_buffer: 1 << 20,
+            merge_fan_in: 8,
+            max_record_bytes: 1 << 20,
+        },
         token: mr::rpc::Token::new("right").unwrap(),
         tls: Some(tls),
         rerun_maps_of_lost_workers: false,

@@ -73,7 +73,7 @@ pub enum Error {
     /// `--resume` with a journal that another job wrote.
     #[error(
         "cannot resume: the journal '{path}' was written by another job ({difference}); run the same command as the \
-         interrupted run (same inputs, --workers, --split-size, --reducers and job arguments) with --resume, or remove \
+         interrupted run (same inputs, --workers, --split-size, --reduce-tasks and job arguments) with --resume, or remove \
          the output directory and run without --resume"
     )]
     JournalMismatch {

@@ -39,6 +39,7 @@ const IDENTITY: &str = "identity";
 const INCARNATION: &str = "incarnation";
 const WORK_DIR: &str = "work_dir";
 const OUTPUT_CREATED: &str = "output_created";
+const LOGS: &str = "logs";
 
 /// Where the journal of a job writing to `output` lives.
 pub fn path_for(output: &Path) -> PathBuf {
@@ -102,6 +103,8 @@ pub struct Recovered {
     pub work_dir: Option<PathBuf>,
     /// Whether the job created its output directory.
     pub output_created: bool,
+    /// The worker log directory of the run that wrote it.
+    pub logs: Option<PathBuf>,
     /// The committed tasks.
     pub done: Vec<(TaskId, Done)>,
     /// The state store's entries.
@@ -134,8 +137,15 @@ fn phase_code(phase: Phase) -> u8 {
 }
 
 impl Journal {
-    /// Starts the journal of a new job at `path` (an existing file is replaced).
-    pub fn create(path: &Path, identity: &Identity, work_dir: &Path, output_created: bool) -> Result<Journal> {
+    /// Starts the journal of a new job at `path` (an existing file is replaced), with the
+    /// directories of the run, removed by the run that completes the job.
+    pub fn create(
+        path: &Path,
+        identity: &Identity,
+        work_dir: &Path,
+        logs: &Path,
+        output_created: bool,
+    ) -> Result<Journal> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(Error::io("cannot create the journal's directory", dir))?;
         }
@@ -155,6 +165,7 @@ impl Journal {
                 meta.insert(IDENTITY, identity.as_slice())?;
                 meta.insert(INCARNATION, 0u64.to_le_bytes().as_slice())?;
                 meta.insert(WORK_DIR, work_dir.as_os_str().as_encoded_bytes())?;
+                meta.insert(LOGS, logs.as_os_str().as_encoded_bytes())?;
                 meta.insert(OUTPUT_CREATED, [u8::from(output_created)].as_slice())?;
                 tx.open_table(DONE)?;
                 tx.open_table(STATE)?;
@@ -304,6 +315,7 @@ fn read(db: &Database, path: &Path) -> Result<Recovered> {
             Ok(meta.get(key)?.map(|v| v.value().to_vec()))
         };
         let (incarnation, work_dir, created) = (get(INCARNATION)?, get(WORK_DIR)?, get(OUTPUT_CREATED)?);
+        let logs = get(LOGS)?;
         let mut done = Vec::new();
         for row in tx.open_table(DONE)?.iter()? {
             let (key, value) = row?;
@@ -314,14 +326,15 @@ fn read(db: &Database, path: &Path) -> Result<Recovered> {
             let (key, value) = row?;
             state.push((key.value().to_string(), value.value().to_vec()));
         }
-        Ok((incarnation, work_dir, created, done, state))
+        Ok((incarnation, work_dir, created, logs, done, state))
     };
-    let (incarnation, work_dir, created, rows, state) = read().map_err(failed(path, "cannot read it"))?;
+    let (incarnation, work_dir, created, logs, rows, state) = read().map_err(failed(path, "cannot read it"))?;
     let incarnation = incarnation
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
         .map(u64::from_le_bytes)
         .ok_or_else(|| corrupt("its incarnation"))?;
-    let work_dir = work_dir.map(|b| PathBuf::from(std::ffi::OsString::from(String::from_utf8_lossy(&b).into_owned())));
+    let as_path = |b: Vec<u8>| PathBuf::from(String::from_utf8_lossy(&b).into_owned());
+    let (work_dir, logs) = (work_dir.map(as_path), logs.map(as_path));
     let mut done = Vec::with_capacity(rows.len());
     for ((phase, index), bytes) in rows {
         let phase = match phase {
@@ -334,7 +347,7 @@ fn read(db: &Database, path: &Path) -> Result<Recovered> {
         record.task = Some(task);
         done.push((task, record));
     }
-    Ok(Recovered { incarnation, work_dir, output_created: created.as_deref() == Some(&[1]), done, state })
+    Ok(Recovered { incarnation, work_dir, output_created: created.as_deref() == Some(&[1]), logs, done, state })
 }
 
 #[cfg(test)]
@@ -353,7 +366,8 @@ mod tests {
     fn committed_tasks_and_state_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = path_for(dir.path());
-        let journal = Journal::create(&path, &identity(3), Path::new("/tmp/work"), true).unwrap();
+        let journal =
+            Journal::create(&path, &identity(3), Path::new("/tmp/work"), Path::new("/tmp/logs"), true).unwrap();
         journal.record_done(TaskId { phase: Phase::Map, index: 2 }, done(1));
         journal.record_state(vec![("k".into(), b"v".to_vec())]);
         journal.record_done(TaskId { phase: Phase::Reduce, index: 0 }, done(0));
@@ -364,6 +378,7 @@ mod tests {
         assert_eq!(recovered.incarnation, 1);
         assert_eq!(recovered.work_dir.as_deref(), Some(Path::new("/tmp/work")));
         assert!(recovered.output_created);
+        assert_eq!(recovered.logs.as_deref(), Some(Path::new("/tmp/logs")));
         let tasks: Vec<(TaskId, u32, &str)> =
             recovered.done.iter().map(|(t, d)| (*t, d.attempt, d.output.as_str())).collect();
         assert_eq!(
@@ -382,7 +397,7 @@ mod tests {
     fn another_job_is_refused_naming_what_differs() {
         let dir = tempfile::tempdir().unwrap();
         let path = path_for(dir.path());
-        drop(Journal::create(&path, &identity(3), dir.path(), false).unwrap());
+        drop(Journal::create(&path, &identity(3), dir.path(), dir.path(), false).unwrap());
         let err = Journal::resume(&path, &identity(4)).err().unwrap().to_string();
         assert!(err.contains("splits: the journal has 3, this command plans 4"), "{err}");
         assert!(err.contains(&path.display().to_string()), "{err}");
@@ -392,7 +407,7 @@ mod tests {
     fn an_open_journal_is_not_resumed_twice() {
         let dir = tempfile::tempdir().unwrap();
         let path = path_for(dir.path());
-        let _open = Journal::create(&path, &identity(1), dir.path(), false).unwrap();
+        let _open = Journal::create(&path, &identity(1), dir.path(), dir.path(), false).unwrap();
         let err = Journal::resume(&path, &identity(1)).err().unwrap().to_string();
         assert!(err.contains("still running"), "{err}");
     }

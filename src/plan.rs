@@ -201,6 +201,11 @@ impl OutputDir {
         self.created
     }
 
+    /// Leaves it as it is when dropped: a job that could not be resumed did not write to it.
+    pub fn leave_alone(&mut self) {
+        self.keep = true;
+    }
+
     /// Records that the job created it, as the journal of a resumed job says.
     pub fn set_created(&mut self, created: bool) {
         self.created = created;

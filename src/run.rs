@@ -67,12 +67,14 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// Runs a planned job with worker processes. Returns the summary, whose `succeeded` tells
 /// whether the output committed; on failure the output directory is cleaned.
 pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
-    let (work_dir, journal, recovered) = open_journal(job_name, &mut plan)?;
     // Each worker process logs to its own file here; kept when the job fails.
     let logs = tempfile::Builder::new()
         .prefix("mr-logs-")
         .tempdir()
         .map_err(Error::io("cannot create log directory in", std::env::temp_dir()))?;
+    let (work_dir, journal, recovered) = open_journal(job_name, &mut plan, logs.path())?;
+    // The logs of the run that a resumed one continues go when the job commits.
+    let old_logs = recovered.logs.clone();
     let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
     let listener =
         TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
@@ -221,6 +223,9 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
         return Err(Error::WithLogs { error: Box::new(error), logs: logs.keep() });
     }
     plan.output.keep();
+    if let Some(old) = old_logs {
+        let _ = std::fs::remove_dir_all(old);
+    }
     Ok(summary)
 }
 
@@ -243,7 +248,11 @@ impl Drop for WorkDir {
 /// journal; a resumed one (`--resume`) reopens the journal, checks that it is the same job,
 /// and takes over the work directory it names (where the map outputs of `mr run`'s workers
 /// are), if it is still there. An object-store output has no journal.
-fn open_journal(job_name: &str, plan: &mut Plan) -> Result<(WorkDir, Option<std::sync::Arc<Journal>>, Recovered)> {
+fn open_journal(
+    job_name: &str,
+    plan: &mut Plan,
+    logs: &std::path::Path,
+) -> Result<(WorkDir, Option<std::sync::Arc<Journal>>, Recovered)> {
     let new_work_dir = || -> Result<WorkDir> {
         let dir = tempfile::Builder::new()
             .prefix("mr-work-")
@@ -259,10 +268,16 @@ fn open_journal(job_name: &str, plan: &mut Plan) -> Result<(WorkDir, Option<std:
     let identity = identity(job_name, plan)?;
     if !plan.output.resuming() {
         let work_dir = new_work_dir()?;
-        let journal = Journal::create(&path, &identity, work_dir.path(), plan.output.created())?;
+        let journal = Journal::create(&path, &identity, work_dir.path(), logs, plan.output.created())?;
         return Ok((work_dir, Some(std::sync::Arc::new(journal)), Recovered::default()));
     }
-    let (journal, recovered) = Journal::resume(&path, &identity)?;
+    let (journal, recovered) = match Journal::resume(&path, &identity) {
+        Ok(resumed) => resumed,
+        Err(e) => {
+            plan.output.leave_alone();
+            return Err(e);
+        }
+    };
     plan.output.set_created(recovered.output_created);
     let work_dir = match &recovered.work_dir {
         Some(dir) if dir.is_dir() => WorkDir(dir.clone()),

@@ -398,7 +398,7 @@ async fn register_again(client: &mut CoordinatorClient<AuthChannel>, context: &C
         )));
     }
     context.worker_id.store(reply.worker_id, Ordering::Relaxed);
-    tracing::info!(worker = reply.worker_id, "the coordinator restarted: registered again");
+    tracing::warn!(worker = reply.worker_id, "the coordinator restarted: registered again");
     Ok(())
 }
 

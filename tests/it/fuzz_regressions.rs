@@ -14,7 +14,9 @@ use crate::harness::*;
 /// A job of two map tasks and one reduce task that nobody runs but the test.
 fn coordinator(dir: &Dir) -> Coordinator {
     let input = dir.write("in.txt", "a\nb\n");
-    let split = |start| mr::input::Split { path: input.clone(), start, end: start + 2, first_line: 0 };
+    let split = |start| mr::input::Split {
+        ranges: vec![mr::input::FileRange { path: input.clone(), start, end: start + 2, first_line: 0 }],
+    };
     std::fs::create_dir(dir.path("out")).unwrap();
     Coordinator::new(CoordinatorConfig {
         job_name: "wordcount".into(),
@@ -31,7 +33,12 @@ fn coordinator(dir: &Dir) -> Coordinator {
         faults: Default::default(),
         state: Vec::new(),
         input_format: Default::default(),
-        settings: mr::task::TaskSettings { partitions: 1, sort_buffer: 1 << 20, merge_fan_in: 8 },
+        settings: mr::task::TaskSettings {
+            partitions: 1,
+            sort_buffer: 1 << 20,
+            merge_fan_in: 8,
+            max_record_bytes: 1 << 20,
+        },
         token: mr::rpc::Token::new("").unwrap(),
         tls: None,
         rerun_maps_of_lost_workers: false,

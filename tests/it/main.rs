@@ -8,6 +8,7 @@ mod faults;
 mod fuzz_regressions;
 mod harness;
 mod jobs;
+mod journal;
 mod load;
 mod reliability;
 mod rpc;

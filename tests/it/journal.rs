@@ -1,0 +1,237 @@
+//! The coordinator's journal: a coordinator killed with SIGKILL mid-job, then the same command
+//! with `--resume`, must finish the job without re-running the tasks that the journal holds,
+//! and byte-identical to `--local`. Also the errors of `--resume`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::cluster::free_port;
+use crate::harness::*;
+
+/// Words over 21 splits of about 6 KB.
+fn input(dir: &Dir) -> PathBuf {
+    let word = |n: usize| -> String { (0..3).map(|k| char::from(b'a' + (n / 26usize.pow(k) % 26) as u8)).collect() };
+    let body: String = (0..12_000).map(|i| format!("{} {} {}\n", word(i % 1009), word(i % 17), word(i % 7))).collect();
+    dir.write("in/words.txt", body)
+}
+
+/// Every map attempt straggles `ms`, every reduce attempt 400 ms: slow enough to be killed
+/// mid-phase (3 reduce tasks on 2 workers: the last part file comes at least 400 ms after
+/// the first).
+fn slow(dir: &Dir, ms: u32) -> PathBuf {
+    dir.write(
+        "mr.toml",
+        format!(
+            "[faults.map]\nstraggler = 1.0\nstraggler_delay_ms = {ms}\n\
+             [faults.reduce]\nstraggler = 1.0\nstraggler_delay_ms = 400\n"
+        ),
+    )
+}
+
+fn wordcount(input: &Path, out: &Path, config: &Path) -> std::process::Command {
+    wordcount_into(input, out, config, 3)
+}
+
+fn wordcount_into(input: &Path, out: &Path, config: &Path, reduce_tasks: u32) -> std::process::Command {
+    let mut cmd = mr();
+    cmd.args(["run", "wordcount", "--input"]).arg(input).arg("--output").arg(out);
+    cmd.args(["--split-size", "6000", "--workers", "2", "--reduce-tasks", &reduce_tasks.to_string(), "--config"]);
+    cmd.arg(config);
+    cmd
+}
+
+fn local_oracle(dir: &Dir, input: &Path) -> PathBuf {
+    let out = dir.path("local");
+    let mut cmd = mr();
+    cmd.args(["run", "wordcount", "--local", "--quiet", "--reduce-tasks", "3", "--input"]).arg(input);
+    cmd.arg("--output").arg(&out);
+    run_ok(&mut cmd);
+    out
+}
+
+fn sigkill(child: &mut Child) {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+}
+
+/// The tasks of `phase` that the journal of `out` holds.
+fn journaled(out: &Path, phase: &str) -> BTreeSet<u64> {
+    let recovered = mr::journal::Journal::inspect(&mr::journal::path_for(out)).unwrap();
+    recovered
+        .done
+        .iter()
+        .filter(|(t, _)| serde_json::to_value(t.phase).unwrap() == phase)
+        .map(|(t, _)| u64::from(t.index))
+        .collect()
+}
+
+/// The tasks of `phase` that a run's summary shows attempts of.
+fn attempted(summary: &serde_json::Value, phase: &str) -> BTreeSet<u64> {
+    summary["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["id"]["task"]["phase"] == phase)
+        .map(|a| a["id"]["task"]["index"].as_u64().unwrap())
+        .collect()
+}
+
+fn part_files(out: &Path) -> usize {
+    std::fs::read_dir(out)
+        .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("part-r-")).count())
+}
+
+/// Kills `mr run` once `killed_when` holds, checks that its workers went with it, resumes,
+/// and checks the output and that no task of `phase` in the journal ran again.
+fn kill_and_resume(name: &str, phase: &str, killed_when: impl Fn(&Background, &Path) -> bool) {
+    let dir = Dir::new();
+    let input = input(&dir);
+    let config = slow(&dir, 150);
+    let out = dir.path("out");
+    let expected = local_oracle(&dir, &input);
+    let mut job = Background::start(wordcount(&input, &out, &config), &dir, name);
+    wait_for(60, "the job to get far enough", || killed_when(&job, &out));
+    sigkill(&mut job.child);
+    wait_for(10, "the workers to die with their coordinator", || job.workers().is_empty());
+    assert!(!out.join("_SUCCESS").exists(), "killed too late: the job committed");
+
+    let done = journaled(&out, phase);
+    assert!(!done.is_empty(), "the journal holds no committed {phase} task");
+    let mut resume = wordcount(&input, &out, &config);
+    resume.args(["--resume", "--json"]).env("TMPDIR", &job.work);
+    let summary = summary(&run_ok(&mut resume));
+    assert_same_output(&out, &expected);
+    let rerun: Vec<_> = attempted(&summary, phase).intersection(&done).copied().collect();
+    assert!(rerun.is_empty(), "committed {phase} tasks {rerun:?} ran again (journaled: {done:?})");
+    assert!(!out.join("_temporary").exists(), "the journal outlived the commit");
+    // The killed run's work directory (its workers' map outputs) is removed with the job.
+    let left: Vec<_> = std::fs::read_dir(&job.work).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_run_killed_in_the_map_phase_resumes_without_rerunning_committed_maps() {
+    kill_and_resume("resume-map", "map", |job, _| job.map_outputs() >= 5);
+}
+
+#[test]
+fn a_run_killed_in_the_reduce_phase_resumes_without_rerunning_committed_tasks() {
+    kill_and_resume("resume-reduce", "reduce", |_, out| part_files(out) >= 1);
+}
+
+#[test]
+fn resume_refuses_another_job_and_a_committed_output() {
+    let dir = Dir::new();
+    let input = input(&dir);
+    let config = slow(&dir, 200);
+    let out = dir.path("out");
+    let mut job = Background::start(wordcount(&input, &out, &config), &dir, "resume-errors");
+    wait_for(60, "a map output", || job.map_outputs() >= 1);
+    sigkill(&mut job.child);
+    wait_for(10, "the workers to die with their coordinator", || job.workers().is_empty());
+
+    // Another reduce count is another job: refused, naming the difference, journal kept.
+    let err = run_fail(wordcount_into(&input, &out, &config, 4).arg("--resume"));
+    assert!(err.contains("reduce tasks: the journal has 3, this command plans 4"), "{err}");
+    assert!(mr::journal::path_for(&out).exists());
+    let usage = wordcount(&input, &out, &config).args(["--resume", "--local"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--local"));
+
+    // The same job resumes; then there is nothing left to resume.
+    run_ok(wordcount(&input, &out, &config).args(["--resume", "--quiet"]).env("TMPDIR", &job.work));
+    let expected = local_oracle(&dir, &input);
+    assert_same_output(&out, &expected);
+    let err = run_fail(wordcount(&input, &out, &config).arg("--resume"));
+    assert!(err.contains("holds a committed job"), "{err}");
+    // An output that is not an interrupted job's is not taken over.
+    let other = dir.path("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let err = run_fail(wordcount(&input, &other, &config).arg("--resume"));
+    assert!(err.contains("holds no journal"), "{err}");
+    assert_eq!(std::fs::read_to_string(other.join("notes.txt")).unwrap(), "mine");
+    // Nothing to resume yet: the job starts.
+    let fresh = dir.path("fresh");
+    run_ok(wordcount(&input, &fresh, &config).args(["--resume", "--quiet"]));
+    assert_same_output(&fresh, &dir.path("local"));
+}
+
+fn coordinator(port: u16, input: &Path, out: &Path, config: &Path, tag: &str, extra: &[&str]) -> Child {
+    mr().args(["coordinator", "wordcount", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(out)
+        .args(["--split-size", "6000", "--reduce-tasks", "3", "--quiet", "--config"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env("MR_TEST_TAG", tag)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn workers_join_a_restarted_coordinator_which_resumes_the_job() {
+    let dir = Dir::new();
+    let input = input(&dir);
+    let config = slow(&dir, 150);
+    let out = dir.path("out");
+    let expected = local_oracle(&dir, &input);
+    let tmp = dir.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let port = free_port();
+    let tag = format!("restart-{}", std::process::id());
+    let mut first = coordinator(port, &input, &out, &config, &tag, &[]);
+    let logs: Vec<PathBuf> = (0..2).map(|i| dir.path(&format!("worker-{i}.log"))).collect();
+    let workers: Vec<Child> = logs
+        .iter()
+        .map(|log| {
+            mr().args(["worker", "--coordinator", &format!("http://127.0.0.1:{port}"), "--lost-timeout", "60s"])
+                .env("MR_TEST_TAG", &tag)
+                .env("TMPDIR", &tmp)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let map_outputs = || {
+        std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|w| std::fs::read_dir(w.path()).ok())
+                    .flat_map(|d| d.flatten())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "out"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_for(60, "map outputs", || map_outputs() >= 5);
+    sigkill(&mut first);
+    let done = journaled(&out, "map");
+    assert!(!done.is_empty(), "the journal holds no committed map task");
+
+    // Same address, same job, --resume: the workers register again by themselves.
+    let second = coordinator(port, &input, &out, &config, &tag, &["--resume", "--json"]);
+    let result = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_same_output(&out, &expected);
+    let summary = summary(&stdout);
+    let rerun: Vec<_> = attempted(&summary, "map").intersection(&done).copied().collect();
+    assert!(rerun.is_empty(), "committed maps {rerun:?} ran again (journaled: {done:?})");
+    for (mut worker, log) in workers.into_iter().zip(&logs) {
+        let status = worker.wait().unwrap();
+        let log = std::fs::read_to_string(log).unwrap();
+        assert!(status.success(), "a worker failed: {log}");
+        assert!(log.contains("registered again"), "{log}");
+    }
+    wait_for(10, "every process of the job to exit", || tagged_processes(&tag).is_empty());
+}

@@ -2,8 +2,6 @@
 //! coordinator's handlers are called directly, as the `rpc` target calls them. (The map output
 //! format's cases are unit tests in src/mapout.rs.)
 
-use std::time::Duration;
-
 use mr::coordinator::{Coordinator, CoordinatorConfig};
 use mr::rpc::pb;
 use mr::rpc::pb::coordinator_server::Coordinator as _;
@@ -19,29 +17,11 @@ fn coordinator(dir: &Dir) -> Coordinator {
     };
     std::fs::create_dir(dir.path("out")).unwrap();
     Coordinator::new(CoordinatorConfig {
-        job_name: "wordcount".into(),
-        job_args: Vec::new(),
         splits: vec![split(0), split(2)],
-        reduce_tasks: 1,
-        output_dir: dir.path("out"),
-        worker_timeout: Duration::from_secs(10),
-        heartbeat_interval: Duration::from_millis(100),
         max_attempts: 2,
-        task_timeout: Duration::from_secs(60),
         speculative: false,
         skip_bad_records: true,
-        faults: Default::default(),
-        state: Vec::new(),
-        input_format: Default::default(),
-        settings: mr::task::TaskSettings {
-            partitions: 1,
-            sort_buffer: 1 << 20,
-            merge_fan_in: 8,
-            max_record_bytes: 1 << 20,
-        },
-        token: mr::rpc::Token::new("").unwrap(),
-        tls: None,
-        rerun_maps_of_lost_workers: false,
+        ..coordinator_config(dir, Vec::new())
     })
 }
 

@@ -278,3 +278,33 @@ impl Background {
         )
     }
 }
+
+/// The settings of a coordinator of a small wordcount job over `splits` into `dir/out`, that
+/// nobody runs but the test calling it directly; tests change what they need.
+pub fn coordinator_config(dir: &Dir, splits: Vec<mr::input::Split>) -> mr::coordinator::CoordinatorConfig {
+    mr::coordinator::CoordinatorConfig {
+        job_name: "wordcount".into(),
+        job_args: Vec::new(),
+        splits,
+        reduce_tasks: 1,
+        output_dir: dir.path("out"),
+        worker_timeout: std::time::Duration::from_secs(10),
+        heartbeat_interval: std::time::Duration::from_millis(100),
+        max_attempts: 4,
+        task_timeout: std::time::Duration::from_secs(60),
+        speculative: true,
+        skip_bad_records: false,
+        faults: Default::default(),
+        state: Vec::new(),
+        input_format: Default::default(),
+        settings: mr::task::TaskSettings {
+            partitions: 1,
+            sort_buffer: 1 << 20,
+            merge_fan_in: 8,
+            max_record_bytes: 1 << 20,
+        },
+        token: mr::rpc::Token::new("").unwrap(),
+        tls: None,
+        rerun_maps_of_lost_workers: false,
+    }
+}

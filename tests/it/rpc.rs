@@ -16,30 +16,10 @@ fn config(dir: &Dir, state: Vec<(String, Vec<u8>)>) -> CoordinatorConfig {
 
 fn with_token(dir: &Dir, state: Vec<(String, Vec<u8>)>, token: &str) -> CoordinatorConfig {
     CoordinatorConfig {
-        job_name: "wordcount".into(),
-        job_args: Vec::new(),
-        // One split keeps the job running: no worker will ever take it.
-        splits: vec![mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)],
-        reduce_tasks: 1,
-        output_dir: dir.path("out"),
-        worker_timeout: Duration::from_secs(10),
-        heartbeat_interval: Duration::from_millis(100),
-        max_attempts: 4,
-        task_timeout: Duration::from_secs(60),
-        speculative: true,
-        skip_bad_records: false,
-        faults: Default::default(),
         state,
-        input_format: Default::default(),
-        settings: mr::task::TaskSettings {
-            partitions: 1,
-            sort_buffer: 1 << 20,
-            merge_fan_in: 8,
-            max_record_bytes: 1 << 20,
-        },
         token: mr::rpc::Token::new(token).unwrap(),
-        tls: None,
-        rerun_maps_of_lost_workers: false,
+        // One split keeps the job running: no worker will ever take it.
+        ..coordinator_config(dir, vec![mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)])
     }
 }
 

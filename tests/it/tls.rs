@@ -14,7 +14,7 @@ use rcgen::{KeyUsagePurpose, SanType};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, assert_both_hosts_ran_attempts, local, text};
-use crate::harness::{Dir, assert_same_output, mr, run_fail, run_ok, tagged_processes, wait_for};
+use crate::harness::{Dir, assert_same_output, coordinator_config, mr, run_fail, run_ok, tagged_processes, wait_for};
 
 /// A CA and a certificate it signed, for both server and client use, valid for 127.0.0.1,
 /// 127.0.0.2, 127.0.0.3 and localhost: PEM files in a directory of their own.
@@ -200,29 +200,10 @@ fn missing_garbled_or_mismatched_tls_files_are_named() {
 
 fn config(dir: &Dir, tls: mr::rpc::Tls) -> CoordinatorConfig {
     CoordinatorConfig {
-        job_name: "wordcount".into(),
-        job_args: Vec::new(),
-        splits: vec![mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)],
-        reduce_tasks: 1,
-        output_dir: dir.path("out"),
-        worker_timeout: Duration::from_secs(10),
-        heartbeat_interval: Duration::from_millis(100),
-        max_attempts: 4,
-        task_timeout: Duration::from_secs(60),
-        speculative: true,
-        skip_bad_records: false,
-        faults: Default::default(),
         state: vec![("k".into(), b"v".to_vec())],
-        input_format: Default::default(),
-        settings: mr::task::TaskSettings {
-            partitions: 1,
-            sort_buffer: 1 << 20,
-            merge_fan_in: 8,
-            max_record_bytes: 1 << 20,
-        },
         token: mr::rpc::Token::new("right").unwrap(),
         tls: Some(tls),
-        rerun_maps_of_lost_workers: false,
+        ..coordinator_config(dir, vec![mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)])
     }
 }
 

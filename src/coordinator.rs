@@ -520,7 +520,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let output = match attempt.task.phase {
             Phase::Map => {
                 let endpoint = self.shared.endpoints.lock().expect("lock poisoned").get(&r.worker_id).cloned();
-                let Some(endpoint) = endpoint else { return Err(Status::failed_precondition("unknown worker")) };
+                let Some(endpoint) = endpoint else { return Err(unknown_worker(r.worker_id)) };
                 let location = Location {
                     map_task: attempt.task.index,
                     attempt: attempt.attempt,

@@ -591,6 +591,11 @@ impl LineReader {
         self.pos += n as u64;
         let terminated = buf.last() == Some(&b'\n');
         let content = n - usize::from(terminated) - usize::from(terminated && buf.ends_with(b"\r\n"));
+        // Counted before the limit is checked: a line over it is a line all the same.
+        self.line_number = self.next_line_number;
+        if self.line_number > 0 {
+            self.next_line_number += 1;
+        }
         if content as u64 > self.limit {
             // The rest of the line is skipped, counted and not kept; reading on goes to the next.
             let (rest, terminator) =
@@ -601,10 +606,6 @@ impl LineReader {
             self.line = String::from_utf8(buf).unwrap_or_default();
             let size = content as u64 + rest - terminator;
             return Err(Error::RecordTooLarge { path: self.path.clone(), offset, size, limit: self.limit });
-        }
-        self.line_number = self.next_line_number;
-        if self.line_number > 0 {
-            self.next_line_number += 1;
         }
         if buf.last() == Some(&b'\n') {
             buf.pop();
@@ -837,6 +838,35 @@ mod tests {
             .to_string();
         assert!(err.contains(&format!("'{}' is {} bytes", path.display(), text.len())), "{err}");
         assert!(err.contains("--max-record-bytes (10 bytes)") && err.contains("MR_MAX_RECORD_BYTES"), "{err}");
+    }
+
+    /// Found by the `record_reader` fuzz target: a line over the limit did not count as a line,
+    /// so the lines after it in its range were numbered one less than when a split boundary
+    /// fell after it (`number_lines` counts every newline).
+    #[test]
+    fn lines_over_the_limit_count_in_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        let text = "too long\r\n\nok\nalso too long\nend";
+        std::fs::write(&path, text).unwrap();
+        let files = [InputFile { path: path.clone(), len: text.len() as u64 }];
+        for split_size in 1..=text.len() as u64 {
+            let mut seen = Vec::new();
+            let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
+            number_lines(&mut splits).unwrap();
+            for split in &splits {
+                let mut reader = RecordReader::open(split, InputFormat::Text, 3).unwrap();
+                loop {
+                    match reader.next_record() {
+                        Ok(Some(r)) => seen.push(format!("{}:{}", r.line_number, r.text)),
+                        Ok(None) => break,
+                        Err(Error::RecordTooLarge { offset, .. }) => seen.push(format!("too large at {offset}")),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            assert_eq!(seen, ["too large at 0", "2:", "3:ok", "too large at 14", "5:end"], "split size {split_size}");
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Arbitrary sequences of Coordinator and State calls, made directly on the gRPC handlers of
 //! a coordinator of a small job (3 map tasks, 2 reduce tasks): unknown workers, out-of-range
 //! tasks, bogus attempts, huge strings, reports for tasks never assigned. No call may panic;
-//! an error is `InvalidArgument`, `FailedPrecondition` or (a worker id never handed out)
-//! `NotFound`; after every call the scheduler's
-//! invariants hold (progress within the task counts and equal to the tasks done, one
-//! committed attempt per done task, success only when every task is done).
+//! an error is `InvalidArgument`, `FailedPrecondition` or `NotFound`; an invalid call is
+//! `InvalidArgument`, and a valid one from a worker id never handed out (a worker of an
+//! earlier coordinator) `NotFound`; after every call the scheduler's invariants hold (progress
+//! within the task counts and equal to the tasks done, one committed attempt per done task,
+//! success only when every task is done).
 #![no_main]
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -182,9 +184,7 @@ fn config(env: &Env, input: &Input) -> CoordinatorConfig {
     CoordinatorConfig {
         job_name: "wordcount".into(),
         job_args: Vec::new(),
-        splits: (0..MAPS as u64)
-            .map(|i| mr::input::Split { path: env.input.clone(), start: i * 10, end: i * 10 + 10, first_line: 0 })
-            .collect(),
+        splits: (0..MAPS as u64).map(|i| mr::input::Split::single(env.input.clone(), i * 10, i * 10 + 10)).collect(),
         reduce_tasks: REDUCES,
         output_dir: env.output.clone(),
         worker_timeout: Duration::from_secs(10),
@@ -196,7 +196,12 @@ fn config(env: &Env, input: &Input) -> CoordinatorConfig {
         faults: Default::default(),
         state: vec![("preset".into(), b"1".to_vec())],
         input_format: Default::default(),
-        settings: mr::task::TaskSettings { partitions: REDUCES, sort_buffer: 1 << 20, merge_fan_in: 8 },
+        settings: mr::task::TaskSettings {
+            partitions: REDUCES,
+            sort_buffer: 1 << 20,
+            merge_fan_in: 8,
+            max_record_bytes: 1 << 20,
+        },
         token: mr::rpc::Token::new("").expect("no token"),
         tls: None,
         rerun_maps_of_lost_workers: input.rerun_maps_of_lost_workers,
@@ -224,11 +229,26 @@ fn invalid(call: &Call) -> bool {
     }
 }
 
-/// An error must be the caller's fault, said so; an invalid call must be an error.
-fn check_status<T>(call: &Call, result: Result<T, tonic::Status>) -> Option<T> {
+/// The worker a call comes from, if it names one.
+fn caller(call: &Call) -> Option<u64> {
+    match call {
+        Call::GetTask { worker }
+        | Call::Heartbeat { worker, .. }
+        | Call::Commit { worker, .. }
+        | Call::Complete { worker, .. }
+        | Call::Fail { worker, .. } => Some(worker.id()),
+        _ => None,
+    }
+}
+
+/// An error must be the caller's fault, said so; an invalid call must be an error; a valid
+/// call from a worker id never handed out (a worker of an earlier coordinator) is `NotFound`.
+fn check_status<T>(call: &Call, registered: &HashSet<u64>, result: Result<T, tonic::Status>) -> Option<T> {
+    let code = result.as_ref().err().map(tonic::Status::code);
     if invalid(call) {
-        let code = result.as_ref().err().map(tonic::Status::code);
         assert_eq!(code, Some(Code::InvalidArgument), "{call:?} accepted");
+    } else if caller(call).is_some_and(|id| !registered.contains(&id)) {
+        assert_eq!(code, Some(Code::NotFound), "{call:?} from a worker never registered");
     }
     match result {
         Ok(reply) => Some(reply),
@@ -243,20 +263,21 @@ fn check_status<T>(call: &Call, result: Result<T, tonic::Status>) -> Option<T> {
     }
 }
 
-async fn run(c: &Coordinator, call: &Call) {
+async fn run(c: &Coordinator, registered: &mut HashSet<u64>, call: &Call) {
     match call {
         Call::Register { name, shuffle_url, host } => {
             let request =
                 pb::RegisterWorkerRequest { name: name.clone(), shuffle_url: shuffle_url.clone(), host: host.clone() };
-            if let Some(reply) = check_status(call, c.register_worker(Request::new(request)).await) {
+            if let Some(reply) = check_status(call, registered, c.register_worker(Request::new(request)).await) {
                 let reply = reply.into_inner();
                 assert_ne!(reply.worker_id, 0);
+                assert!(registered.insert(reply.worker_id), "worker id {} handed out twice", reply.worker_id);
                 assert_eq!(reply.job.map(|j| j.reduce_tasks), Some(REDUCES));
             }
         }
         Call::GetTask { worker } => {
             let request = pb::GetTaskRequest { worker_id: worker.id() };
-            let reply = check_status(call, c.get_task(Request::new(request)).await);
+            let reply = check_status(call, registered, c.get_task(Request::new(request)).await);
             if let Some(pb::get_task_reply::Reply::Task(task)) = reply.and_then(|r| r.into_inner().reply) {
                 match task.kind {
                     Some(pb::task::Kind::Map(m)) => {
@@ -279,11 +300,11 @@ async fn run(c: &Coordinator, call: &Call) {
                 records: *records,
                 bytes: *bytes,
             };
-            check_status(call, c.heartbeat(Request::new(request)).await);
+            check_status(call, registered, c.heartbeat(Request::new(request)).await);
         }
         Call::Commit { worker, task } => {
             let request = pb::CommitTaskRequest { worker_id: worker.id(), task: task.as_ref().map(Task::pb) };
-            check_status(call, c.commit_task(Request::new(request)).await);
+            check_status(call, registered, c.commit_task(Request::new(request)).await);
         }
         Call::Complete { worker, task, output, counters } => {
             let request = pb::ReportCompletionRequest {
@@ -292,7 +313,7 @@ async fn run(c: &Coordinator, call: &Call) {
                 output: output.clone(),
                 counters: counters.as_ref().map(Counters::pb),
             };
-            check_status(call, c.report_completion(Request::new(request)).await);
+            check_status(call, registered, c.report_completion(Request::new(request)).await);
         }
         Call::Fail { worker, task, error, bad_record, lost_map_task, lost_map_attempt, lost_map_unreachable } => {
             let request = pb::ReportFailureRequest {
@@ -304,7 +325,7 @@ async fn run(c: &Coordinator, call: &Call) {
                 lost_map_attempt: lost_map_attempt.get(),
                 lost_map_unreachable: *lost_map_unreachable,
             };
-            check_status(call, c.report_failure(Request::new(request)).await);
+            check_status(call, registered, c.report_failure(Request::new(request)).await);
         }
         Call::Tick { ms } => {
             let now = c.now() + u64::from(*ms);
@@ -313,13 +334,13 @@ async fn run(c: &Coordinator, call: &Call) {
         Call::WorkerExited { pid } => c.worker_exited_pid(*pid),
         Call::GetState { keys } => {
             let request = pb::GetStateRequest { keys: keys.clone() };
-            if let Some(reply) = check_status(call, c.get_state(Request::new(request)).await) {
+            if let Some(reply) = check_status(call, registered, c.get_state(Request::new(request)).await) {
                 assert_eq!(reply.into_inner().values.len(), keys.len());
             }
         }
         Call::SetState { entries } => {
             let entries = entries.iter().map(|(k, v)| pb::StateEntry { key: k.clone(), value: v.clone() }).collect();
-            check_status(call, c.set_state(Request::new(pb::SetStateRequest { entries })).await);
+            check_status(call, registered, c.set_state(Request::new(pb::SetStateRequest { entries })).await);
         }
     }
 }
@@ -361,8 +382,9 @@ fuzz_target!(|input: Input| {
     let _ = std::fs::remove_file(env.output.join("_SUCCESS"));
     let coordinator = Coordinator::new(config(env, &input));
     env.runtime.block_on(async {
+        let mut registered = HashSet::new();
         for call in &input.calls {
-            run(&coordinator, call).await;
+            run(&coordinator, &mut registered, call).await;
             check_invariants(&coordinator);
         }
     });

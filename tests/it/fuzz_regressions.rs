@@ -12,9 +12,7 @@ use crate::harness::*;
 /// A job of two map tasks and one reduce task that nobody runs but the test.
 fn coordinator(dir: &Dir) -> Coordinator {
     let input = dir.write("in.txt", "a\nb\n");
-    let split = |start| mr::input::Split {
-        ranges: vec![mr::input::FileRange { path: input.clone(), start, end: start + 2, first_line: 0 }],
-    };
+    let split = |start| mr::input::Split::single(input.clone(), start, start + 2);
     std::fs::create_dir(dir.path("out")).unwrap();
     Coordinator::new(CoordinatorConfig {
         splits: vec![split(0), split(2)],
@@ -114,4 +112,42 @@ async fn invalid_requests_are_rejected_naming_the_field() {
     fail(failure(map, None, None)).await.unwrap();
     let again = next_task(&c, worker).await;
     assert_eq!((again.task_id, again.attempt), (0, 1));
+}
+
+/// Found by the `rpc` target once it asserted `NotFound` for every call from a worker id the
+/// coordinator never handed out: a map completion from such a worker (one of an earlier
+/// coordinator of the job) answered `FailedPrecondition`, so that worker was not told to
+/// register again; every other call answered `NotFound`.
+#[tokio::test]
+async fn every_call_from_a_worker_never_registered_is_not_found() {
+    let dir = Dir::new();
+    let c = coordinator(&dir);
+    let worker = register(&c).await;
+    let stranger = worker + 1000;
+    let map = pb::TaskRef { is_map: true, task_id: 0, attempt: 0 };
+    let reduce = pb::TaskRef { is_map: false, task_id: 0, attempt: 0 };
+    let not_found = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        assert!(status.message().contains("register again"), "{}", status.message());
+    };
+    not_found(c.get_task(Request::new(pb::GetTaskRequest { worker_id: stranger })).await.unwrap_err());
+    let heartbeat = pb::HeartbeatRequest { worker_id: stranger, running: Some(map), records: 1, bytes: 0 };
+    not_found(c.heartbeat(Request::new(heartbeat)).await.unwrap_err());
+    let commit = pb::CommitTaskRequest { worker_id: stranger, task: Some(reduce) };
+    not_found(c.commit_task(Request::new(commit)).await.unwrap_err());
+    for task in [map, reduce] {
+        let completion =
+            pb::ReportCompletionRequest { worker_id: stranger, task: Some(task), output: "out".into(), counters: None };
+        not_found(c.report_completion(Request::new(completion)).await.unwrap_err());
+        let failure = pb::ReportFailureRequest {
+            worker_id: stranger,
+            task: Some(task),
+            error: "boom".into(),
+            ..Default::default()
+        };
+        not_found(c.report_failure(Request::new(failure)).await.unwrap_err());
+    }
+    // The registered worker still gets the first map task.
+    let task = next_task(&c, worker).await;
+    assert_eq!((task.is_map, task.task_id, task.attempt), (true, 0, 0));
 }

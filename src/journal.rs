@@ -8,8 +8,8 @@
 //! counters), the entries of the state store, and an incarnation number that a resume
 //! increments, so that workers registered with an earlier coordinator are told apart.
 //!
-//! Records are written by a thread of their own, in batches, after the scheduler accepted
-//! them: no RPC waits for the disk. A crash can therefore lose the last few records; the
+//! Records are written by a thread of their own, in batches of up to 20 ms, after the
+//! scheduler accepted them: no RPC waits for the disk. A crash can therefore lose the last few records; the
 //! journal is then a subset of what committed, and a subset is always safe to resume from: a
 //! task missing from it runs again and writes the same output (a reduce's part file is
 //! replaced by an atomic rename). A journal that cannot be written is reported and the job
@@ -257,11 +257,22 @@ impl Drop for Journal {
     }
 }
 
-/// Writes entries as they come, everything pending in one transaction.
+/// How long the writer gathers entries after the first before it commits them: one
+/// transaction (and one sync to disk) for every task that committed meanwhile.
+const BATCH: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Writes entries as they come, everything that arrives within [`BATCH`] in one transaction;
+/// at once when the journal is closed.
 fn write_loop(db: &Database, path: &Path, receiver: &mpsc::Receiver<Entry>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
-        batch.extend(receiver.try_iter());
+        let deadline = std::time::Instant::now() + BATCH;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match receiver.recv_timeout(left) {
+                Ok(entry) => batch.push(entry),
+                Err(_) => break,
+            }
+        }
         if let Err(e) = write_batch(db, &batch) {
             tracing::error!(
                 journal = %path.display(),

@@ -276,6 +276,12 @@ struct RunArgs {
     /// Skip a record on which two attempts of its map task failed, and count it.
     #[arg(long, env = "MR_SKIP_BAD_RECORDS", value_parser = clap::builder::BoolishValueParser::new())]
     skip_bad_records: bool,
+    /// Hash every input file's contents (xxh3) when planning, a full read of the input, and
+    /// record the hashes in the journal: --resume then refuses an input whose contents changed
+    /// even if its size and modification time did not. Off by default: --resume compares size
+    /// and modification time only. A resumed job whose journal holds hashes is always checked.
+    #[arg(long, env = "MR_VERIFY_INPUTS", value_parser = clap::builder::BoolishValueParser::new())]
+    verify_inputs: bool,
     /// Configuration file (TOML) for the settings that no flag and no MR_* variable sets; see
     /// mr.example.toml.
     #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
@@ -441,6 +447,7 @@ impl RunArgs {
         layer(&mut self.max_restarts, file.max_restarts, matches, "max_restarts");
         layer(&mut self.speculative, file.speculative, matches, "speculative");
         layer(&mut self.skip_bad_records, file.skip_bad_records, matches, "skip_bad_records");
+        layer(&mut self.verify_inputs, file.verify_inputs, matches, "verify_inputs");
         layer(&mut self.input_format, file.input_format, matches, "input_format");
         layer(&mut self.tls_cert, file.tls_cert.clone().map(Some), matches, "tls_cert");
         layer(&mut self.tls_key, file.tls_key.clone().map(Some), matches, "tls_key");
@@ -516,6 +523,8 @@ pub fn main_with(registry: Registry) -> ExitCode {
             eprintln!("mr: error: {e:#}");
             if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
                 ExitCode::from(130)
+            } else if e.downcast_ref::<Error>().is_some_and(Error::is_usage) {
+                ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
             }
@@ -684,11 +693,14 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         crate::rpc::Tls::load(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.tls_ca.as_deref())?
     };
     let plan = plan::plan(&request, &registry)?;
+    // Paths as text: a name that is not UTF-8 is percent-encoded, not an error.
+    let text = |p: &Path| crate::input::path_text(p).into_owned();
+    let optional_text = |p: &Option<PathBuf>| p.as_deref().map(text);
     let config = serde_json::json!({
         "job": job,
         "args": args.job_args,
-        "inputs": request.inputs,
-        "output": plan.output.path(),
+        "inputs": request.inputs.iter().map(|p| text(p)).collect::<Vec<_>>(),
+        "output": text(plan.output.path()),
         "input_format": args.input_format,
         "input_bytes": plan.input_bytes,
         "map_tasks": plan.splits.len(),
@@ -705,15 +717,17 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         "max_restarts": args.max_restarts,
         "speculative": args.speculative,
         "skip_bad_records": args.skip_bad_records,
+        "verify_inputs": args.verify_inputs,
         "listen": args.listen,
         "http": args.http,
         "log_format": log_format,
-        "config_file": args.config,
-        "tls_cert": args.tls_cert,
-        "tls_key": args.tls_key,
-        "tls_ca": args.tls_ca,
+        "config_file": optional_text(&args.config),
+        "tls_cert": optional_text(&args.tls_cert),
+        "tls_key": optional_text(&args.tls_key),
+        "tls_ca": optional_text(&args.tls_ca),
         "faults": faults,
     });
+    let plan_output = plan.output.path().to_path_buf();
     let summary = if args.local {
         run_local(registry, &job, plan)?
     } else {
@@ -726,6 +740,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
             task_timeout: args.task_timeout,
             speculative: args.speculative,
             skip_bad_records: args.skip_bad_records,
+            verify_inputs: args.verify_inputs,
             faults,
             worker_args: worker_args(&args, log_format)?,
             progress: if args.quiet || args.json { ProgressMode::Off } else { ProgressMode::Auto },
@@ -746,7 +761,11 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
             .context("cannot start the async runtime")?;
         runtime.block_on(crate::run::run(&job, plan, config))?
     };
-    write_history(Path::new(&summary.output), config, &summary)?;
+    // The job's data is committed: a history that cannot be written is worth a warning, not a
+    // failed command.
+    if let Err(e) = write_history(plan_output.as_path(), config, &summary) {
+        eprintln!("mr: warning: the job committed, but {e:#}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !args.quiet {
@@ -985,6 +1004,7 @@ mod tests {
                 cli.log_format,
                 (a.workers, a.reduce_tasks, a.split_size, a.sort_buffer, a.merge_fan_in, &a.listen),
                 (a.worker_timeout, a.task_timeout, a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records),
+                a.verify_inputs,
                 (a.input_format, faults),
                 (&a.tls_cert, &a.tls_key, &a.tls_ca),
             )
@@ -1012,6 +1032,7 @@ max_attempts = 7
 max_restarts = 9
 speculative = false
 skip_bad_records = true
+verify_inputs = true
 input_format = "tera"
 log_format = "json"
 tls_cert = "/etc/mr/cluster.pem"
@@ -1047,6 +1068,7 @@ tls_ca = "/etc/mr/worker-ca.pem"
         assert_eq!((a.merge_fan_in, a.listen.as_deref()), (3, Some("127.0.0.1:7001")));
         assert_eq!((a.worker_timeout, a.task_timeout), (Duration::from_secs(1), Duration::from_secs(2)));
         assert_eq!((a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records), (7, 9, false, true));
+        assert!(a.verify_inputs);
         assert_eq!(a.input_format, InputFormat::Tera);
         let tls = (a.tls_cert.as_deref(), a.tls_key.as_deref(), a.tls_ca.as_deref());
         assert_eq!(
@@ -1087,7 +1109,8 @@ tls_ca = "/etc/mr/worker-ca.pem"
     fn flags_beat_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mr.toml");
-        std::fs::write(&path, FULL.replace("skip_bad_records = true", "skip_bad_records = false")).unwrap();
+        let file = FULL.replace("skip_bad_records = true", "skip_bad_records = false");
+        std::fs::write(&path, file.replace("verify_inputs = true", "verify_inputs = false")).unwrap();
         let flags = [
             "--log-format=text",
             "--workers=2",
@@ -1102,6 +1125,7 @@ tls_ca = "/etc/mr/worker-ca.pem"
             "--max-restarts=1",
             "--speculative=on",
             "--skip-bad-records",
+            "--verify-inputs",
             "--input-format=whole-file",
             "--inject-failure=0.75",
             "--inject-straggler=0.5",

@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub speculative: Option<bool>,
     /// Skip records on which two attempts failed (`--skip-bad-records`).
     pub skip_bad_records: Option<bool>,
+    /// Record a content hash of every input file, checked by `--resume` (`--verify-inputs`).
+    pub verify_inputs: Option<bool>,
     /// How input files are read (`--input-format`).
     pub input_format: Option<InputFormat>,
     /// Log format (`--log-format`).

@@ -248,7 +248,14 @@ impl Coordinator {
             if let Some(journal) = &self.shared.journal {
                 journal.close();
             }
-            match commit_job(&self.shared.config.output_dir) {
+            let output_dir = &self.shared.config.output_dir;
+            let reported: Vec<(u32, u64)> = (0..self.shared.config.reduce_tasks)
+                .map(|index| {
+                    let task = crate::scheduler::TaskId { phase: Phase::Reduce, index };
+                    (index, s.committed_counters(task).map_or(0, |c| c.output_bytes))
+                })
+                .collect();
+            match check_parts(output_dir, &reported).and_then(|()| commit_job(output_dir)) {
                 Ok(()) => {
                     s.job_committed();
                     *self.shared.committed_at.lock().expect("lock poisoned") = Some(self.now());
@@ -309,6 +316,32 @@ impl Coordinator {
         ticker.abort();
         result.map_err(|e| Error::Job(format!("coordinator server failed: {e}")))
     }
+}
+
+/// Checks, before the job commits, that every reduce task's part file is in the output with
+/// the size its committed attempt reported (`reported`: partition, bytes): an attempt that
+/// was granted the commit and reported completion without moving its file into place (or a
+/// file removed or cut since) fails the job instead of committing it incomplete.
+fn check_parts(output_dir: &Path, reported: &[(u32, u64)]) -> Result<()> {
+    for &(partition, bytes) in reported {
+        let part = crate::storage::join(output_dir, &format!("part-r-{partition:05}"));
+        let size = if crate::storage::is_url(&part) {
+            crate::storage::Object::parse(&part.to_string_lossy())?.size().ok()
+        } else {
+            std::fs::metadata(&part).ok().filter(|m| m.is_file()).map(|m| m.len())
+        };
+        let problem = match size {
+            None => "is missing".to_string(),
+            Some(size) if size != bytes => format!("is {size} bytes"),
+            Some(_) => continue,
+        };
+        return Err(Error::Job(format!(
+            "part file '{}' {problem}, but reduce task {partition}'s committed attempt reported {bytes} bytes written: \
+             the output is incomplete, so the job is not committed",
+            part.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes `_SUCCESS` and removes the reduce attempts' temporary directory.
@@ -424,7 +457,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 job_name: c.job_name.clone(),
                 job_args: c.job_args.clone(),
                 reduce_tasks: c.reduce_tasks,
-                output_dir: c.output_dir.to_string_lossy().into_owned(),
+                output_dir: crate::rpc::path_bytes(&c.output_dir),
                 faults: Some(c.faults.into()),
                 input_format: c.input_format.name().to_string(),
                 sort_buffer_bytes: c.settings.sort_buffer,

@@ -57,6 +57,45 @@ pub enum Error {
         limit: u64,
     },
 
+    /// An input path is not a regular file (a FIFO, a socket, a device), e.g. `-i <(cmd)`,
+    /// `-i /dev/stdin` or `-i /dev/zero`.
+    #[error(
+        "input '{path}' is {kind}: input must be regular files (or directories of them), which map tasks can read \
+         in ranges and read again on a retry; save the data to a file first (e.g. `cmd > data.txt`)"
+    )]
+    NotRegularFile {
+        /// The input path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+
+    /// An input file changed after the job was planned.
+    #[error(
+        "input file '{path}' changed while the job ran ({what}): a job's input must not change until it commits; \
+         run the job again once the file is complete (or on a copy of it)"
+    )]
+    InputChanged {
+        /// The input file.
+        path: PathBuf,
+        /// What changed.
+        what: String,
+    },
+
+    /// Another job holds the output directory.
+    #[error(
+        "output directory '{0}' is in use by another running job (it holds the directory's lock): wait for that \
+         job to end, or choose another output"
+    )]
+    OutputBusy(PathBuf),
+
+    /// The output directory holds the journal of an interrupted job.
+    #[error(
+        "output directory '{0}' holds an interrupted job (its journal is in _temporary): run the same command with \
+         --resume to continue it, or pass --overwrite to replace it"
+    )]
+    OutputInterrupted(PathBuf),
+
     /// The output directory already holds files.
     #[error("output directory '{0}' is not empty: choose another one, or pass --overwrite to replace its contents")]
     OutputNotEmpty(PathBuf),
@@ -98,6 +137,18 @@ pub enum Error {
         /// The output directory.
         output: PathBuf,
         /// The input path it overlaps.
+        input: PathBuf,
+    },
+
+    /// The output directory is inside an input directory.
+    #[error(
+        "output directory '{output}' is inside the input directory '{input}': a later run over that input would \
+         read this job's output as data; choose an output outside the input"
+    )]
+    OutputInsideInput {
+        /// The output directory.
+        output: PathBuf,
+        /// The input directory that contains it.
         input: PathBuf,
     },
 
@@ -290,6 +341,12 @@ fn scheme_mismatch(tls: bool) -> &'static str {
 }
 
 impl Error {
+    /// True for an error in what the command asked for (exit code 2), rather than in what
+    /// happened when it ran.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::OutputOverlapsInput { .. } | Error::OutputInsideInput { .. })
+    }
+
     /// Wraps an I/O error with what was being done and the path involved.
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();

@@ -25,6 +25,32 @@ pub struct InputFile {
     pub path: PathBuf,
     /// Size in bytes when the job was planned.
     pub len: u64,
+    /// Modification time of a local file when the job was planned, in nanoseconds since the
+    /// Unix epoch; `None` for an object.
+    pub modified_ns: Option<i64>,
+}
+
+/// What a local input file was when the job was planned. A map task checks it when it opens a
+/// range of the file and when it reaches the range's end: a file whose size or modification
+/// time changed since, or that ends before the range does, fails the task with
+/// [`Error::InputChanged`], instead of giving counts of neither the old nor the new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time, in nanoseconds since the Unix epoch.
+    pub modified_ns: i64,
+}
+
+impl FileStamp {
+    /// The stamp of a local file now.
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: meta.len(),
+            modified_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
+        }
+    }
 }
 
 /// How input files are cut into records.
@@ -70,6 +96,8 @@ pub struct FileRange {
     pub end: u64,
     /// Line number of the range's first line, when line numbers were asked for; else 0.
     pub first_line: u64,
+    /// The file as planned (local files only): checked when the range is opened and read.
+    pub stamp: Option<FileStamp>,
 }
 
 impl std::fmt::Display for FileRange {
@@ -88,7 +116,7 @@ pub struct Split {
 impl Split {
     /// A split of one range.
     pub fn single(path: PathBuf, start: u64, end: u64) -> Split {
-        Split { ranges: vec![FileRange { path, start, end, first_line: 0 }] }
+        Split { ranges: vec![FileRange { path, start, end, first_line: 0, stamp: None }] }
     }
 
     /// Bytes of input the split covers.
@@ -129,9 +157,19 @@ impl std::fmt::Display for Split {
     }
 }
 
+/// True for a name that input discovery skips inside a directory or an object-store prefix:
+/// one that starts with `_` or `.`, as Hadoop's `FileInputFormat` skips them. So a job's output
+/// directory (`_SUCCESS`, `_job.json`, `_temporary`) is read as its part files only, and
+/// hidden files and directories are not read.
+pub fn is_skipped_name(name: &[u8]) -> bool {
+    name.starts_with(b"_") || name.starts_with(b".")
+}
+
 /// Finds the input files: files as given, directories walked recursively in path order,
-/// hidden entries (names starting with '.') skipped. Every file is opened once, so that an
-/// unreadable file is reported before the job starts.
+/// entries whose name starts with `_` or `.` skipped ([`is_skipped_name`]). Only regular
+/// files (or symbolic links to them) are input: a FIFO, a socket or a device is refused by
+/// name, before anything would block on it. Every file is opened once, so that an unreadable
+/// file is reported before the job starts.
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut files = Vec::new();
     for input in inputs {
@@ -141,7 +179,7 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
                 return Err(Error::InputMissing(input.clone()));
             }
             for (object, len) in objects {
-                files.push(InputFile { path: PathBuf::from(object.url()), len });
+                files.push(InputFile { path: PathBuf::from(object.url()), len, modified_ns: None });
             }
             continue;
         }
@@ -152,7 +190,7 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
         if meta.is_dir() {
             walk(input, &mut files)?;
         } else {
-            files.push(open_checked(input)?);
+            files.push(open_checked(input, &meta)?);
         }
     }
     if files.is_empty() {
@@ -166,7 +204,7 @@ fn walk(dir: &Path, files: &mut Vec<InputFile>) -> Result<()> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(Error::io("cannot list input directory", dir))? {
         let entry = entry.map_err(Error::io("cannot list input directory", dir))?;
-        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+        if is_skipped_name(entry.file_name().as_encoded_bytes()) {
             continue;
         }
         entries.push(entry.path());
@@ -177,16 +215,64 @@ fn walk(dir: &Path, files: &mut Vec<InputFile>) -> Result<()> {
         if meta.is_dir() {
             walk(&path, files)?;
         } else {
-            files.push(open_checked(&path)?);
+            files.push(open_checked(&path, &meta)?);
         }
     }
     Ok(())
 }
 
-fn open_checked(path: &Path) -> Result<InputFile> {
+/// What kind of file `meta` describes, for an error about a file that is not regular.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn open_checked(path: &Path, meta: &std::fs::Metadata) -> Result<InputFile> {
+    // Opening a FIFO would block until a writer comes, and a device has no size: refused
+    // before they are opened.
+    if !meta.is_file() {
+        return Err(Error::NotRegularFile { path: path.to_path_buf(), kind: file_kind(meta) });
+    }
     let file = File::open(path).map_err(Error::io("cannot read input file", path))?;
-    let len = file.metadata().map_err(Error::io("cannot read input file", path))?.len();
-    Ok(InputFile { path: path.to_path_buf(), len })
+    let meta = file.metadata().map_err(Error::io("cannot read input file", path))?;
+    let stamp = FileStamp::of(&meta);
+    Ok(InputFile { path: path.to_path_buf(), len: stamp.len, modified_ns: Some(stamp.modified_ns) })
+}
+
+/// Checks a local range's file against its stamp: the same size and modification time as
+/// when the job was planned, and, at the end of the range (`reached`: the offset the reader
+/// got to), not shorter than the range.
+fn check_unchanged(range: &FileRange, reached: Option<u64>) -> Result<()> {
+    let Some(stamp) = range.stamp else { return Ok(()) };
+    let changed = |what: String| Error::InputChanged { path: range.path.clone(), what };
+    if let Some(reached) = reached
+        && reached < range.end
+    {
+        return Err(changed(format!(
+            "it ended at byte {reached}, within the range {}..{} planned",
+            range.start, range.end
+        )));
+    }
+    let meta = std::fs::metadata(&range.path).map_err(Error::io("cannot read input file", &range.path))?;
+    let now = FileStamp::of(&meta);
+    if now.len != stamp.len {
+        return Err(changed(format!("{} bytes when planned, {} bytes now", stamp.len, now.len)));
+    }
+    if now.modified_ns != stamp.modified_ns {
+        return Err(changed("its modification time changed".into()));
+    }
+    Ok(())
 }
 
 /// Cuts files into ranges of at most `split_size` bytes and packs them, in file order, into
@@ -224,7 +310,8 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) ->
                 splits.push(std::mem::replace(&mut current, Split { ranges: Vec::new() }));
                 current_len = 0;
             }
-            current.ranges.push(FileRange { path: file.path.clone(), start, end, first_line: 0 });
+            let stamp = file.modified_ns.map(|modified_ns| FileStamp { len: file.len, modified_ns });
+            current.ranges.push(FileRange { path: file.path.clone(), start, end, first_line: 0, stamp });
             current_len += len;
             start = end;
         }
@@ -273,9 +360,42 @@ pub fn number_lines(splits: &mut [Split]) -> Result<()> {
     Ok(())
 }
 
+/// A file's name as text that names it alone: the path as it is, except that `%`, `,`,
+/// control characters (such as a newline or a tab) and bytes that are not UTF-8 are
+/// percent-encoded (`%25`, `%2C`, `%0A`, `%E9`), so that every file has its own text, and
+/// output that lists file names (grep's `path:line`, index's `doc,doc`) stays one record
+/// per line and parses back. A name with none of these is unchanged.
+pub fn path_text(path: &Path) -> std::borrow::Cow<'_, str> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let plain = |c: char| c != '%' && c != ',' && !c.is_control();
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && text.chars().all(plain)
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    let escape = |out: &mut String, bytes: &[u8]| {
+        for b in bytes {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if plain(c) {
+                out.push(c);
+            } else {
+                escape(&mut out, c.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+        }
+        escape(&mut out, chunk.invalid());
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// One record as read from a split.
 pub struct RawRecord<'a> {
-    /// The record's file, as text.
+    /// The record's file, as text ([`path_text`]: a name that is not UTF-8, or holds `%`, `,`
+    /// or a control character, is percent-encoded).
     pub path: &'a str,
     /// Offset of the record in its file.
     pub offset: u64,
@@ -419,6 +539,16 @@ impl RangeReader {
         }
     }
 
+    /// The offset in the file that reading the range got to, where it is known (not for a
+    /// whole file or a `.gz` range).
+    fn reached(&self) -> Option<u64> {
+        match self {
+            RangeReader::Lines(lines) => (lines.end != u64::MAX).then_some(lines.pos),
+            RangeReader::Whole { .. } => None,
+            RangeReader::Tera { pos, .. } => Some(*pos),
+        }
+    }
+
     /// Bytes of the range consumed so far.
     fn consumed(&self, range: &FileRange) -> u64 {
         match self {
@@ -451,8 +581,10 @@ impl RecordReader {
         loop {
             let Some(reader) = self.current.as_mut() else {
                 let Some(range) = self.ranges.get(self.index) else { return Ok(None) };
-                self.path = range.path.to_string_lossy().into_owned();
-                match RangeReader::open(range, self.format, self.max_record_bytes) {
+                self.path = path_text(&range.path).into_owned();
+                match check_unchanged(range, None)
+                    .and_then(|()| RangeReader::open(range, self.format, self.max_record_bytes))
+                {
                     Ok(reader) => self.current = Some(reader),
                     Err(e) => {
                         // The range counts as one record that failed, and is not opened again.
@@ -468,6 +600,7 @@ impl RecordReader {
                 break;
             }
             self.records -= 1;
+            check_unchanged(&self.ranges[self.index], reader.reached())?;
             self.done_bytes += reader.consumed(&self.ranges[self.index]);
             self.current = None;
             self.index += 1;
@@ -671,7 +804,7 @@ mod tests {
     use super::*;
 
     fn lines_of(path: &Path, len: u64, split_size: u64) -> Vec<(u64, String)> {
-        let files = [InputFile { path: path.to_path_buf(), len }];
+        let files = [InputFile { path: path.to_path_buf(), len, modified_ns: None }];
         let mut out = Vec::new();
         let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
         number_lines(&mut splits).unwrap();
@@ -727,7 +860,7 @@ mod tests {
                 expected.push((path.clone(), offset, format!("{}:{line}", n + 1)));
                 offset += piece.len() as u64;
             }
-            files.push(InputFile { path, len: text.len() as u64 });
+            files.push(InputFile { path, len: text.len() as u64, modified_ns: None });
         }
         let total: u64 = files.iter().map(|f| f.len).sum();
         for split_size in (1..=total + 1).step_by(7).chain([8, 64, total]) {
@@ -754,8 +887,9 @@ mod tests {
 
     #[test]
     fn many_tiny_files_pack_into_few_splits_of_bounded_ranges() {
-        let files: Vec<InputFile> =
-            (0..10_000).map(|i| InputFile { path: PathBuf::from(format!("/in/{i:05}")), len: 10 }).collect();
+        let files: Vec<InputFile> = (0..10_000)
+            .map(|i| InputFile { path: PathBuf::from(format!("/in/{i:05}")), len: 10, modified_ns: None })
+            .collect();
         let splits = plan_splits(&files, 1 << 20, InputFormat::Text).unwrap();
         assert_eq!(splits.len(), 10_000usize.div_ceil(MAX_RANGES_PER_SPLIT));
         let splits = plan_splits(&files, 1000, InputFormat::WholeFile).unwrap();
@@ -770,7 +904,10 @@ mod tests {
         let b = dir.path().join("b.txt");
         std::fs::write(&a, b"one\n\xff\n").unwrap();
         std::fs::write(&b, b"\xfe").unwrap();
-        let files = [InputFile { path: a.clone(), len: 5 }, InputFile { path: b.clone(), len: 1 }];
+        let files = [
+            InputFile { path: a.clone(), len: 5, modified_ns: None },
+            InputFile { path: b.clone(), len: 1, modified_ns: None },
+        ];
         for format in [InputFormat::Text, InputFormat::WholeFile] {
             let splits = plan_splits(&files, 100, format).unwrap();
             assert_eq!(splits.len(), 1);
@@ -810,7 +947,7 @@ mod tests {
         let long = "y".repeat(100_000);
         let text = format!("short\n{long}\r\nexactly10!\n{long}x");
         std::fs::write(&path, &text).unwrap();
-        let files = [InputFile { path: path.clone(), len: text.len() as u64 }];
+        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None }];
         for (split_size, limit) in [(1 << 20, 10), (7, 10), (1 << 20, 5000)] {
             let mut seen = Vec::new();
             for split in plan_splits(&files, split_size, InputFormat::Text).unwrap() {
@@ -849,7 +986,7 @@ mod tests {
         let path = dir.path().join("f.txt");
         let text = "too long\r\n\nok\nalso too long\nend";
         std::fs::write(&path, text).unwrap();
-        let files = [InputFile { path: path.clone(), len: text.len() as u64 }];
+        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None }];
         for split_size in 1..=text.len() as u64 {
             let mut seen = Vec::new();
             let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
@@ -874,7 +1011,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.txt");
         std::fs::write(&path, b"ok\nab\xffcd\n").unwrap();
-        let range = FileRange { path: path.clone(), start: 0, end: 9, first_line: 0 };
+        let range = FileRange { path: path.clone(), start: 0, end: 9, first_line: 0, stamp: None };
         let mut reader = LineReader::open(&range, u64::MAX).unwrap();
         assert_eq!(reader.next_line().unwrap().unwrap().text, "ok");
         match reader.next_line() {

@@ -75,7 +75,8 @@ impl Identity {
         None
     }
 
-    fn get(&self, name: &str) -> Option<&serde_json::Value> {
+    /// The fact named `name`, if it has one.
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 }
@@ -205,6 +206,21 @@ impl Journal {
         };
         write().map_err(failed(path, "cannot write it"))?;
         Ok((Journal::start(path, db), recovered))
+    }
+
+    /// The job that the journal at `path` belongs to, read without changing anything.
+    pub fn identity(path: &Path) -> Result<Identity> {
+        let db = match Database::open(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::Journal {
+                    path: path.to_path_buf(),
+                    reason: "another coordinator has it open: that job is still running".into(),
+                });
+            }
+            Err(e) => return Err(failed(path, "cannot open it")(e.into())),
+        };
+        read_identity(&db, path)
     }
 
     /// Reads a journal without changing it (e.g. one left by a killed coordinator).

@@ -265,6 +265,7 @@ fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig 
                 start: i * 1000,
                 end: (i + 1) * 1000,
                 first_line: 0,
+                stamp: None,
             }],
         })
         .collect();

@@ -112,46 +112,111 @@ pub struct OutputDir {
     keep: bool,
     /// It holds the journal of a job to continue.
     resuming: bool,
+    /// The exclusive lock on the directory, held for the job's life (none for an object store).
+    _claim: Option<std::fs::File>,
+}
+
+/// The canonical form of `path` where it exists: its deepest existing ancestor resolved
+/// (symbolic links, `..`), the rest appended.
+fn resolved(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// Refuses an output directory that holds an input (a later run would find it gone or
+/// mixed with output) or lies inside an input directory (a later run over that input would
+/// read this job's output as data).
+fn check_overlap(output: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let out = resolved(output);
+    for input in inputs.iter().filter(|i| !crate::storage::is_url(i)) {
+        let real = std::fs::canonicalize(input).map_err(Error::io("cannot resolve input", input))?;
+        if real.starts_with(&out) {
+            return Err(Error::OutputOverlapsInput { output: output.to_path_buf(), input: real });
+        }
+        if real.is_dir() && out.starts_with(&real) {
+            return Err(Error::OutputInsideInput { output: output.to_path_buf(), input: input.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Takes the output directory for this job: creates it if it is absent, then holds an
+/// exclusive lock (`flock`) on it until the returned file is dropped, at the end of the job.
+/// A second job on the same directory, started at the same moment or any time before the
+/// first ends, is refused here before it touches anything ([`Error::OutputBusy`]). Returns
+/// the lock and whether this call created the directory.
+fn claim(path: &Path) -> Result<(std::fs::File, bool)> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let created = match std::fs::create_dir(path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent = path.parent().unwrap_or(path);
+                std::fs::create_dir_all(parent).map_err(Error::io("cannot create output directory", parent))?;
+                continue;
+            }
+            Err(e) => return Err(Error::io("cannot create output directory", path)(e)),
+        };
+        let dir = std::fs::File::open(path).map_err(Error::io("cannot use output directory", path))?;
+        match dir.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::OutputBusy(path.to_path_buf())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock output directory", path)(e)),
+        }
+        // The job that held the lock may have removed the directory before it let go: the lock
+        // is then on a directory that no longer has this name. Take the one that has it now.
+        let held = dir.metadata().map_err(Error::io("cannot use output directory", path))?;
+        match std::fs::metadata(path) {
+            Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => return Ok((dir, created)),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot use output directory", path)(e)),
+        }
+    }
 }
 
 impl OutputDir {
     /// Checks and prepares an output directory: absent (created) or empty, or emptied with
-    /// `overwrite`; never an input or a parent of one.
+    /// `overwrite`; never an input, a parent of one, or inside an input directory. A local
+    /// directory is claimed first ([`claim`]): it is this job's until the guard is dropped.
     pub fn prepare(output: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<OutputDir> {
         if crate::storage::is_url(output) {
             return OutputDir::prepare_objects(output, inputs, overwrite);
         }
         let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
-        for input in inputs.iter().filter(|i| !crate::storage::is_url(i)) {
-            let input = std::fs::canonicalize(input).map_err(Error::io("cannot resolve input", input))?;
-            let out = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-            if input.starts_with(&out) {
-                return Err(Error::OutputOverlapsInput { output: path, input });
-            }
-        }
-        let created = match std::fs::read_dir(&path) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    if !overwrite {
-                        return Err(Error::OutputNotEmpty(path));
-                    }
-                    clear_dir(&path)?;
+        check_overlap(&path, inputs)?;
+        let (lock, created) = claim(&path)?;
+        let mut entries = std::fs::read_dir(&path).map_err(Error::io("cannot use output directory", &path))?;
+        if entries.next().is_some() {
+            if !overwrite {
+                if crate::journal::path_for(&path).exists() {
+                    return Err(Error::OutputInterrupted(path));
                 }
-                false
+                return Err(Error::OutputNotEmpty(path));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&path).map_err(Error::io("cannot create output directory", &path))?;
-                true
-            }
-            Err(e) => return Err(Error::io("cannot use output directory", &path)(e)),
-        };
-        Ok(OutputDir { path, created, keep: false, resuming: false })
+            clear_dir(&path)?;
+        }
+        Ok(OutputDir { path, created, keep: false, resuming: false, _claim: Some(lock) })
     }
 
     /// The output directory of a job to continue (`--resume`): one that holds the job's
-    /// journal. Attempt files left in its `_temporary` are removed (their attempts died with
-    /// the coordinator); committed part files stay. An absent or empty directory has nothing
-    /// to resume: the job starts afresh.
+    /// journal. It is claimed first, so that the directory of a job still running is refused
+    /// before anything in it is touched. Attempt files left in its `_temporary` are removed
+    /// (their attempts died with the coordinator); committed part files stay. An absent or
+    /// empty directory has nothing to resume: the job starts afresh.
     pub fn resume(output: &Path, inputs: &[PathBuf]) -> Result<OutputDir> {
         let nothing = |reason: &str| Error::NothingToResume { output: output.to_path_buf(), reason: reason.into() };
         if crate::storage::is_url(output) {
@@ -160,6 +225,12 @@ impl OutputDir {
             ));
         }
         let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
+        check_overlap(&path, inputs)?;
+        if !path.exists() {
+            tracing::info!(output = %path.display(), "nothing to resume: the job starts afresh");
+            return OutputDir::prepare(&path, inputs, false);
+        }
+        let (lock, _) = claim(&path)?;
         let journal = crate::journal::path_for(&path);
         if !journal.exists() {
             if path.join(SUCCESS).exists() {
@@ -177,7 +248,7 @@ impl OutputDir {
                 )));
             }
             tracing::info!(output = %path.display(), "nothing to resume: the job starts afresh");
-            return OutputDir::prepare(&path, inputs, false);
+            return Ok(OutputDir { path, created: false, keep: false, resuming: false, _claim: Some(lock) });
         }
         let tmp = path.join(TEMPORARY);
         for entry in std::fs::read_dir(&tmp).map_err(Error::io("cannot list", &tmp))? {
@@ -188,7 +259,7 @@ impl OutputDir {
                 removed.map_err(Error::io("cannot remove a dead attempt's file", &p))?;
             }
         }
-        Ok(OutputDir { path, created: false, keep: false, resuming: true })
+        Ok(OutputDir { path, created: false, keep: false, resuming: true, _claim: Some(lock) })
     }
 
     /// True if it holds the journal of a job to continue.
@@ -217,8 +288,12 @@ impl OutputDir {
         let url = output.to_string_lossy().trim_end_matches('/').to_string();
         for input in inputs {
             let input_url = input.to_string_lossy();
+            let input_url = input_url.trim_end_matches('/');
             if input_url == url || input_url.starts_with(&format!("{url}/")) {
                 return Err(Error::OutputOverlapsInput { output: PathBuf::from(&url), input: input.clone() });
+            }
+            if url.starts_with(&format!("{input_url}/")) {
+                return Err(Error::OutputInsideInput { output: PathBuf::from(&url), input: input.clone() });
             }
         }
         let prefix = crate::storage::Object::parse(&url)?;
@@ -228,7 +303,7 @@ impl OutputDir {
             }
             prefix.delete_all()?;
         }
-        Ok(OutputDir { path: PathBuf::from(url), created: true, keep: false, resuming: false })
+        Ok(OutputDir { path: PathBuf::from(url), created: true, keep: false, resuming: false, _claim: None })
     }
 
     /// The directory.

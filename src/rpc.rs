@@ -316,16 +316,30 @@ pub fn source_message(e: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
+/// A path as it travels on the wire: the bytes of its name, whatever they are, so that a name
+/// that is not UTF-8 reaches the worker as the same file.
+pub fn path_bytes(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().to_vec()
+}
+
+/// The path that [`path_bytes`] sent.
+pub fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
+}
+
 impl From<&crate::input::Split> for pb::Split {
     fn from(split: &crate::input::Split) -> pb::Split {
         let ranges = split
             .ranges
             .iter()
             .map(|r| pb::FileRange {
-                path: r.path.to_string_lossy().into_owned(),
+                path: path_bytes(&r.path),
                 start: r.start,
                 end: r.end,
                 first_line: r.first_line,
+                stamp: r.stamp.map(|s| pb::FileStamp { len: s.len, modified_ns: s.modified_ns }),
             })
             .collect();
         pb::Split { ranges }
@@ -338,10 +352,11 @@ impl From<pb::Split> for crate::input::Split {
             .ranges
             .into_iter()
             .map(|r| crate::input::FileRange {
-                path: r.path.into(),
+                path: path_from_bytes(r.path),
                 start: r.start,
                 end: r.end,
                 first_line: r.first_line,
+                stamp: r.stamp.map(|s| crate::input::FileStamp { len: s.len, modified_ns: s.modified_ns }),
             })
             .collect();
         crate::input::Split { ranges }

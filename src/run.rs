@@ -41,6 +41,9 @@ pub struct RunConfig {
     pub speculative: bool,
     /// Whether records that crash attempts are skipped.
     pub skip_bad_records: bool,
+    /// Whether the journal records a content hash of every input file, which `--resume`
+    /// checks.
+    pub verify_inputs: bool,
     /// Faults to inject.
     pub faults: Faults,
     /// Extra arguments for `mr worker` (e.g. log settings).
@@ -72,7 +75,7 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
         .prefix("mr-logs-")
         .tempdir()
         .map_err(Error::io("cannot create log directory in", std::env::temp_dir()))?;
-    let (work_dir, journal, recovered) = open_journal(job_name, &mut plan, logs.path())?;
+    let (work_dir, journal, recovered) = open_journal(job_name, &mut plan, logs.path(), config.verify_inputs)?;
     // The logs of the run that a resumed one continues go when the job commits.
     let old_logs = recovered.logs.clone();
     let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
@@ -252,6 +255,7 @@ fn open_journal(
     job_name: &str,
     plan: &mut Plan,
     logs: &std::path::Path,
+    verify_inputs: bool,
 ) -> Result<(WorkDir, Option<std::sync::Arc<Journal>>, Recovered)> {
     let new_work_dir = || -> Result<WorkDir> {
         let dir = tempfile::Builder::new()
@@ -265,7 +269,30 @@ fn open_journal(
         return Ok((new_work_dir()?, None, Recovered::default()));
     }
     let path = crate::journal::path_for(&output);
-    let identity = identity(job_name, plan)?;
+    let mut identity = identity(job_name, plan)?;
+    // The contents' hashes: asked for, or recorded by the run this one continues.
+    let hashed = if plan.output.resuming() {
+        let journaled = match crate::journal::Journal::identity(&path) {
+            Ok(journaled) => journaled,
+            Err(e) => {
+                plan.output.leave_alone();
+                return Err(e);
+            }
+        };
+        let hashed = journaled.get(INPUT_CONTENTS).is_some();
+        if verify_inputs && !hashed {
+            tracing::warn!(
+                "--verify-inputs: the interrupted run recorded no content hashes (it ran without --verify-inputs), \
+                 so only the input files' sizes and modification times are checked"
+            );
+        }
+        hashed
+    } else {
+        verify_inputs
+    };
+    if hashed {
+        identity = identity.with(INPUT_CONTENTS, content_hashes(plan)?);
+    }
     if !plan.output.resuming() {
         let work_dir = new_work_dir()?;
         let journal = Journal::create(&path, &identity, work_dir.path(), logs, plan.output.created())?;
@@ -293,13 +320,40 @@ fn open_journal(
     Ok((work_dir, Some(std::sync::Arc::new(journal)), recovered))
 }
 
+/// The name of the journal's record of the input files' content hashes (`--verify-inputs`).
+const INPUT_CONTENTS: &str = "input contents (xxh3-128)";
+
+/// Each input file's content hash (xxh3-128, hex), in the order of the splits: read in full.
+fn content_hashes(plan: &Plan) -> Result<Vec<(String, String)>> {
+    use std::io::Read;
+    let mut hashes: Vec<(String, String)> = Vec::new();
+    for range in plan.splits.iter().flat_map(|s| &s.ranges) {
+        let name = crate::input::path_text(&range.path).into_owned();
+        if hashes.last().is_some_and(|(n, _)| *n == name) {
+            continue;
+        }
+        let mut source = crate::storage::open(&range.path)?;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = source.read(&mut buf).map_err(Error::io("cannot read input file", &range.path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        hashes.push((name, format!("{:032x}", hasher.digest128())));
+    }
+    Ok(hashes)
+}
+
 /// What a resumed run must share with the run it continues: everything that decides the
 /// tasks and their outputs (not memory settings or worker counts, which may change).
 fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
     let ranges = || plan.splits.iter().flat_map(|s| &s.ranges);
     let mut files: Vec<(String, Option<u64>, Option<u128>)> = Vec::new();
     for range in ranges() {
-        let path = range.path.to_string_lossy().into_owned();
+        let path = crate::input::path_text(&range.path).into_owned();
         if files.last().is_some_and(|(p, _, _)| *p == path) {
             continue;
         }
@@ -317,7 +371,10 @@ fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
         .splits
         .iter()
         .map(|s| {
-            s.ranges.iter().map(|r| (r.path.to_string_lossy().into_owned(), r.start, r.end, r.first_line)).collect()
+            s.ranges
+                .iter()
+                .map(|r| (crate::input::path_text(&r.path).into_owned(), r.start, r.end, r.first_line))
+                .collect()
         })
         .collect();
     let mut state = xxhash_rust::xxh3::Xxh3::new();
@@ -330,7 +387,7 @@ fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
     Ok(Identity::default()
         .with("job", job_name)
         .with("job arguments", &plan.prepared.worker_args)
-        .with("output", plan.output.path())
+        .with("output", crate::input::path_text(plan.output.path()))
         .with("input format", plan.input_format.name())
         .with("map tasks", plan.splits.len())
         .with("reduce tasks", plan.reduce_tasks)

@@ -418,6 +418,12 @@ impl Scheduler {
         total
     }
 
+    /// The counters of a task's committed attempt; `None` while it has none.
+    pub fn committed_counters(&self, task: TaskId) -> Option<&TaskCounters> {
+        let t = self.tasks(task.phase).get(task.index as usize)?;
+        matches!(t.state, TaskState::Done { .. }).then_some(&t.counters)
+    }
+
     fn tasks(&self, phase: Phase) -> &[Task] {
         match phase {
             Phase::Map => &self.maps,

@@ -412,6 +412,8 @@ pub fn run_map(
         let record = match reader.next_record() {
             Ok(Some(record)) => record,
             Ok(None) => break,
+            // A file that changed is no bad record: the task fails, whatever is skipped.
+            Err(e @ Error::InputChanged { .. }) => return Err(e),
             Err(e) => {
                 let number = reader.record_number();
                 if skip.contains(&number) {

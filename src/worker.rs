@@ -394,7 +394,10 @@ async fn register_again(client: &mut CoordinatorClient<AuthChannel>, context: &C
         return Err(Error::Job(format!(
             "the coordinator now runs another job ({} into '{}'): this worker ran {} into '{}'; start a new worker for \
              the new job",
-            spec.job_name, spec.output_dir, ours.job_name, ours.output_dir
+            spec.job_name,
+            String::from_utf8_lossy(&spec.output_dir),
+            ours.job_name,
+            String::from_utf8_lossy(&ours.output_dir)
         )));
     }
     context.worker_id.store(reply.worker_id, Ordering::Relaxed);
@@ -444,11 +447,12 @@ async fn run_attempt_in_span(
             Work::Map { split, format, skip: m.skip_records, output }
         }
         pb::task::Kind::Reduce(r) => {
+            let output_dir = crate::rpc::path_from_bytes(spec.output_dir.clone());
             // An object store has no rename: the part file is written here, then uploaded.
-            let tmp_dir = if crate::storage::is_url(Path::new(&spec.output_dir)) {
+            let tmp_dir = if crate::storage::is_url(&output_dir) {
                 context.work_dir.join("output")
             } else {
-                Path::new(&spec.output_dir).join(TEMPORARY)
+                output_dir.join(TEMPORARY)
             };
             let name = format!("part-r-{:05}", r.partition);
             Work::Reduce {
@@ -457,7 +461,7 @@ async fn run_attempt_in_span(
                 inputs: Vec::new(),
                 fetched: context.work_dir.join(format!("fetch-{:05}-{}", r.partition, attempt.attempt)),
                 tmp: tmp_dir.join(format!("{name}.attempt-{}", attempt.attempt)),
-                output: Path::new(&spec.output_dir).join(name),
+                output: output_dir.join(name),
             }
         }
     };

@@ -182,7 +182,7 @@ fuzz_target!(|input: Input| {
             .iter()
             .map(|(path, contents)| {
                 std::fs::write(path, contents).expect("write a fuzz input file");
-                InputFile { path: path.clone(), len: contents.len() as u64 }
+                InputFile { path: path.clone(), len: contents.len() as u64, modified_ns: None }
             })
             .collect()
     };
@@ -235,6 +235,7 @@ fuzz_target!(|input: Input| {
             start: 0,
             end: f.len,
             first_line: u64::from(format == InputFormat::Text),
+            stamp: None,
         })
         .collect();
     match whole.as_slice() {

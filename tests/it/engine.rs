@@ -177,7 +177,9 @@ fn bad_input_is_a_clear_error_with_nothing_written() {
         assert!(!out.exists(), "a failed job left {}", out.display());
     }
 
-    let err = run_fail(&mut wordcount(&bad, &dir.path("bad"), &["--overwrite"]));
+    let refused = wordcount(&bad, &dir.path("bad"), &["--overwrite"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("would contain the input"), "{err}");
     assert!(bad.is_file(), "the input must survive");
 

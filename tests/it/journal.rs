@@ -242,3 +242,40 @@ fn workers_join_a_restarted_coordinator_which_resumes_the_job() {
     }
     wait_for(10, "every process of the job to exit", || tagged_processes(&tag).is_empty());
 }
+
+/// `--verify-inputs` records each input file's content hash in the journal; a resume then
+/// refuses an input edited in place with its size and modification time restored (which the
+/// default check, size and mtime, cannot see), whether or not the resume repeats the flag, and
+/// resumes once the contents are back.
+#[test]
+fn verify_inputs_refuses_to_resume_over_an_edit_that_keeps_size_and_mtime() {
+    let dir = Dir::new();
+    let input = input(&dir);
+    let config = slow(&dir, 300);
+    let out = dir.path("out");
+    let mut first = wordcount(&input, &out, &config);
+    first.arg("--verify-inputs");
+    let mut job = Background::start(first, &dir, "verify");
+    wait_for(60, "map outputs", || job.map_outputs() >= 3);
+    sigkill(&mut job.child);
+    wait_for(10, "the workers to die with their coordinator", || job.workers().is_empty());
+
+    let original = std::fs::read(&input).unwrap();
+    let modified = std::fs::metadata(&input).unwrap().modified().unwrap();
+    let mut edited = original.clone();
+    edited[0] = if edited[0] == b'z' { b'y' } else { b'z' };
+    let set = |bytes: &[u8]| {
+        std::fs::write(&input, bytes).unwrap();
+        std::fs::File::options().write(true).open(&input).unwrap().set_modified(modified).unwrap();
+    };
+    set(&edited);
+    let err = run_fail(wordcount(&input, &out, &config).arg("--resume"));
+    assert!(err.contains("input contents (xxh3-128): the journal has"), "{err}");
+    assert!(mr::journal::path_for(&out).exists(), "a refused resume removed the journal");
+
+    set(&original);
+    let mut resume = wordcount(&input, &out, &config);
+    resume.args(["--resume", "--quiet"]).env("TMPDIR", &job.work);
+    run_ok(&mut resume);
+    assert_same_output(&out, &local_oracle(&dir, &input));
+}

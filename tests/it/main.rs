@@ -3,6 +3,7 @@
 
 mod cluster;
 mod config;
+mod data;
 mod engine;
 mod faults;
 mod fuzz_regressions;

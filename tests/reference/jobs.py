@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Independent references for the built-in jobs, walking inputs like mr (files as given,
-directories recursively in path order, hidden entries skipped). Output lines are printed in
-byte order.
+directories recursively in path order, entries whose name starts with "_" or "." skipped).
+File names in grep and index output are percent-encoded like mr's (see path_text). Output
+lines are printed in byte order.
 
   jobs.py wordcount PATH...      ->  word<TAB>count (words: maximal alphabetic runs, lowercased)
   jobs.py grep PATTERN PATH...   ->  path:line<TAB>line
@@ -11,16 +12,31 @@ byte order.
 import os
 import re
 import sys
+import unicodedata
 
 
 def files(paths):
     for p in paths:
         if os.path.isdir(p):
             for name in sorted(os.listdir(p), key=os.fsencode):
-                if not name.startswith("."):
+                if not name.startswith((".", "_")):
                     yield from files([os.path.join(p, name)])
         else:
             yield p
+
+
+def path_text(path):
+    """The file name as mr's jobs see it: "%", ",", control characters (category Cc) and
+    bytes that are not UTF-8 percent-encoded, byte by byte; everything else as it is."""
+    out = []
+    for ch in os.fsencode(path).decode("utf-8", "surrogateescape"):
+        if 0xDC80 <= ord(ch) <= 0xDCFF:
+            out.append("%%%02X" % (ord(ch) - 0xDC00))
+        elif ch in "%," or unicodedata.category(ch) == "Cc":
+            out.extend("%%%02X" % b for b in ch.encode())
+        else:
+            out.append(ch)
+    return "".join(out).encode()
 
 
 def lines(path):
@@ -59,13 +75,13 @@ elif mode == "grep":
     for path in files(args[1:]):
         for n, line in enumerate(lines(path), 1):
             if pattern.search(line):
-                result.append(path.encode() + b":" + str(n).encode() + b"\t" + line)
+                result.append(path_text(path) + b":" + str(n).encode() + b"\t" + line)
 elif mode == "index":
     docs = {}
     for path in files(args):
         for line in lines(path):
             for w in words(line.decode()):
-                docs.setdefault(w, set()).add(path.encode())
+                docs.setdefault(w, set()).add(path_text(path))
     for w, ds in docs.items():
         result.append(w.encode() + b"\t" + b",".join(sorted(ds)))
 elif mode == "sort":

@@ -1027,7 +1027,8 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("b/sub")).unwrap();
         std::fs::create_dir_all(root.join(".git")).unwrap();
-        for name in ["b/sub/z.txt", "b/a.txt", "a.txt", ".hidden", ".git/x", "c.txt"] {
+        std::fs::create_dir_all(root.join("_temporary")).unwrap();
+        for name in ["b/sub/z.txt", "b/a.txt", "a.txt", ".hidden", ".git/x", "c.txt", "_SUCCESS", "_temporary/y"] {
             std::fs::write(root.join(name), "x\n").unwrap();
         }
         let found: Vec<PathBuf> = discover(&[root.to_path_buf()])
@@ -1037,6 +1038,98 @@ mod tests {
             .collect();
         let expected: Vec<PathBuf> = ["a.txt", "b/a.txt", "b/sub/z.txt", "c.txt"].iter().map(PathBuf::from).collect();
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn path_text_escapes_separators_and_bytes_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let text = |bytes: &[u8]| path_text(Path::new(std::ffi::OsStr::from_bytes(bytes))).into_owned();
+        assert_eq!(text("/in/café ok.txt".as_bytes()), "/in/café ok.txt");
+        assert_eq!(text(b"/in/caf\xe9.txt"), "/in/caf%E9.txt");
+        assert_eq!(text("/in/caf\u{fffd}.txt".as_bytes()), "/in/caf\u{fffd}.txt");
+        assert_eq!(text(b"a,b\tc\nd%e\x7f\xe2\x82"), "a%2Cb%09c%0Ad%25e%7F%E2%82");
+    }
+
+    /// A file cut, grown or touched after planning fails the range that reads it, at its
+    /// start or at its end.
+    #[test]
+    fn a_file_that_changed_since_planning_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        let text = "one\ntwo\nthree\nfour\n";
+        std::fs::write(&path, text).unwrap();
+        let files = discover(&[path.clone()]).unwrap();
+        let read_all = |format| -> Result<usize> {
+            let splits = plan_splits(&files, 8, format)?;
+            let mut n = 0;
+            for split in &splits {
+                let mut reader = RecordReader::open(split, format, u64::MAX)?;
+                while reader.next_record()?.is_some() {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        };
+        assert_eq!(read_all(InputFormat::Text).unwrap(), 4);
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let set = |bytes: &str| {
+            std::fs::write(&path, bytes).unwrap();
+            File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
+        };
+        // Shorter, longer, or the same size and another modification time.
+        for (contents, what) in [
+            ("one\ntwo\n", "bytes now"),
+            ("one\ntwo\nthree\nfour\nfive\n", "bytes now"),
+            ("ONE\ntwo\nthree\nfour\n", ""),
+        ] {
+            set(contents);
+            if what.is_empty() {
+                File::options()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_modified(modified + std::time::Duration::from_secs(1))
+                    .unwrap();
+            }
+            for format in [InputFormat::Text, InputFormat::WholeFile] {
+                let err = read_all(format).unwrap_err();
+                assert!(matches!(err, Error::InputChanged { .. }), "{err}");
+                let message = err.to_string();
+                assert!(message.contains(&format!("input file '{}' changed while the job ran", path.display())));
+                let expected = if what.is_empty() { "modification time changed" } else { what };
+                assert!(message.contains(expected), "{message}");
+            }
+        }
+        // Cut while a range is read: its end is short of the range planned.
+        set(text);
+        let files = discover(&[path.clone()]).unwrap();
+        let split = &plan_splits(&files, 1 << 20, InputFormat::Text).unwrap()[0];
+        let mut reader = RecordReader::open(split, InputFormat::Text, u64::MAX).unwrap();
+        assert_eq!(reader.next_record().unwrap().unwrap().text, "one");
+        File::options().write(true).open(&path).unwrap().set_len(4).unwrap();
+        let mut err = None;
+        for _ in 0..5 {
+            if let Err(e) = reader.next_record() {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = err.expect("a cut file read to its end without an error").to_string();
+        assert!(err.contains("changed while the job ran"), "{err}");
+    }
+
+    #[test]
+    fn only_regular_files_are_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for input in [dir.path().to_path_buf(), fifo.clone()] {
+            let err = discover(&[input]).unwrap_err();
+            assert!(matches!(&err, Error::NotRegularFile { path, .. } if *path == fifo), "{err}");
+            assert!(err.to_string().contains("is a FIFO (named pipe): input must be regular files"), "{err}");
+        }
+        let err = discover(&[PathBuf::from("/dev/null")]).unwrap_err().to_string();
+        assert!(err.contains("'/dev/null' is a character device"), "{err}");
     }
 
     #[test]

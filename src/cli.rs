@@ -134,7 +134,7 @@ struct RunArgs {
     job: Option<String>,
     /// Arguments of the job.
     job_args: Vec<String>,
-    /// Input files or directories (walked recursively; hidden files skipped).
+    /// Input files or directories (walked recursively; names starting with `_` or `.` skipped).
     #[arg(short, long = "input", num_args = 1.., value_name = "PATH")]
     input: Vec<PathBuf>,
     /// Output directory; must be empty or absent unless --overwrite.

@@ -97,7 +97,8 @@ impl Object {
     }
 
     /// The objects under this prefix (or this object itself), in key order, with their sizes,
-    /// skipping names with a path segment that starts with '.'.
+    /// skipping names with a path segment below the prefix that starts with `_` or `.`
+    /// ([`crate::input::is_skipped_name`]).
     pub fn list(&self) -> Result<Vec<(Object, u64)>> {
         use futures_util::TryStreamExt;
         let base = self.url.clone();
@@ -110,7 +111,7 @@ impl Object {
             .into_iter()
             .filter(|m| {
                 let rel = m.location.as_ref().strip_prefix(self.path.as_ref()).unwrap_or(m.location.as_ref());
-                !rel.split('/').any(|segment| segment.starts_with('.'))
+                !rel.split('/').any(|segment| crate::input::is_skipped_name(segment.as_bytes()))
             })
             .map(|m| {
                 let rel = m.location.as_ref().strip_prefix(self.path.as_ref()).unwrap_or("").trim_start_matches('/');

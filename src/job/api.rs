@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 /// One input record and where it comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
-    /// The input file, as found from the input arguments.
+    /// The input file, as found from the input arguments, as text: `%`, `,`, control
+    /// characters and bytes that are not UTF-8 percent-encoded ([`crate::input::path_text`]).
     pub path: &'a str,
     /// Byte offset of the record in the file (in the decompressed stream for gzip input).
     pub offset: u64,

@@ -1058,7 +1058,7 @@ mod tests {
         let path = dir.path().join("f.txt");
         let text = "one\ntwo\nthree\nfour\n";
         std::fs::write(&path, text).unwrap();
-        let files = discover(&[path.clone()]).unwrap();
+        let files = discover(std::slice::from_ref(&path)).unwrap();
         let read_all = |format| -> Result<usize> {
             let splits = plan_splits(&files, 8, format)?;
             let mut n = 0;
@@ -1102,7 +1102,7 @@ mod tests {
         }
         // Cut while a range is read: its end is short of the range planned.
         set(text);
-        let files = discover(&[path.clone()]).unwrap();
+        let files = discover(std::slice::from_ref(&path)).unwrap();
         let split = &plan_splits(&files, 1 << 20, InputFormat::Text).unwrap()[0];
         let mut reader = RecordReader::open(split, InputFormat::Text, u64::MAX).unwrap();
         assert_eq!(reader.next_record().unwrap().unwrap().text, "one");

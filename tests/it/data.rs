@@ -26,8 +26,8 @@ fn matches_reference(dir: &Dir, name: &str, arg: Option<&str>, input: &Path, tag
     let dist = dir.path(&format!("{tag}-dist"));
     let local = dir.path(&format!("{tag}-local"));
     let extra: Vec<&str> = arg.into_iter().collect();
-    run_ok(&mut job(name, input, &dist, &extra).args(["--workers", "2", "--reduce-tasks", "2", "--quiet"]));
-    run_ok(&mut job(name, input, &local, &extra).args(["--local", "--reduce-tasks", "2", "--quiet"]));
+    run_ok(job(name, input, &dist, &extra).args(["--workers", "2", "--reduce-tasks", "2", "--quiet"]));
+    run_ok(job(name, input, &local, &extra).args(["--local", "--reduce-tasks", "2", "--quiet"]));
     assert_same_output(&dist, &local);
     let mut args: Vec<&Path> = vec![Path::new(name)];
     args.extend(arg.map(Path::new));
@@ -65,7 +65,7 @@ fn file_names_that_are_not_utf8_are_read_as_themselves() {
     // An output directory whose name is not UTF-8: the job commits and records its history.
     let out = dir.path("out").join(OsStr::from_bytes(b"r\xe9sultat"));
     for mode in [&["--workers", "2"][..], &["--local"][..]] {
-        run_ok(&mut job("wordcount", &input, &out, mode).args(["--quiet", "--overwrite"]));
+        run_ok(job("wordcount", &input, &out, mode).args(["--quiet", "--overwrite"]));
         assert_same_output(&out, &dir.path("wc-local"));
         let history: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();

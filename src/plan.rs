@@ -179,6 +179,10 @@ fn claim(path: &Path) -> Result<(std::fs::File, bool)> {
         // The job that held the lock may have removed the directory before it let go: the lock
         // is then on a directory that no longer has this name. Take the one that has it now.
         let held = dir.metadata().map_err(Error::io("cannot use output directory", path))?;
+        if !held.is_dir() {
+            let not_dir = std::io::Error::from(std::io::ErrorKind::NotADirectory);
+            return Err(Error::io("cannot use output directory", path)(not_dir));
+        }
         match std::fs::metadata(path) {
             Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => return Ok((dir, created)),
             Ok(_) => {}

@@ -81,13 +81,14 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
     let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
     let url = format!("{}://{}", crate::rpc::scheme(config.tls.as_ref()), reachable(local));
 
-    let token_text = match &config.token {
-        Some(t) => t.clone(),
+    // An empty token is no token.
+    let token_text = match config.token.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => t.to_string(),
         None if config.standalone => String::new(),
         None => crate::rpc::Token::random()?.1,
     };
     let token = crate::rpc::Token::new(&token_text)?;
-    if config.standalone && !token.is_set() && !local.ip().is_loopback() {
+    if !token.is_set() && !local.ip().is_loopback() {
         return Err(Error::Config(format!(
             "the coordinator would listen on {local} without a token, so anyone who can reach it could run jobs' \
              code on its workers: give --token (or MR_TOKEN), the same to every worker"
@@ -444,7 +445,7 @@ impl Supervisor {
     /// process dies.
     fn spawn(&mut self, coordinator: &Coordinator) -> Result<()> {
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("worker").arg("--coordinator").arg(&self.url).args(&self.extra_args);
+        cmd.arg("worker").arg("--supervised").arg("--coordinator").arg(&self.url).args(&self.extra_args);
         // In the environment, not on the command line, where other users could read it.
         cmd.env("MR_TOKEN", &self.token);
         cmd.stdin(std::process::Stdio::null());

@@ -813,22 +813,40 @@ impl Scheduler {
         for (task, running) in lost {
             self.end_attempt(task, running, Outcome::Lost, now);
         }
-        if self.config.rerun_maps_of_lost_workers
-            && self.state == JobState::Running
-            && self.reduces_done < self.config.reduce_tasks
-        {
-            let outputs: Vec<(u32, u32)> = self
-                .maps
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| match t.state {
-                    TaskState::Done { worker: w, attempt, .. } if w == worker => Some((i as u32, attempt)),
-                    _ => None,
-                })
-                .collect();
-            for (map, attempt) in outputs {
-                self.map_output_lost(map, attempt, false, String::new());
-            }
+        if self.config.rerun_maps_of_lost_workers {
+            let outputs: Vec<(u32, u32)> = self.map_outputs_of(worker).into_iter().map(|(m, a, _)| (m, a)).collect();
+            self.map_outputs_gone(&outputs);
+        }
+    }
+
+    /// The committed map outputs that `worker` wrote, as (map task, attempt, output), while
+    /// the job runs and a reduce task is left to read them; empty otherwise.
+    pub fn map_outputs_of(&self, worker: WorkerId) -> Vec<(u32, u32, String)> {
+        if self.state != JobState::Running || self.reduces_done >= self.config.reduce_tasks {
+            return Vec::new();
+        }
+        self.maps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match &t.state {
+                TaskState::Done { worker: w, attempt, output, .. } if *w == worker => {
+                    Some((i as u32, *attempt, output.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Map outputs that are gone (the worker that held them exited, or its host is lost), as
+    /// (map task, attempt): each of these tasks goes back to idle at once, without counting a
+    /// failure, rather than when a reducer fails to read it. An output that is no longer its
+    /// task's committed one is ignored.
+    pub fn map_outputs_gone(&mut self, outputs: &[(u32, u32)]) {
+        if self.state != JobState::Running || self.reduces_done >= self.config.reduce_tasks {
+            return;
+        }
+        for &(map, attempt) in outputs {
+            self.map_output_lost(map, attempt, false, String::new());
         }
     }
 

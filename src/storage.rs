@@ -252,15 +252,38 @@ pub fn open(path: &Path) -> Result<Box<dyn Source>> {
 }
 
 /// Moves a finished local file into place at `dest`: a rename for a file, an upload (then the
-/// local file is removed) for an object.
+/// local file is removed) for an object. A file on another file system than `dest` is copied
+/// into `dest`'s `_temporary` directory, synced, and renamed into place, so that `dest` appears
+/// whole or not at all.
 pub fn commit(local: &Path, dest: &Path) -> Result<()> {
     if is_url(dest) {
         Object::parse(&dest.to_string_lossy())?.upload(local)?;
         let _ = std::fs::remove_file(local);
-        Ok(())
-    } else {
-        std::fs::rename(local, dest).map_err(Error::io("cannot commit output to", dest))
+        return Ok(());
     }
+    match std::fs::rename(local, dest) {
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EXDEV as i32) => copy_into_place(local, dest),
+        renamed => renamed.map_err(Error::io("cannot commit output to", dest)),
+    }
+}
+
+/// Copies `local` to `dest` across file systems: through a file in `dest`'s `_temporary`, synced
+/// before the rename; then removes `local`.
+fn copy_into_place(local: &Path, dest: &Path) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new(".")).join(crate::coordinator::TEMPORARY);
+    std::fs::create_dir_all(&dir).map_err(Error::io("cannot create", &dir))?;
+    let name = dest.file_name().map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    let staged = dir.join(format!("{name}.commit-{}", std::process::id()));
+    let copied = std::fs::copy(local, &staged)
+        .and_then(|_| std::fs::File::open(&staged))
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&staged, dest));
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&staged);
+        return Err(Error::io("cannot commit output to", dest)(e));
+    }
+    let _ = std::fs::remove_file(local);
+    Ok(())
 }
 
 /// Writes a small file or object at `dest` (such as `_SUCCESS` or `_job.json`).

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-use crate::coordinator::TEMPORARY;
 use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::input::InputFormat;
@@ -82,6 +81,28 @@ pub async fn connect(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<
     }
 }
 
+/// Where the Shuffle service listens: the advertised address, or all interfaces for a host
+/// name.
+fn shuffle_bind(host: &str) -> std::net::SocketAddr {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, 0),
+        Err(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+    }
+}
+
+/// A Shuffle service reachable from other hosts serves map outputs only to callers that hold
+/// the job's token: an empty or missing token is refused there.
+fn check_token_for(bind: &std::net::SocketAddr, token: &Token) -> Result<()> {
+    if token.is_set() || bind.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "the worker would serve its map outputs on {} without a token, so anyone who can reach it could read \
+         them: give the job's token in MR_TOKEN or --token-file FILE (the coordinator's --token)",
+        bind.ip()
+    )))
+}
+
 fn rpc(call: &'static str) -> impl FnOnce(tonic::Status) -> Error {
     move |status| Error::Rpc { call, status: Box::new(status) }
 }
@@ -148,6 +169,9 @@ type Shared<T> = Arc<Mutex<T>>;
 pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let url = options.coordinator.clone();
     let tls = options.tls.as_ref();
+    if let Some(host) = &options.advertise {
+        check_token_for(&shuffle_bind(host), &options.token)?;
+    }
     let channel = connect(&url, options.connect_timeout, tls).await?;
     let mut client = CoordinatorClient::with_interceptor(channel.clone(), options.token.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -161,11 +185,8 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
         .tempdir_in(&base)
         .map_err(Error::io("cannot create the worker's work directory in", &base))?;
 
-    // The Shuffle service listens on the advertised address (all interfaces for a host name).
-    let bind = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => std::net::SocketAddr::new(ip, 0),
-        Err(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-    };
+    let bind = shuffle_bind(&host);
+    check_token_for(&bind, &options.token)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| Error::Listen { addr: bind.to_string(), cause: source })?;
@@ -444,12 +465,10 @@ async fn run_attempt_in_span(
             Work::Map { split, format, skip: m.skip_records, output }
         }
         pb::task::Kind::Reduce(r) => {
-            // An object store has no rename: the part file is written here, then uploaded.
-            let tmp_dir = if crate::storage::is_url(Path::new(&spec.output_dir)) {
-                context.work_dir.join("output")
-            } else {
-                Path::new(&spec.output_dir).join(TEMPORARY)
-            };
+            // The attempt writes under the worker's own directory, never into OUT: only the
+            // commit grant moves its file there, so an attempt still running when the job
+            // commits (a beaten backup, a cancelled one) cannot write into a committed output.
+            let tmp_dir = context.work_dir.join("output");
             let name = format!("part-r-{:05}", r.partition);
             Work::Reduce {
                 partition: r.partition,

@@ -757,6 +757,9 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         crate::rpc::Tls::load(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.tls_ca.as_deref())?
     };
     let plan = plan::plan(&request, &registry)?;
+    // From here on, what this process and its workers create is private to the user (work
+    // files, logs, the journal); the output's files follow the umask it was started with.
+    crate::storage::private_umask();
     let config = serde_json::json!({
         "job": job,
         "args": args.job_args,
@@ -861,8 +864,9 @@ fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) ->
     let path = output.join(crate::coordinator::HISTORY);
     let tmp = output.join(format!(".{}.tmp", crate::coordinator::HISTORY));
     std::fs::write(&tmp, serde_json::to_vec_pretty(&history)?)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .with_context(|| format!("cannot write the job history {}", path.display()))
+        .with_context(|| format!("cannot write the job history {}", path.display()))?;
+    crate::storage::follow_umask(&tmp)?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write the job history {}", path.display()))
 }
 
 /// Runs local mode on a blocking thread, so that Ctrl-C can cancel it and clean its output.
@@ -932,6 +936,8 @@ fn teravalidate(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
+    // Its work directory and map outputs are private; part files follow the umask.
+    crate::storage::private_umask();
     let Some(coordinator) = args.coordinator else {
         bail!(
             "mr worker needs the coordinator's URL: --coordinator URL, MR_COORDINATOR, or coordinator in the \

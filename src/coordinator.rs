@@ -340,8 +340,7 @@ fn commit_job(output_dir: &Path) -> Result<()> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(Error::io("cannot remove", &tmp))?;
     }
-    let success = output_dir.join(SUCCESS);
-    std::fs::write(&success, b"").map_err(Error::io("cannot write", &success))
+    crate::storage::write(&output_dir.join(SUCCESS), Vec::new())
 }
 
 fn task_message(

@@ -251,6 +251,45 @@ pub fn open(path: &Path) -> Result<Box<dyn Source>> {
     }
 }
 
+/// The umask this process started with, while [`private_umask`] is in force; `u32::MAX`
+/// before.
+static OUTPUT_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Makes every file and directory this process creates from now on private to its user (umask
+/// 077): work directories, map outputs, spills, fetched partitions, logs and the journal.
+/// The job's output files are given the permissions the umask it started with gives them
+/// ([`follow_umask`]), as Hadoop's are.
+pub fn private_umask() {
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let _ = OUTPUT_UMASK.compare_exchange(
+        u32::MAX,
+        old.bits(),
+        std::sync::atomic::Ordering::SeqCst,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+/// Puts back the umask this process started with, in a child about to exec (async-signal-safe:
+/// an atomic load and `umask`).
+pub fn restore_umask() {
+    let mask = OUTPUT_UMASK.load(std::sync::atomic::Ordering::Relaxed);
+    if mask != u32::MAX {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask as nix::libc::mode_t));
+    }
+}
+
+/// Gives a file written into a local output directory the permissions that the umask this
+/// process started with gives a new file (0644 under the usual 022).
+pub fn follow_umask(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mask = OUTPUT_UMASK.load(std::sync::atomic::Ordering::Relaxed);
+    if mask == u32::MAX || is_url(path) {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666 & !mask))
+        .map_err(Error::io("cannot set the permissions of", path))
+}
+
 /// Moves a finished local file into place at `dest`: a rename for a file, an upload (then the
 /// local file is removed) for an object. A file on another file system than `dest` is copied
 /// into `dest`'s `_temporary` directory, synced, and renamed into place, so that `dest` appears
@@ -261,6 +300,8 @@ pub fn commit(local: &Path, dest: &Path) -> Result<()> {
         let _ = std::fs::remove_file(local);
         return Ok(());
     }
+    // Its permissions first, so that it appears in OUT as it stays.
+    follow_umask(local)?;
     match std::fs::rename(local, dest) {
         Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EXDEV as i32) => copy_into_place(local, dest),
         renamed => renamed.map_err(Error::io("cannot commit output to", dest)),
@@ -291,7 +332,8 @@ pub fn write(dest: &Path, bytes: Vec<u8>) -> Result<()> {
     if is_url(dest) {
         Object::parse(&dest.to_string_lossy())?.put(bytes)
     } else {
-        std::fs::write(dest, bytes).map_err(Error::io("cannot write", dest))
+        std::fs::write(dest, bytes).map_err(Error::io("cannot write", dest))?;
+        follow_umask(dest)
     }
 }
 

@@ -165,8 +165,21 @@ struct Current {
 
 type Shared<T> = Arc<Mutex<T>>;
 
-/// Runs a worker until the job is over. Returns an error if the coordinator is lost.
+/// Runs a worker until the job is over. Returns an error if the coordinator is lost, and
+/// `Error::Interrupted` on SIGINT or SIGTERM. Either way its work directory is removed.
 pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handler = |kind| signal(kind).map_err(|e| Error::Job(format!("cannot install a signal handler: {e}")));
+    let (mut interrupt, mut terminate) = (handler(SignalKind::interrupt())?, handler(SignalKind::terminate())?);
+    // Dropping the job's future drops its work directory, which removes it.
+    tokio::select! {
+        result = serve(options, registry) => result,
+        _ = interrupt.recv() => Err(Error::Interrupted),
+        _ = terminate.recv() => Err(Error::Interrupted),
+    }
+}
+
+async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let url = options.coordinator.clone();
     let tls = options.tls.as_ref();
     if let Some(host) = &options.advertise {

@@ -98,11 +98,13 @@ impl Process {
             }
         };
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: only setpgid, prctl, getppid and kill, which are async-signal-safe, run
+        // SAFETY: only umask, setpgid, prctl, getppid and kill, which are async-signal-safe, run
         // between fork and exec.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
                 use nix::sys::signal::Signal;
+                // The command creates files as the user's umask says, not privately.
+                crate::storage::restore_umask();
                 nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
                 // The guard cleans up when the worker dies; a bare `sh` just dies.
                 let signal = if GUARD.get().is_some() { Signal::SIGTERM } else { Signal::SIGKILL };
@@ -268,7 +270,9 @@ pub fn guard(parent: u32, command: &str) -> Result<Option<std::process::ExitStat
                 let mut ended = None;
                 loop {
                     match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                        Ok(WaitStatus::Exited(pid, code)) if pid == sh => ended = Some(ExitStatusExt::from_raw(code << 8)),
+                        Ok(WaitStatus::Exited(pid, code)) if pid == sh => {
+                            ended = Some(ExitStatusExt::from_raw(code << 8))
+                        }
                         Ok(WaitStatus::Signaled(pid, signal, _)) if pid == sh => {
                             ended = Some(ExitStatusExt::from_raw(signal as i32))
                         }

@@ -6,6 +6,7 @@ mod config;
 mod engine;
 mod faults;
 mod fuzz_regressions;
+mod hardening;
 mod harness;
 mod jobs;
 mod journal;

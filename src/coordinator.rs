@@ -310,14 +310,13 @@ impl Coordinator {
                 }
             })
         };
-        use tonic::service::interceptor::InterceptedService;
-        let check = crate::rpc::CheckToken(self.shared.config.token.clone());
+        let token = &self.shared.config.token;
         let coordinator = pb::coordinator_server::CoordinatorServer::new(self.clone())
             .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
-        let coordinator = InterceptedService::new(coordinator, check.clone());
+        let coordinator = crate::rpc::check_token(coordinator, token.clone());
         let state =
             pb::state_server::StateServer::new(self.clone()).max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
-        let state = InterceptedService::new(state, check);
+        let state = crate::rpc::check_token(state, token.clone());
         let result = server
             .add_service(coordinator)
             .add_service(state)

@@ -20,7 +20,7 @@ use crate::input::Split;
 use crate::job::{Job, Registry, StateReader};
 use crate::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::rpc::pb::state_client::StateClient;
-use crate::rpc::{self, AuthChannel, CheckToken, MAX_MESSAGE_BYTES, Tls, Token, pb};
+use crate::rpc::{self, AuthChannel, MAX_MESSAGE_BYTES, Tls, Token, pb};
 use crate::scheduler::{AttemptId, Phase};
 use crate::shuffle::{self, Location, Outputs};
 use crate::task::{self, Progress, TaskCounters, TaskSettings, panic_message};
@@ -124,7 +124,8 @@ async fn local_address_towards(url: &str) -> Result<std::net::IpAddr> {
 /// Why RegisterWorker failed, naming the setting to fix where there is one: the first call
 /// is where a wrong token, a refused certificate or a missing TLS shows.
 async fn registration_error(url: &str, tls: Option<&Tls>, status: tonic::Status) -> Error {
-    if status.code() == tonic::Code::Unauthenticated {
+    // A server that could not prove that it holds the token is not the job's: the status says so.
+    if status.code() == tonic::Code::Unauthenticated && !status.message().contains("did not prove") {
         return Error::Unauthenticated { url: url.into() };
     }
     if let Some(reason) = rpc::tls_failure(&status) {
@@ -186,7 +187,7 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
         check_token_for(&shuffle_bind(host), &options.token)?;
     }
     let channel = connect(&url, options.connect_timeout, tls).await?;
-    let mut client = CoordinatorClient::with_interceptor(channel.clone(), options.token.clone())
+    let mut client = CoordinatorClient::new(rpc::authenticated(channel.clone(), options.token.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let host = match &options.advertise {
         Some(host) => host.clone(),
@@ -226,7 +227,7 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
             pb::shuffle_server::ShuffleServer::new(shuffle::ShuffleServer::new(outputs.clone(), spec.reduce_tasks))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let service = tonic::service::interceptor::InterceptedService::new(service, CheckToken(options.token.clone()));
+        let service = rpc::check_token(service, options.token.clone());
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -235,7 +236,7 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     };
 
     let job = {
-        let client = StateClient::with_interceptor(channel.clone(), options.token.clone())
+        let client = StateClient::new(rpc::authenticated(channel.clone(), options.token.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let mut state = RemoteState { client, runtime: tokio::runtime::Handle::current() };
         let (name, args) = (spec.job_name.clone(), spec.job_args.clone());

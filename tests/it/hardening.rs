@@ -108,8 +108,10 @@ fn an_empty_token_is_no_token() {
     let refused = runtime.block_on(async {
         let url = format!("http://127.0.0.1:{port}");
         let channel = mr::worker::connect(&url, Duration::from_secs(30), None).await.unwrap();
-        let mut state =
-            mr::rpc::pb::state_client::StateClient::with_interceptor(channel, mr::rpc::Token::new("").unwrap());
+        let mut state = mr::rpc::pb::state_client::StateClient::new(mr::rpc::authenticated(
+            channel,
+            mr::rpc::Token::new("").unwrap(),
+        ));
         state.get_state(mr::rpc::pb::GetStateRequest { keys: vec![] }).await
     });
     let code = refused.as_ref().map_err(|s| s.code());
@@ -385,4 +387,31 @@ fn work_files_are_private_and_a_killed_resume_leaves_no_log_directory() {
         assert_eq!(mode(&entry), 0o640, "{}", entry.display());
     }
     assert_eq!(mode(&out), 0o750);
+}
+
+#[tokio::test]
+async fn a_worker_refuses_a_server_that_cannot_prove_it_holds_the_token() {
+    let dir = Dir::new();
+    // What holds the coordinator's port: a coordinator that does not know the job's token (it
+    // checks none), with a job for any worker that believes it.
+    let split = mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2);
+    let impostor = mr::coordinator::Coordinator::new(crate::harness::coordinator_config(&dir, vec![split]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(impostor.clone().serve(listener, shutdown.clone()));
+    let worker = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            mr().args(["worker", "--coordinator", &url]).env("MR_TOKEN", "the-job's-secret").output().unwrap()
+        })
+    };
+    let out = tokio::time::timeout(Duration::from_secs(60), worker).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not prove that it holds the job's token"), "{stderr}");
+    // It ran nothing for the impostor.
+    assert!(impostor.scheduler().attempts().is_empty());
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
 }

@@ -1305,4 +1305,30 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn every_gone_map_output_of_a_worker_reruns_at_once() {
+        let mut s = with(SchedulerConfig { map_tasks: 3, reduce_tasks: 1, ..Default::default() });
+        let a = s.register("a".into(), 0);
+        let b = s.register("b".into(), 0);
+        let (m0, _) = run(s.request_task(a, 0));
+        let (m1, _) = run(s.request_task(b, 0));
+        assert!(finish(&mut s, a, m0, 1));
+        assert!(finish(&mut s, b, m1, 1));
+        let (m2, _) = run(s.request_task(a, 1));
+        assert!(finish(&mut s, a, m2, 2));
+        // a's process exited: both of its outputs are listed, and both go back to idle together.
+        s.worker_lost(a, 3);
+        let outputs = s.map_outputs_of(a);
+        assert_eq!(outputs.iter().map(|o| (o.0, o.1)).collect::<Vec<_>>(), [(0, 0), (2, 0)]);
+        s.map_outputs_gone(&[(0, 0), (2, 0)]);
+        assert_eq!(s.progress(Phase::Map), (1, 3));
+        let c = s.register("c".into(), 4);
+        let first = run(s.request_task(b, 4)).0;
+        let second = run(s.request_task(c, 4)).0;
+        assert_eq!([first.task.index, second.task.index], [0, 2]);
+        // A stale report (an older attempt's output) changes nothing.
+        s.map_outputs_gone(&[(1, 7)]);
+        assert_eq!(s.progress(Phase::Map), (1, 3));
+    }
 }

@@ -65,6 +65,17 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<String>,
     },
+    /// Runs a streaming command as a guard that kills the command's processes when it ends
+    /// or its parent dies (used by the streaming job).
+    #[command(hide = true)]
+    StreamGuard {
+        /// The process (the worker) whose death ends the command.
+        #[arg(long)]
+        parent: u32,
+        /// The command, run with `sh -c`.
+        #[arg(last = true, required = true)]
+        command: String,
+    },
     /// The hand-written word count baseline of `mr bench`.
     #[command(hide = true)]
     BenchWordcount {
@@ -336,9 +347,13 @@ struct WorkerArgs {
     /// variable sets.
     #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
     config: Option<PathBuf>,
-    /// The coordinator's token (see `mr coordinator --token`).
+    /// The coordinator's token (see `mr coordinator --token`). On a command line other users
+    /// can read it: prefer MR_TOKEN or --token-file.
     #[arg(long, value_name = "TOKEN", env = "MR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A file holding the coordinator's token (its first line), instead of --token.
+    #[arg(long, value_name = "FILE", env = "MR_TOKEN_FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// TLS on every service and call: the PEM certificate chain this process presents, as a
     /// server and as a client. With --tls-key and --tls-ca; every process of the job has the
     /// same three files.
@@ -359,7 +374,17 @@ struct WorkerArgs {
     /// default: the system temp dir. It is removed when the worker exits.
     #[arg(long, value_name = "DIR", env = "MR_WORK_DIR")]
     work_dir: Option<PathBuf>,
+    /// Set by `mr run` on the workers it starts, which die with it: they wait for a coordinator
+    /// that stopped answering (a paused or overloaded `mr run`) for at least
+    /// `SUPERVISED_LOST_TIMEOUT`, whatever --lost-timeout says.
+    #[arg(long, hide = true)]
+    supervised: bool,
 }
+
+/// How long the workers that `mr run` starts wait for their coordinator at least: `mr run` is
+/// their parent, and they die with it (`PR_SET_PDEATHSIG`), so a coordinator that does not
+/// answer is paused or overloaded, not gone.
+const SUPERVISED_LOST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 enum GenCommand {
@@ -516,6 +541,13 @@ pub fn main_with(registry: Registry) -> ExitCode {
     // fills in only the others.
     let matches = parse_command_line();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    if let Command::StreamGuard { parent, command } = &cli.command {
+        return stream_guard(*parent, command);
+    }
+    // Streaming commands run under this binary's `stream-guard`.
+    if let Ok(exe) = std::env::current_exe() {
+        crate::job::streaming::set_guard(exe);
+    }
     let result = configure(cli, &matches).and_then(|cli| dispatch(cli, registry));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -572,6 +604,39 @@ fn bad_env_var(command: &clap::Command, e: &clap::Error) -> Option<String> {
         .then(|| var.to_string_lossy().into_owned())
 }
 
+/// `mr stream-guard`: ends as the command ended, with its exit code or by its signal.
+fn stream_guard(parent: u32, command: &str) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let status = match crate::job::streaming::guard(parent, command) {
+        Ok(Some(status)) => status,
+        Ok(None) => return ExitCode::from(143),
+        Err(e) => {
+            eprintln!("mr: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(code) = status.code() {
+        return ExitCode::from(code as u8);
+    }
+    let Some(signal) = status.signal().and_then(|s| nix::sys::signal::Signal::try_from(s).ok()) else {
+        return ExitCode::FAILURE;
+    };
+    // Dies by the same signal, without a core file of its own.
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    // SAFETY: restoring the default action of a signal.
+    let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(signal);
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(signal);
+    ExitCode::from(128 + signal as u8)
+}
+
+/// Whether the token was given as a flag, where other users see it in the process list.
+fn token_on_command_line() -> bool {
+    std::env::args_os().any(|a| a == "--token" || a.to_string_lossy().starts_with("--token="))
+}
+
 /// Layers the config file, if there is one, under the flags and environment variables.
 fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
     let config = match &cli.command {
@@ -597,6 +662,13 @@ fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
 
 fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
     init_logging(cli.log_format);
+    if token_on_command_line() {
+        eprintln!(
+            "mr: warning: --token on the command line can be read by every user of this host (ps, /proc): give it in \
+             MR_TOKEN{}",
+            if matches!(cli.command, Command::Worker(_)) { " or --token-file FILE" } else { "" }
+        );
+    }
     match cli.command {
         Command::Run(args) => run(*args, registry, cli.log_format, false),
         Command::Coordinator(args) => run(*args, registry, cli.log_format, true),
@@ -606,6 +678,7 @@ fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
         Command::Bench(args) => bench(args),
         Command::BenchCoordinator(args) => bench_coordinator(args),
         Command::BenchExec { argv } => bench_exec(&argv),
+        Command::StreamGuard { .. } => bail!("mr stream-guard runs before logging is set up"),
         Command::BenchWordcount { threads, input, output } => {
             crate::bench::hand_written_wordcount(&input, threads, &output).map_err(anyhow::Error::from)
         }
@@ -696,6 +769,9 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
     // Paths as text: a name that is not UTF-8 is percent-encoded, not an error.
     let text = |p: &Path| crate::input::path_text(p).into_owned();
     let optional_text = |p: &Option<PathBuf>| p.as_deref().map(text);
+    // From here on, what this process and its workers create is private to the user (work
+    // files, logs, the journal); the output's files follow the umask it was started with.
+    crate::storage::private_umask();
     let config = serde_json::json!({
         "job": job,
         "args": args.job_args,
@@ -807,8 +883,9 @@ fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) ->
     let path = output.join(crate::coordinator::HISTORY);
     let tmp = output.join(format!(".{}.tmp", crate::coordinator::HISTORY));
     std::fs::write(&tmp, serde_json::to_vec_pretty(&history)?)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .with_context(|| format!("cannot write the job history {}", path.display()))
+        .with_context(|| format!("cannot write the job history {}", path.display()))?;
+    crate::storage::follow_umask(&tmp)?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write the job history {}", path.display()))
 }
 
 /// Runs local mode on a blocking thread, so that Ctrl-C can cancel it and clean its output.
@@ -878,19 +955,29 @@ fn teravalidate(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
+    // Its work directory and map outputs are private; part files follow the umask.
+    crate::storage::private_umask();
     let Some(coordinator) = args.coordinator else {
         bail!(
             "mr worker needs the coordinator's URL: --coordinator URL, MR_COORDINATOR, or coordinator in the \
              [worker] table of the config file"
         )
     };
+    let token = match &args.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {} (--token-file)", path.display()))?;
+            text.lines().next().unwrap_or("").trim().to_string()
+        }
+        None => args.token.clone().unwrap_or_default(),
+    };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let options = WorkerOptions {
         coordinator,
         connect_timeout: args.connect_timeout,
-        lost_timeout: args.lost_timeout,
-        token: crate::rpc::Token::new(args.token.as_deref().unwrap_or(""))?,
+        lost_timeout: if args.supervised { args.lost_timeout.max(SUPERVISED_LOST_TIMEOUT) } else { args.lost_timeout },
+        token: crate::rpc::Token::new(&token)?,
         advertise: args.advertise,
         work_dir: args.work_dir,
         tls: crate::rpc::Tls::load(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.tls_ca.as_deref())?,

@@ -222,23 +222,43 @@ impl Coordinator {
     }
 
     /// The worker process `pid` exited: its running attempts are lost at once, without
-    /// waiting for the worker timeout.
+    /// waiting for the worker timeout, and every map output of it that is no longer on disk (a
+    /// worker that exits removes its directory) runs again at once, rather than one by one
+    /// as reducers fail to read them.
     pub fn worker_exited_pid(&self, pid: u32) {
         // Workers register as "HOST pid N"; the supervisor's workers all run on this host.
         let name = crate::worker::process_name(pid);
         let suffix = format!(" {name}");
-        let mut s = self.scheduler();
-        let now = self.now();
-        let ids: Vec<u64> = s
-            .workers()
-            .iter()
-            .filter(|(_, w)| w.alive && (w.name == name || w.name.ends_with(&suffix)))
-            .map(|(&id, _)| id)
+        let outputs = {
+            let mut s = self.scheduler();
+            let now = self.now();
+            let ids: Vec<(u64, bool)> = s
+                .workers()
+                .iter()
+                .filter(|(_, w)| w.name == name || w.name.ends_with(&suffix))
+                .map(|(&id, w)| (id, w.alive))
+                .collect();
+            for &(id, alive) in &ids {
+                if alive {
+                    s.worker_lost(id, now);
+                }
+            }
+            self.after_event(&mut s);
+            ids.iter().flat_map(|&(id, _)| s.map_outputs_of(id)).collect::<Vec<_>>()
+        };
+        let gone: Vec<(u32, u32)> = outputs
+            .into_iter()
+            .filter(|(_, _, output)| {
+                serde_json::from_str::<Location>(output).is_ok_and(|l| !Path::new(&l.path).is_file())
+            })
+            .map(|(map, attempt, _)| (map, attempt))
             .collect();
-        for id in ids {
-            s.worker_lost(id, now);
+        if !gone.is_empty() {
+            tracing::warn!(pid, maps = gone.len(), "the exited worker's map outputs are gone: rerunning them");
+            let mut s = self.scheduler();
+            s.map_outputs_gone(&gone);
+            self.after_event(&mut s);
         }
-        self.after_event(&mut s);
     }
 
     /// Commits the job when its tasks are done, wakes waiting calls, and signals the end.
@@ -297,14 +317,13 @@ impl Coordinator {
                 }
             })
         };
-        use tonic::service::interceptor::InterceptedService;
-        let check = crate::rpc::CheckToken(self.shared.config.token.clone());
+        let token = &self.shared.config.token;
         let coordinator = pb::coordinator_server::CoordinatorServer::new(self.clone())
             .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
-        let coordinator = InterceptedService::new(coordinator, check.clone());
+        let coordinator = crate::rpc::check_token(coordinator, token.clone());
         let state =
             pb::state_server::StateServer::new(self.clone()).max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
-        let state = InterceptedService::new(state, check);
+        let state = crate::rpc::check_token(state, token.clone());
         let result = server
             .add_service(coordinator)
             .add_service(state)
@@ -353,8 +372,7 @@ fn commit_job(output_dir: &Path) -> Result<()> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(Error::io("cannot remove", &tmp))?;
     }
-    let success = output_dir.join(SUCCESS);
-    std::fs::write(&success, b"").map_err(Error::io("cannot write", &success))
+    crate::storage::write(&output_dir.join(SUCCESS), Vec::new())
 }
 
 fn task_message(

@@ -304,7 +304,8 @@ async fn client(url: String, token: Token, work: Work, empty_calls: usize) -> Re
     let mut calls = Vec::new();
     let timed = |start: Instant| start.elapsed().as_secs_f64() * 1e6;
     if let Work::Empty { .. } = work {
-        let mut state = StateClient::with_interceptor(channel, token).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut state =
+            StateClient::new(crate::rpc::authenticated(channel, token)).max_decoding_message_size(MAX_MESSAGE_BYTES);
         for _ in 0..empty_calls {
             let start = Instant::now();
             state.get_state(pb::GetStateRequest { keys: Vec::new() }).await.map_err(rpc("GetState"))?;
@@ -312,7 +313,8 @@ async fn client(url: String, token: Token, work: Work, empty_calls: usize) -> Re
         }
         return Ok(calls);
     }
-    let mut c = CoordinatorClient::with_interceptor(channel, token).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut c =
+        CoordinatorClient::new(crate::rpc::authenticated(channel, token)).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let name = format!("bench pid {}", std::process::id());
     let request =
         pb::RegisterWorkerRequest { name, shuffle_url: "http://127.0.0.1:1".into(), host: "127.0.0.1".into() };

@@ -31,16 +31,49 @@ pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// Bytes of map output per FetchPartition message.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
-/// The job's shared secret. Every call carries it as `authorization: Bearer TOKEN`, and every
-/// service refuses a call without it or with another one. No token: no check (the default of a
-/// coordinator reachable only on loopback).
+/// The job's shared secret. It never crosses the wire: every call carries, in its
+/// `authorization` header, `MR-HMAC1 TIME.NONCE.MAC`, where MAC is the HMAC-SHA256, keyed with
+/// the token, of the method's path, the time (ms since the Unix epoch) and a random nonce; and
+/// every answer carries in `mr-server-proof` the HMAC of the path and that nonce, which only a
+/// server that holds the token can compute. A server refuses a call without a valid MAC, with a
+/// time more than [`FRESHNESS`] away from its clock, or with a nonce it has seen (a replay); a
+/// client refuses an answer without a valid proof. No token (an empty one is none): no check,
+/// the default of a coordinator reachable only on loopback.
 #[derive(Clone, Default)]
-pub struct Token(Option<std::sync::Arc<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>>);
+pub struct Token(Option<Arc<TokenKey>>);
+
+struct TokenKey {
+    key: ring::hmac::Key,
+    /// Nonces of the calls a server accepted, for [`FRESHNESS`] twice over.
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    nonces: std::collections::HashSet<u128>,
+    order: std::collections::VecDeque<(u64, u128)>,
+}
+
+/// How far a call's time may be from the server's clock: the hosts' clocks must agree within it.
+pub const FRESHNESS: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The header of a server's proof.
+const PROOF: &str = "mr-server-proof";
+/// The scheme of the `authorization` header.
+const SCHEME: &str = "MR-HMAC1 ";
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() { "Token(set)" } else { "Token(none)" })
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Token {
@@ -49,17 +82,18 @@ impl Token {
         if token.is_empty() {
             return Ok(Token(None));
         }
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| crate::Error::Config("the token must be printable ASCII (--token, MR_TOKEN)".into()))?;
-        Ok(Token(Some(std::sync::Arc::new(value))))
+        if !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            return Err(crate::Error::Config("the token must be printable ASCII (--token, MR_TOKEN)".into()));
+        }
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
+        Ok(Token(Some(Arc::new(TokenKey { key, seen: Default::default() }))))
     }
 
     /// A random token of 32 hex digits, for a job whose workers this process starts itself.
     pub fn random() -> crate::Result<(Token, String)> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| crate::Error::Job(format!("cannot make a random token: {e}")))?;
-        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let text = hex(&bytes);
         Ok((Token::new(&text)?, text))
     }
 
@@ -67,37 +101,179 @@ impl Token {
     pub fn is_set(&self) -> bool {
         self.0.is_some()
     }
-}
 
-impl tonic::service::Interceptor for Token {
-    /// Client side: attaches the token. Server side: use [`Token::check`].
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.as_ref().clone());
+    fn mac(key: &ring::hmac::Key, parts: &[&str]) -> String {
+        let mut context = ring::hmac::Context::with_key(key);
+        for part in parts {
+            context.update(&(part.len() as u64).to_le_bytes());
+            context.update(part.as_bytes());
         }
-        Ok(request)
+        hex(context.sign().as_ref())
     }
-}
 
-/// The server side of [`Token`]: refuses calls that do not carry it.
-#[derive(Clone, Debug, Default)]
-pub struct CheckToken(pub Token);
+    /// The `authorization` value of a call to `path`, and its nonce.
+    fn sign(key: &ring::hmac::Key, path: &str) -> Option<(http::HeaderValue, String)> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).ok()?;
+        let (time, nonce) = (unix_ms().to_string(), hex(&nonce));
+        let mac = Token::mac(key, &["request", path, &time, &nonce]);
+        let value = http::HeaderValue::from_str(&format!("{SCHEME}{time}.{nonce}.{mac}")).ok()?;
+        Some((value, nonce))
+    }
 
-impl tonic::service::Interceptor for CheckToken {
-    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    /// A server's proof that it holds the token, for the call to `path` with `nonce`.
+    fn proof(key: &ring::hmac::Key, path: &str, nonce: &str) -> String {
+        Token::mac(key, &["response", path, nonce])
+    }
+
+    /// Checks a call's `authorization` value; returns its nonce.
+    fn verify(&self, path: &str, value: Option<&http::HeaderValue>) -> Result<String, tonic::Status> {
         use subtle::ConstantTimeEq;
-        let Some(expected) = &self.0.0 else { return Ok(request) };
-        let given = request.metadata().get("authorization").map_or(&[][..], |v| v.as_bytes());
-        if bool::from(given.ct_eq(expected.as_bytes())) {
-            Ok(request)
-        } else {
-            Err(tonic::Status::unauthenticated("missing or wrong token"))
+        let refused = || tonic::Status::unauthenticated("missing or wrong token");
+        let Some(inner) = &self.0 else { return Ok(String::new()) };
+        let value = value.and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
+        let fields = value.strip_prefix(SCHEME).ok_or_else(refused)?;
+        let mut parts = fields.splitn(3, '.');
+        let (Some(time), Some(nonce), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(refused());
+        };
+        let expected = Token::mac(&inner.key, &["request", path, time, nonce]);
+        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+            return Err(refused());
         }
+        let (Ok(time), Ok(id)) = (time.parse::<u64>(), u128::from_str_radix(nonce, 16)) else {
+            return Err(refused());
+        };
+        let now = unix_ms();
+        let window = FRESHNESS.as_millis() as u64;
+        if time.abs_diff(now) > window {
+            return Err(tonic::Status::unauthenticated(format!(
+                "the call's time is {} s away from this host's clock: the hosts' clocks must agree within {} s",
+                time.abs_diff(now) / 1000,
+                window / 1000
+            )));
+        }
+        let mut seen = inner.seen.lock().unwrap_or_else(|p| p.into_inner());
+        while seen.order.front().is_some_and(|&(at, _)| at + 2 * window < now) {
+            if let Some((_, old)) = seen.order.pop_front() {
+                seen.nonces.remove(&old);
+            }
+        }
+        if !seen.nonces.insert(id) {
+            return Err(tonic::Status::unauthenticated("a replayed call"));
+        }
+        seen.order.push_back((now, id));
+        Ok(nonce.to_string())
     }
 }
 
-/// A channel whose calls carry the job's token.
-pub type AuthChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Token>;
+use tonic::codegen::http;
+
+/// A client channel whose calls are signed with the job's token, and whose answers must prove
+/// that the server holds it (see [`Token`]).
+#[derive(Clone)]
+pub struct AuthChannel {
+    inner: tonic::transport::Channel,
+    token: Token,
+}
+
+/// The channel of every client of the job.
+pub fn authenticated(channel: tonic::transport::Channel, token: Token) -> AuthChannel {
+    AuthChannel { inner: channel, token }
+}
+
+impl tonic::codegen::Service<http::Request<tonic::body::Body>> for AuthChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        tonic::codegen::Service::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        let Some(inner) = self.token.0.clone() else {
+            let call = self.inner.call(request);
+            return Box::pin(call);
+        };
+        let path = request.uri().path().to_string();
+        let Some((value, nonce)) = Token::sign(&inner.key, &path) else {
+            let status = tonic::Status::internal("cannot sign the call: no random nonce");
+            return Box::pin(async move { Ok(status.into_http()) });
+        };
+        request.headers_mut().insert(http::header::AUTHORIZATION, value);
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            use subtle::ConstantTimeEq;
+            let response = call.await?;
+            let expected = Token::proof(&inner.key, &path, &nonce);
+            let proved =
+                response.headers().get(PROOF).is_some_and(|v| bool::from(v.as_bytes().ct_eq(expected.as_bytes())));
+            // An error without a message (a refused token, an unknown method) carries no proof:
+            // it is passed on, as it gives the caller nothing to act on but the error.
+            let failed = response.headers().get("grpc-status").is_some_and(|s| s.as_bytes() != b"0");
+            if proved || failed {
+                return Ok(response);
+            }
+            Ok(tonic::Status::unauthenticated(
+                "the server did not prove that it holds the job's token: it is not this job's coordinator or worker, \
+                 or it has another token",
+            )
+            .into_http())
+        })
+    }
+}
+
+/// The server side of [`Token`]: a service that refuses calls without a valid signature, and
+/// proves in its answers that it holds the token.
+#[derive(Clone)]
+pub struct CheckToken<S> {
+    inner: S,
+    token: Token,
+}
+
+/// `service`, refusing calls that do not carry `token`.
+pub fn check_token<S>(service: S, token: Token) -> CheckToken<S> {
+    CheckToken { inner: service, token }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for CheckToken<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tonic::codegen::Service<http::Request<B>> for CheckToken<S>
+where
+    S: tonic::codegen::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let Some(inner) = self.token.0.clone() else { return Box::pin(self.inner.call(request)) };
+        let path = request.uri().path().to_string();
+        // Checked before the message is read.
+        let nonce = match self.token.verify(&path, request.headers().get(http::header::AUTHORIZATION)) {
+            Ok(nonce) => nonce,
+            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        };
+        let proof = http::HeaderValue::from_str(&Token::proof(&inner.key, &path, &nonce));
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = call.await?;
+            if let Ok(proof) = proof {
+                response.headers_mut().insert(PROOF, proof);
+            }
+            Ok(response)
+        })
+    }
+}
 
 /// TLS on every service and every client of a job. Every process of the job is a server (the
 /// coordinator's services, each worker's Shuffle service) and a client, and holds the same three
@@ -420,5 +596,48 @@ impl From<pb::Counters> for crate::task::TaskCounters {
             spilled_records: c.spilled_records,
             user,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(value: &str) -> http::HeaderValue {
+        http::HeaderValue::from_str(value).unwrap()
+    }
+
+    #[test]
+    fn calls_are_signed_answers_proved_and_replays_refused() {
+        let (server, client, other) =
+            (Token::new("secret").unwrap(), Token::new("secret").unwrap(), Token::new("other").unwrap());
+        let key = |t: &Token| t.0.clone().unwrap().key.clone();
+        let path = "/mapreduce.Coordinator/GetTask";
+        let (value, nonce) = Token::sign(&key(&client), path).unwrap();
+        // The token is not in the header.
+        assert!(!value.to_str().unwrap().contains("secret"));
+        assert_eq!(server.verify(path, Some(&value)).unwrap(), nonce);
+        // Once only.
+        assert_eq!(server.verify(path, Some(&value)).unwrap_err().message(), "a replayed call");
+        // Not for another method, not from another token, not without a header.
+        let (value, _) = Token::sign(&key(&client), path).unwrap();
+        assert!(server.verify("/mapreduce.State/GetState", Some(&value)).is_err());
+        let (value, _) = Token::sign(&key(&other), path).unwrap();
+        assert!(server.verify(path, Some(&value)).is_err());
+        assert!(server.verify(path, None).is_err());
+        assert!(server.verify(path, Some(&header("Bearer secret"))).is_err());
+        // Not too far from this host's clock.
+        let stale = unix_ms() - FRESHNESS.as_millis() as u64 - 1000;
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let mac = Token::mac(&key(&client), &["request", path, &stale.to_string(), nonce]);
+        let err = server.verify(path, Some(&header(&format!("{SCHEME}{stale}.{nonce}.{mac}")))).unwrap_err();
+        assert!(err.message().contains("clocks"), "{err:?}");
+        // The proof depends on the token, the method and the nonce.
+        let proof = Token::proof(&key(&server), path, nonce);
+        assert_eq!(proof, Token::proof(&key(&client), path, nonce));
+        assert_ne!(proof, Token::proof(&key(&other), path, nonce));
+        assert_ne!(proof, Token::proof(&key(&server), path, "another"));
+        // No token: no check.
+        assert!(Token::new("").unwrap().verify(path, None).is_ok());
     }
 }

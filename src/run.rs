@@ -70,27 +70,23 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// Runs a planned job with worker processes. Returns the summary, whose `succeeded` tells
 /// whether the output committed; on failure the output directory is cleaned.
 pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
-    // Each worker process logs to its own file here; kept when the job fails.
-    let logs = tempfile::Builder::new()
-        .prefix("mr-logs-")
-        .tempdir()
-        .map_err(Error::io("cannot create log directory in", std::env::temp_dir()))?;
-    let (work_dir, journal, recovered) = open_journal(job_name, &mut plan, logs.path(), config.verify_inputs)?;
-    // The logs of the run that a resumed one continues go when the job commits.
-    let old_logs = recovered.logs.clone();
+    // Each worker process logs to its own file in `logs`; kept when the job fails. A resumed
+    // job logs on in the directory of the run it continues.
+    let (work_dir, journal, recovered, logs) = open_journal(job_name, &mut plan, config.verify_inputs)?;
     let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
     let listener =
         TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
     let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
     let url = format!("{}://{}", crate::rpc::scheme(config.tls.as_ref()), reachable(local));
 
-    let token_text = match &config.token {
-        Some(t) => t.clone(),
+    // An empty token is no token.
+    let token_text = match config.token.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => t.to_string(),
         None if config.standalone => String::new(),
         None => crate::rpc::Token::random()?.1,
     };
     let token = crate::rpc::Token::new(&token_text)?;
-    if config.standalone && !token.is_set() && !local.ip().is_loopback() {
+    if !token.is_set() && !local.ip().is_loopback() {
         return Err(Error::Config(format!(
             "the coordinator would listen on {local} without a token, so anyone who can reach it could run jobs' \
              code on its workers: give --token (or MR_TOKEN), the same to every worker"
@@ -226,14 +222,21 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
         return Err(Error::WithLogs { error: Box::new(error), logs: logs.keep() });
     }
     plan.output.keep();
-    if let Some(old) = old_logs {
-        let _ = std::fs::remove_dir_all(old);
-    }
+    drop(logs);
     Ok(summary)
 }
 
 /// A directory removed, with everything in it, when dropped.
 struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// Leaves the directory in place and returns its path.
+    fn keep(self) -> PathBuf {
+        let path = self.0.clone();
+        std::mem::forget(self);
+        path
+    }
+}
 
 impl WorkDir {
     fn path(&self) -> &std::path::Path {
@@ -251,22 +254,25 @@ impl Drop for WorkDir {
 /// journal; a resumed one (`--resume`) reopens the journal, checks that it is the same job,
 /// and takes over the work directory it names (where the map outputs of `mr run`'s workers
 /// are), if it is still there. An object-store output has no journal.
+#[allow(clippy::type_complexity)]
 fn open_journal(
     job_name: &str,
     plan: &mut Plan,
-    logs: &std::path::Path,
     verify_inputs: bool,
-) -> Result<(WorkDir, Option<std::sync::Arc<Journal>>, Recovered)> {
-    let new_work_dir = || -> Result<WorkDir> {
+) -> Result<(WorkDir, Option<std::sync::Arc<Journal>>, Recovered, WorkDir)> {
+    let new_dir = |prefix: &str, what: &'static str| -> Result<WorkDir> {
         let dir = tempfile::Builder::new()
-            .prefix("mr-work-")
+            .prefix(prefix)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
-            .map_err(Error::io("cannot create work directory in", std::env::temp_dir()))?;
+            .map_err(Error::io(what, std::env::temp_dir()))?;
         Ok(WorkDir(dir.keep()))
     };
+    let new_work_dir = || new_dir("mr-work-", "cannot create work directory in");
+    let new_logs = || new_dir("mr-logs-", "cannot create log directory in");
     let output = plan.output.path().to_path_buf();
     if crate::storage::is_url(&output) {
-        return Ok((new_work_dir()?, None, Recovered::default()));
+        return Ok((new_work_dir()?, None, Recovered::default(), new_logs()?));
     }
     let path = crate::journal::path_for(&output);
     let mut identity = identity(job_name, plan)?;
@@ -294,9 +300,9 @@ fn open_journal(
         identity = identity.with(INPUT_CONTENTS, content_hashes(plan)?);
     }
     if !plan.output.resuming() {
-        let work_dir = new_work_dir()?;
-        let journal = Journal::create(&path, &identity, work_dir.path(), logs, plan.output.created())?;
-        return Ok((work_dir, Some(std::sync::Arc::new(journal)), Recovered::default()));
+        let (work_dir, logs) = (new_work_dir()?, new_logs()?);
+        let journal = Journal::create(&path, &identity, work_dir.path(), logs.path(), plan.output.created())?;
+        return Ok((work_dir, Some(std::sync::Arc::new(journal)), Recovered::default(), logs));
     }
     let (journal, recovered) = match Journal::resume(&path, &identity) {
         Ok(resumed) => resumed,
@@ -310,6 +316,12 @@ fn open_journal(
         Some(dir) if dir.is_dir() => WorkDir(dir.clone()),
         _ => new_work_dir()?,
     };
+    // The journal names the first run's log directory: every later run logs there too, so a
+    // resumed run that is killed again leaves no directory of its own.
+    let logs = match &recovered.logs {
+        Some(dir) if dir.is_dir() => WorkDir(dir.clone()),
+        _ => new_logs()?,
+    };
     let count = |phase| recovered.done.iter().filter(|(t, _)| t.phase == phase).count();
     tracing::info!(
         maps = count(Phase::Map),
@@ -317,7 +329,7 @@ fn open_journal(
         incarnation = recovered.incarnation,
         "resuming the job from its journal"
     );
-    Ok((work_dir, Some(std::sync::Arc::new(journal)), recovered))
+    Ok((work_dir, Some(std::sync::Arc::new(journal)), recovered, logs))
 }
 
 /// The name of the journal's record of the input files' content hashes (`--verify-inputs`).
@@ -465,6 +477,14 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::
     tokio::signal::unix::signal(kind).map_err(|e| Error::Job(format!("cannot install a signal handler: {e}")))
 }
 
+/// Options that create a file only its owner can read and write (0600).
+fn private_file() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 /// Starts worker processes and keeps track of them until they have all exited.
 struct Supervisor {
     exe: PathBuf,
@@ -501,19 +521,27 @@ impl Supervisor {
     /// process dies.
     fn spawn(&mut self, coordinator: &Coordinator) -> Result<()> {
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("worker").arg("--coordinator").arg(&self.url).args(&self.extra_args);
+        cmd.arg("worker").arg("--supervised").arg("--coordinator").arg(&self.url).args(&self.extra_args);
         // In the environment, not on the command line, where other users could read it.
         cmd.env("MR_TOKEN", &self.token);
         cmd.stdin(std::process::Stdio::null());
-        self.started += 1;
-        let log = self.logs.join(format!("worker-{}.log", self.started));
-        let file = std::fs::File::create(&log).map_err(Error::io("cannot create worker log", &log))?;
+        // A resumed job's log directory holds the earlier runs' logs: numbers go on after theirs.
+        let file = loop {
+            self.started += 1;
+            let log = self.logs.join(format!("worker-{}.log", self.started));
+            match private_file().create_new(true).open(&log) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                opened => break opened.map_err(Error::io("cannot create worker log", &log))?,
+            }
+        };
         cmd.stdout(std::process::Stdio::null()).stderr(file);
         let parent = std::process::id();
         // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe system calls (setpgid, prctl, getppid, kill).
+        // async-signal-safe system calls (umask, setpgid, prctl, getppid, kill).
         unsafe {
             cmd.pre_exec(move || {
+                // The worker makes its own files private, and its output files follow this umask.
+                crate::storage::restore_umask();
                 nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
                 // The parent may have died before prctl: then nobody would send the signal.

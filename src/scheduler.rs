@@ -819,22 +819,40 @@ impl Scheduler {
         for (task, running) in lost {
             self.end_attempt(task, running, Outcome::Lost, now);
         }
-        if self.config.rerun_maps_of_lost_workers
-            && self.state == JobState::Running
-            && self.reduces_done < self.config.reduce_tasks
-        {
-            let outputs: Vec<(u32, u32)> = self
-                .maps
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| match t.state {
-                    TaskState::Done { worker: w, attempt, .. } if w == worker => Some((i as u32, attempt)),
-                    _ => None,
-                })
-                .collect();
-            for (map, attempt) in outputs {
-                self.map_output_lost(map, attempt, false, String::new());
-            }
+        if self.config.rerun_maps_of_lost_workers {
+            let outputs: Vec<(u32, u32)> = self.map_outputs_of(worker).into_iter().map(|(m, a, _)| (m, a)).collect();
+            self.map_outputs_gone(&outputs);
+        }
+    }
+
+    /// The committed map outputs that `worker` wrote, as (map task, attempt, output), while
+    /// the job runs and a reduce task is left to read them; empty otherwise.
+    pub fn map_outputs_of(&self, worker: WorkerId) -> Vec<(u32, u32, String)> {
+        if self.state != JobState::Running || self.reduces_done >= self.config.reduce_tasks {
+            return Vec::new();
+        }
+        self.maps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match &t.state {
+                TaskState::Done { worker: w, attempt, output, .. } if *w == worker => {
+                    Some((i as u32, *attempt, output.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Map outputs that are gone (the worker that held them exited, or its host is lost), as
+    /// (map task, attempt): each of these tasks goes back to idle at once, without counting a
+    /// failure, rather than when a reducer fails to read it. An output that is no longer its
+    /// task's committed one is ignored.
+    pub fn map_outputs_gone(&mut self, outputs: &[(u32, u32)]) {
+        if self.state != JobState::Running || self.reduces_done >= self.config.reduce_tasks {
+            return;
+        }
+        for &(map, attempt) in outputs {
+            self.map_output_lost(map, attempt, false, String::new());
         }
     }
 
@@ -1292,5 +1310,31 @@ mod tests {
                 assert_eq!(next.task.phase, Phase::Reduce, "outputs on a shared host stay readable");
             }
         }
+    }
+
+    #[test]
+    fn every_gone_map_output_of_a_worker_reruns_at_once() {
+        let mut s = with(SchedulerConfig { map_tasks: 3, reduce_tasks: 1, ..Default::default() });
+        let a = s.register("a".into(), 0);
+        let b = s.register("b".into(), 0);
+        let (m0, _) = run(s.request_task(a, 0));
+        let (m1, _) = run(s.request_task(b, 0));
+        assert!(finish(&mut s, a, m0, 1));
+        assert!(finish(&mut s, b, m1, 1));
+        let (m2, _) = run(s.request_task(a, 1));
+        assert!(finish(&mut s, a, m2, 2));
+        // a's process exited: both of its outputs are listed, and both go back to idle together.
+        s.worker_lost(a, 3);
+        let outputs = s.map_outputs_of(a);
+        assert_eq!(outputs.iter().map(|o| (o.0, o.1)).collect::<Vec<_>>(), [(0, 0), (2, 0)]);
+        s.map_outputs_gone(&[(0, 0), (2, 0)]);
+        assert_eq!(s.progress(Phase::Map), (1, 3));
+        let c = s.register("c".into(), 4);
+        let first = run(s.request_task(b, 4)).0;
+        let second = run(s.request_task(c, 4)).0;
+        assert_eq!([first.task.index, second.task.index], [0, 2]);
+        // A stale report (an older attempt's output) changes nothing.
+        s.map_outputs_gone(&[(1, 7)]);
+        assert_eq!(s.progress(Phase::Map), (1, 3));
     }
 }

@@ -227,8 +227,8 @@ async fn fetch_once(
         Some(reason) => FetchError::Refused(Error::TlsHandshake { url: url.clone(), reason }),
         None => FetchError::Failed(rpc::source_message(&e)),
     })?;
-    let mut client =
-        ShuffleClient::with_interceptor(channel, token.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut client = ShuffleClient::new(crate::rpc::authenticated(channel, token.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let request = pb::FetchPartitionRequest { map_task: location.map_task, attempt: location.attempt, partition };
     let status = |s: Status| match (s.code(), rpc::tls_failure(&s)) {
         (tonic::Code::Unauthenticated, _) => FetchError::Refused(Error::Unauthenticated { url: url.clone() }),

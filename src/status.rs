@@ -268,11 +268,24 @@ pub fn router(coordinator: Coordinator) -> Router {
 
 /// Serves the status server on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, coordinator: Coordinator, shutdown: CancellationToken) -> Result<()> {
-    axum::serve(listener, router(coordinator))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(|e| Error::Job(format!("status server failed: {e}")))
+    let server = axum::serve(listener, router(coordinator)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // Requests in flight get a short grace period; a client that holds a connection open (an
+    // idle keep-alive, a request it never finishes) does not hold the job's end.
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|e| Error::Job(format!("status server failed: {e}"))),
+        () = grace => {
+            tracing::debug!("status server: connections still open after the grace period are dropped");
+            Ok(())
+        }
+    }
 }
+
+/// How long the status server lets requests in flight finish once the job is over.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 async fn api(State(coordinator): State<Coordinator>) -> Json<JobView> {
     Json(snapshot(&coordinator))

@@ -252,16 +252,80 @@ pub fn open(path: &Path) -> Result<Box<dyn Source>> {
     }
 }
 
+/// The umask this process started with, while [`private_umask`] is in force; `u32::MAX`
+/// before.
+static OUTPUT_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Makes every file and directory this process creates from now on private to its user (umask
+/// 077): work directories, map outputs, spills, fetched partitions, logs and the journal.
+/// The job's output files are given the permissions the umask it started with gives them
+/// ([`follow_umask`]), as Hadoop's are.
+pub fn private_umask() {
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let _ = OUTPUT_UMASK.compare_exchange(
+        u32::MAX,
+        old.bits(),
+        std::sync::atomic::Ordering::SeqCst,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+/// Puts back the umask this process started with, in a child about to exec (async-signal-safe:
+/// an atomic load and `umask`).
+pub fn restore_umask() {
+    let mask = OUTPUT_UMASK.load(std::sync::atomic::Ordering::Relaxed);
+    if mask != u32::MAX {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask as nix::libc::mode_t));
+    }
+}
+
+/// Gives a file written into a local output directory the permissions that the umask this
+/// process started with gives a new file (0644 under the usual 022).
+pub fn follow_umask(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mask = OUTPUT_UMASK.load(std::sync::atomic::Ordering::Relaxed);
+    if mask == u32::MAX || is_url(path) {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666 & !mask))
+        .map_err(Error::io("cannot set the permissions of", path))
+}
+
 /// Moves a finished local file into place at `dest`: a rename for a file, an upload (then the
-/// local file is removed) for an object.
+/// local file is removed) for an object. A file on another file system than `dest` is copied
+/// into `dest`'s `_temporary` directory, synced, and renamed into place, so that `dest` appears
+/// whole or not at all.
 pub fn commit(local: &Path, dest: &Path) -> Result<()> {
     if is_url(dest) {
         Object::parse(&dest.to_string_lossy())?.upload(local)?;
         let _ = std::fs::remove_file(local);
-        Ok(())
-    } else {
-        std::fs::rename(local, dest).map_err(Error::io("cannot commit output to", dest))
+        return Ok(());
     }
+    // Its permissions first, so that it appears in OUT as it stays.
+    follow_umask(local)?;
+    match std::fs::rename(local, dest) {
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EXDEV as i32) => copy_into_place(local, dest),
+        renamed => renamed.map_err(Error::io("cannot commit output to", dest)),
+    }
+}
+
+/// Copies `local` to `dest` across file systems: through a file in `dest`'s `_temporary`, synced
+/// before the rename; then removes `local`.
+fn copy_into_place(local: &Path, dest: &Path) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new(".")).join(crate::coordinator::TEMPORARY);
+    std::fs::create_dir_all(&dir).map_err(Error::io("cannot create", &dir))?;
+    let name = dest.file_name().map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    let staged = dir.join(format!("{name}.commit-{}", std::process::id()));
+    let copied = std::fs::copy(local, &staged)
+        .and_then(|_| std::fs::File::open(&staged))
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&staged, dest));
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&staged);
+        return Err(Error::io("cannot commit output to", dest)(e));
+    }
+    let _ = std::fs::remove_file(local);
+    Ok(())
 }
 
 /// Writes a small file or object at `dest` (such as `_SUCCESS` or `_job.json`).
@@ -269,7 +333,8 @@ pub fn write(dest: &Path, bytes: Vec<u8>) -> Result<()> {
     if is_url(dest) {
         Object::parse(&dest.to_string_lossy())?.put(bytes)
     } else {
-        std::fs::write(dest, bytes).map_err(Error::io("cannot write", dest))
+        std::fs::write(dest, bytes).map_err(Error::io("cannot write", dest))?;
+        follow_umask(dest)
     }
 }
 

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-use crate::coordinator::TEMPORARY;
 use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::input::InputFormat;
@@ -21,7 +20,7 @@ use crate::input::Split;
 use crate::job::{Job, Registry, StateReader};
 use crate::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::rpc::pb::state_client::StateClient;
-use crate::rpc::{self, AuthChannel, CheckToken, MAX_MESSAGE_BYTES, Tls, Token, pb};
+use crate::rpc::{self, AuthChannel, MAX_MESSAGE_BYTES, Tls, Token, pb};
 use crate::scheduler::{AttemptId, Phase};
 use crate::shuffle::{self, Location, Outputs};
 use crate::task::{self, Progress, TaskCounters, TaskSettings, panic_message};
@@ -82,6 +81,28 @@ pub async fn connect(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<
     }
 }
 
+/// Where the Shuffle service listens: the advertised address, or all interfaces for a host
+/// name.
+fn shuffle_bind(host: &str) -> std::net::SocketAddr {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, 0),
+        Err(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+    }
+}
+
+/// A Shuffle service reachable from other hosts serves map outputs only to callers that hold
+/// the job's token: an empty or missing token is refused there.
+fn check_token_for(bind: &std::net::SocketAddr, token: &Token) -> Result<()> {
+    if token.is_set() || bind.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "the worker would serve its map outputs on {} without a token, so anyone who can reach it could read \
+         them: give the job's token in MR_TOKEN or --token-file FILE (the coordinator's --token)",
+        bind.ip()
+    )))
+}
+
 fn rpc(call: &'static str) -> impl FnOnce(tonic::Status) -> Error {
     move |status| Error::Rpc { call, status: Box::new(status) }
 }
@@ -103,7 +124,8 @@ async fn local_address_towards(url: &str) -> Result<std::net::IpAddr> {
 /// Why RegisterWorker failed, naming the setting to fix where there is one: the first call
 /// is where a wrong token, a refused certificate or a missing TLS shows.
 async fn registration_error(url: &str, tls: Option<&Tls>, status: tonic::Status) -> Error {
-    if status.code() == tonic::Code::Unauthenticated {
+    // A server that could not prove that it holds the token is not the job's: the status says so.
+    if status.code() == tonic::Code::Unauthenticated && !status.message().contains("did not prove") {
         return Error::Unauthenticated { url: url.into() };
     }
     if let Some(reason) = rpc::tls_failure(&status) {
@@ -144,12 +166,28 @@ struct Current {
 
 type Shared<T> = Arc<Mutex<T>>;
 
-/// Runs a worker until the job is over. Returns an error if the coordinator is lost.
+/// Runs a worker until the job is over. Returns an error if the coordinator is lost, and
+/// `Error::Interrupted` on SIGINT or SIGTERM. Either way its work directory is removed.
 pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handler = |kind| signal(kind).map_err(|e| Error::Job(format!("cannot install a signal handler: {e}")));
+    let (mut interrupt, mut terminate) = (handler(SignalKind::interrupt())?, handler(SignalKind::terminate())?);
+    // Dropping the job's future drops its work directory, which removes it.
+    tokio::select! {
+        result = serve(options, registry) => result,
+        _ = interrupt.recv() => Err(Error::Interrupted),
+        _ = terminate.recv() => Err(Error::Interrupted),
+    }
+}
+
+async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let url = options.coordinator.clone();
     let tls = options.tls.as_ref();
+    if let Some(host) = &options.advertise {
+        check_token_for(&shuffle_bind(host), &options.token)?;
+    }
     let channel = connect(&url, options.connect_timeout, tls).await?;
-    let mut client = CoordinatorClient::with_interceptor(channel.clone(), options.token.clone())
+    let mut client = CoordinatorClient::new(rpc::authenticated(channel.clone(), options.token.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let host = match &options.advertise {
         Some(host) => host.clone(),
@@ -161,11 +199,8 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
         .tempdir_in(&base)
         .map_err(Error::io("cannot create the worker's work directory in", &base))?;
 
-    // The Shuffle service listens on the advertised address (all interfaces for a host name).
-    let bind = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => std::net::SocketAddr::new(ip, 0),
-        Err(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-    };
+    let bind = shuffle_bind(&host);
+    check_token_for(&bind, &options.token)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| Error::Listen { addr: bind.to_string(), cause: source })?;
@@ -192,7 +227,7 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
             pb::shuffle_server::ShuffleServer::new(shuffle::ShuffleServer::new(outputs.clone(), spec.reduce_tasks))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let service = tonic::service::interceptor::InterceptedService::new(service, CheckToken(options.token.clone()));
+        let service = rpc::check_token(service, options.token.clone());
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -201,7 +236,7 @@ pub async fn run(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> 
     };
 
     let job = {
-        let client = StateClient::with_interceptor(channel.clone(), options.token.clone())
+        let client = StateClient::new(rpc::authenticated(channel.clone(), options.token.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let mut state = RemoteState { client, runtime: tokio::runtime::Handle::current() };
         let (name, args) = (spec.job_name.clone(), spec.job_args.clone());
@@ -447,13 +482,11 @@ async fn run_attempt_in_span(
             Work::Map { split, format, skip: m.skip_records, output }
         }
         pb::task::Kind::Reduce(r) => {
+            // The attempt writes under the worker's own directory, never into OUT: only the
+            // commit grant moves its file there, so an attempt still running when the job
+            // commits (a beaten backup, a cancelled one) cannot write into a committed output.
             let output_dir = crate::rpc::path_from_bytes(spec.output_dir.clone());
-            // An object store has no rename: the part file is written here, then uploaded.
-            let tmp_dir = if crate::storage::is_url(&output_dir) {
-                context.work_dir.join("output")
-            } else {
-                output_dir.join(TEMPORARY)
-            };
+            let tmp_dir = context.work_dir.join("output");
             let name = format!("part-r-{:05}", r.partition);
             Work::Reduce {
                 partition: r.partition,

@@ -7,7 +7,7 @@ mod api;
 mod grep;
 mod index;
 mod sort;
-mod streaming;
+pub(crate) mod streaming;
 mod word_search;
 mod wordcount;
 

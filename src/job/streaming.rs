@@ -5,6 +5,13 @@
 //! what it writes on stdout is the output. A stderr line `reporter:counter:GROUP,NAME,AMOUNT`
 //! adds to a user counter. A command that exits non-zero fails the attempt, with the tail of
 //! its stderr in the error. Commands run through `sh -c`, one process per attempt.
+//!
+//! Each command runs in a process group of its own, so that every process it starts is
+//! killed with it. In the `mr` binary a guard (`mr stream-guard`, see [`guard`]) stands
+//! between the worker and `sh`: it dies with nothing but SIGKILL, learns of the worker's death
+//! (`PR_SET_PDEATHSIG`, even when the worker was SIGKILLed), is a subreaper for the command's
+//! orphans, and kills the command's group whenever the command ends, the attempt stops or the
+//! worker dies.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -65,14 +72,46 @@ struct Process {
     stderr: Option<JoinHandle<(Vec<String>, UserCounters)>>,
 }
 
+/// The program that runs each command under a guard: the `mr` binary, set by its command line
+/// at start. Without one (a program that only links the library), `sh` runs directly, in a
+/// process group of its own, killed with the attempt.
+static GUARD: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Makes streaming commands run under `exe stream-guard` (see [`guard`]).
+pub fn set_guard(exe: std::path::PathBuf) {
+    let _ = GUARD.set(exe);
+}
+
 impl Process {
     fn spawn(command: &str) -> Result<Process> {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(command).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: only prctl, which is async-signal-safe, runs between fork and exec.
+        let parent = std::process::id();
+        let mut cmd = match GUARD.get() {
+            Some(exe) => {
+                let mut cmd = Command::new(exe);
+                cmd.arg("stream-guard").arg("--parent").arg(parent.to_string()).arg("--").arg(command);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c").arg(command);
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // SAFETY: only umask, setpgid, prctl, getppid and kill, which are async-signal-safe, run
+        // between fork and exec.
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                use nix::sys::signal::Signal;
+                // The command creates files as the user's umask says, not privately.
+                crate::storage::restore_umask();
+                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
+                // The guard cleans up when the worker dies; a bare `sh` just dies.
+                let signal = if GUARD.get().is_some() { Signal::SIGTERM } else { Signal::SIGKILL };
+                nix::sys::prctl::set_pdeathsig(signal)?;
+                if nix::unistd::getppid().as_raw() as u32 != parent {
+                    nix::sys::signal::kill(nix::unistd::Pid::this(), Signal::SIGKILL)?;
+                }
                 Ok(())
             });
         }
@@ -145,6 +184,8 @@ impl Process {
         let (tail, counters) = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
         let status =
             self.child.wait().map_err(|e| Error::Job(format!("streaming: waiting for `{}`: {e}", self.command)))?;
+        // What the command left running in its group goes with it (the guard did it already).
+        self.kill_group();
         if !status.success() {
             let stderr =
                 if tail.is_empty() { "no stderr".to_string() } else { format!("stderr:\n{}", tail.join("\n")) };
@@ -162,11 +203,113 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Kills the command's process group: the guard's, which makes the guard kill the
+    /// command's own group and exit, or the bare `sh`'s.
+    fn kill_group(&self) {
+        use nix::sys::signal::{Signal, killpg};
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let signal = if GUARD.get().is_some() { Signal::SIGTERM } else { Signal::SIGKILL };
+        let _ = killpg(group, signal);
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         if self.stdin.is_some() {
-            let _ = self.child.kill();
+            self.kill_group();
             let _ = self.child.wait();
+        }
+    }
+}
+
+/// `mr stream-guard --parent PID -- COMMAND`: runs `sh -c COMMAND` in a process group of its
+/// own, with this process's stdin, stdout and stderr, and returns how it ended once it has and
+/// its group is killed. The guard is a subreaper (orphans of the command become its children),
+/// and its parent (`PID`, the worker) set SIGTERM as its parent-death signal: on SIGTERM,
+/// SIGINT or SIGHUP, or if the parent is already gone, it kills the command's group and its
+/// own remaining children, and returns `None`.
+pub fn guard(parent: u32, command: &str) -> Result<Option<std::process::ExitStatus>> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, sigprocmask};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let fail = |what: &str, e: nix::Error| Error::Job(format!("streaming guard: {what}: {e}"));
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD] {
+        signals.add(s);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).map_err(|e| fail("cannot block signals", e))?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| fail("cannot become a subreaper", e))?;
+    if nix::unistd::getppid().as_raw() as u32 != parent {
+        return Ok(None);
+    }
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command);
+    // SAFETY: only setpgid and sigprocmask, which are async-signal-safe, run between fork and
+    // exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| Error::Job(format!("streaming: cannot start `{command}`: {e}")))?;
+    let sh = nix::unistd::Pid::from_raw(child.id() as i32);
+    // The pipes stay open only in the command's processes, so that their ends mean its end.
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this process no longer uses.
+            unsafe { nix::libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let status = loop {
+        match signals.wait().map_err(|e| fail("cannot wait for signals", e))? {
+            Signal::SIGCHLD => {
+                let mut ended = None;
+                loop {
+                    match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                        Ok(WaitStatus::Exited(pid, code)) if pid == sh => {
+                            ended = Some(ExitStatusExt::from_raw(code << 8))
+                        }
+                        Ok(WaitStatus::Signaled(pid, signal, _)) if pid == sh => {
+                            ended = Some(ExitStatusExt::from_raw(signal as i32))
+                        }
+                        Ok(WaitStatus::StillAlive) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+                if let Some(status) = ended {
+                    break Some(status);
+                }
+            }
+            _ => break None,
+        }
+    };
+    let _ = killpg(sh, Signal::SIGKILL);
+    kill_children();
+    Ok(status)
+}
+
+/// Kills and reaps every remaining child of this process (a subreaper's adopted orphans).
+fn kill_children() {
+    use nix::sys::wait::waitpid;
+    let me = std::process::id();
+    let path = format!("/proc/{me}/task/{me}/children");
+    for _ in 0..100 {
+        let children: Vec<i32> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if children.is_empty() {
+            return;
+        }
+        for pid in children {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
         }
     }
 }

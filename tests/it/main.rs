@@ -7,6 +7,7 @@ mod data;
 mod engine;
 mod faults;
 mod fuzz_regressions;
+mod hardening;
 mod harness;
 mod jobs;
 mod journal;

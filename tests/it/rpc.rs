@@ -111,9 +111,10 @@ async fn every_service_refuses_a_missing_or_wrong_token() {
     let keys = vec!["k".to_string()];
     for (token, accepted) in [("", false), ("wrong", false), ("righ", false), ("right", true)] {
         let token = mr::rpc::Token::new(token).unwrap();
-        let mut state = pb::state_client::StateClient::with_interceptor(channel.clone(), token.clone());
+        let mut state = pb::state_client::StateClient::new(mr::rpc::authenticated(channel.clone(), token.clone()));
         let got = state.get_state(pb::GetStateRequest { keys: keys.clone() }).await;
-        let mut coord = pb::coordinator_client::CoordinatorClient::with_interceptor(channel.clone(), token.clone());
+        let mut coord =
+            pb::coordinator_client::CoordinatorClient::new(mr::rpc::authenticated(channel.clone(), token.clone()));
         let registered = coord.register_worker(pb::RegisterWorkerRequest::default()).await;
         if accepted {
             assert!(got.is_ok() && registered.is_ok(), "{got:?} {registered:?}");
@@ -158,7 +159,7 @@ async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
     outputs.insert(3, 1, file.clone());
     let token = mr::rpc::Token::new("t").unwrap();
     let service = pb::shuffle_server::ShuffleServer::new(mr::shuffle::ShuffleServer::new(outputs, 3));
-    let service = tonic::service::interceptor::InterceptedService::new(service, mr::rpc::CheckToken(token.clone()));
+    let service = mr::rpc::check_token(service, token.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();

@@ -222,7 +222,7 @@ async fn tls_servers_require_a_client_certificate_and_the_token() {
     let get = pb::GetStateRequest { keys: vec!["k".into()] };
     for (token, accepted) in [("wrong", false), ("right", true)] {
         let token = mr::rpc::Token::new(token).unwrap();
-        let mut state = pb::state_client::StateClient::with_interceptor(channel.clone(), token);
+        let mut state = pb::state_client::StateClient::new(mr::rpc::authenticated(channel.clone(), token));
         let got = state.get_state(get.clone()).await;
         if accepted {
             assert_eq!(got.unwrap().into_inner().values[0].value, b"v");
@@ -239,7 +239,7 @@ async fn tls_servers_require_a_client_certificate_and_the_token() {
         Err(e) => mr::rpc::tls_failure(&e),
         Ok(channel) => {
             let token = mr::rpc::Token::new("right").unwrap();
-            let mut state = pb::state_client::StateClient::with_interceptor(channel, token);
+            let mut state = pb::state_client::StateClient::new(mr::rpc::authenticated(channel, token));
             let status = state.get_state(get.clone()).await.unwrap_err();
             mr::rpc::tls_failure(&status).or(Some(status.to_string()))
         }

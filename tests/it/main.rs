@@ -15,3 +15,4 @@ mod rpc;
 mod status;
 mod storage;
 mod tls;
+mod watch;

@@ -90,12 +90,14 @@ fn workers_killed_in_map_and_reduce_phases() {
     let mut cmd = wordcount(&input, &out, &args);
     cmd.args(["--workers", "2", "--json", "--speculative", "off"]).args(status.flag()).arg("--config").arg(&config);
     let job = Background::start(cmd, &dir, "sigkill");
-    // Map phase: a map task has committed and a worker is running a map attempt.
+    // Map phase: a map task has committed, a worker is running a map attempt, and maps are left
+    // to run (the phase does not end before the kill).
     let mut victim = None;
     wait_for(60, "a worker running a map attempt after a first commit", || {
         let Some(view) = status.job() else { return false };
         let map = crate::watch::phase(&view, "map");
-        victim = crate::watch::worker_running(&view, "map").filter(|_| map["done"].as_u64() >= Some(1));
+        let early = map["done"].as_u64() >= Some(1) && map["idle"].as_u64() >= Some(4);
+        victim = crate::watch::worker_running(&view, "map").filter(|_| early);
         victim.is_some()
     });
     let (pid, attempt) = victim.take().unwrap();
@@ -369,7 +371,7 @@ fn an_attempt_without_progress_for_task_timeout_fails_and_runs_again() {
     let seed = seed_with_one_straggler(maps, 0.2).to_string();
     let out = dir.path("dist");
     let start = Instant::now();
-    // One attempt sleeps 60 s before it starts: no progress, so after --task-timeout 1s it is
+    // One attempt sleeps 60 s before it starts: no progress, so after --task-timeout 3s it is
     // abandoned as a failure and its task runs again (no backups: speculation is off).
     let stdout = run_ok(wordcount(&input, &out, &args).args([
         "--workers",
@@ -377,7 +379,7 @@ fn an_attempt_without_progress_for_task_timeout_fails_and_runs_again() {
         "--speculative",
         "off",
         "--task-timeout",
-        "1s",
+        "3s",
         "--inject-straggler",
         "0.2",
         "--straggler-delay",
@@ -393,7 +395,7 @@ fn an_attempt_without_progress_for_task_timeout_fails_and_runs_again() {
     let (task, _) = failed[0];
     let attempt = s["attempts"].as_array().unwrap().iter().find(|a| a["outcome"].get("failed").is_some()).unwrap();
     let error = attempt["outcome"]["failed"].as_str().unwrap_or_default();
-    assert!(error.contains("no progress for 1.0 s (task timeout)"), "{attempt}");
+    assert!(error.contains("no progress for 3.0 s (task timeout)"), "{attempt}");
     assert!(attempts_of(&s, "map", "committed").contains(&(task, 1)), "{stdout}");
     assert_same_output(&out, &local);
 
@@ -402,7 +404,7 @@ fn an_attempt_without_progress_for_task_timeout_fails_and_runs_again() {
         "--workers",
         "2",
         "--task-timeout",
-        "1s",
+        "3s",
         "--max-attempts",
         "2",
         "--inject-straggler",

@@ -222,11 +222,10 @@ fn http_off_serves_nothing_and_quiet_prints_nothing() {
     let mapper = gated_mapper(&go);
     // The config file asks for a status server on `http`; the flag turns it off.
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let grpc = format!("127.0.0.1:{}", crate::cluster::free_port());
     let config = dir.write("mr.toml", format!("http = \"{http}\"\n"));
-    let job = |out: &str, extra: &[&str]| {
+    let job = |grpc: &str, out: &str, extra: &[&str]| {
         let mut cmd = mr();
-        cmd.args(["run", "streaming", "--mapper", &mapper, "--reducer", REDUCER, "--workers", "1", "--listen", &grpc])
+        cmd.args(["run", "streaming", "--mapper", &mapper, "--reducer", REDUCER, "--workers", "1", "--listen", grpc])
             .arg("--config")
             .arg(&config)
             .arg("--input")
@@ -236,15 +235,17 @@ fn http_off_serves_nothing_and_quiet_prints_nothing() {
             .args(extra);
         cmd
     };
-    let grpc_port: u16 = grpc.rsplit_once(':').unwrap().1.parse().unwrap();
     for (off, out) in [(true, "off"), (false, "on")] {
         let _ = std::fs::remove_file(&go);
+        let grpc_port = crate::cluster::free_port();
+        let grpc = format!("127.0.0.1:{grpc_port}");
         let extra: &[&str] = if off { &["--http", "off", "--quiet"] } else { &["--quiet"] };
-        let mut running = Background::start(job(out, extra), &dir, &format!("http-{out}"));
-        // Once a worker has registered, the coordinator's process serves all it will serve.
+        let mut running = Background::start(job(&grpc, out, extra), &dir, &format!("http-{out}"));
+        // `mr run` binds its listeners before it starts a worker: once a worker (or its mapper)
+        // runs, the coordinator's process serves all it will serve.
         let pid = running.child.id();
-        wait_for(30, "the coordinator to listen and its worker to start", || {
-            listening_ports(pid).contains(&grpc_port) && running.workers().len() == 1
+        wait_for(60, "the coordinator to listen and its worker to start", || {
+            listening_ports(pid).contains(&grpc_port) && !running.workers().is_empty()
         });
         let ports = listening_ports(pid);
         let served = std::net::TcpStream::connect(http).is_ok();

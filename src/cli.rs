@@ -423,6 +423,11 @@ enum GenCommand {
         /// Seed of the generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write the characters and line ends where text rules differ: combining marks,
+        /// letter numbers, circled and 4-byte letters, a lone `\r` in a line, `\r\n`, and a
+        /// last line ending with `\r`.
+        #[arg(long)]
+        unicode: bool,
     },
 }
 
@@ -1064,8 +1069,8 @@ fn generate(cmd: GenCommand) -> anyhow::Result<()> {
             datagen::word_search(&out, &spec)?;
             println!("wrote {} and {}", out.join("strings.txt").display(), out.join("targets.txt").display());
         }
-        GenCommand::Text { out, size, files, seed } => {
-            datagen::text(&out, size, files, seed)?;
+        GenCommand::Text { out, size, files, seed, unicode } => {
+            datagen::text_with(&out, size, files, seed, unicode)?;
             println!("wrote {files} files of text into {}", out.display());
         }
     }

@@ -260,8 +260,42 @@ const VOCABULARY: &[&str] = &[
     "jalapeño",
 ];
 
+/// Words where the word rule (Unicode's Alphabetic property, `str::to_lowercase`) differs
+/// from narrower ones such as "letters": combining marks (a decomposed `ï`, a Devanagari
+/// virama and vowel sign), letter numbers (Nl: `Ⅻ`, `ⅷ`, `〇`), circled letters (So: `Ⓐ`),
+/// 4-byte letters, a final sigma, a titlecase letter, a dotted capital I, and a digit of
+/// another script (`٣`, not alphabetic).
+const TRICKY: &[&str] = &[
+    "nai\u{308}ve",
+    "Chapter\u{a0}Ⅻ",
+    "ⅷ",
+    "Ⓐbc",
+    "namaस्ते",
+    "〇",
+    "x𐍁y",
+    "𝔘nicode",
+    "ΟΔΟΣ",
+    "ǅemal",
+    "İstanbul",
+    "ÜBER",
+    "über",
+    "naïve",
+    "٣",
+];
+
+/// Separators where line and trim rules differ: a unit separator (`\x1f`, not White_Space),
+/// a no-break space (White_Space) and a lone carriage return inside a line.
+const TRICKY_SEPARATORS: &[&str] = &[" \x1f", "\u{a0}", "\r", " ٣ "];
+
 /// Writes about `bytes` bytes of English-like text into `files` files `DIR/part-NNN.txt`.
 pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
+    text_with(dir, bytes, files, seed, false)
+}
+
+/// [`text`], and with `unicode` also words and separators where text rules differ
+/// ([`TRICKY`], [`TRICKY_SEPARATORS`]), some `\r\n` line ends, and a last line of each file
+/// that ends with a `\r` and no `\n`. Without `unicode`, the same bytes as [`text`].
+pub fn text_with(dir: &Path, bytes: u64, files: u32, seed: u64, unicode: bool) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let files = files.max(1);
@@ -283,7 +317,13 @@ pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
                 let words = 4 + below(&mut rng, 14);
                 for i in 0..words {
                     let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
-                    let word = VOCABULARY[cumulative.partition_point(|&c| c < x).min(VOCABULARY.len() - 1)];
+                    let mut word = VOCABULARY[cumulative.partition_point(|&c| c < x).min(VOCABULARY.len() - 1)];
+                    if unicode && below(&mut rng, 5) == 0 {
+                        word = TRICKY[below(&mut rng, TRICKY.len() as u64) as usize];
+                    }
+                    if unicode && i > 0 && below(&mut rng, 8) == 0 {
+                        line.push_str(TRICKY_SEPARATORS[below(&mut rng, TRICKY_SEPARATORS.len() as u64) as usize]);
+                    }
                     if i == 0 {
                         let mut chars = word.chars();
                         if let Some(c) = chars.next() {
@@ -300,9 +340,13 @@ pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
                         _ => {}
                     }
                 }
-                line.push_str(if below(&mut rng, 4) == 0 { "?\n" } else { ".\n" });
+                line.push_str(if below(&mut rng, 4) == 0 { "?" } else { "." });
+                line.push_str(if unicode && below(&mut rng, 8) == 0 { "\r\n" } else { "\n" });
                 out.write_all(line.as_bytes())?;
                 written += line.len() as u64;
+            }
+            if unicode {
+                out.write_all("Last line, Ⅻ\r".as_bytes())?;
             }
             Ok(())
         })?;
@@ -339,5 +383,20 @@ mod tests {
             std::fs::read(a.path().join("part-001.txt")).unwrap(),
             std::fs::read(b.path().join("part-001.txt")).unwrap()
         );
+    }
+
+    #[test]
+    fn unicode_text_has_every_tricky_shape_and_plain_text_none() {
+        let plain = tempfile::tempdir().unwrap();
+        let unicode = tempfile::tempdir().unwrap();
+        text(plain.path(), 200_000, 1, 5).unwrap();
+        text_with(unicode.path(), 200_000, 1, 5, true).unwrap();
+        let plain = std::fs::read_to_string(plain.path().join("part-000.txt")).unwrap();
+        let unicode = std::fs::read_to_string(unicode.path().join("part-000.txt")).unwrap();
+        for needle in TRICKY.iter().chain(TRICKY_SEPARATORS).chain(&["\r\n"]) {
+            assert!(unicode.contains(needle), "no {needle:?} in the unicode text");
+        }
+        assert!(unicode.ends_with("\r"));
+        assert!(!plain.contains(['\r', '\x1f', '\u{a0}', 'Ⅻ', '٣']), "plain text has a tricky character");
     }
 }

@@ -59,24 +59,38 @@ pub async fn connect(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(REPLY_WINDOW))
         .initial_connection_window_size(Some(REPLY_WINDOW));
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + timeout;
     let mut backoff = Duration::from_millis(20);
+    let mut tries = 0u32;
     loop {
-        let e = match endpoint.connect().await {
-            Ok(channel) => return Ok(channel),
-            Err(e) => e,
+        tries += 1;
+        // No try runs past the deadline: the worker gives up when its timeout says.
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let reason = match tokio::time::timeout(left, endpoint.connect()).await {
+            Ok(Ok(channel)) => return Ok(channel),
+            Ok(Err(e)) => {
+                if let Some(reason) = rpc::tls_failure(&e) {
+                    return Err(Error::TlsHandshake { url: url.into(), reason });
+                }
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string())
+            }
+            Err(_) => "connection timed out".to_string(),
         };
-        if let Some(reason) = rpc::tls_failure(&e) {
-            return Err(Error::TlsHandshake { url: url.into(), reason });
-        }
-        if Instant::now() + backoff >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             if tls.is_none() && rpc::answers_with_tls(url).await {
                 return Err(Error::ServerUsesTls { url: url.into() });
             }
-            let reason = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
-            return Err(Error::Unreachable { url: url.into(), reason: format!("gave up after {timeout:?}: {reason}") });
+            let waited =
+                humantime::format_duration(Duration::from_millis(now.duration_since(start).as_millis() as u64));
+            return Err(Error::Unreachable {
+                url: url.into(),
+                reason: format!("gave up after {waited} and {tries} tries (--connect-timeout {timeout:?}): {reason}"),
+            });
         }
-        tokio::time::sleep(backoff).await;
+        tracing::debug!(tries, ?backoff, %reason, "cannot connect yet; trying again");
+        tokio::time::sleep(backoff.min(deadline - now)).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }

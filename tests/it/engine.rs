@@ -97,6 +97,20 @@ fn tasks_of_a_phase_run_in_parallel_and_exactly_once() {
     assert_eq!(ids.len() as u64, maps + reduces);
     assert!(overlapping(attempts, "map"), "no two map tasks ran at the same time:\n{stdout}");
     assert!(overlapping(attempts, "reduce"), "no two reduce tasks ran at the same time:\n{stdout}");
+    // The attempt records are the engine's own account: the output must show it too. Each
+    // word once, with its count, in the part file of its partition (xxh3 of the word, mod 2).
+    let expected = reference("jobs.py", &[Path::new("wordcount"), &input]);
+    assert!(sorted_lines(&out) == expected, "the output differs from the reference");
+    let local = dir.path("local");
+    run_ok(&mut wordcount(&input, &local, &["--local", "--reduce-tasks", "2", "--split-size", "400KiB", "--quiet"]));
+    assert_same_output(&out, &local);
+    for (name, bytes) in parts(&out) {
+        let index: u32 = name.strip_prefix("part-r-").unwrap().parse().unwrap();
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let word = line.split(|&b| b == b'\t').next().unwrap();
+            assert_eq!(mr::partition::partition(word, 2), index, "{} in {name}", String::from_utf8_lossy(word));
+        }
+    }
 }
 
 #[test]
@@ -315,4 +329,34 @@ fn a_committed_job_leaves_its_history() {
     assert_eq!(attempts.len() as u64, maps + 3);
     assert!(attempts.iter().all(|a| a["end_ms"].as_u64() >= a["start_ms"].as_u64() && a["outcome"] == "committed"));
     assert!(summary["reduce"]["counters"]["output_records"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn sigterm_stops_everything_with_exit_130_distributed_and_local() {
+    let dir = Dir::new();
+    let input = random_strings(&dir);
+    for (name, mode) in [("sigterm", &["--workers", "2"][..]), ("sigterm-local", &["--local"][..])] {
+        let out = dir.path(name);
+        let mut cmd = wordcount(&input, &out, &["--split-size", "64KiB", "--quiet"]);
+        cmd.args(mode);
+        let job = Background::start(cmd, &dir, name);
+        if mode[0] == "--local" {
+            // Local mode commits map outputs into its work dir, one after another.
+            wait_for(30, "a first map output", || job.map_outputs() >= 1);
+        } else {
+            wait_for(30, "two workers and a committed map output", || {
+                job.workers().len() == 2 && job.map_outputs() >= 1
+            });
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(job.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        let start = std::time::Instant::now();
+        let work = job.work.clone();
+        let (status, _, stderr) = job.finish();
+        assert!(start.elapsed().as_secs() < 5, "{name}: the job took {:?} to stop", start.elapsed());
+        assert_eq!(status.code(), Some(130), "{name}: {stderr}");
+        assert!(!out.exists(), "{name}: an interrupted job left its output dir");
+        let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "{name}: temporary files left: {left:?}");
+    }
 }

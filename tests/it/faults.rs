@@ -62,31 +62,66 @@ fn crash_test_with_injected_failures_matches_local() {
     }
 }
 
+/// The attempts of `phase` in a `--json` summary with `outcome`, as (task, attempt). A failed
+/// attempt's outcome is `{"failed": ERROR}`.
+fn attempts_of(summary: &serde_json::Value, phase: &str, outcome: &str) -> Vec<(u64, u64)> {
+    summary["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["id"]["task"]["phase"] == phase && (a["outcome"] == outcome || a["outcome"].get(outcome).is_some())
+        })
+        .map(|a| (a["id"]["task"]["index"].as_u64().unwrap(), a["id"]["attempt"].as_u64().unwrap()))
+        .collect()
+}
+
 #[test]
 fn workers_killed_in_map_and_reduce_phases() {
     let dir = Dir::new();
     let input = random_strings(&dir, "600000");
     let args = ["--split-size", "128KiB", "--reduce-tasks", "2"];
     let local = local_oracle(&dir, &input, &args);
+    // Every reduce attempt waits 1 s before it starts: a window in which the test can see it
+    // running and kill its worker.
+    let config = dir.write("mr.toml", "[faults.reduce]\nstraggler = 1.0\nstraggler_delay_ms = 1000\n");
+    let status = crate::watch::Status::new();
     let out = dir.path("dist");
     let mut cmd = wordcount(&input, &out, &args);
-    cmd.args(["--workers", "2", "--quiet"]);
+    cmd.args(["--workers", "2", "--json", "--speculative", "off"]).args(status.flag()).arg("--config").arg(&config);
     let job = Background::start(cmd, &dir, "sigkill");
-    let mut rng = Lcg(std::process::id() as u64);
-    // Map phase: some map outputs exist, the reduce phase has not begun.
-    wait_for(60, "the map phase", || job.map_outputs() >= 2 && job.workers().len() == 2);
-    std::thread::sleep(Duration::from_millis(rng.below(100)));
-    let workers = job.workers();
-    let victim = workers[rng.below(workers.len() as u64) as usize];
-    signal(victim, Signal::SIGKILL);
-    // Reduce phase: reduce attempts write under _temporary.
-    wait_for(60, "the reduce phase", || out.join("_temporary").exists() || out.join("_SUCCESS").exists());
-    let workers = job.workers();
-    assert!(!out.join("_SUCCESS").exists(), "the reduce phase ended before a worker could be killed");
-    signal(workers[rng.below(workers.len() as u64) as usize], Signal::SIGKILL);
-    let (status, _, stderr) = job.finish();
-    assert!(status.success(), "{stderr}");
+    // Map phase: a map task has committed, a worker is running a map attempt, and maps are left
+    // to run (the phase does not end before the kill).
+    let mut victim = None;
+    wait_for(60, "a worker running a map attempt after a first commit", || {
+        let Some(view) = status.job() else { return false };
+        let map = crate::watch::phase(&view, "map");
+        let early = map["done"].as_u64() >= Some(1) && map["idle"].as_u64() >= Some(4);
+        victim = crate::watch::worker_running(&view, "map").filter(|_| early);
+        victim.is_some()
+    });
+    let (pid, attempt) = victim.take().unwrap();
+    signal(pid, Signal::SIGKILL);
+    // Reduce phase: every map is done and a worker is running a reduce attempt.
+    wait_for(60, "a worker running a reduce attempt", || {
+        let Some(view) = status.job() else { return false };
+        victim = crate::watch::worker_running(&view, "reduce");
+        victim.is_some()
+    });
+    let (pid, reduce_attempt) = victim.unwrap();
+    signal(pid, Signal::SIGKILL);
+    let (exit, stdout, stderr) = job.finish();
+    assert!(exit.success(), "{stderr}");
     assert_same_output(&out, &local);
+    let s = summary(&stdout);
+    let lost_maps = attempts_of(&s, "map", "lost");
+    let lost_reduces = attempts_of(&s, "reduce", "lost");
+    assert!(!lost_maps.is_empty(), "killed during {attempt}, yet no map attempt was lost:\n{stdout}");
+    assert!(lost_reduces.len() == 1, "killed during {reduce_attempt}, yet not one reduce attempt was lost:\n{stdout}");
+    // The lost reduce task ran again and that later attempt committed.
+    let (task, attempt) = lost_reduces[0];
+    let committed = attempts_of(&s, "reduce", "committed");
+    assert!(committed.iter().any(|&(t, a)| t == task && a > attempt), "reduce task {task} was not re-run:\n{stdout}");
 }
 
 #[test]
@@ -249,4 +284,134 @@ fn worker_logs_are_kept_and_named_when_a_job_fails_and_removed_when_it_succeeds(
     run_ok(wordcount(&input, &out, &["--workers", "2", "--quiet"]).env("TMPDIR", &tmp));
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "a successful job left {left:?}");
+}
+
+/// Every map output file (`*.out`) under `dir`.
+fn map_output_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(map_output_files(&path));
+        } else if path.extension().is_some_and(|x| x == "out") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_corrupt_map_output_counts_against_max_attempts() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let args = ["--split-size", "8000", "--reduce-tasks", "1"];
+    let local = local_oracle(&dir, &input, &args);
+    // Every reduce attempt waits 1.5 s before it reads the map outputs: time to corrupt them.
+    let config = dir.write("mr.toml", "[faults.reduce]\nstraggler = 1.0\nstraggler_delay_ms = 1500\n");
+    for max_attempts in ["1", "2"] {
+        let status = crate::watch::Status::new();
+        let out = dir.path(&format!("out-{max_attempts}"));
+        let mut cmd = wordcount(&input, &out, &args);
+        cmd.args(["--workers", "2", "--json", "--max-attempts", max_attempts, "--speculative", "off"]);
+        cmd.args(status.flag()).arg("--config").arg(&config);
+        let job = Background::start(cmd, &dir, "corrupt");
+        wait_for(60, "every map done and a reduce attempt started", || {
+            status.job().is_some_and(|v| {
+                let map = crate::watch::phase(&v, "map");
+                map["done"] == map["tasks"] && crate::watch::phase(&v, "reduce")["running"] == 1
+            })
+        });
+        let files = map_output_files(&job.work);
+        assert!(files.len() >= 2, "{files:?}");
+        for file in &files {
+            // The last byte of partition 0 (the only one): the low byte of the last record's
+            // count, so the records still parse and only the segment's CRC32 tells.
+            let segment = &mr::mapout::read_index(file, 1).unwrap()[0];
+            assert!(segment.len > 0, "{}", file.display());
+            let mut bytes = std::fs::read(file).unwrap();
+            bytes[(segment.offset + segment.len - 1) as usize] ^= 0x01;
+            std::fs::write(file, bytes).unwrap();
+        }
+        let (exit, stdout, stderr) = job.finish();
+        if max_attempts == "1" {
+            // The first corrupt output found fails its map task's only allowed attempt.
+            assert_eq!(exit.code(), Some(1), "{stderr}");
+            assert!(stderr.contains("map task") && stderr.contains("1 attempts out of 1 allowed"), "{stderr}");
+            assert!(stderr.contains("corrupt"), "{stderr}");
+            assert!(!out.exists(), "a failed job left its output");
+            if let Some((_, logs)) = stderr.rsplit_once("worker logs: ") {
+                let _ = std::fs::remove_dir_all(logs.trim());
+            }
+        } else {
+            // With a second attempt allowed, each map task whose output was found corrupt runs
+            // again (its committed attempt becomes lost, and counts as a failure).
+            assert!(exit.success(), "{stderr}");
+            assert_same_output(&out, &local);
+            let s = summary(&stdout);
+            let lost = attempts_of(&s, "map", "lost");
+            assert!(!lost.is_empty(), "no corrupt map output was rerun:\n{stdout}");
+            for (task, attempt) in lost {
+                let committed = attempts_of(&s, "map", "committed");
+                assert!(committed.iter().any(|&(t, a)| t == task && a > attempt), "map {task} not rerun:\n{stdout}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_attempt_without_progress_for_task_timeout_fails_and_runs_again() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let args = ["--split-size", "4000", "--reduce-tasks", "2"];
+    let local = local_oracle(&dir, &input, &args);
+    let maps =
+        summary(&run_ok(wordcount(&input, &dir.path("count"), &args).args(["--local", "--json"])))["map"]["tasks"]
+            .as_u64()
+            .unwrap() as u32;
+    let seed = seed_with_one_straggler(maps, 0.2).to_string();
+    let out = dir.path("dist");
+    let start = Instant::now();
+    // One attempt sleeps 60 s before it starts: no progress, so after --task-timeout 3s it is
+    // abandoned as a failure and its task runs again (no backups: speculation is off).
+    let stdout = run_ok(wordcount(&input, &out, &args).args([
+        "--workers",
+        "2",
+        "--speculative",
+        "off",
+        "--task-timeout",
+        "3s",
+        "--inject-straggler",
+        "0.2",
+        "--straggler-delay",
+        "60000",
+        "--inject-seed",
+        &seed,
+        "--json",
+    ]));
+    assert!(start.elapsed() < Duration::from_secs(20), "the job waited for its straggler: {:?}", start.elapsed());
+    let s = summary(&stdout);
+    let failed = attempts_of(&s, "map", "failed");
+    assert_eq!(failed.len(), 1, "{stdout}");
+    let (task, _) = failed[0];
+    let attempt = s["attempts"].as_array().unwrap().iter().find(|a| a["outcome"].get("failed").is_some()).unwrap();
+    let error = attempt["outcome"]["failed"].as_str().unwrap_or_default();
+    assert!(error.contains("no progress for 3.0 s (task timeout)"), "{attempt}");
+    assert!(attempts_of(&s, "map", "committed").contains(&(task, 1)), "{stdout}");
+    assert_same_output(&out, &local);
+
+    // Every attempt straggling: each is abandoned, and after --max-attempts the job fails.
+    let err = run_fail(wordcount(&input, &dir.path("never"), &args).args([
+        "--workers",
+        "2",
+        "--task-timeout",
+        "3s",
+        "--max-attempts",
+        "2",
+        "--inject-straggler",
+        "1",
+        "--straggler-delay",
+        "60000",
+    ]));
+    assert!(err.contains("2 attempts out of 2 allowed") && err.contains("(task timeout)"), "{err}");
+    assert!(!dir.path("never").exists());
 }

@@ -188,7 +188,8 @@ impl Lcg {
 
 /// A multi-file corpus with every edge the record reader must handle: CRLF lines, a file
 /// without a final newline, an empty file, a long line, non-ASCII letters, a subdirectory,
-/// and a hidden file that must be skipped.
+/// and a hidden file that must be skipped; and the inputs where text rules differ (see
+/// [`TRICKY_TEXT`]).
 pub fn corpus(dir: &Dir) -> PathBuf {
     const WORDS: &[&str] = &[
         "the", "The", "THE", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Café", "café", "ÉTÉ", "naïve",
@@ -217,10 +218,29 @@ pub fn corpus(dir: &Dir) -> PathBuf {
     let long = format!("{}\n", ["long"; 700].join(" "));
     dir.write("in/sub/e-long-line.txt", format!("start\n{long}end\n"));
     dir.write("in/sub/f.txt", text(400, "\n"));
+    dir.write("in/sub/h-tricky.txt", TRICKY_TEXT);
     dir.write("in/.hidden.txt", "hiddenword hiddenword\n");
     dir.write("in/sub/.hidden-dir/g.txt", "hiddenword\n");
     root
 }
+
+/// Where the documented rules differ from look-alike ones. Words (Unicode's Alphabetic
+/// property, not "letters"): letter numbers (Nl: `Ⅻ`, `〇`), a circled letter (So: `Ⓐ`),
+/// Devanagari with a virama and a vowel sign, combining marks (a decomposed `ï`), a 4-byte
+/// letter, a final sigma, a titlecase letter, a dotted capital I, a digit of another script
+/// (`٣`), a unit separator (`\x1f`) and a no-break space. Regexes (Unicode-aware, on text):
+/// `\bber` on `über`, `^.{5}$` on `naïve`, `\d` on `٣`, `(?i)ÜBER`. Lines (split on `\n`, one
+/// `\r` before it dropped): a lone `\r` inside a line, and a last line ending with `\r` and
+/// no `\n`.
+pub const TRICKY_TEXT: &str = "Chapter Ⅻ: Ⓐbc namaस्ते 〇 x𐍁y\n\
+    naïve\n\
+    über ber\n\
+    ÜBER\n\
+    ٣ and 3\n\
+    nai\u{308}ve ΟΔΟΣ ǅemal İstanbul\u{a0}𝔘nicode\x1fend\n\
+    lone\rcarriage return inside\r\n\
+    windows line\r\n\
+    last line ends with a cr\r";
 
 /// A job started in the background, tagged so that its processes can be found.
 pub struct Background {

@@ -279,3 +279,43 @@ fn verify_inputs_refuses_to_resume_over_an_edit_that_keeps_size_and_mtime() {
     run_ok(&mut resume);
     assert_same_output(&out, &local_oracle(&dir, &input));
 }
+
+#[test]
+fn resume_refuses_changed_inputs_and_accepts_changed_memory_settings() {
+    let dir = Dir::new();
+    let input = input(&dir);
+    let config = slow(&dir, 150);
+    let out = dir.path("out");
+    let mut job = Background::start(wordcount(&input, &out, &config), &dir, "resume-inputs");
+    wait_for(60, "map outputs", || job.map_outputs() >= 3);
+    sigkill(&mut job.child);
+    wait_for(10, "the workers to die with their coordinator", || job.workers().is_empty());
+    let done = journaled(&out, "map");
+    assert!(!done.is_empty(), "the journal holds no committed map task");
+
+    let original = std::fs::read(&input).unwrap();
+    let modified = std::fs::metadata(&input).unwrap().modified().unwrap();
+    let set_mtime = |t: std::time::SystemTime| {
+        std::fs::File::options().write(true).open(&input).unwrap().set_modified(t).unwrap();
+    };
+    // The same bytes, touched: another modification time.
+    set_mtime(modified + std::time::Duration::from_secs(1));
+    let err = run_fail(wordcount(&input, &out, &config).arg("--resume"));
+    assert!(err.contains("input files: the journal has") && err.contains("words.txt"), "{err}");
+    // One byte less, the modification time put back: another size (the same splits).
+    std::fs::write(&input, &original[..original.len() - 1]).unwrap();
+    set_mtime(modified);
+    let err = run_fail(wordcount(&input, &out, &config).arg("--resume"));
+    assert!(err.contains("input files: the journal has") && err.contains("words.txt"), "{err}");
+    assert!(mr::journal::path_for(&out).exists(), "a refused resume removed the journal");
+
+    // The input as it was, and other memory settings: resumed.
+    std::fs::write(&input, &original).unwrap();
+    set_mtime(modified);
+    let mut resume = wordcount(&input, &out, &config);
+    resume.args(["--resume", "--json", "--sort-buffer", "1MiB", "--merge-fan-in", "2", "--max-record-bytes", "1MiB"]);
+    let summary = summary(&run_ok(resume.env("TMPDIR", &job.work)));
+    assert_same_output(&out, &local_oracle(&dir, &input));
+    let rerun: Vec<_> = attempted(&summary, "map").intersection(&done).copied().collect();
+    assert!(rerun.is_empty(), "committed maps {rerun:?} ran again (journaled: {done:?})");
+}

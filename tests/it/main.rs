@@ -17,3 +17,4 @@ mod rpc;
 mod status;
 mod storage;
 mod tls;
+mod watch;

@@ -239,6 +239,20 @@ fn raw_tcp(addr: &str, bytes: &[u8]) -> Vec<u8> {
     reply
 }
 
+/// The HTTP/2 frames of `bytes` as (type, flags, stream id); panics on a partial frame.
+fn http2_frames(mut bytes: &[u8]) -> Vec<(u8, u8, u32)> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        assert!(bytes.len() >= 9, "a partial HTTP/2 frame header: {bytes:?}");
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
+        frames.push((bytes[3], bytes[4], stream));
+        assert!(bytes.len() >= 9 + len, "a partial HTTP/2 frame: {bytes:?}");
+        bytes = &bytes[9 + len..];
+    }
+    frames
+}
+
 #[test]
 fn oversized_and_malformed_rpcs_get_an_error_and_the_job_goes_on() {
     let dir = Dir::new();
@@ -288,7 +302,12 @@ fn oversized_and_malformed_rpcs_get_an_error_and_the_job_goes_on() {
     });
     // HTTP/1 and random bytes on the HTTP/2 port: the connection is closed, nothing else.
     let reply = raw_tcp(&addr, b"GET / HTTP/1.1\r\nHost: mr\r\n\r\n");
-    eprintln!("HTTP/1 reply: {:?}", String::from_utf8_lossy(&reply));
+    let frames = http2_frames(&reply);
+    eprintln!("HTTP/1 reply: {:?}, frames (type, flags, stream): {frames:?}", String::from_utf8_lossy(&reply));
+    // The server's preface, an HTTP/2 SETTINGS frame (type 4) on stream 0, comes first; no
+    // HTTP/1 response, and nothing but connection-level frames.
+    assert!(matches!(frames.first(), Some((4, 0, 0))), "no SETTINGS frame first: {reply:?}");
+    assert!(frames.iter().all(|&(_, _, stream)| stream == 0), "{frames:?}");
     let mut rng = Lcg(3);
     let garbage: Vec<u8> = (0..4096).map(|_| rng.below(256) as u8).collect();
     raw_tcp(&addr, &garbage);

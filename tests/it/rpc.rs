@@ -89,17 +89,75 @@ async fn a_worker_exits_when_its_coordinator_goes_away() {
 
 #[test]
 fn a_worker_gives_up_connecting_after_its_timeout() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let start = Instant::now();
-    let err = run_fail(mr().args([
-        "worker",
-        "--coordinator",
-        &format!("http://127.0.0.1:{port}"),
-        "--connect-timeout",
-        "1s",
-    ]));
-    assert!(err.contains("cannot reach the coordinator") && err.contains(&port.to_string()), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(10));
+    // Nothing listens on these ports: each try is refused at once, and the worker tries again
+    // until its --connect-timeout has passed, then says how long it tried.
+    let tries: Vec<_> = [1u64, 3]
+        .map(|secs| {
+            std::thread::spawn(move || {
+                let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                let start = Instant::now();
+                let timeout = format!("{secs}s");
+                let url = format!("http://127.0.0.1:{port}");
+                let err = run_fail(mr().args(["worker", "--coordinator", &url, "--connect-timeout", &timeout]));
+                (secs, start.elapsed(), port, err)
+            })
+        })
+        .into_iter()
+        .collect();
+    for handle in tries {
+        let (secs, elapsed, port, err) = handle.join().unwrap();
+        let timeout = Duration::from_secs(secs);
+        assert!(err.contains("cannot reach the coordinator") && err.contains(&port.to_string()), "{err}");
+        assert!(err.contains(&format!("(--connect-timeout {secs}s)")), "{err}");
+        assert!(elapsed >= timeout, "--connect-timeout {secs}s gave up after {elapsed:?}: {err}");
+        assert!(elapsed < timeout + Duration::from_secs(3), "--connect-timeout {secs}s took {elapsed:?}");
+        // The time the message states is at least the timeout and at most what passed.
+        let stated = err.split("gave up after ").nth(1).and_then(|r| r.split(" and ").next()).unwrap();
+        let stated = humantime::parse_duration(stated).unwrap_or_else(|e| panic!("{e}: {err}"));
+        assert!(stated >= timeout && stated <= elapsed, "it says {stated:?}, took {elapsed:?}: {err}");
+        let tries: u32 = err.split(" and ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap();
+        assert!(tries > 3, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_worker_retries_until_its_coordinator_listens() {
+    let dir = Dir::new();
+    let coordinator = Coordinator::new(config(&dir, Vec::new()));
+    // Hold the only task: the worker registers and keeps asking.
+    {
+        let mut s = coordinator.scheduler();
+        let holder = s.register("holder".into(), 0);
+        assert!(matches!(s.request_task(holder, 0), mr::scheduler::Assignment::Run { .. }));
+    }
+    let port = crate::cluster::free_port();
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_mr"));
+    for var in outer_mr_vars() {
+        worker.env_remove(var);
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let mut worker = worker
+        .args(["worker", "--coordinator", &url, "--connect-timeout", "20s", "--lost-timeout", "1s"])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Nothing listens for the worker's first tries.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(worker.try_wait().unwrap().is_none(), "the worker gave up while it should still try");
+    assert_eq!(coordinator.scheduler().workers().len(), 1, "only the holder");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while coordinator.scheduler().workers().len() < 2 {
+        assert!(Instant::now() < deadline, "the worker never registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), worker.wait()).await.expect("the worker exits").unwrap();
+    assert_eq!(status.code(), Some(1), "the worker exits when its coordinator goes away");
 }
 
 #[tokio::test]
@@ -208,4 +266,83 @@ async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
     let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, None, &|_| {}).await.unwrap_err();
     assert!(matches!(err, mr::Error::LostMapOutput { .. }), "{err}");
     assert!(err.to_string().contains("4 tries"), "{err}");
+}
+
+#[tokio::test]
+async fn a_fetch_is_tried_4_times_over_about_2_seconds() {
+    let dir = Dir::new();
+    let file = dir.path("map-0-0.out");
+    map_output(&file, 2, 100);
+    let token = mr::rpc::Token::new("t").unwrap();
+    let location = |port: u16| mr::shuffle::Location {
+        map_task: 0,
+        attempt: 0,
+        host: "elsewhere".into(),
+        path: file.display().to_string(),
+        shuffle_url: format!("http://127.0.0.1:{port}"),
+    };
+
+    // A server that accepts connections and closes them at once: every try fails. A try may
+    // open more than one connection (the client reconnects within it), so tries are told apart
+    // by the pauses between them: 250, 500 and 1000 ms.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let times = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            times.lock().unwrap().push(Instant::now());
+            drop(stream);
+        }
+    });
+    let start = Instant::now();
+    let err = mr::shuffle::fetch(&location(port), 1, &dir.path("a.out"), &token, None, &|_| {}).await.unwrap_err();
+    let elapsed = start.elapsed();
+    assert!(matches!(err, mr::Error::LostMapOutput { .. }) && err.to_string().contains("(4 tries)"), "{err}");
+    let times = accepted.lock().unwrap().clone();
+    let mut tries = vec![times[0]];
+    for pair in times.windows(2) {
+        if pair[1] - pair[0] > Duration::from_millis(150) {
+            tries.push(pair[1]);
+        }
+    }
+    let pauses: Vec<u128> = tries.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    assert_eq!(tries.len(), 4, "pauses between connections {pauses:?} ms: {err}");
+    for (pause, planned) in pauses.iter().zip([250, 500, 1000]) {
+        assert!((planned..planned + 400).contains(pause), "pauses {pauses:?} ms, planned 250, 500, 1000");
+    }
+    assert!(elapsed >= Duration::from_millis(1750) && elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert!(!dir.path("a.out").exists(), "a failed fetch left its file");
+
+    // A server that comes up 600 ms late: a later try gets the partition.
+    let port = crate::cluster::free_port();
+    let outputs = mr::shuffle::Outputs::default();
+    outputs.insert(0, 0, file.clone());
+    let stop = CancellationToken::new();
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            let service = pb::shuffle_server::ShuffleServer::new(mr::shuffle::ShuffleServer::new(outputs, 2));
+            let service = mr::rpc::check_token(service, token_of("t"));
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    stop.cancelled_owned(),
+                )
+                .await
+        })
+    };
+    let start = Instant::now();
+    mr::shuffle::fetch(&location(port), 1, &dir.path("b.out"), &token, None, &|_| {}).await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(600), "fetched before the server was up");
+    assert_eq!(read_all(&dir.path("b.out"), 0, 1).unwrap(), read_all(&file, 1, 2).unwrap());
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
+
+fn token_of(token: &str) -> mr::rpc::Token {
+    mr::rpc::Token::new(token).unwrap()
 }

@@ -187,22 +187,172 @@ fn mr_status_names_an_unreachable_server() {
     assert!(err.contains("cannot reach") && err.contains(&url.trim_end_matches('/').to_string()), "{err}");
 }
 
+/// The TCP ports process `pid` listens on (from /proc: its socket inodes, and the kernel's
+/// table of TCP sockets in the LISTEN state).
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is IP:PORT in hex; st 0A is LISTEN; the inode is field 9.
+            if fields.len() > 9 && fields[3] == "0A" && inodes.iter().any(|i| i == fields[9]) {
+                let port = fields[1].rsplit_once(':').map(|(_, p)| u16::from_str_radix(p, 16).unwrap());
+                ports.extend(port);
+            }
+        }
+    }
+    ports.sort();
+    ports
+}
+
 #[test]
 fn http_off_serves_nothing_and_quiet_prints_nothing() {
     let dir = Dir::new();
     dir.write("in/a.txt", "one two two\n");
-    let out = dir.path("out");
-    let mut cmd = mr();
-    cmd.args(["run", "wordcount", "--http", "off", "--quiet", "--workers", "1", "--input"])
-        .arg(dir.path("in"))
-        .arg("--output")
-        .arg(&out);
-    let output = cmd.output().unwrap();
-    assert!(output.status.success());
-    assert!(output.stdout.is_empty() && output.stderr.is_empty(), "{}", crate::harness::describe(&cmd, &output));
+    let go = dir.path("go");
+    let mapper = gated_mapper(&go);
+    // The config file asks for a status server on `http`; the flag turns it off.
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = dir.write("mr.toml", format!("http = \"{http}\"\n"));
+    let job = |grpc: &str, out: &str, extra: &[&str]| {
+        let mut cmd = mr();
+        cmd.args(["run", "streaming", "--mapper", &mapper, "--reducer", REDUCER, "--workers", "1", "--listen", grpc])
+            .arg("--config")
+            .arg(&config)
+            .arg("--input")
+            .arg(dir.path("in"))
+            .arg("--output")
+            .arg(dir.path(out))
+            .args(extra);
+        cmd
+    };
+    for (off, out) in [(true, "off"), (false, "on")] {
+        let _ = std::fs::remove_file(&go);
+        let grpc_port = crate::cluster::free_port();
+        let grpc = format!("127.0.0.1:{grpc_port}");
+        let extra: &[&str] = if off { &["--http", "off", "--quiet"] } else { &["--quiet"] };
+        let mut running = Background::start(job(&grpc, out, extra), &dir, &format!("http-{out}"));
+        // `mr run` binds its listeners before it starts a worker: once a worker (or its mapper)
+        // runs, the coordinator's process serves all it will serve.
+        let pid = running.child.id();
+        wait_for(60, "the coordinator to listen and its worker to start", || {
+            listening_ports(pid).contains(&grpc_port) && !running.workers().is_empty()
+        });
+        let ports = listening_ports(pid);
+        let served = std::net::TcpStream::connect(http).is_ok();
+        if off {
+            assert_eq!(ports, [grpc_port], "with --http off, only the gRPC port is served");
+            assert!(!served, "with --http off, something answers on the configured {http}");
+        } else {
+            assert!(ports.contains(&http.port()) && ports.len() == 2, "{ports:?}: the status server is not on {http}");
+            assert!(served && get(&format!("http://{http}/api/v1/job")).contains("\"job\":\"streaming\""));
+        }
+        std::fs::write(&go, "").unwrap();
+        let status = running.child.wait().unwrap();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        running.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        running.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(status.success(), "{stderr}");
+        // --quiet: nothing on either stream, the status line included.
+        assert!(stdout.is_empty() && stderr.is_empty(), "--quiet printed {stdout:?} {stderr:?}");
+        wait_for(10, "every process of the job to exit", || crate::harness::tagged_processes(&running.tag).is_empty());
+    }
+    // Without --quiet the status line comes first.
     let mut cmd = mr();
     cmd.args(["run", "wordcount", "--workers", "1", "--input"]).arg(dir.path("in")).arg("--output").arg(dir.path("o2"));
     let output = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("status: http://127.0.0.1:"), "{stderr}");
+}
+
+#[test]
+fn metrics_series_agree_with_the_job_s_counters() {
+    let dir = Dir::new();
+    for f in 0..3 {
+        let text: String = (0..200).map(|i| format!("alpha beta {} gamma line{f}\n", i % 5)).collect();
+        dir.write(&format!("in/{f}.txt"), text);
+    }
+    let go = dir.path("go");
+    let mapper = "tr -cs 'A-Za-z' '\\n' | awk 'NF { print $0 \"\\t1\" }'; echo 'reporter:counter:test,map runs,1' >&2";
+    // The reducers wait for `go`: the map phase's counters are final while the job still runs.
+    let reducer = format!("while [ ! -e '{}' ]; do sleep 0.05; done; {REDUCER}", go.display());
+    let status = crate::watch::Status::new();
+    let mut cmd = mr();
+    cmd.args(["run", "streaming", "--mapper", mapper, "--reducer", &reducer, "--workers", "2", "--reduce-tasks", "2"])
+        .args(["--task-timeout", "10m", "--split-size", "4KB", "--json", "--input"])
+        .arg(dir.path("in"))
+        .arg("--output")
+        .arg(dir.path("out"))
+        .args(status.flag());
+    let started = std::time::Instant::now();
+    let job = Background::start(cmd, &dir, "metrics");
+    wait_for(30, "every map done and both reduces running", || {
+        status.job().is_some_and(|v| {
+            let map = crate::watch::phase(&v, "map");
+            map["done"] == map["tasks"] && crate::watch::phase(&v, "reduce")["running"] == 2
+        })
+    });
+    let view = status.job().unwrap();
+    let text = status.metrics().unwrap();
+    let scraped = started.elapsed();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let sample = |name: &str, labels: &[(&str, &str)]| -> u64 {
+        let found: Vec<f64> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name} is not a gauge: {other:?}"),
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?} in\n{text}");
+        assert_eq!(scrape.samples.iter().find(|s| s.metric == name).unwrap().labels.get("job"), Some("streaming"));
+        found[0] as u64
+    };
+    let running = sample("mr_attempts", &[("phase", "reduce"), ("outcome", "running")]);
+    let map_records = [
+        ("in", sample("mr_records", &[("phase", "map"), ("direction", "in")])),
+        ("out", sample("mr_records", &[("phase", "map"), ("direction", "out")])),
+    ];
+    let map_bytes = [
+        ("in", sample("mr_bytes", &[("phase", "map"), ("direction", "in")])),
+        ("out", sample("mr_bytes", &[("phase", "map"), ("direction", "out")])),
+    ];
+    let map_runs = sample("mr_user_counter", &[("phase", "map"), ("group", "test"), ("name", "map runs")]);
+    let committed = sample("mr_attempts", &[("phase", "map"), ("outcome", "committed")]);
+    let elapsed = sample("mr_job_elapsed_milliseconds", &[]);
+    assert_eq!(running, 2);
+    assert!(elapsed >= view["elapsed_ms"].as_u64().unwrap() && elapsed <= scraped.as_millis() as u64, "{elapsed}");
+
+    std::fs::write(&go, "").unwrap();
+    let (exit, stdout, stderr) = job.finish();
+    assert!(exit.success(), "{stderr}");
+    let s = crate::harness::summary(&stdout);
+    let counters = &s["map"]["counters"];
+    let maps = s["map"]["tasks"].as_u64().unwrap();
+    assert!(maps >= 2, "{stdout}");
+    for (direction, value) in map_records {
+        let key = if direction == "in" { "input_records" } else { "output_records" };
+        assert_eq!(counters[key], value, "mr_records{{phase=map,direction={direction}}}");
+    }
+    for (direction, value) in map_bytes {
+        let key = if direction == "in" { "input_bytes" } else { "output_bytes" };
+        assert_eq!(counters[key], value, "mr_bytes{{phase=map,direction={direction}}}");
+    }
+    assert_eq!(counters["input_records"], 600);
+    assert_eq!(counters["user"]["test"]["map runs"], map_runs);
+    assert_eq!(map_runs, maps);
+    assert_eq!(committed, maps);
 }

@@ -144,3 +144,34 @@ fn s3_input_and_output_against_a_real_server() {
         run_fail(s3.mr().args(["run", "wordcount", "--input", "s3://mrtest/nothing", "--output", "s3://mrtest/x"]));
     assert!(err.contains("s3://mrtest/nothing"), "{err}");
 }
+
+#[test]
+fn an_interrupted_object_store_job_deletes_what_it_wrote() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let out = dir.path("out");
+    let out_url = format!("file://{}", out.display());
+    // Every reduce attempt waits 1 s first: three reduce tasks on two workers commit their
+    // part objects at least 1 s apart.
+    let config = dir.write("mr.toml", "[faults.reduce]\nstraggler = 1.0\nstraggler_delay_ms = 1000\n");
+    let mut cmd = mr();
+    cmd.args(["run", "wordcount", "--quiet", "--workers", "2", "--reduce-tasks", "3", "--split-size", "4000"])
+        .arg("--input")
+        .arg(&input)
+        .args(["--output", &out_url, "--config"])
+        .arg(&config);
+    let job = crate::harness::Background::start(cmd, &dir, "object-store-interrupt");
+    let committed_part = || {
+        std::fs::read_dir(&out).into_iter().flatten().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("part-r-") && name.len() == "part-r-00000".len()
+        })
+    };
+    wait_for(60, "a first part object", committed_part);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(job.child.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+    let (status, _, stderr) = job.finish();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&out).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "an interrupted job left {left:?} under its output prefix");
+}

@@ -58,6 +58,10 @@ enum Command {
     /// Measure the coordinator's cost per task: simulated workers over loopback gRPC that do
     /// no task work, against empty calls; with --job, also a real `mr run` of many map tasks.
     BenchCoordinator(BenchCoordinatorArgs),
+    /// Simulate the MapReduce paper's cluster, driving mr's real scheduler with simulated
+    /// time: a preset (sort-normal, sort-no-backup, sort-kill-200, grep, scale), or `check`
+    /// for randomized fault schedules checked against the scheduler's invariants.
+    Simulate(SimulateArgs),
     /// Run a command and print its resource usage as JSON (used by `mr bench`).
     #[command(hide = true)]
     BenchExec {
@@ -101,6 +105,53 @@ struct BenchArgs {
     /// Print the rows as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// sort-normal, sort-no-backup, sort-kill-200, grep, scale, or check.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::simulate::presets::NAMES.iter().copied().chain(["check"])))]
+    scenario: String,
+    /// Seed of everything random in the simulation (check: run this one seed, verbosely).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// check: the seeds to run, FIRST..END (END excluded).
+    #[arg(long, default_value = "0..1000", value_parser = parse_seed_range)]
+    seeds: std::ops::Range<u64>,
+    /// Write the input, shuffle and output rates over time to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Write the event trace to this file.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Override the preset's fraction of slowed machines (0 to 1).
+    #[arg(long, value_name = "FRACTION")]
+    slow_fraction: Option<f64>,
+    /// Override the preset's slowdown of those machines' disk and CPU (at least 1).
+    #[arg(long, value_name = "FACTOR")]
+    slow_factor: Option<f64>,
+    /// Override the time at which the preset's workers are killed, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    kill_at: Option<f64>,
+    /// Override the bandwidth through the root switch, in Gbps (the paper: 100-200).
+    #[arg(long, value_name = "GBPS")]
+    root_gbps: Option<f64>,
+    /// Turn backup attempts on or off, whatever the preset says.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    speculative: Option<bool>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("{s:?} is not a range FIRST..END, e.g. 0..1000"))?;
+    let a: u64 = a.trim().parse().map_err(|e| format!("{a:?} in --seeds: {e}"))?;
+    let b: u64 = b.trim().parse().map_err(|e| format!("{b:?} in --seeds: {e}"))?;
+    if a >= b {
+        return Err(format!("--seeds {s} is empty: END must be above FIRST"));
+    }
+    Ok(a..b)
 }
 
 #[derive(Debug, Args)]
@@ -596,6 +647,7 @@ fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
         Command::Gen(cmd) => generate(cmd),
         Command::Bench(args) => bench(args),
         Command::BenchCoordinator(args) => bench_coordinator(args),
+        Command::Simulate(args) => simulate(args),
         Command::BenchExec { argv } => bench_exec(&argv),
         Command::BenchWordcount { threads, input, output } => {
             crate::bench::hand_written_wordcount(&input, threads, &output).map_err(anyhow::Error::from)
@@ -909,6 +961,81 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         print!("{}", crate::bench::table(&rows));
     }
     Ok(())
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use crate::simulate;
+    if args.scenario == "check" {
+        let seeds = args.seed.map_or(args.seeds.clone(), |s| s..s + 1);
+        let verbose = args.seed.is_some();
+        let failures = simulate::check::run_seeds(seeds.clone(), verbose, &mut |line| println!("{line}"));
+        if failures > 0 {
+            bail!(
+                "{failures} of {} seeds broke an invariant (reproduce one with the command printed above it)",
+                seeds.end - seeds.start
+            );
+        }
+        return Ok(());
+    }
+    let seed = args.seed.unwrap_or(1);
+    let mut scenario = simulate::presets::preset(&args.scenario, seed).context("unknown preset")?;
+    if let Some(f) = args.slow_fraction {
+        if !(0.0..=1.0).contains(&f) {
+            bail!("--slow-fraction {f} is not a fraction: give a number from 0 to 1");
+        }
+        scenario.faults.slow_fraction = f;
+    }
+    if let Some(f) = args.slow_factor {
+        if !(f >= 1.0 && f.is_finite()) {
+            bail!("--slow-factor {f} would speed machines up: give a factor of at least 1");
+        }
+        scenario.faults.slow_factor = f;
+    }
+    if let Some(at) = args.kill_at {
+        if !(at >= 0.0 && at.is_finite()) {
+            bail!("--kill-at {at} is not a time: give seconds from the job's start");
+        }
+        if scenario.faults.deaths.is_empty() {
+            bail!("--kill-at: the preset {} kills no workers (sort-kill-200 does)", args.scenario);
+        }
+        for d in &mut scenario.faults.deaths {
+            d.at_ms = (at * 1e3) as u64;
+        }
+    }
+    if let Some(g) = args.root_gbps {
+        if !(g > 0.0 && g.is_finite()) {
+            bail!("--root-gbps {g} is no bandwidth: give a positive number of Gbps");
+        }
+        scenario.cluster.root_mb_s = g * 125.0;
+    }
+    if let Some(on) = args.speculative {
+        scenario.policy.speculative = on;
+    }
+    let mut trace = Vec::new();
+    let report = simulate::run(&scenario, args.trace.is_some().then_some(&mut trace));
+    if let Some(path) = &args.trace {
+        std::fs::write(path, &trace).with_context(|| format!("cannot write the trace {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let title = format!("mr simulate {} (seed {seed})", args.scenario);
+        simulate::plot::write_svg(path, &title, &report)?;
+    }
+    if args.json {
+        println!("{}", serde_json::json!({ "scenario": scenario, "report": report }));
+    } else {
+        print!("{}", simulate::render(&args.scenario, &scenario, &report));
+        if let Some(path) = &args.plot {
+            println!("plot: {}", path.display());
+        }
+        if let Some(path) = &args.trace {
+            println!("trace: {} ({} lines)", path.display(), report.trace_lines);
+        }
+    }
+    match &report.end {
+        simulate::End::Succeeded(_) => Ok(()),
+        simulate::End::Failed(why) => bail!("the simulated job failed: {why}"),
+        simulate::End::TimedOut => bail!("the simulated job did not end within the time limit"),
+    }
 }
 
 fn bench_coordinator(args: BenchCoordinatorArgs) -> anyhow::Result<()> {

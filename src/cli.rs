@@ -125,16 +125,16 @@ struct SimulateArgs {
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
     /// Override the preset's fraction of slowed machines (0 to 1).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
     slow_fraction: Option<f64>,
     /// Override the preset's slowdown of those machines' disk and CPU (at least 1).
-    #[arg(long, value_name = "FACTOR")]
+    #[arg(long, value_name = "FACTOR", value_parser = parse_slowdown)]
     slow_factor: Option<f64>,
     /// Override the time at which the preset's workers are killed, in seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     kill_at: Option<f64>,
     /// Override the bandwidth through the root switch, in Gbps (the paper: 100-200).
-    #[arg(long, value_name = "GBPS")]
+    #[arg(long, value_name = "GBPS", value_parser = parse_gbps)]
     root_gbps: Option<f64>,
     /// Turn backup attempts on or off, whatever the preset says.
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
@@ -142,6 +142,27 @@ struct SimulateArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_number(s: &str, ok: impl Fn(f64) -> bool, what: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if ok(v) && v.is_finite() { Ok(v) } else { Err(format!("{s} is out of range: give {what}")) }
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    parse_number(s, |v| (0.0..=1.0).contains(&v), "a fraction from 0 to 1")
+}
+
+fn parse_slowdown(s: &str) -> Result<f64, String> {
+    parse_number(s, |v| v >= 1.0, "a factor of at least 1 (1 = not slowed)")
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    parse_number(s, |v| v >= 0.0, "seconds from the job's start, 0 or more")
+}
+
+fn parse_gbps(s: &str) -> Result<f64, String> {
+    parse_number(s, |v| v > 0.0, "a positive number of Gbps")
 }
 
 fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
@@ -980,32 +1001,22 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or(1);
     let mut scenario = simulate::presets::preset(&args.scenario, seed).context("unknown preset")?;
     if let Some(f) = args.slow_fraction {
-        if !(0.0..=1.0).contains(&f) {
-            bail!("--slow-fraction {f} is not a fraction: give a number from 0 to 1");
-        }
         scenario.faults.slow_fraction = f;
     }
     if let Some(f) = args.slow_factor {
-        if !(f >= 1.0 && f.is_finite()) {
-            bail!("--slow-factor {f} would speed machines up: give a factor of at least 1");
-        }
         scenario.faults.slow_factor = f;
     }
     if let Some(at) = args.kill_at {
-        if !(at >= 0.0 && at.is_finite()) {
-            bail!("--kill-at {at} is not a time: give seconds from the job's start");
-        }
         if scenario.faults.deaths.is_empty() {
-            bail!("--kill-at: the preset {} kills no workers (sort-kill-200 does)", args.scenario);
+            let message =
+                format!("--kill-at: the preset {} kills no workers; use it with sort-kill-200", args.scenario);
+            Cli::command().error(ErrorKind::ArgumentConflict, message).exit();
         }
         for d in &mut scenario.faults.deaths {
             d.at_ms = (at * 1e3) as u64;
         }
     }
     if let Some(g) = args.root_gbps {
-        if !(g > 0.0 && g.is_finite()) {
-            bail!("--root-gbps {g} is no bandwidth: give a positive number of Gbps");
-        }
         scenario.cluster.root_mb_s = g * 125.0;
     }
     if let Some(on) = args.speculative {

@@ -123,3 +123,41 @@ pub fn preset(name: &str, seed: u64) -> Option<Scenario> {
     };
     Some(sc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::{End, run};
+
+    fn seconds(name: &str) -> f64 {
+        let report = run(&preset(name, 1).expect("a preset"), None);
+        assert!(report.violations.is_empty(), "{name}: {:?}", report.violations);
+        match report.end {
+            End::Succeeded(ms) => ms as f64 / 1e3,
+            other => panic!("{name} did not succeed: {other:?}"),
+        }
+    }
+
+    /// The paper's shape, with mr's policies, at the paper's scale.
+    #[test]
+    fn the_presets_have_the_paper_s_shape() {
+        let normal = seconds("sort-normal");
+        let no_backup = seconds("sort-no-backup");
+        let killed = seconds("sort-kill-200");
+        let grep = seconds("grep");
+        assert!(no_backup >= normal * 1.25, "no backups {no_backup} s against {normal} s");
+        assert!(killed <= normal * 1.10, "200 killed {killed} s against {normal} s");
+        assert!((15.0..=1_500.0).contains(&grep), "grep {grep} s, the paper's 150 s");
+    }
+
+    #[test]
+    fn a_preset_plots_as_svg() {
+        let mut sc = preset("grep", 1).expect("a preset");
+        sc.cluster = paper_cluster(40);
+        sc.workload.map_tasks = 50;
+        sc.workload.input_bytes = 5_000_000_000;
+        let report = run(&sc, None);
+        let svg = crate::simulate::plot::render_svg("grep", &report).expect("the plot draws");
+        assert!(svg.starts_with("<svg") && svg.contains("Input (MB/s)") && svg.contains("<polygon"), "{svg}");
+    }
+}

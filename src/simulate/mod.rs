@@ -1211,7 +1211,7 @@ impl Sim<'_> {
         match a.stage {
             StageKind::MapRead => {
                 a.stage = StageKind::MapWrite;
-                a.total = a.total * w.map_output_ratio;
+                a.total *= w.map_output_ratio;
                 a.uses = vec![(self.disk(m), 1.0)];
                 a.cpu = self.cpu_rate(m, w.sort_ns_per_byte);
                 self.procs[p].task = Some(a);

@@ -185,7 +185,7 @@ pub fn check_seed(seed: u64) -> SeedResult {
 }
 
 /// Runs `seeds`, printing each failing seed with its reproducer (and every seed's outcome
-/// when `verbose`). Returns the number of failing seeds.
+/// when `verbose`), then the count of failures. Returns the number of failing seeds.
 pub fn run_seeds(seeds: Range<u64>, verbose: bool, out: &mut dyn FnMut(String)) -> u64 {
     let mut failures = 0;
     for seed in seeds.clone() {
@@ -213,9 +213,7 @@ pub fn run_seeds(seeds: Range<u64>, verbose: bool, out: &mut dyn FnMut(String)) 
             out(format!("  reproduce: mr simulate check --seed {seed} (add --trace FILE for its events)"));
         }
     }
-    if verbose || failures > 0 {
-        out(format!("{failures} of {} seeds failed", seeds.end - seeds.start));
-    }
+    out(format!("{failures} of {} seeds failed", seeds.end - seeds.start));
     failures
 }
 

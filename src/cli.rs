@@ -58,6 +58,10 @@ enum Command {
     /// Measure the coordinator's cost per task: simulated workers over loopback gRPC that do
     /// no task work, against empty calls; with --job, also a real `mr run` of many map tasks.
     BenchCoordinator(BenchCoordinatorArgs),
+    /// Simulate the MapReduce paper's cluster, driving mr's real scheduler with simulated
+    /// time: a preset (sort-normal, sort-no-backup, sort-kill-200, grep, scale), or `check`
+    /// for randomized fault schedules checked against the scheduler's invariants.
+    Simulate(SimulateArgs),
     /// Run a command and print its resource usage as JSON (used by `mr bench`).
     #[command(hide = true)]
     BenchExec {
@@ -112,6 +116,74 @@ struct BenchArgs {
     /// Print the rows as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// sort-normal, sort-no-backup, sort-kill-200, grep, scale, or check.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::simulate::presets::NAMES.iter().copied().chain(["check"])))]
+    scenario: String,
+    /// Seed of everything random in the simulation (check: run this one seed, verbosely).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// check: the seeds to run, FIRST..END (END excluded).
+    #[arg(long, default_value = "0..1000", value_parser = parse_seed_range)]
+    seeds: std::ops::Range<u64>,
+    /// Write the input, shuffle and output rates over time to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Write the event trace to this file.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Override the preset's fraction of slowed machines (0 to 1).
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
+    slow_fraction: Option<f64>,
+    /// Override the preset's slowdown of those machines' disk and CPU (at least 1).
+    #[arg(long, value_name = "FACTOR", value_parser = parse_slowdown)]
+    slow_factor: Option<f64>,
+    /// Override the time at which the preset's workers are killed, in seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    kill_at: Option<f64>,
+    /// Override the bandwidth through the root switch, in Gbps (the paper: 100-200).
+    #[arg(long, value_name = "GBPS", value_parser = parse_gbps)]
+    root_gbps: Option<f64>,
+    /// Turn backup attempts on or off, whatever the preset says.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    speculative: Option<bool>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_number(s: &str, ok: impl Fn(f64) -> bool, what: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if ok(v) && v.is_finite() { Ok(v) } else { Err(format!("{s} is out of range: give {what}")) }
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    parse_number(s, |v| (0.0..=1.0).contains(&v), "a fraction from 0 to 1")
+}
+
+fn parse_slowdown(s: &str) -> Result<f64, String> {
+    parse_number(s, |v| v >= 1.0, "a factor of at least 1 (1 = not slowed)")
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    parse_number(s, |v| v >= 0.0, "seconds from the job's start, 0 or more")
+}
+
+fn parse_gbps(s: &str) -> Result<f64, String> {
+    parse_number(s, |v| v > 0.0, "a positive number of Gbps")
+}
+
+fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("{s:?} is not a range FIRST..END, e.g. 0..1000"))?;
+    let a: u64 = a.trim().parse().map_err(|e| format!("{a:?} in --seeds: {e}"))?;
+    let b: u64 = b.trim().parse().map_err(|e| format!("{b:?} in --seeds: {e}"))?;
+    if a >= b {
+        return Err(format!("--seeds {s} is empty: END must be above FIRST"));
+    }
+    Ok(a..b)
 }
 
 #[derive(Debug, Args)]
@@ -682,6 +754,7 @@ fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
         Command::Gen(cmd) => generate(cmd),
         Command::Bench(args) => bench(args),
         Command::BenchCoordinator(args) => bench_coordinator(args),
+        Command::Simulate(args) => simulate(args),
         Command::BenchExec { argv } => bench_exec(&argv),
         Command::StreamGuard { .. } => bail!("mr stream-guard runs before logging is set up"),
         Command::BenchWordcount { threads, input, output } => {
@@ -1020,6 +1093,71 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         print!("{}", crate::bench::table(&rows));
     }
     Ok(())
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use crate::simulate;
+    if args.scenario == "check" {
+        let seeds = args.seed.map_or(args.seeds.clone(), |s| s..s + 1);
+        let verbose = args.seed.is_some();
+        let failures = simulate::check::run_seeds(seeds.clone(), verbose, &mut |line| println!("{line}"));
+        if failures > 0 {
+            bail!(
+                "{failures} of {} seeds broke an invariant (reproduce one with the command printed above it)",
+                seeds.end - seeds.start
+            );
+        }
+        return Ok(());
+    }
+    let seed = args.seed.unwrap_or(1);
+    let mut scenario = simulate::presets::preset(&args.scenario, seed).context("unknown preset")?;
+    if let Some(f) = args.slow_fraction {
+        scenario.faults.slow_fraction = f;
+    }
+    if let Some(f) = args.slow_factor {
+        scenario.faults.slow_factor = f;
+    }
+    if let Some(at) = args.kill_at {
+        if scenario.faults.deaths.is_empty() {
+            let message =
+                format!("--kill-at: the preset {} kills no workers; use it with sort-kill-200", args.scenario);
+            Cli::command().error(ErrorKind::ArgumentConflict, message).exit();
+        }
+        for d in &mut scenario.faults.deaths {
+            d.at_ms = (at * 1e3) as u64;
+        }
+    }
+    if let Some(g) = args.root_gbps {
+        scenario.cluster.root_mb_s = g * 125.0;
+    }
+    if let Some(on) = args.speculative {
+        scenario.policy.speculative = on;
+    }
+    let mut trace = Vec::new();
+    let report = simulate::run(&scenario, args.trace.is_some().then_some(&mut trace));
+    if let Some(path) = &args.trace {
+        std::fs::write(path, &trace).with_context(|| format!("cannot write the trace {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let title = format!("mr simulate {} (seed {seed})", args.scenario);
+        simulate::plot::write_svg(path, &title, &report)?;
+    }
+    if args.json {
+        println!("{}", serde_json::json!({ "scenario": scenario, "report": report }));
+    } else {
+        print!("{}", simulate::render(&args.scenario, &scenario, &report));
+        if let Some(path) = &args.plot {
+            println!("plot: {}", path.display());
+        }
+        if let Some(path) = &args.trace {
+            println!("trace: {} ({} lines)", path.display(), report.trace_lines);
+        }
+    }
+    match &report.end {
+        simulate::End::Succeeded(_) => Ok(()),
+        simulate::End::Failed(why) => bail!("the simulated job failed: {why}"),
+        simulate::End::TimedOut => bail!("the simulated job did not end within the time limit"),
+    }
 }
 
 fn bench_coordinator(args: BenchCoordinatorArgs) -> anyhow::Result<()> {

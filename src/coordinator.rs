@@ -108,9 +108,9 @@ struct Shared {
     /// Where committed tasks are recorded, for `--resume`.
     journal: Option<Arc<Journal>>,
     /// The map outputs of the last reduce assignment, as recorded and as sent: every reduce
-    /// task gets the same list (until a map reruns), and converting 10,000 of them for each
-    /// one was most of a reduce assignment's cost.
-    reduce_inputs: Mutex<(Vec<String>, Vec<pb::MapOutput>)>,
+    /// task gets the same shared list from the scheduler (until a map reruns), and converting
+    /// 10,000 of them for each one was most of a reduce assignment's cost.
+    reduce_inputs: Mutex<(Arc<[String]>, Vec<pb::MapOutput>)>,
 }
 
 impl Coordinator {
@@ -155,7 +155,7 @@ impl Coordinator {
             endpoints: Mutex::new(HashMap::new()),
             told_to_exit: Mutex::new(std::collections::HashSet::new()),
             journal,
-            reduce_inputs: Mutex::new((Vec::new(), Vec::new())),
+            reduce_inputs: Mutex::new((Arc::from([]), Vec::new())),
         };
         let coordinator = Coordinator { shared: Arc::new(shared) };
         // A job with no reduce work left (no input, R = 0) commits at once.
@@ -378,7 +378,7 @@ fn commit_job(output_dir: &Path) -> Result<()> {
 fn task_message(
     shared: &Shared,
     attempt: AttemptId,
-    map_outputs: Vec<String>,
+    map_outputs: Arc<[String]>,
     skip_records: Vec<u64>,
 ) -> Result<pb::Task, Status> {
     let config = &shared.config;
@@ -389,7 +389,9 @@ fn task_message(
         }
         Phase::Reduce => {
             let mut cache = shared.reduce_inputs.lock().expect("lock poisoned");
-            if cache.0 != map_outputs {
+            // The same shared list as last time (the cache holds it, so its address is not
+            // reused): no need to compare M strings.
+            if !Arc::ptr_eq(&cache.0, &map_outputs) {
                 let converted = map_outputs
                     .iter()
                     .map(|o| serde_json::from_str::<Location>(o).map(pb::MapOutput::from))

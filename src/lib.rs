@@ -42,6 +42,7 @@ pub mod rpc;
 pub mod run;
 pub mod scheduler;
 pub mod shuffle;
+pub mod simulate;
 pub mod status;
 pub mod storage;
 pub mod summary;

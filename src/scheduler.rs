@@ -24,6 +24,7 @@
 //!   do not count.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,8 +137,10 @@ pub enum Assignment {
     Run {
         /// The attempt to run.
         attempt: AttemptId,
-        /// Reduce only: the committed map outputs, in map task order.
-        map_outputs: Vec<String>,
+        /// Reduce only: the committed map outputs, in map task order. Every reduce attempt
+        /// gets the same shared list until a map output changes, so that handing out R
+        /// reduce tasks costs O(M + R), not O(R × M).
+        map_outputs: Arc<[String]>,
         /// Map only: offsets of records to skip.
         skip_records: Vec<u64>,
     },
@@ -333,6 +336,9 @@ pub struct Scheduler {
     /// scan of all tasks and attempts: with 10,000 tasks and 64 workers, scans per GetTask
     /// were the coordinator's largest cost.
     index: [PhaseIndex; 2],
+    /// The list of committed map outputs handed to reduce attempts, built at the first reduce
+    /// assignment after a map output changed (`None` until then).
+    reduce_inputs: Option<Arc<[String]>>,
 }
 
 /// What the scheduler keeps per phase to find tasks without scanning them all.
@@ -366,6 +372,7 @@ impl Scheduler {
             attempts: Vec::new(),
             state: JobState::Running,
             index,
+            reduce_inputs: None,
         };
         s.check_done();
         s
@@ -456,6 +463,9 @@ impl Scheduler {
         t.state = TaskState::Done { output, attempt, worker: 0, record: None };
         t.next_attempt = t.next_attempt.max(attempt.saturating_add(1));
         t.counters = counters;
+        if task.phase == Phase::Map {
+            self.reduce_inputs = None;
+        }
         self.index[task.phase as usize].idle.remove(&task.index);
         match task.phase {
             Phase::Map => self.maps_done += 1,
@@ -532,17 +542,26 @@ impl Scheduler {
             outcome: Outcome::Running,
         });
         let map_outputs = match phase {
-            Phase::Map => Vec::new(),
-            Phase::Reduce => self
-                .maps
-                .iter()
-                .map(|t| match &t.state {
-                    TaskState::Done { output, .. } => output.clone(),
-                    _ => unreachable!("reduces start only when every map is done"),
-                })
-                .collect(),
+            Phase::Map => Arc::from([]),
+            Phase::Reduce => self.reduce_inputs(),
         };
         Assignment::Run { attempt, map_outputs, skip_records }
+    }
+
+    /// The committed map outputs, in map task order: the shared list, rebuilt only if a map
+    /// output changed since it was built. Called only when every map task is done.
+    fn reduce_inputs(&mut self) -> Arc<[String]> {
+        let maps = &self.maps;
+        self.reduce_inputs
+            .get_or_insert_with(|| {
+                maps.iter()
+                    .map(|t| match &t.state {
+                        TaskState::Done { output, .. } => output.clone(),
+                        _ => unreachable!("reduces start only when every map is done"),
+                    })
+                    .collect()
+            })
+            .clone()
     }
 
     /// The task of `phase` most worth a backup attempt on `worker`, if any: one attempt
@@ -679,7 +698,10 @@ impl Scheduler {
             record.outcome = if r.attempt == id.attempt { Outcome::Committed } else { Outcome::Discarded };
         }
         match id.task.phase {
-            Phase::Map => self.maps_done += 1,
+            Phase::Map => {
+                self.maps_done += 1;
+                self.reduce_inputs = None;
+            }
             Phase::Reduce => self.reduces_done += 1,
         }
         self.check_done();
@@ -740,6 +762,7 @@ impl Scheduler {
         }
         let (failures, last_error) = (task.failures, task.last_error.clone());
         self.maps_done -= 1;
+        self.reduce_inputs = None;
         self.index[Phase::Map as usize].idle.insert(map);
         if let Some(record) = record {
             let lost = &mut self.attempts[record];
@@ -887,7 +910,7 @@ mod tests {
 
     fn run(a: Assignment) -> (AttemptId, Vec<String>) {
         match a {
-            Assignment::Run { attempt, map_outputs, .. } => (attempt, map_outputs),
+            Assignment::Run { attempt, map_outputs, .. } => (attempt, map_outputs.to_vec()),
             other => panic!("expected a task, got {other:?}"),
         }
     }

@@ -118,13 +118,14 @@ impl Progress {
 
 /// Intermediate pairs of one map task, grouped by key in a hash table as they are emitted, so
 /// that only the distinct keys are sorted. Keys live in one arena. Without a combiner, values
-/// live in the arena too, chained per key in emission order. With a combiner, each key keeps
-/// its values in a buffer of its own, combined whenever it holds `COMBINE_EVERY` of them, as
-/// Hadoop runs a combiner zero or more times.
+/// live in the arena too, chained per key in emission order. With a folding combiner, each key
+/// has one value in the arena, into which every value emitted for it is folded in place. With
+/// the all-values combiner, each key keeps its values in a buffer of its own, combined
+/// whenever it holds `COMBINE_EVERY` of them, as Hadoop runs a combiner zero or more times.
 struct SortBuffer<'j> {
     job: &'j dyn Job,
     partitions: u32,
-    combining: bool,
+    combining: Combining,
     data: Vec<u8>,
     /// Values without a combiner: (offset in `data`, length, next value of the key or `NONE`).
     values: Vec<(usize, u32, u32)>,
@@ -135,12 +136,37 @@ struct SortBuffer<'j> {
     hasher: foldhash::fast::FixedState,
     /// Records held.
     records: u64,
-    /// Records given to eager combines.
+    /// Records given to eager combines, or folded.
     combine_input: u64,
-    /// The first error of an eager combine.
+    /// The first error of an eager combine or a fold.
     error: Option<Error>,
-    /// Bytes held in the keys' own value buffers (with a combiner).
+    /// Bytes held in the keys' own value buffers (with the all-values combiner).
     local_bytes: usize,
+    /// The accumulator a fold works on.
+    acc: Vec<u8>,
+}
+
+/// How a sort buffer combines a key's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Combining {
+    /// Every value is kept.
+    No,
+    /// [`Job::combine`] over batches of values.
+    AllValues,
+    /// [`Job::fold`] into one value per key.
+    Fold,
+}
+
+impl Combining {
+    fn of(job: &dyn Job) -> Combining {
+        if job.folds() {
+            Combining::Fold
+        } else if job.has_combiner() {
+            Combining::AllValues
+        } else {
+            Combining::No
+        }
+    }
 }
 
 const NONE: u32 = u32::MAX;
@@ -152,9 +178,13 @@ struct Group {
     key_offset: usize,
     key_len: u32,
     hash: u64,
+    /// Without a combiner: the key's first and last values (indices in `values`).
     first: u32,
     last: u32,
-    /// With a combiner: the key's values, each as varint length + bytes.
+    /// With a folding combiner: the key's value in `data`.
+    value_offset: usize,
+    value_len: u32,
+    /// With the all-values combiner: the key's values, each as varint length + bytes.
     local: Vec<u8>,
     count: u32,
     /// Combine again once `count` reaches this: a combiner that does not shrink its input is
@@ -163,6 +193,7 @@ struct Group {
 }
 
 impl Emit for SortBuffer<'_> {
+    #[inline]
     fn emit(&mut self, key: &[u8], value: &[u8]) {
         let hash = std::hash::BuildHasher::hash_one(&self.hasher, key);
         let (data, groups) = (&self.data, &self.groups);
@@ -171,12 +202,17 @@ impl Emit for SortBuffer<'_> {
             &data[g.key_offset..g.key_offset + g.key_len as usize] == key
         });
         let g = match found {
+            Some(&g) if self.combining == Combining::Fold => {
+                self.fold(g as usize, key, value);
+                return;
+            }
             Some(&g) => g,
             None => {
                 let g = self.groups.len() as u32;
                 let key_offset = self.data.len();
                 self.data.extend_from_slice(key);
                 let partition = self.job.partition(key, self.partitions).min(self.partitions - 1);
+                let value_offset = self.data.len();
                 self.groups.push(Group {
                     partition,
                     key_offset,
@@ -184,17 +220,27 @@ impl Emit for SortBuffer<'_> {
                     hash,
                     first: NONE,
                     last: NONE,
+                    value_offset,
+                    value_len: 0,
                     local: Vec::new(),
                     count: 0,
                     combine_at: COMBINE_EVERY,
                 });
                 let groups = &self.groups;
                 self.table.insert_unique(hash, g, |&g| groups[g as usize].hash);
+                if self.combining == Combining::Fold {
+                    // The key's first value is its accumulator.
+                    self.data.extend_from_slice(value);
+                    self.groups[g as usize].value_len = value.len() as u32;
+                    self.records += 1;
+                    self.combine_input += 1;
+                    return;
+                }
                 g
             }
         };
         self.records += 1;
-        if self.combining {
+        if self.combining == Combining::AllValues {
             let group = &mut self.groups[g as usize];
             let before = group.local.capacity();
             push_value(&mut group.local, value);
@@ -253,7 +299,7 @@ impl ValueSource for LocalValues<'_> {
 }
 
 impl<'j> SortBuffer<'j> {
-    fn new(job: &'j dyn Job, partitions: u32, combining: bool) -> SortBuffer<'j> {
+    fn new(job: &'j dyn Job, partitions: u32, combining: Combining) -> SortBuffer<'j> {
         SortBuffer {
             job,
             partitions,
@@ -267,6 +313,28 @@ impl<'j> SortBuffer<'j> {
             combine_input: 0,
             error: None,
             local_bytes: 0,
+            acc: Vec::new(),
+        }
+    }
+
+    /// Folds `value` into the value of group `g` (whose key is `key`), in place when the
+    /// accumulator keeps its length, else at the end of the arena.
+    #[inline]
+    fn fold(&mut self, g: usize, key: &[u8], value: &[u8]) {
+        let group = &mut self.groups[g];
+        let (offset, len) = (group.value_offset, group.value_len as usize);
+        self.acc.clear();
+        self.acc.extend_from_slice(&self.data[offset..offset + len]);
+        if let Err(e) = self.job.fold(key, &mut self.acc, value) {
+            self.error.get_or_insert(e);
+        }
+        self.combine_input += 1;
+        if self.acc.len() == len {
+            self.data[offset..offset + len].copy_from_slice(&self.acc);
+        } else {
+            group.value_offset = self.data.len();
+            group.value_len = self.acc.len() as u32;
+            self.data.extend_from_slice(&self.acc);
         }
     }
 
@@ -325,21 +393,25 @@ impl<'j> SortBuffer<'j> {
 
     /// Runs the combiner over the sorted keys; returns its output, sorted, with no combiner.
     fn combine(&self, counters: &mut UserCounters) -> Result<SortBuffer<'j>> {
-        let mut combined = SortBuffer::new(self.job, self.partitions, false);
+        let mut combined = SortBuffer::new(self.job, self.partitions, Combining::No);
         let mut input = SortedGroups { buffer: self, group: 0, local: LocalValues { rest: &[] } };
         self.job.combine_sorted(&mut input, &mut |k, v| combined.emit(k, v), counters)?;
         combined.sort();
         Ok(combined)
     }
 
-    /// Writes the sorted keys and their values (without a combiner) as a map output file.
-    /// Returns the number of records.
+    /// Writes the sorted keys and their values (without the all-values combiner) as a map
+    /// output file. Returns the number of records.
     fn write(&self, out: &mut MapOutputWriter) -> Result<u64> {
         let mut groups = self.groups.iter().peekable();
         for p in 0..self.partitions {
             out.start_partition();
             while let Some(g) = groups.next_if(|g| g.partition == p) {
                 let key = self.key(g);
+                if self.combining == Combining::Fold {
+                    out.write(key, &self.data[g.value_offset..g.value_offset + g.value_len as usize])?;
+                    continue;
+                }
                 let mut v = g.first;
                 while v != NONE {
                     out.write(key, self.value(v))?;
@@ -347,7 +419,7 @@ impl<'j> SortBuffer<'j> {
                 }
             }
         }
-        Ok(self.values.len() as u64)
+        Ok(if self.combining == Combining::Fold { self.groups.len() } else { self.values.len() } as u64)
     }
 }
 
@@ -403,7 +475,9 @@ pub fn run_map(
 ) -> Result<TaskCounters> {
     let partitions = settings.partitions;
     let mut reader = RecordReader::open(split, format, settings.max_record_bytes)?;
-    let mut buffer = SortBuffer::new(job, partitions, job.has_combiner());
+    let combining = Combining::of(job);
+    let mut buffer = SortBuffer::new(job, partitions, combining);
+    let mut scratch = (Vec::new(), Vec::new());
     let mut spills = Spills { output: output.to_path_buf(), runs: Vec::new() };
     let mut user = UserCounters::new();
     let mut counters = TaskCounters::default();
@@ -428,7 +502,7 @@ pub fn run_map(
         }
         let (path, offset, number) = (record.path, record.offset, record.number);
         let record = Record { path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
-        let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: Default::default() };
+        let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: &mut scratch };
         if let Err(e) = guarded(|| job.map(record, &mut ctx)) {
             progress.bad_record.store(number, Ordering::Relaxed);
             return Err(Error::Job(format!("record at {path}:{offset}: {e}")));
@@ -438,13 +512,13 @@ pub fn run_map(
             progress.checkpoint(counters.input_records, reader.consumed(), false)?;
         }
         if buffer.memory() as u64 >= settings.sort_buffer {
-            let full = std::mem::replace(&mut buffer, SortBuffer::new(job, partitions, job.has_combiner()));
+            let full = std::mem::replace(&mut buffer, SortBuffer::new(job, partitions, combining));
             let run = spills.next_path();
             write_sorted(full, &run, &mut counters, &mut user)?;
             spills.runs.push(run);
         }
     }
-    let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: Default::default() };
+    let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: &mut scratch };
     guarded(|| job.map_cleanup(&mut ctx))?;
     counters.input_bytes = reader.consumed();
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
@@ -477,10 +551,17 @@ fn write_sorted(
         return Err(e);
     }
     buffer.sort();
-    if buffer.combining {
-        counters.combine_input_records += buffer.combine_input + buffer.records;
-        buffer = guarded(|| buffer.combine(user))?;
-        counters.combine_output_records += buffer.records;
+    match buffer.combining {
+        Combining::No => {}
+        Combining::AllValues => {
+            counters.combine_input_records += buffer.combine_input + buffer.records;
+            buffer = guarded(|| buffer.combine(user))?;
+            counters.combine_output_records += buffer.records;
+        }
+        Combining::Fold => {
+            counters.combine_input_records += buffer.combine_input;
+            counters.combine_output_records += buffer.records;
+        }
     }
     let mut writer = MapOutputWriter::create(path)?;
     let written = buffer.write(&mut writer)?;
@@ -549,13 +630,28 @@ impl Drop for Spills {
 fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path) -> Result<u64> {
     let mut writer = MapOutputWriter::create(output)?;
     let mut written = 0;
+    let combining = Combining::of(job);
+    let mut acc = Vec::new();
     for p in 0..partitions {
         writer.start_partition();
         let runs = inputs.iter().map(|path| SegmentReader::open(path, p, partitions)).collect::<Result<Vec<_>>>()?;
         let mut merger = Merger::new(runs)?;
         let mut key = Vec::new();
         while merger.advance()? {
-            if !job.has_combiner() {
+            if combining == Combining::Fold {
+                key.clear();
+                key.extend_from_slice(merger.key());
+                acc.clear();
+                acc.extend_from_slice(merger.value());
+                while merger.peek_key() == Some(&key[..]) {
+                    merger.advance()?;
+                    guarded(|| job.fold(&key, &mut acc, merger.value()))?;
+                }
+                writer.write(&key, &acc)?;
+                written += 1;
+                continue;
+            }
+            if combining == Combining::No {
                 writer.write(merger.key(), merger.value())?;
                 written += 1;
                 continue;

@@ -778,6 +778,57 @@ mod tests {
         out
     }
 
+    /// The documented line rule, simply: lines end at "\n", one "\r" before it dropped; a last
+    /// line without "\n" is a line, as it is. (offset, 1-based number, text) of each line.
+    fn simple_lines(text: &str) -> Vec<(u64, u64, String)> {
+        let mut lines = Vec::new();
+        let mut offset = 0;
+        for (i, piece) in text.split_inclusive('\n').enumerate() {
+            let line = match piece.strip_suffix('\n') {
+                Some(l) => l.strip_suffix('\r').unwrap_or(l),
+                None => piece,
+            };
+            lines.push((offset, i as u64 + 1, line.to_string()));
+            offset += piece.len() as u64;
+        }
+        lines
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Block reading gives the lines of the simple rule for every split size and block
+        /// size: CRLF, lone "\r", no final newline, lines longer than the block, and multi-byte
+        /// characters across block edges.
+        #[test]
+        fn block_reading_gives_the_lines_of_the_simple_rule(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "bc", "\n", "\r\n", "\r", "é", "ह", "𐍁", " ", "longer words here"]),
+                0..60,
+            ),
+            block in 1usize..40,
+        ) {
+            let text: String = pieces.concat();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f.txt");
+            std::fs::write(&path, &text).unwrap();
+            let expected = simple_lines(&text);
+            let len = text.len() as u64;
+            for split_size in 1..=len.max(1) + 1 {
+                let files = [InputFile { path: path.clone(), len }];
+                let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
+                number_lines(&mut splits).unwrap();
+                let mut got = Vec::new();
+                for range in splits.iter().flat_map(|s| &s.ranges) {
+                    let mut reader = LineReader::open_with_block(range, u64::MAX, block).unwrap();
+                    while let Some(line) = reader.next_line().unwrap() {
+                        got.push((line.offset, line.line_number, line.text.to_string()));
+                    }
+                }
+                proptest::prop_assert_eq!(&got, &expected, "split size {}, block {}", split_size, block);
+            }
+        }
+    }
+
     #[test]
     fn every_line_read_once_for_every_split_size() {
         let dir = tempfile::tempdir().unwrap();

@@ -146,6 +146,47 @@ mod tests {
         v
     }
 
+    /// The word rule, simply: maximal runs of `char::is_alphabetic`, `str::to_lowercase`d.
+    fn simple_words(text: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        for c in text.chars().chain(std::iter::once(' ')) {
+            if c.is_alphabetic() {
+                word.push(c);
+            } else if !word.is_empty() {
+                words.push(word.to_lowercase());
+                word.clear();
+            }
+        }
+        words
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// The fast tokenizer gives the words of the simple rule on any text.
+        #[test]
+        fn fast_tokenizer_equals_the_simple_rule(text in "\\PC{0,80}") {
+            proptest::prop_assert_eq!(words(&text), simple_words(&text));
+        }
+
+        /// Mixed scripts, capitals (sigma, dotted I), combining marks, letter numbers, circled
+        /// letters, 4-byte letters, digits and punctuation between them, and long words.
+        #[test]
+        fn fast_tokenizer_equals_the_simple_rule_on_mixed_scripts(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "Z", "Hello", "ΣΑΣ", "σ", "ς", "İ", "ß", "ẞ", "Ⅻ", "Ⓐ", "स्ते", "ﬃ", "𐍁", "〇", "x",
+                    "ǅ", "Ⱥ", "é", "É", " ", ".", "1", "-", "\u{301}", "\u{200d}", "日本語", "Привет",
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOP",
+                ]),
+                0..40,
+            )
+        ) {
+            let text = pieces.concat();
+            proptest::prop_assert_eq!(words(&text), simple_words(&text));
+        }
+    }
+
     #[test]
     fn words_are_alphabetic_runs_lowercased() {
         assert_eq!(words("Hello, world! It's 2024-x"), ["hello", "world", "it", "s", "x"]);

@@ -9,7 +9,7 @@
 # Unabridged Dictionary (1913) as the GNU Collaborative International Dictionary of English
 # (dict-gcide), and the German, Russian, Spanish and Italian fortune collections
 # (fortunes-de, -ru, -es, -it: quotations, poems, anecdotes). Files that are not UTF-8 are left
-# out. The whole set is copied as many times as it takes to reach SIZE_MIB.
+# out, and bytes that are not UTF-8 are dropped from the dictionaries. The whole set is copied as many times as it takes to reach SIZE_MIB.
 set -eu
 out=${1:?usage: scripts/real-text-corpus.sh OUT_DIR [SIZE_MIB]}
 size_mib=${2:-256}
@@ -24,8 +24,9 @@ if [ -n "$missing" ]; then
 fi
 base=$(mktemp -d)
 trap 'rm -rf "$base"' EXIT
-zcat /usr/share/dictd/devil.dict.dz >"$base/en-devils-dictionary.txt"
-zcat /usr/share/dictd/gcide.dict.dz >"$base/en-webster-1913.txt"
+# The dictionaries hold a few bytes that are not UTF-8: they are dropped (iconv -c).
+zcat /usr/share/dictd/devil.dict.dz | iconv -c -f UTF-8 -t UTF-8 >"$base/en-devils-dictionary.txt"
+zcat /usr/share/dictd/gcide.dict.dz | iconv -c -f UTF-8 -t UTF-8 >"$base/en-webster-1913.txt"
 for lang in de ru es it; do
     find "/usr/share/games/fortunes/$lang" -type f ! -name '*.dat' | LC_ALL=C sort | while read -r f; do
         if iconv -f UTF-8 -t UTF-8 "$f" >/dev/null 2>&1; then

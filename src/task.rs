@@ -560,6 +560,7 @@ pub fn run_map(
     output: &Path,
     progress: &Progress,
 ) -> Result<TaskCounters> {
+    fixed_mmap_threshold();
     let partitions = settings.partitions;
     let mut reader = RecordReader::open(split, format, settings.max_record_bytes)?;
     let combining = Combining::of(job);
@@ -625,6 +626,23 @@ pub fn run_map(
     std::fs::rename(&tmp, output).map_err(Error::io("cannot rename map output", output))?;
     counters.user = user;
     Ok(counters)
+}
+
+/// Makes glibc serve every allocation of 128 KiB or more with its own mapping, returned to
+/// the system when freed. By default glibc raises that threshold to the size of the largest
+/// mapping freed (up to 32 MiB), so after a sort buffer is spilled and freed, the next one
+/// grows in the heap, whose freed pages stay resident: a map task's memory would reach twice
+/// `--sort-buffer`. Setting the threshold turns that adjustment off, once per process.
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only changes the allocator's tuning; it is called once, before the
+        // sort buffer allocates.
+        ONCE.call_once(|| unsafe {
+            nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
+        });
+    }
 }
 
 /// Sorts (and combines) a sort buffer and writes it as a map output file. Returns the records

@@ -1,6 +1,7 @@
-//! `mr bench`: measures `mr run wordcount` against baselines on a generated corpus, all in one
-//! run on one machine, and reports wall time, CPU time and peak RSS, each as a ratio to a
-//! tight hand-written word count with 2 threads.
+//! `mr bench`: measures `mr run wordcount` against baselines on a generated or given corpus, all
+//! in one run on one machine, alternating, and reports the medians of wall time, CPU time and
+//! peak RSS, as ratios to an independent Unicode-correct word count with 2 threads and, when it
+//! runs, to an ASCII-only count.
 //!
 //! Every measured command runs under `mr bench-exec`, a small process that starts it, waits,
 //! and reports the resource usage of the command and all its descendants (so the peak RSS of

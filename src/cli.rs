@@ -65,7 +65,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<String>,
     },
-    /// The hand-written word count baseline of `mr bench`.
+    /// The Unicode-correct word count baseline of `mr bench` (no code shared with the engine).
     #[command(hide = true)]
     BenchWordcount {
         /// Threads.

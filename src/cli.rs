@@ -80,7 +80,7 @@ enum Command {
         #[arg(last = true, required = true)]
         command: String,
     },
-    /// The hand-written word count baseline of `mr bench`.
+    /// The Unicode-correct word count baseline of `mr bench` (no code shared with the engine).
     #[command(hide = true)]
     BenchWordcount {
         /// Threads.
@@ -116,6 +116,20 @@ struct BenchArgs {
     /// Print the rows as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// A corpus directory to use instead of generating one (e.g. the real-text corpus of
+    /// scripts/real-text-corpus.sh).
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+    /// The ASCII-only word count to measure as well (`PROGRAM DIR --threads N` printing
+    /// `word count` lines), e.g. target/peers/release/wc_rust; it runs only on an ASCII corpus.
+    #[arg(long, value_name = "PROGRAM")]
+    ascii_count: Option<PathBuf>,
+    /// Runs of each command, alternating; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Only the word counts: no pipeline, word search or 1 KB job.
+    #[arg(long)]
+    wordcount_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -1079,6 +1093,10 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         sort_buffer: args.sort_buffer,
         word_search_strings: args.word_search_strings,
         no_pipeline: args.no_pipeline,
+        corpus: args.corpus,
+        ascii_count: args.ascii_count,
+        repeat: args.repeat,
+        wordcount_only: args.wordcount_only,
     };
     let rows = crate::bench::run(&options, &mut |step| eprintln!("mr bench: {step}"))?;
     if args.json {
@@ -1086,9 +1104,13 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         println!(
-            "corpus {} of text, {cores} cores, --sort-buffer {}\n",
-            bytesize::ByteSize::b(args.size).display().iec(),
-            bytesize::ByteSize::b(args.sort_buffer).display().iec()
+            "{}, {cores} cores, --sort-buffer {}, medians of {} alternating runs\n",
+            match &options.corpus {
+                Some(c) => format!("corpus {}", c.display()),
+                None => format!("corpus {} of generated text", bytesize::ByteSize::b(args.size).display().iec()),
+            },
+            bytesize::ByteSize::b(args.sort_buffer).display().iec(),
+            args.repeat.max(1)
         );
         print!("{}", crate::bench::table(&rows));
     }

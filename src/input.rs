@@ -635,20 +635,36 @@ impl RecordReader {
     }
 }
 
+/// Bytes a line reader reads at a time (less for a shorter range).
+pub const BLOCK: usize = 1 << 20;
+
 /// Reads the lines of one file range. Line terminators ("\n" or "\r\n") are not part of the
 /// line.
+///
+/// The range is read in blocks of up to [`BLOCK`] bytes: lines are found in a block with
+/// `memchr`, and UTF-8 is checked (`simdutf8`) over all the whole lines a block holds at once,
+/// not line by line. A line is lent from the block, never copied; a line longer than a block
+/// grows the block, up to the longest line allowed.
 pub struct LineReader {
-    reader: Box<dyn BufRead + Send>,
+    reader: Box<dyn Read + Send>,
     path: PathBuf,
-    /// Offset in the file of the next unread byte.
+    /// The block: bytes `start..filled` are read and not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    /// Bytes of `buf` before this index are known to be UTF-8 (from a line start on).
+    checked: usize,
+    /// Whether the reader has reached the end of its input.
+    eof: bool,
+    /// Offset in the file of the next unread byte (`buf[start]`).
     pos: u64,
     /// Offset of the range's first line: the bytes before it belong to the previous range.
     first_line_offset: u64,
     end: u64,
     /// Longest line read, without its terminator.
     limit: u64,
-    /// The line last read, without its terminator.
-    line: String,
+    /// The line last read, without its terminator: a range of `buf`.
+    line: (usize, usize),
     line_offset: u64,
     line_number: u64,
     next_line_number: u64,
@@ -668,36 +684,54 @@ impl LineReader {
     /// Opens a file range and positions the reader on its first line. A `.gz` file is one
     /// range read through gzip. A line longer than `limit` bytes is an error.
     pub fn open(range: &FileRange, limit: u64) -> Result<LineReader> {
+        Self::open_with_block(range, limit, BLOCK)
+    }
+
+    /// [`LineReader::open`] with blocks of `block` bytes.
+    pub fn open_with_block(range: &FileRange, limit: u64, block: usize) -> Result<LineReader> {
         let path = &range.path;
-        let io = || Error::io("cannot read input file", path);
         let mut file = crate::storage::open(path)?;
         let mut pos = range.start;
         let mut end = range.end;
-        let reader: Box<dyn BufRead + Send> = if is_gzip(path) {
+        // A range needs its own bytes and the rest of its last line: a small range, a small block.
+        let mut block = block.max(1);
+        let reader: Box<dyn Read + Send> = if is_gzip(path) {
             end = u64::MAX;
-            Box::new(BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(BufReader::new(file))))
-        } else if range.start > 0 {
-            // The previous byte tells whether a line starts exactly at `start`; if not, the
-            // partial line belongs to the previous range. It is skipped without being kept.
-            file.seek(SeekFrom::Start(range.start - 1)).map_err(io())?;
-            let mut reader = BufReader::with_capacity(256 * 1024, file);
-            pos = range.start - 1 + skip_line(&mut reader, None).map_err(io())?.0;
-            Box::new(reader)
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
         } else {
-            Box::new(BufReader::with_capacity(256 * 1024, file))
+            block = block.min((range.end - range.start).saturating_add(4096).try_into().unwrap_or(usize::MAX));
+            if range.start > 0 {
+                // The previous byte tells whether a line starts exactly at `start`.
+                file.seek(SeekFrom::Start(range.start - 1)).map_err(Error::io("cannot read input file", path))?;
+                pos = range.start - 1;
+            }
+            Box::new(file)
         };
-        Ok(LineReader {
+        let mut lines = LineReader {
             reader,
             path: path.clone(),
+            buf: vec![0; block],
+            start: 0,
+            filled: 0,
+            checked: 0,
+            eof: false,
             pos,
             first_line_offset: pos,
             end,
             limit,
-            line: String::new(),
+            line: (0, 0),
             line_offset: pos,
             line_number: 0,
             next_line_number: range.first_line,
-        })
+        };
+        if pos < range.start {
+            // If no line starts at `start`, the partial line belongs to the previous range. It is
+            // skipped without being kept.
+            lines.skip_line(None)?;
+            lines.first_line_offset = lines.pos;
+            lines.line_offset = lines.pos;
+        }
+        Ok(lines)
     }
 
     /// The next line of the range, or `None` at its end.
@@ -705,25 +739,98 @@ impl LineReader {
         Ok(if self.advance()? { Some(self.line()) } else { None })
     }
 
+    /// Moves the unconsumed bytes to the front of the block, grows it if it is full, and reads
+    /// more. Returns false at the end of the input.
+    fn refill(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.checked = self.checked.saturating_sub(self.start);
+            self.start = 0;
+        }
+        if self.filled == self.buf.len() {
+            let grown = (self.buf.len() * 2).max(4096);
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.reader.read(&mut self.buf[self.filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.filled += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("cannot read input file", &self.path)(e)),
+            }
+        }
+    }
+
+    /// Consumes `n` bytes of the block.
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.pos += n as u64;
+    }
+
+    /// Consumes the rest of a line, its terminator included, without keeping it. Returns the
+    /// bytes consumed and how many of them are the terminator ("\n" or "\r\n"; 0 at the end of
+    /// the input); `prev` is the byte before the rest, if any.
+    fn skip_line(&mut self, mut prev: Option<u8>) -> Result<(u64, u64)> {
+        let mut skipped = 0u64;
+        loop {
+            let avail = &self.buf[self.start..self.filled];
+            if let Some(i) = memchr::memchr(b'\n', avail) {
+                let before = if i > 0 { Some(avail[i - 1]) } else { prev };
+                self.consume(i + 1);
+                return Ok((skipped + i as u64 + 1, if before == Some(b'\r') { 2 } else { 1 }));
+            }
+            if let Some(&last) = avail.last() {
+                prev = Some(last);
+            }
+            skipped += avail.len() as u64;
+            self.consume(avail.len());
+            if !self.refill()? {
+                return Ok((skipped, 0));
+            }
+        }
+    }
+
     /// Reads the next line into the reader; false at the end of the range.
     fn advance(&mut self) -> Result<bool> {
         if self.pos >= self.end {
             return Ok(false);
         }
-        let mut buf = std::mem::take(&mut self.line).into_bytes();
-        buf.clear();
-        let io = || Error::io("cannot read input file", &self.path);
-        // At most the limit and a "\r\n": memory is bounded by the limit, not by the input.
-        let n = (&mut self.reader).take(self.limit.saturating_add(2)).read_until(b'\n', &mut buf).map_err(io())?;
-        if n == 0 {
-            self.line = String::from_utf8(buf).unwrap_or_default();
-            return Ok(false);
-        }
+        // At most the limit and a "\r\n" are looked at: memory is bounded by the limit.
+        let window = usize::try_from(self.limit.saturating_add(2)).unwrap_or(usize::MAX);
+        let mut searched = 0;
+        let (n, terminated) = loop {
+            let avail = &self.buf[self.start..self.filled];
+            let upto = avail.len().min(window);
+            if let Some(i) = memchr::memchr(b'\n', &avail[searched..upto]) {
+                break (searched + i + 1, true);
+            }
+            searched = upto;
+            if upto == window {
+                break (upto, false);
+            }
+            if !self.refill()? {
+                let left = self.filled - self.start;
+                if left == 0 {
+                    return Ok(false);
+                }
+                break (left, false);
+            }
+        };
         let offset = self.pos;
         self.line_offset = offset;
-        self.pos += n as u64;
-        let terminated = buf.last() == Some(&b'\n');
-        let content = n - usize::from(terminated) - usize::from(terminated && buf.ends_with(b"\r\n"));
+        let line_start = self.start;
+        let bytes = &self.buf[line_start..line_start + n];
+        let content = n - usize::from(terminated) - usize::from(terminated && bytes.ends_with(b"\r\n"));
         // Counted before the limit is checked: a line over it is a line all the same.
         self.line_number = self.next_line_number;
         if self.line_number > 0 {
@@ -731,39 +838,48 @@ impl LineReader {
         }
         if content as u64 > self.limit {
             // The rest of the line is skipped, counted and not kept; reading on goes to the next.
-            let (rest, terminator) =
-                if terminated { (0, 0) } else { skip_line(&mut self.reader, buf.last().copied()).map_err(io())? };
-            self.pos += rest;
-            buf.clear();
-            buf.shrink_to(1 << 16);
-            self.line = String::from_utf8(buf).unwrap_or_default();
+            let last = bytes.last().copied();
+            self.consume(n);
+            let (rest, terminator) = if terminated { (0, 0) } else { self.skip_line(last)? };
+            self.line = (self.start, self.start);
+            if self.buf.len() > BLOCK && self.start == self.filled {
+                self.buf = vec![0; BLOCK];
+                (self.start, self.filled, self.checked) = (0, 0, 0);
+                self.line = (0, 0);
+            }
             let size = content as u64 + rest - terminator;
             return Err(Error::RecordTooLarge { path: self.path.clone(), offset, size, limit: self.limit });
         }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
+        let line_end = line_start + n;
+        if line_end > self.checked {
+            // Check every whole line the block holds at once.
+            let whole = memchr::memrchr(b'\n', &self.buf[line_end..self.filled]).map_or(line_end, |i| line_end + i + 1);
+            let block = &self.buf[line_start..whole];
+            if simdutf8::basic::from_utf8(block).is_ok() {
+                self.checked = whole;
+            } else {
+                let valid = simdutf8::compat::from_utf8(block).map_or_else(|e| e.valid_up_to(), |_| block.len());
+                self.checked = line_start + valid;
+                if valid < n {
+                    self.consume(n);
+                    self.line = (self.start, self.start);
+                    return Err(Error::InvalidUtf8 { path: self.path.clone(), offset: offset + valid as u64 });
+                }
             }
         }
-        match String::from_utf8(buf) {
-            Ok(text) => {
-                self.line = text;
-                Ok(true)
-            }
-            Err(e) => {
-                let offset = offset + e.utf8_error().valid_up_to() as u64;
-                let mut buf = e.into_bytes();
-                buf.clear();
-                self.line = String::from_utf8(buf).unwrap_or_default();
-                Err(Error::InvalidUtf8 { path: self.path.clone(), offset })
-            }
-        }
+        self.consume(n);
+        self.line = (line_start, line_start + content);
+        Ok(true)
     }
 
     /// The line `advance` read.
     fn line(&self) -> Line<'_> {
-        Line { offset: self.line_offset, line_number: self.line_number, text: &self.line }
+        let bytes = &self.buf[self.line.0..self.line.1];
+        // SAFETY: `advance` checked that `buf[..checked]`, from a line start, is UTF-8, and the
+        // line lies inside it, between character boundaries (a line starts after a "\n" and
+        // ends before one, or at the end of the input). An empty range is the empty string.
+        let text = unsafe { std::str::from_utf8_unchecked(bytes) };
+        Line { offset: self.line_offset, line_number: self.line_number, text }
     }
 
     /// Offset in the file of the line last read (or rejected as invalid UTF-8).
@@ -774,28 +890,6 @@ impl LineReader {
     /// Offset in the file of the next unread byte.
     pub fn position(&self) -> u64 {
         self.pos
-    }
-}
-
-/// Consumes the rest of a line, its terminator included, without keeping it. Returns the
-/// bytes consumed and how many of them are the terminator ("\n" or "\r\n"; 0 at the end of
-/// the input); `prev` is the byte before the rest, if any.
-fn skip_line(reader: &mut (impl BufRead + ?Sized), mut prev: Option<u8>) -> std::io::Result<(u64, u64)> {
-    let mut skipped = 0u64;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok((skipped, 0));
-        }
-        if let Some(i) = memchr::memchr(b'\n', buf) {
-            let before = if i > 0 { Some(buf[i - 1]) } else { prev };
-            reader.consume(i + 1);
-            return Ok((skipped + i as u64 + 1, if before == Some(b'\r') { 2 } else { 1 }));
-        }
-        prev = buf.last().copied();
-        let len = buf.len();
-        reader.consume(len);
-        skipped += len as u64;
     }
 }
 
@@ -815,6 +909,57 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The documented line rule, simply: lines end at "\n", one "\r" before it dropped; a last
+    /// line without "\n" is a line, as it is. (offset, 1-based number, text) of each line.
+    fn simple_lines(text: &str) -> Vec<(u64, u64, String)> {
+        let mut lines = Vec::new();
+        let mut offset = 0;
+        for (i, piece) in text.split_inclusive('\n').enumerate() {
+            let line = match piece.strip_suffix('\n') {
+                Some(l) => l.strip_suffix('\r').unwrap_or(l),
+                None => piece,
+            };
+            lines.push((offset, i as u64 + 1, line.to_string()));
+            offset += piece.len() as u64;
+        }
+        lines
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Block reading gives the lines of the simple rule for every split size and block
+        /// size: CRLF, lone "\r", no final newline, lines longer than the block, and multi-byte
+        /// characters across block edges.
+        #[test]
+        fn block_reading_gives_the_lines_of_the_simple_rule(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "bc", "\n", "\r\n", "\r", "é", "ह", "𐍁", " ", "longer words here"]),
+                0..60,
+            ),
+            block in 1usize..40,
+        ) {
+            let text: String = pieces.concat();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f.txt");
+            std::fs::write(&path, &text).unwrap();
+            let expected = simple_lines(&text);
+            let len = text.len() as u64;
+            for split_size in 1..=len.max(1) + 1 {
+                let files = [InputFile { path: path.clone(), len, modified_ns: None }];
+                let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
+                number_lines(&mut splits).unwrap();
+                let mut got = Vec::new();
+                for range in splits.iter().flat_map(|s| &s.ranges) {
+                    let mut reader = LineReader::open_with_block(range, u64::MAX, block).unwrap();
+                    while let Some(line) = reader.next_line().unwrap() {
+                        got.push((line.offset, line.line_number, line.text.to_string()));
+                    }
+                }
+                proptest::prop_assert_eq!(&got, &expected, "split size {}, block {}", split_size, block);
+            }
+        }
     }
 
     #[test]

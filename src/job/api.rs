@@ -53,7 +53,9 @@ pub(crate) fn merge_counters(into: &mut UserCounters, from: &UserCounters) {
 pub struct MapContext<'a> {
     pub(crate) sink: &'a mut dyn Emit,
     pub(crate) counters: &'a mut UserCounters,
-    pub(crate) scratch: (Vec<u8>, Vec<u8>),
+    /// Buffers of `emit_encoded`, lent by the attempt so that encoding allocates nothing per
+    /// record once they have grown.
+    pub(crate) scratch: &'a mut (Vec<u8>, Vec<u8>),
 }
 
 impl MapContext<'_> {
@@ -75,7 +77,7 @@ impl MapContext<'_> {
     /// assert_eq!(value, br#"["a","b"]"#);
     /// ```
     pub fn emit_encoded<K: Codec, V: Codec>(&mut self, key: &K, value: &V) {
-        let (k, v) = &mut self.scratch;
+        let (k, v) = &mut *self.scratch;
         k.clear();
         v.clear();
         key.encode(k);
@@ -282,9 +284,53 @@ pub trait Job: Send + Sync {
     /// Reduces all the values of one key to output.
     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()>;
 
-    /// Whether [`Job::combine`] runs on map output before it is written.
+    /// Whether [`Job::combine`], the all-values combiner, runs on map output before it is
+    /// written. A job with a folding combiner ([`Job::folds`]) does not need it.
     fn has_combiner(&self) -> bool {
         false
+    }
+
+    /// Whether the job has a folding combiner, [`Job::fold`]; it takes precedence over
+    /// [`Job::combine`].
+    ///
+    /// Which combiner to use: a folding combiner when the values of a key can be merged two
+    /// at a time into one value of the same kind (sums, counts, minimums, sets), as Spark's
+    /// `reduceByKey` does. The sort buffer then keeps one value per key, folds each emitted
+    /// value into it in place, and stores no emitted value: the map side costs a hash lookup
+    /// per record. The all-values combiner ([`Job::combine`]) sees a batch of a key's values
+    /// at a time and may emit any number of values; use it when the result is not one value
+    /// of the values' own kind, or when combining needs all the values at once (Streaming's
+    /// combiner command).
+    fn folds(&self) -> bool {
+        false
+    }
+
+    /// The folding combiner: merges `value` into `acc`, both values of `key`; `acc` starts as
+    /// the key's first value in the map task. It must be associative and commutative, and a
+    /// folded value must be a value of the same kind (it is folded again when sorted runs are
+    /// merged, and reduce sees folded values). Each map task then writes one value per key.
+    /// `acc` is a buffer of the engine's: growing it is allowed, and keeping its length
+    /// keeps it in place.
+    ///
+    /// ```
+    /// # use mr::job::{Codec, Job, MapContext, Record, ReduceContext, Values};
+    /// /// Counts words; the map side keeps one 8-byte count per distinct word.
+    /// struct Count;
+    /// impl Job for Count {
+    /// #   fn map(&self, _: Record<'_>, _: &mut MapContext<'_>) -> mr::Result<()> { Ok(()) }
+    /// #   fn reduce(&self, _: &[u8], _: &mut Values<'_>, _: &mut ReduceContext<'_>) -> mr::Result<()> { Ok(()) }
+    ///     fn folds(&self) -> bool {
+    ///         true
+    ///     }
+    ///     fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> mr::Result<()> {
+    ///         let sum = u64::decode(acc)? + u64::decode(value)?;
+    ///         acc.copy_from_slice(&sum.to_be_bytes());
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    fn fold(&self, _key: &[u8], _acc: &mut Vec<u8>, _value: &[u8]) -> Result<()> {
+        Ok(())
     }
 
     /// Combines values of one key within one map task into fewer values, each passed to

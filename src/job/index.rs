@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use super::{Job, MapContext, Record, ReduceContext, Values, for_each_word};
 use crate::error::Result;
 
-/// The inverted index job, with a combiner that drops duplicate documents.
+/// The inverted index job, with a folding combiner that merges document lists. A value is a
+/// sorted list of distinct documents separated by NUL (which no path holds); map emits lists
+/// of one document.
 pub struct InvertedIndex;
 
 impl Job for InvertedIndex {
@@ -19,26 +21,53 @@ impl Job for InvertedIndex {
 
     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
         let mut docs = BTreeSet::new();
-        while let Some(doc) = values.next_value() {
-            if !docs.contains(doc) {
-                docs.insert(doc.to_vec());
+        while let Some(list) = values.next_value() {
+            for doc in list.split(|&b| b == 0) {
+                if !docs.contains(doc) {
+                    docs.insert(doc.to_vec());
+                }
             }
         }
         ctx.write(key, &docs.into_iter().collect::<Vec<_>>().join(&b","[..]))
     }
 
-    fn has_combiner(&self) -> bool {
+    fn folds(&self) -> bool {
         true
     }
 
-    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
-        let mut docs = BTreeSet::new();
-        while let Some(doc) = values.next_value() {
-            if !docs.contains(doc) {
-                docs.insert(doc.to_vec());
-            }
+    fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
+        // Records of one file come together, in file order: the common case is a document
+        // already last in the list.
+        let last = acc.rsplit(|&b| b == 0).next().unwrap_or_default();
+        if last == value {
+            return Ok(());
         }
-        docs.iter().for_each(|d| out(d));
+        let mut docs: BTreeSet<&[u8]> = acc.split(|&b| b == 0).collect();
+        let before = docs.len();
+        docs.extend(value.split(|&b| b == 0));
+        if docs.len() == before {
+            return Ok(());
+        }
+        let merged = docs.into_iter().collect::<Vec<_>>().join(&0u8);
+        *acc = merged;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_merges_sorted_distinct_document_lists() {
+        let fold = |acc: &[u8], value: &[u8]| {
+            let mut acc = acc.to_vec();
+            InvertedIndex.fold(b"w", &mut acc, value).unwrap();
+            acc
+        };
+        assert_eq!(fold(b"b", b"b"), b"b");
+        assert_eq!(fold(b"b", b"a"), b"a\0b");
+        assert_eq!(fold(b"a\0c", b"b\0c\0d"), b"a\0b\0c\0d");
+        assert_eq!(fold(b"a\0b", b"a"), b"a\0b");
     }
 }

@@ -79,14 +79,23 @@ impl WordSearch {
 
 impl Job for WordSearch {
     fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> Result<()> {
-        // A line counts once per target, however often the target occurs in it.
-        let mut seen: Vec<usize> = Vec::new();
+        // A line counts once per target, however often the target occurs in it. The targets
+        // seen are kept on the stack, up to a point.
+        let mut seen = [0usize; 16];
+        let mut seen_count = 0;
+        let mut more: Vec<usize> = Vec::new();
         for found in self.automaton.find_overlapping_iter(record.bytes) {
             let target = found.pattern().as_usize();
-            if !seen.contains(&target) {
-                seen.push(target);
-                ctx.emit(self.targets[target].as_bytes(), &ONE);
+            if seen[..seen_count].contains(&target) || more.contains(&target) {
+                continue;
             }
+            if seen_count < seen.len() {
+                seen[seen_count] = target;
+                seen_count += 1;
+            } else {
+                more.push(target);
+            }
+            ctx.emit(self.targets[target].as_bytes(), &ONE);
         }
         Ok(())
     }
@@ -96,12 +105,11 @@ impl Job for WordSearch {
         ctx.write(key, itoa::Buffer::new().format(total).as_bytes())
     }
 
-    fn has_combiner(&self) -> bool {
+    fn folds(&self) -> bool {
         true
     }
 
-    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
-        out(&sum_counts(values)?.to_be_bytes());
-        Ok(())
+    fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
+        super::wordcount::add_count(acc, value)
     }
 }

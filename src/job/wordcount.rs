@@ -2,9 +2,9 @@
 //! lowercased with `str::to_lowercase`; its value is how many times it occurs.
 
 use super::{Job, MapContext, ONE, Record, ReduceContext, Values, sum_counts};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-/// The word count job, with a combiner that sums counts inside each map task.
+/// The word count job, with a folding combiner that sums counts inside each map task.
 pub struct WordCount;
 
 impl Job for WordCount {
@@ -18,35 +18,122 @@ impl Job for WordCount {
         ctx.write(key, itoa::Buffer::new().format(total).as_bytes())
     }
 
-    fn has_combiner(&self) -> bool {
+    fn folds(&self) -> bool {
         true
     }
 
-    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
-        out(&sum_counts(values)?.to_be_bytes());
-        Ok(())
+    fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
+        add_count(acc, value)
     }
 }
 
-/// Calls `f` with every word of `text`, lowercased.
+/// Adds the count `value` to the count `acc` (both u64, see [`super::Codec`]), in place.
+#[inline]
+pub(crate) fn add_count(acc: &mut [u8], value: &[u8]) -> Result<()> {
+    let acc_len = acc.len();
+    match (<&mut [u8; 8]>::try_from(acc), <[u8; 8]>::try_from(value)) {
+        (Ok(acc), Ok(value)) => {
+            *acc = u64::from_be_bytes(*acc).saturating_add(u64::from_be_bytes(value)).to_be_bytes();
+            Ok(())
+        }
+        (_, Ok(_)) => Err(Error::Job(format!("a count value has {} bytes, not 8", acc_len))),
+        (_, Err(_)) => Err(Error::Job(format!("a count value has {} bytes, not 8", value.len()))),
+    }
+}
+
+/// Longest word lowercased on the stack; longer ones are lowercased into a `String`.
+const STACK_WORD: usize = 64;
+
+/// Calls `f` with every word of `text`, lowercased: every maximal run of alphabetic characters
+/// (`char::is_alphabetic`), lowercased as `str::to_lowercase` does.
+///
+/// ASCII bytes are classified by a byte test; only non-ASCII characters are decoded. A word
+/// that is already lowercase is passed as a slice of `text`, and one of at most 64 bytes is
+/// lowercased into a buffer on the stack: no allocation for such words.
+#[inline]
 pub fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
-    let mut lower = String::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let Some(start) = rest.find(char::is_alphabetic) else { return };
-        rest = &rest[start..];
-        let end = rest.find(|c: char| !c.is_alphabetic()).unwrap_or(rest.len());
-        let word = &rest[..end];
-        rest = &rest[end..];
-        if word.is_ascii() {
-            lower.clear();
-            lower.push_str(word);
-            lower.make_ascii_lowercase();
-            f(&lower);
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    let mut i = 0;
+    while i < n {
+        // Find the start of a word.
+        let b = bytes[i];
+        if b < 0x80 {
+            if !b.is_ascii_alphabetic() {
+                i += 1;
+                continue;
+            }
         } else {
-            f(&word.to_lowercase());
+            let c = char_at(text, i);
+            if !c.is_alphabetic() {
+                i += c.len_utf8();
+                continue;
+            }
+        }
+        // Find its end; note whether it is ASCII and whether it has capitals.
+        let start = i;
+        let mut ascii = true;
+        let mut upper = false;
+        while i < n {
+            let b = bytes[i];
+            if b < 0x80 {
+                if !b.is_ascii_alphabetic() {
+                    break;
+                }
+                upper |= b.is_ascii_uppercase();
+                i += 1;
+            } else {
+                let c = char_at(text, i);
+                if !c.is_alphabetic() {
+                    break;
+                }
+                ascii = false;
+                i += c.len_utf8();
+            }
+        }
+        let word = &text[start..i];
+        if ascii {
+            if !upper {
+                f(word);
+            } else if word.len() <= STACK_WORD {
+                let mut buf = [0u8; STACK_WORD];
+                let buf = &mut buf[..word.len()];
+                buf.copy_from_slice(word.as_bytes());
+                buf.make_ascii_lowercase();
+                // ASCII stays ASCII.
+                f(std::str::from_utf8(buf).unwrap_or_default());
+            } else {
+                f(&word.to_ascii_lowercase());
+            }
+        } else {
+            lowercase_unicode(word, &mut f);
         }
     }
+}
+
+/// The character that starts at byte `i` of `text` (a character boundary).
+#[inline]
+fn char_at(text: &str, i: usize) -> char {
+    text[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// Calls `f` with `word.to_lowercase()`, built on the stack when it fits. `str::to_lowercase`
+/// maps each character by `char::to_lowercase` except a capital sigma, whose lowercase depends
+/// on its place in the word: such words take `str::to_lowercase` itself.
+fn lowercase_unicode(word: &str, f: &mut impl FnMut(&str)) {
+    if word.len() <= STACK_WORD && !word.contains('\u{3a3}') {
+        let mut buf = [0u8; STACK_WORD * 2];
+        let mut len = 0;
+        for c in word.chars().flat_map(char::to_lowercase) {
+            if len + c.len_utf8() > buf.len() {
+                return f(&word.to_lowercase());
+            }
+            len += c.encode_utf8(&mut buf[len..]).len();
+        }
+        // Whole characters were encoded.
+        return f(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+    }
+    f(&word.to_lowercase())
 }
 
 #[cfg(test)]
@@ -57,6 +144,47 @@ mod tests {
         let mut v = Vec::new();
         for_each_word(line, |w| v.push(w.to_string()));
         v
+    }
+
+    /// The word rule, simply: maximal runs of `char::is_alphabetic`, `str::to_lowercase`d.
+    fn simple_words(text: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        for c in text.chars().chain(std::iter::once(' ')) {
+            if c.is_alphabetic() {
+                word.push(c);
+            } else if !word.is_empty() {
+                words.push(word.to_lowercase());
+                word.clear();
+            }
+        }
+        words
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// The fast tokenizer gives the words of the simple rule on any text.
+        #[test]
+        fn fast_tokenizer_equals_the_simple_rule(text in "\\PC{0,80}") {
+            proptest::prop_assert_eq!(words(&text), simple_words(&text));
+        }
+
+        /// Mixed scripts, capitals (sigma, dotted I), combining marks, letter numbers, circled
+        /// letters, 4-byte letters, digits and punctuation between them, and long words.
+        #[test]
+        fn fast_tokenizer_equals_the_simple_rule_on_mixed_scripts(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "Z", "Hello", "ΣΑΣ", "σ", "ς", "İ", "ß", "ẞ", "Ⅻ", "Ⓐ", "स्ते", "ﬃ", "𐍁", "〇", "x",
+                    "ǅ", "Ⱥ", "é", "É", " ", ".", "1", "-", "\u{301}", "\u{200d}", "日本語", "Привет",
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOP",
+                ]),
+                0..40,
+            )
+        ) {
+            let text = pieces.concat();
+            proptest::prop_assert_eq!(words(&text), simple_words(&text));
+        }
     }
 
     #[test]

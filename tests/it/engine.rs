@@ -238,18 +238,45 @@ fn ctrl_c_stops_everything_and_leaves_nothing() {
 }
 
 #[test]
-fn bench_command_runs_on_a_small_corpus() {
+fn bench_command_runs_on_a_small_corpus_and_every_output_is_the_baselines() {
     let dir = Dir::new();
+    // An ASCII-only count by the documented rule ([A-Za-z]+, lowercased), as `word count` lines.
+    let ascii = dir.path("ascii-count.sh");
+    std::fs::write(
+        &ascii,
+        "#!/bin/sh\ncat \"$1\"/* | tr -cs 'A-Za-z' '\\n' | tr 'A-Z' 'a-z' | grep . | LC_ALL=C sort | uniq -c \\\n  | awk '{print $2 \" \" $1}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&ascii, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let b = dir.path("b");
     let stdout = run_ok(
-        mr().args(["bench", "--size", "2MiB", "--word-search-strings", "20000", "--json", "--dir"]).arg(dir.path("b")),
+        mr().args(["bench", "--size", "2MiB", "--word-search-strings", "20000", "--repeat", "1", "--json", "--dir"])
+            .arg(&b)
+            .arg("--ascii-count")
+            .arg(&ascii),
     );
     let rows = summary(&stdout);
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 7, "{stdout}");
-    assert!(rows[0]["name"].as_str().unwrap().contains("baseline"));
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(rows.len(), 10, "{stdout}");
+    assert!(names[0].contains("baseline"), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("ASCII-only count") && n.contains("2 threads")), "{names:?}");
     for row in rows {
         assert!(row["usage"]["wall_s"].as_f64().unwrap() > 0.0, "{row}");
         assert!(row["usage"]["peak_rss_mib"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["wall_ratio_ascii"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    // The baseline follows the documented rule (the Python reference), and the engine's
+    // outputs are the baseline's, line for line.
+    let corpus = b.join("corpus-ascii");
+    let baseline = std::fs::read(b.join("baseline-2.txt")).unwrap();
+    assert!(
+        baseline == reference("jobs.py", &[Path::new("wordcount"), &corpus]),
+        "the baseline differs from the reference"
+    );
+    assert!(std::fs::read(b.join("baseline-1.txt")).unwrap() == baseline, "the 1-thread baseline differs");
+    for out in ["mr-2", "mr-1", "mr-local"] {
+        assert!(sorted_lines(&b.join(out)) == baseline, "{out} differs from the baseline");
     }
 }
 

@@ -2,7 +2,7 @@
 //! lines and of words for each length.
 //!
 //! It shows the pieces of the Job API: typed keys and values through codecs (a `u64` key that
-//! sorts numerically, a serde value as JSON), a combiner, a custom partitioner that keeps the
+//! sorts numerically, a serde value as JSON), a folding combiner, a custom partitioner that keeps the
 //! part files in length order, and a user counter. The binary is `mr` plus this job: worker
 //! processes are started from it, so they run this code.
 //!
@@ -54,14 +54,17 @@ impl Job for LineLengths {
         ctx.write(length.to_string().as_bytes(), format!("{} {}", total.lines, total.words).as_bytes())
     }
 
-    fn has_combiner(&self) -> bool {
+    fn folds(&self) -> bool {
         true
     }
 
-    fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> mr::Result<()> {
-        let mut encoded = Vec::new();
-        Json(Self::sum(values)?).encode(&mut encoded);
-        out(&encoded);
+    fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> mr::Result<()> {
+        let Json(mut total) = Json::<Tally>::decode(acc)?;
+        let Json(more) = Json::<Tally>::decode(value)?;
+        total.lines += more.lines;
+        total.words += more.words;
+        acc.clear();
+        Json(total).encode(acc);
         Ok(())
     }
 

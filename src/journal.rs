@@ -124,6 +124,18 @@ pub struct Journal {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Opens an existing journal; one that another coordinator holds open is an error saying that
+/// its job is still running.
+fn open_existing(path: &Path) -> Result<Database> {
+    match Database::open(path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Journal {
+            path: path.to_path_buf(),
+            reason: "another coordinator has it open: that job is still running".into(),
+        }),
+        Err(e) => Err(failed(path, "cannot open it")(e.into())),
+    }
+}
 fn failed(path: &Path, what: &str) -> impl Fn(redb::Error) -> Error {
     let path = path.to_path_buf();
     let what = what.to_string();
@@ -181,16 +193,7 @@ impl Journal {
     /// Opens the journal of a job to continue it: checks that it is the same job as
     /// `identity`, counts one more incarnation, and returns what it holds.
     pub fn resume(path: &Path, identity: &Identity) -> Result<(Journal, Recovered)> {
-        let db = match Database::open(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(Error::Journal {
-                    path: path.to_path_buf(),
-                    reason: "another coordinator has it open: that job is still running".into(),
-                });
-            }
-            Err(e) => return Err(failed(path, "cannot open it")(e.into())),
-        };
+        let db = open_existing(path)?;
         let mut recovered = read(&db, path)?;
         let journaled = read_identity(&db, path)?;
         if let Some(difference) = journaled.difference(identity) {
@@ -210,16 +213,7 @@ impl Journal {
 
     /// The job that the journal at `path` belongs to, read without changing anything.
     pub fn identity(path: &Path) -> Result<Identity> {
-        let db = match Database::open(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(Error::Journal {
-                    path: path.to_path_buf(),
-                    reason: "another coordinator has it open: that job is still running".into(),
-                });
-            }
-            Err(e) => return Err(failed(path, "cannot open it")(e.into())),
-        };
+        let db = open_existing(path)?;
         read_identity(&db, path)
     }
 

@@ -148,6 +148,16 @@ fn a_stopped_worker_is_declared_dead_and_its_task_rerun() {
     assert_same_output(&out, &local);
 }
 
+/// The `--local` oracle of a word count with `args`, and a seed (as a flag value) under which
+/// exactly one of its map tasks straggles at probability 0.2 (see `seed_with_one_straggler`).
+fn straggler_setup(dir: &Dir, input: &Path, args: &[&str]) -> (PathBuf, String) {
+    let local = local_oracle(dir, input, args);
+    let maps = summary(&run_ok(wordcount(input, &dir.path("count"), args).args(["--local", "--json"])))["map"]["tasks"]
+        .as_u64()
+        .unwrap() as u32;
+    (local, seed_with_one_straggler(maps, 0.2).to_string())
+}
+
 /// A seed under which exactly one of `maps` map tasks straggles on its first attempt, and
 /// its backup does not.
 fn seed_with_one_straggler(maps: u32, p: f64) -> u64 {
@@ -174,12 +184,7 @@ fn backup_attempts_beat_a_straggler() {
     let dir = Dir::new();
     let input = corpus(&dir);
     let args = ["--split-size", "4000", "--reduce-tasks", "2"];
-    let local = local_oracle(&dir, &input, &args);
-    let maps =
-        summary(&run_ok(wordcount(&input, &dir.path("count"), &args).args(["--local", "--json"])))["map"]["tasks"]
-            .as_u64()
-            .unwrap() as u32;
-    let seed = seed_with_one_straggler(maps, 0.2).to_string();
+    let (local, seed) = straggler_setup(&dir, &input, &args);
     let out = dir.path("dist");
     let start = Instant::now();
     let stdout = run_ok(wordcount(&input, &out, &args).args([
@@ -363,12 +368,7 @@ fn an_attempt_without_progress_for_task_timeout_fails_and_runs_again() {
     let dir = Dir::new();
     let input = corpus(&dir);
     let args = ["--split-size", "4000", "--reduce-tasks", "2"];
-    let local = local_oracle(&dir, &input, &args);
-    let maps =
-        summary(&run_ok(wordcount(&input, &dir.path("count"), &args).args(["--local", "--json"])))["map"]["tasks"]
-            .as_u64()
-            .unwrap() as u32;
-    let seed = seed_with_one_straggler(maps, 0.2).to_string();
+    let (local, seed) = straggler_setup(&dir, &input, &args);
     let out = dir.path("dist");
     let start = Instant::now();
     // One attempt sleeps 60 s before it starts: no progress, so after --task-timeout 3s it is

@@ -457,7 +457,8 @@ struct WorkerArgs {
     #[arg(long, value_name = "HOST", env = "MR_ADVERTISE")]
     advertise: Option<String>,
     /// Where to make the worker's work directory (map outputs it serves, fetched partitions);
-    /// default: the system temp dir. It is removed when the worker exits.
+    /// default: the system temp dir. It is removed when the worker exits, and a worker starting
+    /// in the same DIR removes those of workers that died without removing theirs (SIGKILL).
     #[arg(long, value_name = "DIR", env = "MR_WORK_DIR")]
     work_dir: Option<PathBuf>,
     /// Set by `mr run` on the workers it starts, which die with it: they wait for a coordinator
@@ -1073,6 +1074,7 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
         advertise: args.advertise,
         work_dir: args.work_dir,
         tls: crate::rpc::Tls::load(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.tls_ca.as_deref())?,
+        remove_dead_workers_directories: !args.supervised,
     };
     let result = runtime.block_on(crate::worker::run(options, Arc::new(registry)));
     // A task still running on a blocking thread is abandoned, not awaited.

@@ -46,6 +46,44 @@ pub fn path_for(output: &Path) -> PathBuf {
     output.join(TEMPORARY).join(FILE)
 }
 
+/// How the name of a work directory of `mr run` and `mr coordinator` begins (in `TMPDIR`).
+pub const WORK_DIR_PREFIX: &str = "mr-work-";
+
+/// How the name of a worker log directory of `mr run` begins (in `TMPDIR`).
+pub const LOGS_PREFIX: &str = "mr-logs-";
+
+/// Removes the work and log directories that the journal at `path` names: what a run killed
+/// before it committed left in `TMPDIR` (its workers' map outputs, their logs), when the job
+/// is not resumed but replaced (`--overwrite`). A directory is removed only if it looks like
+/// one `mr` made: a directory (not a symbolic link) whose name has the expected prefix, owned
+/// by this user; any other path is left alone. Returns the directories removed.
+pub fn remove_directories(path: &Path) -> Result<Vec<PathBuf>> {
+    let recovered = Journal::inspect(path)?;
+    let mut removed = Vec::new();
+    for (dir, prefix) in [(recovered.work_dir, WORK_DIR_PREFIX), (recovered.logs, LOGS_PREFIX)] {
+        let Some(dir) = dir else { continue };
+        if !made_by_mr(&dir, prefix) {
+            tracing::debug!(dir = %dir.display(), "not a directory of mr's own: left alone");
+            continue;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => removed.push(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot remove the interrupted job's directory", dir)(e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// True if `dir` is a directory (not a symbolic link) named `prefix…`, owned by this user.
+fn made_by_mr(dir: &Path, prefix: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let named = dir.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(prefix.as_bytes()));
+    named
+        && std::fs::symlink_metadata(dir)
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw())
+}
+
 /// What a job is: the planned facts that a resumed run must share with the run it continues,
 /// by name, in the order they are compared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -354,7 +392,8 @@ fn read(db: &Database, path: &Path) -> Result<Recovered> {
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
         .map(u64::from_le_bytes)
         .ok_or_else(|| corrupt("its incarnation"))?;
-    let as_path = |b: Vec<u8>| PathBuf::from(String::from_utf8_lossy(&b).into_owned());
+    // Written as the path's bytes (`as_encoded_bytes`), which on Unix are the bytes themselves.
+    let as_path = |b: Vec<u8>| PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(b));
     let (work_dir, logs) = (work_dir.map(as_path), logs.map(as_path));
     let mut done = Vec::with_capacity(rows.len());
     for ((phase, index), bytes) in rows {
@@ -431,6 +470,37 @@ mod tests {
         let _open = Journal::create(&path, &identity(1), dir.path(), dir.path(), false).unwrap();
         let err = Journal::resume(&path, &identity(1)).err().unwrap().to_string();
         assert!(err.contains("still running"), "{err}");
+    }
+
+    #[test]
+    fn only_directories_that_look_like_mr_s_own_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            std::fs::write(path.join("file"), b"x").unwrap();
+            path
+        };
+        let remove = |work: &Path, logs: &Path| {
+            let out = tempfile::tempdir().unwrap();
+            let path = path_for(out.path());
+            drop(Journal::create(&path, &identity(1), work, logs, false).unwrap());
+            remove_directories(&path).unwrap()
+        };
+        // mr's own: both removed.
+        let (work, logs) = (make("mr-work-abc"), make("mr-logs-abc"));
+        assert_eq!(remove(&work, &logs), [work.clone(), logs.clone()]);
+        assert!(!work.exists() && !logs.exists());
+        // Another name, a symbolic link, a file, a path that is gone: left alone.
+        let other = make("data");
+        let link = dir.path().join("mr-logs-link");
+        std::os::unix::fs::symlink(make("linked"), &link).unwrap();
+        assert!(remove(&other, &link).is_empty());
+        assert!(other.join("file").exists() && link.join("file").exists());
+        let file = dir.path().join("mr-work-file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(remove(&file, &dir.path().join("mr-logs-gone")).is_empty());
+        assert!(file.exists());
     }
 
     #[test]

@@ -205,11 +205,27 @@ impl OutputDir {
         let (lock, created) = claim(&path)?;
         let mut entries = std::fs::read_dir(&path).map_err(Error::io("cannot use output directory", &path))?;
         if entries.next().is_some() {
+            let journal = crate::journal::path_for(&path);
             if !overwrite {
-                if crate::journal::path_for(&path).exists() {
+                if journal.exists() {
                     return Err(Error::OutputInterrupted(path));
                 }
                 return Err(Error::OutputNotEmpty(path));
+            }
+            if journal.exists() {
+                // A run killed before it committed, replaced rather than resumed: the work and
+                // log directories its journal names go with it.
+                match crate::journal::remove_directories(&journal) {
+                    Ok(removed) => {
+                        for dir in removed {
+                            tracing::info!(dir = %dir.display(), "removed the interrupted job's directory");
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        "--overwrite: the output held an interrupted job whose directories are not all removed \
+                         ({e}); the output is replaced all the same"
+                    ),
+                }
             }
             clear_dir(&path)?;
         }

@@ -268,8 +268,8 @@ fn open_journal(
             .map_err(Error::io(what, std::env::temp_dir()))?;
         Ok(WorkDir(dir.keep()))
     };
-    let new_work_dir = || new_dir("mr-work-", "cannot create work directory in");
-    let new_logs = || new_dir("mr-logs-", "cannot create log directory in");
+    let new_work_dir = || new_dir(crate::journal::WORK_DIR_PREFIX, "cannot create work directory in");
+    let new_logs = || new_dir(crate::journal::LOGS_PREFIX, "cannot create log directory in");
     let output = plan.output.path().to_path_buf();
     if crate::storage::is_url(&output) {
         return Ok((new_work_dir()?, None, Recovered::default(), new_logs()?));

@@ -44,6 +44,12 @@ pub struct WorkerOptions {
     pub work_dir: Option<PathBuf>,
     /// TLS for its calls and its Shuffle service; the coordinator's URL is `https://` with it.
     pub tls: Option<Tls>,
+    /// Whether it removes, when it starts, the directories that dead workers left in its work
+    /// dir ([`remove_dead_workers_directories`]). A standalone worker does; the workers of
+    /// `mr run` do not: their directories are in the job's work directory, which `mr run`
+    /// removes, and a dead worker's map outputs there are still read in place by the job's
+    /// reducers and by a resumed run.
+    pub remove_dead_workers_directories: bool,
 }
 
 /// HTTP/2 receive window of a worker's connection to the coordinator.
@@ -208,10 +214,10 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
         None => local_address_towards(&url).await?.to_string(),
     };
     let base = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let work_dir = tempfile::Builder::new()
-        .prefix("mr-worker-")
-        .tempdir_in(&base)
-        .map_err(Error::io("cannot create the worker's work directory in", &base))?;
+    let work_dir = OwnDir::create(&base)?;
+    if options.remove_dead_workers_directories {
+        remove_dead_workers_directories(&base, work_dir.path());
+    }
 
     let bind = shuffle_bind(&host);
     check_token_for(&bind, &options.token)?;
@@ -298,6 +304,97 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
         return Err(e);
     }
     result
+}
+
+/// How the name of a worker's own directory begins (in its work dir).
+pub const DIR_PREFIX: &str = "mr-worker-";
+
+/// The lock file in a worker's own directory: the worker holds an exclusive lock on it
+/// (`flock`) for as long as the directory exists, so a directory whose lock can be taken
+/// belongs to a worker that is dead.
+pub const LOCK_FILE: &str = "worker.lock";
+
+/// A worker's own directory (`mr-worker-*` in its work dir) and the lock that tells that the
+/// worker is alive. Dropping it removes the directory, then lets go of the lock.
+struct OwnDir {
+    dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+impl OwnDir {
+    /// Makes the directory in `base` and takes its lock. The lock file gets its name only once
+    /// it is locked (a rename), so no other worker can find it unlocked while this one lives.
+    fn create(base: &Path) -> Result<OwnDir> {
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir_in(base)
+            .map_err(Error::io("cannot create the worker's work directory in", base))?;
+        let fresh = dir.path().join(format!(".{LOCK_FILE}.new"));
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&fresh)
+            .map_err(Error::io("cannot create the worker's lock file", &fresh))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let busy = std::io::Error::from(std::io::ErrorKind::WouldBlock);
+                return Err(Error::io("cannot lock the worker's lock file", &fresh)(busy));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("cannot lock the worker's lock file", &fresh)(e));
+            }
+        }
+        let named = dir.path().join(LOCK_FILE);
+        std::fs::rename(&fresh, &named).map_err(Error::io("cannot name the worker's lock file", &named))?;
+        Ok(OwnDir { dir, _lock: lock })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Removes what workers killed without a chance to clean up (SIGKILL, a crash of the host)
+/// left in `base`: every `mr-worker-*` directory of this user, other than `own`, whose lock
+/// file this process can lock. A live worker holds its lock, so its directory is never
+/// removed; nor is a directory without a lock file (a worker still making it). Failures are
+/// logged: they do not stop the worker.
+pub fn remove_dead_workers_directories(base: &Path, own: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let entries = match std::fs::read_dir(base) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(dir = %base.display(), "cannot list the work dir to remove dead workers' directories: {e}");
+            return;
+        }
+    };
+    let uid = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let named = entry.file_name().as_encoded_bytes().starts_with(DIR_PREFIX.as_bytes());
+        if !named || path == own {
+            continue;
+        }
+        // Not a symbolic link, and this user's.
+        let ours = std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir() && meta.uid() == uid);
+        if !ours {
+            continue;
+        }
+        let lock_path = path.join(LOCK_FILE);
+        let Ok(lock) = std::fs::File::open(&lock_path) else { continue };
+        match lock.try_lock() {
+            Ok(()) => match std::fs::remove_dir_all(&path) {
+                Ok(()) => tracing::info!(dir = %path.display(), "removed a dead worker's directory"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(dir = %path.display(), "cannot remove a dead worker's directory: {e}"),
+            },
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::warn!(file = %lock_path.display(), "cannot lock a worker's lock file: {e}");
+            }
+        }
+    }
 }
 
 /// What every attempt of this worker needs.

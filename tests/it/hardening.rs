@@ -389,6 +389,106 @@ fn work_files_are_private_and_a_killed_resume_leaves_no_log_directory() {
     assert_eq!(mode(&out), 0o750);
 }
 
+#[test]
+fn a_killed_run_replaced_with_overwrite_removes_its_work_and_log_directories() {
+    let dir = Dir::new();
+    let input = input(&dir, 4);
+    let go = dir.path("go");
+    let reducer = format!("{}; sort", wait_until(&go));
+    let job = |out: &Path, extra: &[&str]| {
+        let mut cmd = mr();
+        cmd.args(["run", "streaming", "--mapper", "cat", "--reducer", &reducer, "-r", "2", "-q"])
+            .args(["--split-size", "4KiB"])
+            .args(extra)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(out);
+        cmd
+    };
+    let out = dir.path("out");
+    let mut killed = Background::start(job(&out, &["-w", "2"]), &dir, "replaced");
+    let tmp = killed.work.clone();
+    wait_for(60, "map outputs", || killed.map_outputs() >= 4);
+    kill(Pid::from_raw(killed.child.id() as i32), Signal::SIGKILL).unwrap();
+    killed.child.wait().unwrap();
+    wait_for(10, "the killed run's processes to end", || tagged_processes(&killed.tag).is_empty());
+    // What the killed run left in TMPDIR, named by the journal in the output.
+    let (work, logs) = (entries(&tmp, "mr-work-"), entries(&tmp, "mr-logs-"));
+    assert_eq!((work.len(), logs.len()), (1, 1), "{:?}", entries(&tmp, ""));
+    assert!(out.join("_temporary/journal.redb").is_file());
+
+    std::fs::write(&go, "").unwrap();
+    let replacing = Background::start(job(&out, &["-w", "2", "--overwrite"]), &dir, "replaced");
+    let (status, _, stderr) = replacing.finish();
+    assert!(status.success(), "{stderr}");
+    let local = dir.path("local");
+    run_ok(&mut job(&local, &["--local"]));
+    assert_same_output(&out, &local);
+    assert!(entries(&tmp, "mr-").is_empty(), "left in TMPDIR: {:?}", entries(&tmp, ""));
+}
+
+#[test]
+fn a_starting_worker_removes_dead_workers_directories_and_keeps_live_ones() {
+    let dir = Dir::new();
+    let input = input(&dir, 3);
+    let go = dir.path("go");
+    let mapper = format!("{}; cat", wait_until(&go));
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = mr();
+    cmd.args(["coordinator", "streaming", "--mapper", &mapper, "--reducer", "cat", "-q", "--worker-timeout", "1s"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--split-size", "4KiB"])
+        .env("MR_TOKEN", "secret")
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path("out"));
+    let coordinator = Background::start(cmd, &dir, "dead-workers");
+    let work = dir.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let worker = || {
+        mr().args(["worker", "--coordinator", &url, "--work-dir"])
+            .arg(&work)
+            .env("MR_TOKEN", "secret")
+            .env("MR_TEST_TAG", &coordinator.tag)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // A worker running a map attempt, whose directory holds its lock.
+    let mut live = worker();
+    wait_for(30, "the first worker's streaming command", || !descendants(live.id()).is_empty());
+    let live_dir = entries(&work, "mr-worker-");
+    assert_eq!(live_dir.len(), 1, "{live_dir:?}");
+    let live_dir = live_dir[0].clone();
+    // A second one, killed mid-attempt: its directory stays.
+    let mut killed = worker();
+    wait_for(30, "the second worker's streaming command", || !descendants(killed.id()).is_empty());
+    let dead_dir: Vec<PathBuf> = entries(&work, "mr-worker-").into_iter().filter(|d| *d != live_dir).collect();
+    assert_eq!(dead_dir.len(), 1, "{:?}", entries(&work, ""));
+    let dead_dir = dead_dir[0].clone();
+    kill(Pid::from_raw(killed.id() as i32), Signal::SIGKILL).unwrap();
+    killed.wait().unwrap();
+    assert!(dead_dir.is_dir(), "a worker killed with SIGKILL cannot remove its directory");
+
+    // A worker starting in the same work dir removes the dead one's, and only that.
+    let mut third = worker();
+    wait_for(30, "the dead worker's directory to be removed", || !dead_dir.exists());
+    assert!(live_dir.is_dir(), "a live worker's directory was removed");
+    assert!(live.try_wait().unwrap().is_none(), "the live worker exited");
+    wait_for(30, "the third worker's directory", || entries(&work, "mr-worker-").len() == 2);
+
+    std::fs::write(&go, "").unwrap();
+    for (worker, name) in [(&mut live, "the first worker"), (&mut third, "the third worker")] {
+        let status = exits_within(worker, 60, name);
+        assert!(status.success(), "{name}: {status}");
+    }
+    let (status, _, stderr) = coordinator.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(entries(&work, "").is_empty(), "left in the work dir: {:?}", entries(&work, ""));
+}
+
 #[tokio::test]
 async fn a_worker_refuses_a_server_that_cannot_prove_it_holds_the_token() {
     let dir = Dir::new();

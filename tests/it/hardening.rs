@@ -279,34 +279,44 @@ fn streaming_commands_leave_no_process_when_a_worker_or_mr_run_is_killed() {
     wait_for(10, "every process of the job to end", || tagged_processes(&job.tag).is_empty());
 }
 
+/// A `mr coordinator` of a streaming job whose mappers wait for the file it returns, with the
+/// token "secret" on a free port; with its URL.
+fn gated_coordinator(dir: &Dir, input: &Path, extra: &[&str], name: &str) -> (Background, String, PathBuf) {
+    let go = dir.path("go");
+    let mapper = format!("{}; cat", wait_until(&go));
+    let port = free_port();
+    let mut cmd = mr();
+    cmd.args(["coordinator", "streaming", "--mapper", &mapper, "--reducer", "cat", "-q", "--worker-timeout", "1s"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env("MR_TOKEN", "secret")
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(dir.path("out"));
+    (Background::start(cmd, dir, name), format!("http://127.0.0.1:{port}"), go)
+}
+
+/// A standalone `mr worker` of `gated_coordinator`'s job, in `work`, tagged as the job's.
+fn standalone_worker(url: &str, work: &Path, tag: &str) -> std::process::Command {
+    let mut cmd = mr();
+    cmd.args(["worker", "--coordinator", url, "--work-dir"])
+        .arg(work)
+        .env("MR_TOKEN", "secret")
+        .env("MR_TEST_TAG", tag);
+    cmd
+}
+
 #[test]
 fn a_worker_stopped_by_sigterm_or_ctrl_c_removes_its_directory() {
     let dir = Dir::new();
     let input = input(&dir, 1);
-    let go = dir.path("go");
-    let mapper = format!("{}; cat", wait_until(&go));
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut cmd = mr();
-    cmd.args(["coordinator", "streaming", "--mapper", &mapper, "--reducer", "cat", "-q", "--worker-timeout", "1s"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("MR_TOKEN", "secret")
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(dir.path("out"));
-    let coordinator = Background::start(cmd, &dir, "sigterm");
+    let (coordinator, url, _) = gated_coordinator(&dir, &input, &[], "sigterm");
     for signal in [Signal::SIGTERM, Signal::SIGINT] {
         let work = dir.path(&format!("work-{signal}"));
         std::fs::create_dir_all(&work).unwrap();
-        let mut worker = mr()
-            .args(["worker", "--coordinator", &url, "--work-dir"])
-            .arg(&work)
-            .env("MR_TOKEN", "secret")
-            .env("MR_TEST_TAG", &coordinator.tag)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut worker =
+            standalone_worker(&url, &work, &coordinator.tag).stderr(std::process::Stdio::piped()).spawn().unwrap();
         wait_for(30, "the worker's directory", || entries(&work, "mr-worker-").len() == 1);
         assert_eq!(mode(&entries(&work, "mr-worker-")[0]), 0o700);
         wait_for(30, "the worker's streaming command", || !descendants(worker.id()).is_empty());
@@ -432,30 +442,11 @@ fn a_killed_run_replaced_with_overwrite_removes_its_work_and_log_directories() {
 fn a_starting_worker_removes_dead_workers_directories_and_keeps_live_ones() {
     let dir = Dir::new();
     let input = input(&dir, 3);
-    let go = dir.path("go");
-    let mapper = format!("{}; cat", wait_until(&go));
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut cmd = mr();
-    cmd.args(["coordinator", "streaming", "--mapper", &mapper, "--reducer", "cat", "-q", "--worker-timeout", "1s"])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--split-size", "4KiB"])
-        .env("MR_TOKEN", "secret")
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(dir.path("out"));
-    let coordinator = Background::start(cmd, &dir, "dead-workers");
+    let (coordinator, url, go) = gated_coordinator(&dir, &input, &["--split-size", "4KiB"], "dead-workers");
     let work = dir.path("work");
     std::fs::create_dir_all(&work).unwrap();
-    let worker = || {
-        mr().args(["worker", "--coordinator", &url, "--work-dir"])
-            .arg(&work)
-            .env("MR_TOKEN", "secret")
-            .env("MR_TEST_TAG", &coordinator.tag)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let worker =
+        || standalone_worker(&url, &work, &coordinator.tag).stderr(std::process::Stdio::null()).spawn().unwrap();
     // A worker running a map attempt, whose directory holds its lock.
     let mut live = worker();
     wait_for(30, "the first worker's streaming command", || !descendants(live.id()).is_empty());

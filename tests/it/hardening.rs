@@ -152,14 +152,20 @@ fn a_token_on_the_command_line_is_warned_about_and_a_token_file_works() {
     assert!(!stderr.contains("warning") && stderr.contains("cannot reach"), "{stderr}");
 }
 
+/// A streaming reducer that leaves a file in the returned `started` directory (so every map is
+/// done), waits for the returned `go` file, then sorts: `(go, started, command)`.
+fn gated_reducer(dir: &Dir) -> (PathBuf, PathBuf, String) {
+    let (go, started) = (dir.path("go"), dir.path("started"));
+    std::fs::create_dir_all(&started).unwrap();
+    let reducer = format!("touch '{}'/$$; {}; sort", started.display(), wait_until(&go));
+    (go, started, reducer)
+}
+
 #[test]
 fn a_paused_mr_run_keeps_its_workers_and_finishes() {
     let dir = Dir::new();
     let input = input(&dir, 4);
-    let (go, started) = (dir.path("go"), dir.path("started"));
-    std::fs::create_dir_all(&started).unwrap();
-    // Reducers say that they started (so every map is done), then wait.
-    let reducer = format!("touch '{}'/$$; {}; sort", started.display(), wait_until(&go));
+    let (go, started, reducer) = gated_reducer(&dir);
     let args = |out: &Path| {
         let mut cmd = mr();
         cmd.args(["run", "streaming", "--mapper", "cat", "--reducer", &reducer, "-r", "2", "--split-size", "4KiB"])
@@ -197,9 +203,7 @@ fn a_paused_mr_run_keeps_its_workers_and_finishes() {
 fn reduce_attempts_write_nothing_into_the_output_until_they_commit() {
     let dir = Dir::new();
     let input = input(&dir, 2);
-    let (go, started) = (dir.path("go"), dir.path("started"));
-    std::fs::create_dir_all(&started).unwrap();
-    let reducer = format!("touch '{}'/$$; {}; sort", started.display(), wait_until(&go));
+    let (go, started, reducer) = gated_reducer(&dir);
     let out = dir.path("out");
     let mut cmd = mr();
     cmd.args(["run", "streaming", "--mapper", "cat", "--reducer", &reducer, "-r", "2", "-w", "2", "-q"])

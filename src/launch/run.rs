@@ -70,7 +70,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs a planned job with worker processes. Returns the summary, whose `succeeded` tells
 /// whether the output committed; on failure the output directory is cleaned.
-pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
+pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
     // Each worker process logs to its own file in `logs`; kept when the job fails. A resumed
     // job logs on in the directory of the run it continues.
     let (work_dir, journal, recovered, logs) = open_journal(job_name, &mut plan, config.verify_inputs)?;

@@ -17,8 +17,9 @@
 //!   on its disk, each other replica to a machine in another rack. It then asks to commit.
 //! - Workers register, heartbeat (`heartbeat_ms`), long-poll for tasks (woken when the
 //!   scheduler's state changed, at most once a step, else every second), report completions
-//!   and failures, and obey cancellations, as `worker.rs` does; the coordinator's 100 ms tick
-//!   is the scheduler's `tick` at every step.
+//!   and failures, and obey cancellations, as `worker/` does; the coordinator's 100 ms tick
+//!   is the scheduler's `tick` at every step, and the job commit it asks for
+//!   ([`Effect::CommitJob`]) succeeds at once.
 //! - Faults: worker processes that die at given times (their map outputs go with them) and
 //!   may be restarted; slowed machines (disk and CPU divided by a factor); heartbeats lost at
 //!   random; network partitions of a machine (its calls and its map outputs unreachable; past
@@ -43,10 +44,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::control::scheduler::{Assignment, Failure, JobState, Scheduler, SchedulerConfig};
-use crate::net::shuffle::Location;
-use crate::types::TaskCounters;
-use crate::types::{AttemptId, Millis, Phase, WorkerId};
+use crate::control::scheduler::{Assignment, Effect, Failure, JobState, Scheduler, SchedulerConfig};
+use crate::types::{AttemptId, MapOutputLocation, Millis, Phase, TaskCounters, WorkerId};
 
 const MB: f64 = 1_000_000.0;
 
@@ -319,7 +318,8 @@ pub struct Report {
     pub timeline: Timeline,
     /// Real time spent in scheduler calls.
     pub scheduler_time: SchedulerTime,
-    /// Bytes of the map output locations a reduce task was told (the last assignment).
+    /// Bytes of the reduce task message of the last list of map outputs assigned: the
+    /// `ReduceTask` a GetTask reply carries (`net::convert::reduce_task`), as encoded.
     pub reduce_told_bytes: u64,
     /// Invariants broken (see [`check`]).
     pub violations: Vec<String>,
@@ -424,7 +424,7 @@ struct Sim<'a> {
     /// Bumped whenever a process dies or a machine is cut off or healed.
     epoch: u64,
     /// The resolved list of the last reduce assignment, and the list it came from.
-    last_inputs: Option<(Arc<[String]>, Arc<ReduceInputs>)>,
+    last_inputs: Option<(Arc<[MapOutputLocation]>, Arc<ReduceInputs>)>,
     /// Per list in use: the positions of its unreachable entries, as of an epoch.
     bad_cache: Vec<(Arc<ReduceInputs>, u64, Arc<Vec<u32>>)>,
     /// Declarations of dead workers when the last list was checked.
@@ -451,8 +451,18 @@ pub fn run(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> Report {
 /// [`run`], returning the scheduler as the job left it too.
 pub fn run_keeping(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> (Report, Scheduler) {
     let started = Instant::now();
+    let mut sim = Sim::new(sc, trace);
+    sim.schedule_starts_and_faults();
+    let end = sim.main_loop();
+    let report = sim.report(end, started);
+    (report, sim.s)
+}
+
+/// Each resource's capacity, bytes/s: disks, NICs in, NICs out, rack uplinks and downlinks,
+/// the root; and each machine's slowdown (1 = normal), for the slowed machines that `rng`
+/// picks (the first of a seeded shuffle), whose disks are slowed too.
+fn capacities(sc: &Scenario, rng: &mut ChaCha8Rng) -> (Vec<f64>, Vec<f64>) {
     let c = &sc.cluster;
-    let w = &sc.workload;
     let n = c.machines as usize;
     let racks = c.racks.max(1) as usize;
     let mut capacity = Vec::with_capacity(3 * n + 2 * racks + 1);
@@ -460,11 +470,9 @@ pub fn run_keeping(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> (Report, Sched
     capacity.extend(std::iter::repeat_n(c.nic_mb_s * MB, 2 * n));
     capacity.extend(std::iter::repeat_n(c.rack_uplink_mb_s * MB, 2 * racks));
     capacity.push(c.root_mb_s * MB);
-    let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
-    // The slowed machines: the first of a seeded shuffle.
     let mut order: Vec<u32> = (0..c.machines).collect();
     for i in (1..order.len()).rev() {
-        let j = below(&mut rng, i as u64 + 1) as usize;
+        let j = below(rng, i as u64 + 1) as usize;
         order.swap(i, j);
     }
     let slowed = (sc.faults.slow_fraction * f64::from(c.machines)).round() as usize;
@@ -473,77 +481,95 @@ pub fn run_keeping(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> (Report, Sched
         slow[m as usize] = sc.faults.slow_factor.max(1.0);
         capacity[m as usize] /= sc.faults.slow_factor.max(1.0);
     }
-    let s = Scheduler::new(SchedulerConfig {
-        map_tasks: w.map_tasks,
-        reduce_tasks: w.reduce_tasks,
-        worker_timeout: sc.policy.worker_timeout_ms,
-        task_timeout: sc.policy.task_timeout_ms,
-        max_attempts: sc.policy.max_attempts,
-        speculative: sc.policy.speculative,
-        skip_bad_records: false,
-        rerun_maps_of_lost_workers: sc.policy.rerun_maps_of_lost_workers,
-        first_worker_id: 1,
-    });
-    let mut sim = Sim {
-        sc,
-        s,
-        now: 0,
-        events: BinaryHeap::new(),
-        seq: 0,
-        rng,
-        procs: Vec::new(),
-        machine_proc: vec![None; n],
-        partitioned: vec![false; n],
-        slow,
-        load: vec![0.0; capacity.len()],
-        capacity,
-        outputs: HashMap::new(),
-        committed_map: vec![None; w.map_tasks as usize],
-        epoch: 0,
-        last_inputs: None,
-        bad_cache: Vec::new(),
-        checked_declarations: 0,
-        declarations: 0,
-        changed: false,
-        timeline: Timeline { bin_ms: sc.bin_ms.max(1), ..Timeline::default() },
-        times: SchedulerTime::default(),
-        violations: Vec::new(),
-        reduce_told_bytes: 0,
-        reduce_commits: vec![0; w.reduce_tasks as usize],
-        trace,
-        hasher: xxhash_rust::xxh3::Xxh3::new(),
-        trace_lines: 0,
-        line: String::new(),
-    };
-    // Workers start within the first second, in a seeded order.
-    for m in 0..c.machines {
-        let at = below(&mut sim.rng, 1_000);
-        sim.push(at, Event::Start(m));
+    (capacity, slow)
+}
+
+impl<'a> Sim<'a> {
+    /// The simulation of a scenario, before anything happened.
+    fn new(sc: &'a Scenario, trace: Option<&'a mut Vec<u8>>) -> Sim<'a> {
+        let w = &sc.workload;
+        let n = sc.cluster.machines as usize;
+        let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
+        let (capacity, slow) = capacities(sc, &mut rng);
+        let s = Scheduler::new(SchedulerConfig {
+            map_tasks: w.map_tasks,
+            reduce_tasks: w.reduce_tasks,
+            worker_timeout: sc.policy.worker_timeout_ms,
+            task_timeout: sc.policy.task_timeout_ms,
+            max_attempts: sc.policy.max_attempts,
+            speculative: sc.policy.speculative,
+            skip_bad_records: false,
+            rerun_maps_of_lost_workers: sc.policy.rerun_maps_of_lost_workers,
+            first_worker_id: 1,
+        });
+        Sim {
+            sc,
+            s,
+            now: 0,
+            events: BinaryHeap::new(),
+            seq: 0,
+            rng,
+            procs: Vec::new(),
+            machine_proc: vec![None; n],
+            partitioned: vec![false; n],
+            slow,
+            load: vec![0.0; capacity.len()],
+            capacity,
+            outputs: HashMap::new(),
+            committed_map: vec![None; w.map_tasks as usize],
+            epoch: 0,
+            last_inputs: None,
+            bad_cache: Vec::new(),
+            checked_declarations: 0,
+            declarations: 0,
+            changed: false,
+            timeline: Timeline { bin_ms: sc.bin_ms.max(1), ..Timeline::default() },
+            times: SchedulerTime::default(),
+            violations: Vec::new(),
+            reduce_told_bytes: 0,
+            reduce_commits: vec![0; w.reduce_tasks as usize],
+            trace,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            trace_lines: 0,
+            line: String::new(),
+        }
     }
-    for d in &sc.faults.deaths {
-        sim.push(d.at_ms, Event::Kill(d.machine, d.restart_after_ms.unwrap_or(Millis::MAX)));
+
+    /// Workers start within the first second, in a seeded order; the scenario's deaths and
+    /// partitions happen when it says.
+    fn schedule_starts_and_faults(&mut self) {
+        for m in 0..self.sc.cluster.machines {
+            let at = below(&mut self.rng, 1_000);
+            self.push(at, Event::Start(m));
+        }
+        let faults = &self.sc.faults;
+        for d in &faults.deaths {
+            self.push(d.at_ms, Event::Kill(d.machine, d.restart_after_ms.unwrap_or(Millis::MAX)));
+        }
+        for (i, p) in faults.partitions.iter().enumerate() {
+            self.push(p.from_ms, Event::Cut(p.machine, i));
+            self.push(p.until_ms.max(p.from_ms + 1), Event::Heal(p.machine, i));
+        }
     }
-    for (i, p) in sc.faults.partitions.iter().enumerate() {
-        sim.push(p.from_ms, Event::Cut(p.machine, i));
-        sim.push(p.until_ms.max(p.from_ms + 1), Event::Heal(p.machine, i));
+
+    /// What the simulation found, once it ended with `end`.
+    fn report(&mut self, end: End, started: Instant) -> Report {
+        let attempts = self.s.attempts();
+        Report {
+            end,
+            sim_ms: self.now,
+            attempts: attempts.len(),
+            backups: attempts.iter().filter(|a| a.speculative).count(),
+            lost: attempts.iter().filter(|a| a.outcome == crate::control::scheduler::Outcome::Lost).count(),
+            violations: std::mem::take(&mut self.violations),
+            scheduler_time: std::mem::take(&mut self.times),
+            timeline: std::mem::take(&mut self.timeline),
+            reduce_told_bytes: self.reduce_told_bytes,
+            trace_lines: self.trace_lines,
+            trace_digest: self.hasher.digest(),
+            wall_s: started.elapsed().as_secs_f64(),
+        }
     }
-    let end = sim.main_loop();
-    let attempts = sim.s.attempts();
-    let report = Report {
-        end,
-        sim_ms: sim.now,
-        attempts: attempts.len(),
-        backups: attempts.iter().filter(|a| a.speculative).count(),
-        lost: attempts.iter().filter(|a| a.outcome == crate::control::scheduler::Outcome::Lost).count(),
-        violations: std::mem::take(&mut sim.violations),
-        scheduler_time: std::mem::take(&mut sim.times),
-        timeline: std::mem::take(&mut sim.timeline),
-        reduce_told_bytes: sim.reduce_told_bytes,
-        trace_lines: sim.trace_lines,
-        trace_digest: sim.hasher.digest(),
-        wall_s: started.elapsed().as_secs_f64(),
-    };
-    (report, sim.s)
 }
 
 /// A uniform integer below `n`.
@@ -630,14 +656,18 @@ impl Sim<'_> {
         }
     }
 
+    /// Carries out what the scheduler asked (the job commit, which succeeds at once; the
+    /// journal and the end of the job have no part here), and says whether the job ended.
     fn ended(&mut self) -> Option<End> {
-        match self.s.state().clone() {
-            JobState::Running => None,
-            JobState::TasksDone => {
+        for effect in self.s.take_effects() {
+            if let Effect::CommitJob { .. } = effect {
                 self.s.job_committed();
                 self.trace(|l| l.push_str("job committed"));
-                Some(End::Succeeded(self.now))
             }
+        }
+        match self.s.state().clone() {
+            // TasksDone lasts only until the commit above.
+            JobState::Running | JobState::TasksDone => None,
             JobState::Succeeded => Some(End::Succeeded(self.now)),
             JobState::Failed(f) => {
                 let why = format!("{:?} after {} attempts: {}", f.task, f.attempts, f.last_error);
@@ -882,7 +912,7 @@ impl Sim<'_> {
         if ns_per_byte <= 0.0 { f64::INFINITY } else { 1e9 / ns_per_byte / self.slow[m as usize] }
     }
 
-    fn begin(&mut self, p: usize, attempt: AttemptId, map_outputs: Arc<[String]>) {
+    fn begin(&mut self, p: usize, attempt: AttemptId, map_outputs: Arc<[MapOutputLocation]>) {
         let m = self.procs[p].machine;
         let w = &self.sc.workload;
         let active = match attempt.task.phase {
@@ -962,7 +992,7 @@ impl Sim<'_> {
     /// Resolves the list a reduce attempt was told, and checks it: with the re-execution of
     /// lost workers' outputs on, no entry may be an output of a worker that the scheduler had
     /// declared dead after the output committed.
-    fn resolve(&mut self, list: &Arc<[String]>, attempt: AttemptId) -> Arc<ReduceInputs> {
+    fn resolve(&mut self, list: &Arc<[MapOutputLocation]>, attempt: AttemptId) -> Arc<ReduceInputs> {
         let fresh = match &self.last_inputs {
             Some((l, r)) if Arc::ptr_eq(l, list) => Some(r.clone()),
             _ => None,
@@ -970,17 +1000,17 @@ impl Sim<'_> {
         let resolved = match fresh {
             Some(r) => r,
             None => {
-                self.reduce_told_bytes = list.iter().map(|s| s.len() as u64).sum();
+                let message = crate::net::convert::reduce_task(attempt.task.index, list);
+                self.reduce_told_bytes = prost::Message::encoded_len(&message) as u64;
                 let mut entries = Vec::with_capacity(list.len());
-                for (i, s) in list.iter().enumerate() {
-                    let entry = serde_json::from_str::<Location>(s).ok().and_then(|l| {
-                        self.outputs.get(&(l.map_task, l.attempt)).map(|&(p, at)| (l.map_task, l.attempt, p, at))
-                    });
+                for (i, l) in list.iter().enumerate() {
+                    let entry =
+                        self.outputs.get(&(l.map_task, l.attempt)).map(|&(p, at)| (l.map_task, l.attempt, p, at));
                     match entry {
                         Some(e) if e.0 == i as u32 => entries.push(e),
                         _ => {
                             self.violations.push(format!(
-                                "{attempt} was told entry {i} = {s}, which is no map output that committed"
+                                "{attempt} was told entry {i} = {l:?}, which is no map output that committed"
                             ));
                             entries.push((i as u32, 0, usize::MAX, 0));
                         }
@@ -1242,10 +1272,11 @@ impl Sim<'_> {
         }
     }
 
-    fn location(&self, p: usize, attempt: AttemptId) -> String {
+    /// Where process `p` writes the output of `attempt`, as a worker would report it.
+    fn location(&self, p: usize, attempt: AttemptId) -> MapOutputLocation {
         let m = self.procs[p].machine;
         let host = format!("10.{}.{}.{}", self.rack(m), m / 250 % 250, m % 250 + 1);
-        let location = Location {
+        MapOutputLocation {
             map_task: attempt.task.index,
             attempt: attempt.attempt,
             path: format!(
@@ -1257,8 +1288,7 @@ impl Sim<'_> {
             ),
             shuffle_url: format!("http://{host}:{}", 40_000 + self.procs[p].id % 20_000),
             host,
-        };
-        serde_json::to_string(&location).expect("a location serializes")
+        }
     }
 
     fn counters(&self, a: &Active) -> TaskCounters {
@@ -1276,7 +1306,7 @@ impl Sim<'_> {
         let output = self.location(p, a.attempt);
         let counters = self.counters(&a);
         let t = Instant::now();
-        let accepted = self.s.complete(id, a.attempt, output, counters, self.now);
+        let accepted = self.s.complete(id, a.attempt, Some(output), counters, self.now);
         self.times.complete.add(t.elapsed());
         self.trace(|l| {
             let _ = write!(l, "worker {id}: {} done, {}", a.attempt, if accepted { "accepted" } else { "refused" });
@@ -1301,7 +1331,7 @@ impl Sim<'_> {
         let accepted = granted && {
             let counters = self.counters(&a);
             let t = Instant::now();
-            let ok = self.s.complete(id, a.attempt, format!("part-r-{:05}", a.attempt.task.index), counters, self.now);
+            let ok = self.s.complete(id, a.attempt, None, counters, self.now);
             self.times.complete.add(t.elapsed());
             ok
         };

@@ -278,6 +278,19 @@ impl Coordinator {
         value
     }
 
+    /// [`Coordinator::event`] for a call from `worker`, which is `NotFound` if this coordinator
+    /// did not register it; wakes the long-polling GetTask calls if `wake`.
+    fn worker_event<T>(
+        &self,
+        worker: u64,
+        wake: bool,
+        f: impl FnOnce(&mut Scheduler, Millis) -> T,
+    ) -> Result<T, Status> {
+        let (value, effects) = self.locked(|s, now| s.knows(worker).then(|| f(s, now)));
+        self.carry_out(effects, wake);
+        value.ok_or_else(|| unknown_worker(worker))
+    }
+
     /// Feeds the scheduler an event under its lock, and queues the tasks it committed to the
     /// journal before the lock is released: in the order the scheduler accepted them, and
     /// before the call that reported them is answered. Returns the effects left to carry out.
@@ -590,10 +603,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         if attempt.task.phase == Phase::Map {
             return Err(Status::invalid_argument("task is a map attempt: map attempts commit by completing"));
         }
-        let (granted, effects) =
-            self.locked(|s, now| s.knows(r.worker_id).then(|| s.request_commit(r.worker_id, attempt, now)));
-        self.carry_out(effects, false);
-        let Some(granted) = granted else { return Err(unknown_worker(r.worker_id)) };
+        let granted = self.worker_event(r.worker_id, false, |s, now| s.request_commit(r.worker_id, attempt, now))?;
         Ok(Response::new(pb::CommitTaskReply { granted }))
     }
 
@@ -620,9 +630,8 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             Phase::Reduce => None,
         };
         // Journaled, if accepted, before the answer, and before the job commit this may start.
-        let accepted = self
-            .event(|s, now| s.knows(r.worker_id).then(|| s.complete(r.worker_id, attempt, map_output, counters, now)));
-        let Some(accepted) = accepted else { return Err(unknown_worker(r.worker_id)) };
+        let accepted =
+            self.worker_event(r.worker_id, true, |s, now| s.complete(r.worker_id, attempt, map_output, counters, now))?;
         tracing::debug!(worker = r.worker_id, %attempt, accepted, "attempt completed");
         Ok(Response::new(pb::ReportCompletionReply { accepted }))
     }
@@ -642,16 +651,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             lost_map_attempt: r.lost_map_attempt,
             lost_map_unreachable: r.lost_map_unreachable,
         };
-        let known = self.event(|s, now| {
-            let known = s.knows(r.worker_id);
-            if known {
-                s.fail(r.worker_id, attempt, failure, now);
-            }
-            known
-        });
-        if !known {
-            return Err(unknown_worker(r.worker_id));
-        }
+        self.worker_event(r.worker_id, true, |s, now| s.fail(r.worker_id, attempt, failure, now))?;
         Ok(Response::new(pb::ReportFailureReply {}))
     }
 }

@@ -1043,19 +1043,8 @@ impl Sim<'_> {
     /// Advances every flow by one step, then lets the coordinator tick and waiting workers
     /// ask again.
     fn step(&mut self, dt: Millis) {
+        self.refresh_unreachable();
         self.load.iter_mut().for_each(|l| *l = 0.0);
-        // Refresh the unreachable entries of the reduce lists in use, once per list.
-        let epoch = self.epoch;
-        for p in 0..self.procs.len() {
-            let inputs = match &self.procs[p].task {
-                Some(Active { inputs: Some(i), bad_epoch, .. }) if *bad_epoch != epoch => i.clone(),
-                _ => continue,
-            };
-            let bad = self.unreachable(&inputs);
-            let a = self.procs[p].task.as_mut().expect("checked");
-            a.bad = bad;
-            a.bad_epoch = epoch;
-        }
         for proc in &self.procs {
             if let Some(a) = &proc.task
                 && proc.alive
@@ -1070,62 +1059,11 @@ impl Sim<'_> {
         let mut finished = Vec::new();
         let mut failed = Vec::new();
         for p in 0..self.procs.len() {
-            let machine = self.procs[p].machine as usize;
-            let cut = self.partitioned[machine];
-            let Some(a) = self.procs[p].task.as_mut() else { continue };
-            let mut rate = a.cpu;
-            for &(r, c) in &a.uses {
-                if c > 0.0 {
-                    rate = rate.min(self.capacity[r as usize] / self.load[r as usize]);
-                }
+            let Some((done, lost)) = self.advance(p, secs) else { continue };
+            if let Some((task, attempt)) = lost {
+                failed.push((p, task, attempt));
             }
-            let networked = a.uses.iter().any(|&(r, _)| r as usize >= self.slow.len());
-            if cut && networked {
-                rate = 0.0;
-            }
-            if !rate.is_finite() {
-                rate = a.total.max(1.0) * 1e3;
-            }
-            let mut target = (a.done + rate * secs).min(a.total);
-            if let Some(inputs) = &a.inputs
-                && a.stage == StageKind::Shuffle
-            {
-                let n = inputs.entries.len();
-                let upto = if a.total > 0.0 { ((target / a.total) * n as f64).floor() as usize } else { n };
-                let upto = if target >= a.total { n } else { upto.min(n) };
-                // The first unreachable entry at or after what it has read stops it.
-                let i = a.bad.partition_point(|&b| (b as usize) < a.fetched);
-                match a.bad.get(i) {
-                    Some(&b) if (b as usize) < upto => {
-                        let b = b as usize;
-                        a.fetched = b;
-                        target = target.min(a.total * b as f64 / n as f64).max(a.done);
-                        let since = *a.stalled_since.get_or_insert(self.now);
-                        if self.now - since >= self.sc.policy.fetch_retry_ms {
-                            let (task, attempt, _, _) = inputs.entries[b];
-                            failed.push((p, task, attempt));
-                        }
-                    }
-                    _ => {
-                        a.fetched = upto;
-                        a.stalled_since = None;
-                    }
-                }
-            }
-            let moved = target - a.done;
-            a.done = target;
-            let series = match a.stage {
-                StageKind::MapRead => Some((0, moved)),
-                StageKind::Shuffle => Some((1, moved)),
-                StageKind::Merge => Some((2, moved * self.sc.workload.output_ratio)),
-                StageKind::MapWrite => None,
-            };
-            if let Some((s, b)) = series
-                && b > 0.0
-            {
-                self.timeline.add(s, self.now, b);
-            }
-            if a.done >= a.total {
+            if done {
                 finished.push(p);
             }
         }
@@ -1135,7 +1073,81 @@ impl Sim<'_> {
         for p in finished {
             self.next_stage(p);
         }
-        // The coordinator's tick.
+        self.tick();
+        // Waiting workers ask again: woken by a change, or at the end of their long poll.
+        let changed = std::mem::take(&mut self.changed);
+        for p in 0..self.procs.len() {
+            let proc = &self.procs[p];
+            if proc.alive && proc.waiting && proc.task.is_none() && (changed || self.now >= proc.next_poll) {
+                self.ask(p);
+            }
+        }
+    }
+
+    /// Refreshes the unreachable entries of the reduce lists in use, once per list and epoch.
+    fn refresh_unreachable(&mut self) {
+        let epoch = self.epoch;
+        for p in 0..self.procs.len() {
+            let inputs = match &self.procs[p].task {
+                Some(Active { inputs: Some(i), bad_epoch, .. }) if *bad_epoch != epoch => i.clone(),
+                _ => continue,
+            };
+            let bad = self.unreachable(&inputs);
+            let a = self.procs[p].task.as_mut().expect("checked");
+            a.bad = bad;
+            a.bad_epoch = epoch;
+        }
+    }
+
+    /// The rate of process `p`'s flow, bytes/s: the smallest share of a resource it uses, or
+    /// its CPU rate; none for a flow that needs the network of a cut-off machine.
+    fn rate(&self, p: usize, a: &Active) -> f64 {
+        let mut rate = a.cpu;
+        for &(r, c) in &a.uses {
+            if c > 0.0 {
+                rate = rate.min(self.capacity[r as usize] / self.load[r as usize]);
+            }
+        }
+        let networked = a.uses.iter().any(|&(r, _)| r as usize >= self.slow.len());
+        if self.partitioned[self.procs[p].machine as usize] && networked {
+            rate = 0.0;
+        }
+        if !rate.is_finite() {
+            rate = a.total.max(1.0) * 1e3;
+        }
+        rate
+    }
+
+    /// Advances process `p`'s flow by `secs`: whether its stage is done, and the map output
+    /// (task, attempt) it gave up fetching, if it did. `None` without an attempt.
+    fn advance(&mut self, p: usize, secs: f64) -> Option<(bool, Option<(u32, u32)>)> {
+        let rate = self.rate(p, self.procs[p].task.as_ref()?);
+        let (now, retry_ms) = (self.now, self.sc.policy.fetch_retry_ms);
+        let a = self.procs[p].task.as_mut()?;
+        let mut target = (a.done + rate * secs).min(a.total);
+        let mut lost = None;
+        if a.stage == StageKind::Shuffle {
+            (target, lost) = shuffle_to(a, target, now, retry_ms);
+        }
+        let moved = target - a.done;
+        a.done = target;
+        let series = match a.stage {
+            StageKind::MapRead => Some((0, moved)),
+            StageKind::Shuffle => Some((1, moved)),
+            StageKind::Merge => Some((2, moved * self.sc.workload.output_ratio)),
+            StageKind::MapWrite => None,
+        };
+        let done = a.done >= a.total;
+        if let Some((s, b)) = series
+            && b > 0.0
+        {
+            self.timeline.add(s, now, b);
+        }
+        Some((done, lost))
+    }
+
+    /// The coordinator's tick.
+    fn tick(&mut self) {
         let t = Instant::now();
         let tick = self.s.tick(self.now);
         self.times.tick.add(t.elapsed());
@@ -1149,14 +1161,6 @@ impl Sim<'_> {
             self.trace(|l| {
                 let _ = write!(l, "{a} abandoned (task timeout)");
             });
-        }
-        // Waiting workers ask again: woken by a change, or at the end of their long poll.
-        let changed = std::mem::take(&mut self.changed);
-        for p in 0..self.procs.len() {
-            let proc = &self.procs[p];
-            if proc.alive && proc.waiting && proc.task.is_none() && (changed || self.now >= proc.next_poll) {
-                self.ask(p);
-            }
         }
     }
 
@@ -1355,6 +1359,35 @@ impl Sim<'_> {
     }
 }
 
+/// How far a reduce's shuffle stage gets towards `target` bytes: the first unreachable map
+/// output at or after what it has read stops it there, and after `retry_ms` of that, it gives
+/// up on that output (returned as task, attempt).
+fn shuffle_to(a: &mut Active, mut target: f64, now: Millis, retry_ms: Millis) -> (f64, Option<(u32, u32)>) {
+    let Some(inputs) = &a.inputs else { return (target, None) };
+    let n = inputs.entries.len();
+    let upto = if a.total > 0.0 { ((target / a.total) * n as f64).floor() as usize } else { n };
+    let upto = if target >= a.total { n } else { upto.min(n) };
+    let i = a.bad.partition_point(|&b| (b as usize) < a.fetched);
+    let mut lost = None;
+    match a.bad.get(i) {
+        Some(&b) if (b as usize) < upto => {
+            let b = b as usize;
+            a.fetched = b;
+            target = target.min(a.total * b as f64 / n as f64).max(a.done);
+            let since = *a.stalled_since.get_or_insert(now);
+            if now - since >= retry_ms {
+                let (task, attempt, _, _) = inputs.entries[b];
+                lost = Some((task, attempt));
+            }
+        }
+        _ => {
+            a.fetched = upto;
+            a.stalled_since = None;
+        }
+    }
+    (target, lost)
+}
+
 /// The paper's completion time of a preset, s.
 pub fn paper_seconds(preset: &str) -> Option<f64> {
     match preset {
@@ -1402,7 +1435,32 @@ pub fn render(name: &str, sc: &Scenario, r: &Report) -> String {
         Timeline::peak_mb_s(&t.output, t.bin_ms),
         t.bin_ms as f64 / 1e3
     );
-    let s = &r.scheduler_time;
+    render_scheduler_time(&mut out, &r.scheduler_time);
+    if w.reduce_tasks > 0 && r.reduce_told_bytes > 0 {
+        let limit = crate::net::rpc::MAX_MESSAGE_BYTES;
+        let _ = writeln!(
+            out,
+            "  a reduce task is told {} map output locations: {:.1} MB as sent ({:.0} % of the {} MiB a message may be); R x M = {:.1} GB in all",
+            w.map_tasks,
+            r.reduce_told_bytes as f64 / 1e6,
+            r.reduce_told_bytes as f64 * 100.0 / limit as f64,
+            limit >> 20,
+            r.reduce_told_bytes as f64 * f64::from(w.reduce_tasks) / 1e9
+        );
+    }
+    for v in &r.violations {
+        let _ = writeln!(out, "  INVARIANT BROKEN: {v}");
+    }
+    let _ = writeln!(
+        out,
+        "  trace: {} events, xxh3 {:016x}; simulated in {:.1} s",
+        r.trace_lines, r.trace_digest, r.wall_s
+    );
+    out
+}
+
+/// The real time spent in scheduler calls, in all and per kind of call.
+fn render_scheduler_time(out: &mut String, s: &SchedulerTime) {
     let total = s.total();
     let _ = writeln!(
         out,
@@ -1431,22 +1489,4 @@ pub fn render(name: &str, sc: &Scenario, r: &Report) -> String {
             );
         }
     }
-    if w.reduce_tasks > 0 && r.reduce_told_bytes > 0 {
-        let _ = writeln!(
-            out,
-            "  a reduce task is told {} map output locations: {:.1} MB; R x M = {:.1} GB in all",
-            w.map_tasks,
-            r.reduce_told_bytes as f64 / 1e6,
-            r.reduce_told_bytes as f64 * f64::from(w.reduce_tasks) / 1e9
-        );
-    }
-    for v in &r.violations {
-        let _ = writeln!(out, "  INVARIANT BROKEN: {v}");
-    }
-    let _ = writeln!(
-        out,
-        "  trace: {} events, xxh3 {:016x}; simulated in {:.1} s",
-        r.trace_lines, r.trace_digest, r.wall_s
-    );
-    out
 }

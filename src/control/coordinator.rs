@@ -297,21 +297,17 @@ impl Coordinator {
     fn locked<T>(&self, f: impl FnOnce(&mut Scheduler, Millis) -> T) -> (T, Vec<Effect>) {
         let mut s = self.scheduler();
         let value = f(&mut s, self.now());
-        let effects = s.take_effects();
-        if let Some(journal) = &self.inner.journal {
-            for effect in &effects {
-                if let Effect::TaskCommitted { task, attempt, map_output, counters } = effect {
-                    let done = Done {
-                        task: None,
-                        attempt: *attempt,
-                        map_output: map_output.clone(),
-                        counters: counters.clone(),
-                    };
-                    journal.record_done(*task, done);
+        let mut rest = Vec::new();
+        for effect in s.take_effects() {
+            match (effect, &self.inner.journal) {
+                (Effect::TaskCommitted { task, attempt, map_output, counters }, Some(journal)) => {
+                    journal.record_done(task, Done { task: None, attempt, map_output, counters });
                 }
+                (Effect::TaskCommitted { .. }, None) => {}
+                (effect, _) => rest.push(effect),
             }
         }
-        (value, effects)
+        (value, rest)
     }
 
     /// Carries out, without the scheduler's lock, what an event asked: the job commit (whose
@@ -320,6 +316,7 @@ impl Coordinator {
     fn carry_out(&self, effects: Vec<Effect>, wake: bool) {
         for effect in effects {
             match effect {
+                // Journaled under the lock.
                 Effect::TaskCommitted { .. } => {}
                 Effect::CommitJob { part_bytes } => {
                     let outcome = self.commit_job(&part_bytes);

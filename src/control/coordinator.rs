@@ -113,7 +113,7 @@ struct Inner {
     /// The map outputs of the last reduce assignment, as the scheduler gave them and as sent:
     /// every reduce task gets the same shared list from the scheduler (until a map reruns), and
     /// converting 10,000 of them for each one was most of a reduce assignment's cost.
-    reduce_inputs: Mutex<(Arc<[MapOutputLocation]>, pb::ReduceTask)>,
+    reduce_inputs: Mutex<(Arc<[Arc<MapOutputLocation>]>, pb::ReduceTask)>,
 }
 
 impl Coordinator {
@@ -301,6 +301,7 @@ impl Coordinator {
         for effect in s.take_effects() {
             match (effect, &self.inner.journal) {
                 (Effect::TaskCommitted { task, attempt, map_output, counters }, Some(journal)) => {
+                    let map_output = map_output.map(Arc::unwrap_or_clone);
                     journal.record_done(task, Done { task: None, attempt, map_output, counters });
                 }
                 (Effect::TaskCommitted { .. }, None) => {}
@@ -438,7 +439,7 @@ fn commit_output(output_dir: &Path) -> Result<()> {
 fn task_message(
     inner: &Inner,
     attempt: AttemptId,
-    map_outputs: Arc<[MapOutputLocation]>,
+    map_outputs: Arc<[Arc<MapOutputLocation>]>,
     skip_records: Vec<u64>,
 ) -> pb::Task {
     let kind = match attempt.task.phase {

@@ -95,8 +95,9 @@ pub enum Assignment {
         attempt: AttemptId,
         /// Reduce only: the committed map outputs, in map task order. Every reduce attempt
         /// gets the same shared list until a map output changes, so that handing out R
-        /// reduce tasks costs O(M + R), not O(R × M).
-        map_outputs: Arc<[MapOutputLocation]>,
+        /// reduce tasks costs O(M + R), not O(R × M); each location is the one the task's
+        /// state holds, shared, not a copy.
+        map_outputs: Arc<[Arc<MapOutputLocation>]>,
         /// Map only: the numbers (in the split) of the records to skip.
         skip_records: Vec<u64>,
     },
@@ -210,7 +211,7 @@ pub enum Effect {
         /// Its committed attempt.
         attempt: u32,
         /// A map task's output; `None` for a reduce task (its output is its part file).
-        map_output: Option<MapOutputLocation>,
+        map_output: Option<Arc<MapOutputLocation>>,
         /// The attempt's counters.
         counters: TaskCounters,
     },
@@ -231,7 +232,7 @@ enum TaskState {
     Running(Vec<Running>),
     Done {
         /// Where a map task's output is; `None` for a reduce task.
-        map_output: Option<MapOutputLocation>,
+        map_output: Option<Arc<MapOutputLocation>>,
         /// The committed attempt, its worker, and its index in `Scheduler::attempts` (none
         /// for a task restored from the journal of an earlier coordinator).
         attempt: u32,
@@ -323,7 +324,7 @@ pub struct Scheduler {
     index: [PhaseIndex; 2],
     /// The list of committed map outputs handed to reduce attempts, built at the first reduce
     /// assignment after a map output changed (`None` until then).
-    reduce_inputs: Option<Arc<[MapOutputLocation]>>,
+    reduce_inputs: Option<Arc<[Arc<MapOutputLocation>]>>,
     /// What the events since the last [`Scheduler::take_effects`] ask of the world.
     effects: Vec<Effect>,
 }
@@ -474,7 +475,7 @@ impl Scheduler {
         if !matches!(t.state, TaskState::Idle) {
             return false;
         }
-        t.state = TaskState::Done { map_output, attempt, worker: 0, attempt_index: None };
+        t.state = TaskState::Done { map_output: map_output.map(Arc::new), attempt, worker: 0, attempt_index: None };
         t.next_attempt = t.next_attempt.max(attempt.saturating_add(1));
         t.counters = counters;
         if task.phase == Phase::Map {
@@ -565,7 +566,7 @@ impl Scheduler {
 
     /// The committed map outputs, in map task order: the shared list, rebuilt only if a map
     /// output changed since it was built. Called only when every map task is done.
-    fn reduce_inputs(&mut self) -> Arc<[MapOutputLocation]> {
+    fn reduce_inputs(&mut self) -> Arc<[Arc<MapOutputLocation>]> {
         let maps = &self.maps;
         self.reduce_inputs
             .get_or_insert_with(|| {
@@ -702,6 +703,7 @@ impl Scheduler {
         if self.state != JobState::Running || !allowed {
             return false;
         }
+        let map_output = map_output.map(Arc::new);
         let task = self.task_mut(id.task).expect("running attempt has a task");
         let done = TaskState::Done {
             map_output: map_output.clone(),
@@ -880,7 +882,7 @@ impl Scheduler {
 
     /// The committed map outputs that `worker` wrote, while the job runs and a reduce task is
     /// left to read them; empty otherwise.
-    pub fn map_outputs_of(&self, worker: WorkerId) -> Vec<MapOutputLocation> {
+    pub fn map_outputs_of(&self, worker: WorkerId) -> Vec<Arc<MapOutputLocation>> {
         if self.state != JobState::Running || self.reduces_done >= self.config.reduce_tasks {
             return Vec::new();
         }
@@ -1432,7 +1434,7 @@ mod tests {
         let committed = |id: AttemptId, counters: TaskCounters| Effect::TaskCommitted {
             task: id.task,
             attempt: id.attempt,
-            map_output: output(id),
+            map_output: output(id).map(Arc::new),
             counters,
         };
         assert_eq!(s.take_effects(), [committed(m1, counters), committed(m0, TaskCounters::default())]);

@@ -1,6 +1,7 @@
 //! Every conversion between `mr`'s own types and the protobuf messages of
 //! `proto/mapreduce.proto`, in one place.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -141,12 +142,13 @@ impl From<pb::FaultInjection> for Faults {
 /// A reduce task of partition `partition` that reads `map_outputs`, as sent: each place the
 /// outputs are (host, Shuffle URL, directory) once in `sources`, and each output as its task,
 /// attempt, source and file name, so that a place is not repeated M times.
-pub fn reduce_task(partition: u32, map_outputs: &[MapOutputLocation]) -> pb::ReduceTask {
+pub fn reduce_task<L: Borrow<MapOutputLocation>>(partition: u32, map_outputs: &[L]) -> pb::ReduceTask {
     let mut index: HashMap<(&str, &str, &str), u32> = HashMap::new();
     let mut sources = Vec::new();
     let map_outputs = map_outputs
         .iter()
         .map(|o| {
+            let o = o.borrow();
             let (dir, file) = split_path(&o.path);
             let source = *index.entry((&o.host, &o.shuffle_url, dir)).or_insert_with(|| {
                 sources.push(pb::MapOutputSource {

@@ -2,7 +2,7 @@
 //! from their calls and from a timer. It also commits the job: when every reduce task has
 //! committed, it writes `_SUCCESS`, and only then tells the workers to exit.
 //!
-//! Each event goes to the scheduler under its lock ([`Coordinator::event`]); what the event
+//! Each event goes to the scheduler under its lock (`Coordinator::event`); what the event
 //! asks of the world comes back as [`Effect`]s. Committed tasks are queued to the journal
 //! while the lock is held, so in the order the scheduler accepted them and before the call is
 //! answered; the job commit (closing the journal, checking the part files, removing

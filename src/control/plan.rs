@@ -195,7 +195,7 @@ fn claim(path: &Path) -> Result<(std::fs::File, bool)> {
 impl OutputDir {
     /// Checks and prepares an output directory: absent (created) or empty, or emptied with
     /// `overwrite`; never an input, a parent of one, or inside an input directory. A local
-    /// directory is claimed first ([`claim`]): it is this job's until the guard is dropped.
+    /// directory is claimed first (`claim`): it is this job's until the guard is dropped.
     pub fn prepare(output: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<OutputDir> {
         if crate::data::storage::is_url(output) {
             return OutputDir::prepare_objects(output, inputs, overwrite);

@@ -106,7 +106,22 @@ pub struct WorkerFileConfig {
     pub tls_ca: Option<PathBuf>,
 }
 
+/// The three TLS files: certificate chain, private key, CA certificate.
+pub type TlsFiles = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>);
+
+impl WorkerFileConfig {
+    /// The `[worker]` table's TLS files.
+    pub fn tls(&self) -> TlsFiles {
+        (self.tls_cert.clone(), self.tls_key.clone(), self.tls_ca.clone())
+    }
+}
+
 impl FileConfig {
+    /// The file's TLS files, for `mr run` and `mr coordinator`.
+    pub fn tls(&self) -> TlsFiles {
+        (self.tls_cert.clone(), self.tls_key.clone(), self.tls_ca.clone())
+    }
+
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<FileConfig> {
         let text = std::fs::read_to_string(path)

@@ -18,6 +18,7 @@
 //! - [`progress`]: progress bars (or plain lines) while a job runs.
 //! - [`status`]: the status page, JSON API and metrics served while a job runs; `mr status`.
 //! - [`bench`]: `mr bench`; [`loadbench`]: `mr bench-coordinator`.
+//! - [`settings`]: each setting's flag, variable, help and default, in groups.
 //! - [`config`]: the config file, the layer of settings under flags and MR_* variables.
 //! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
 #![deny(missing_docs)]
@@ -41,6 +42,7 @@ pub mod progress;
 pub mod rpc;
 pub mod run;
 pub mod scheduler;
+pub mod settings;
 pub mod shuffle;
 pub mod simulate;
 pub mod status;

@@ -44,6 +44,7 @@ use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::scheduler::{Assignment, AttemptId, Failure, JobState, Millis, Phase, Scheduler, SchedulerConfig, WorkerId};
+use crate::settings::FaultTolerance;
 use crate::shuffle::Location;
 use crate::task::TaskCounters;
 
@@ -155,12 +156,14 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Policy {
+        // mr's defaults.
+        let t = FaultTolerance::default();
         Policy {
-            speculative: true,
-            worker_timeout_ms: 10_000,
-            task_timeout_ms: 60_000,
+            speculative: t.speculative,
+            worker_timeout_ms: t.worker_timeout.as_millis() as Millis,
+            task_timeout_ms: t.task_timeout.as_millis() as Millis,
             heartbeat_ms: 1_000,
-            max_attempts: 4,
+            max_attempts: t.max_attempts,
             rerun_maps_of_lost_workers: true,
             // 4 tries, 250 ms apart doubling (shuffle.rs).
             fetch_retry_ms: 3_750,
@@ -475,11 +478,13 @@ pub fn run_keeping(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> (Report, Sched
     let s = Scheduler::new(SchedulerConfig {
         map_tasks: w.map_tasks,
         reduce_tasks: w.reduce_tasks,
-        worker_timeout: sc.policy.worker_timeout_ms,
-        task_timeout: sc.policy.task_timeout_ms,
-        max_attempts: sc.policy.max_attempts,
-        speculative: sc.policy.speculative,
-        skip_bad_records: false,
+        tolerance: FaultTolerance {
+            worker_timeout: Duration::from_millis(sc.policy.worker_timeout_ms),
+            task_timeout: Duration::from_millis(sc.policy.task_timeout_ms),
+            max_attempts: sc.policy.max_attempts,
+            speculative: sc.policy.speculative,
+            ..FaultTolerance::default()
+        },
         rerun_maps_of_lost_workers: sc.policy.rerun_maps_of_lost_workers,
         first_worker_id: 1,
     });

@@ -341,12 +341,12 @@ fn with_jobs(command: clap::Command, registry: &Registry, tera: bool) -> clap::C
         }
     }
     if tera {
-        let teragen = clap::Command::new("teragen")
+        let teragen = TeragenArgs::augment_args(clap::Command::new("teragen").next_help_heading(heading::JOB))
             .about("Write N deterministic 100-byte records (10-byte key) into W files, and print their checksum")
-            .next_help_heading(heading::JOB);
+            .long_about(None);
         let teravalidate = clap::Command::new("teravalidate")
             .about("Check that a sort's part files are in key order, and print their checksum");
-        command = command.subcommand(TeragenArgs::augment_args(teragen)).subcommand(teravalidate);
+        command = command.subcommand(teragen).subcommand(teravalidate);
     }
     command
 }
@@ -1364,24 +1364,17 @@ mod tests {
     use super::*;
 
     fn resolve(argv: &[&str]) -> Cli {
-        let matches = Cli::command().try_get_matches_from(argv).unwrap();
+        let matches = command(&Registry::builtin()).try_get_matches_from(argv).unwrap();
         configure(Cli::from_arg_matches(&matches).unwrap(), &matches).unwrap()
     }
 
     /// Every setting of `mr run`, resolved, for comparisons.
     fn run_settings(cli: Cli) -> String {
         let Command::Run(a) = cli.command else { panic!("not mr run") };
-        let faults = faults(&a, a.file_faults);
+        let a = a.job;
         format!(
             "{:?}",
-            (
-                cli.log_format,
-                (a.workers, a.reduce_tasks, a.split_size, a.sort_buffer, a.merge_fan_in, &a.listen),
-                (a.worker_timeout, a.task_timeout, a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records),
-                a.verify_inputs,
-                (a.input_format, faults),
-                (&a.tls_cert, &a.tls_key, &a.tls_ca),
-            )
+            (cli.log_format, &a.resources, &a.addresses, &a.tolerance, (a.io.input_format, a.faults()), &a.security)
         )
     }
 
@@ -1389,7 +1382,7 @@ mod tests {
         let Command::Worker(a) = cli.command else { panic!("not mr worker") };
         format!(
             "{:?}",
-            (cli.log_format, a.coordinator, a.connect_timeout, a.lost_timeout, (a.tls_cert, a.tls_key, a.tls_ca))
+            (cli.log_format, a.coordinator, a.connect_timeout, a.lost_timeout, a.security)
         )
     }
 
@@ -1438,13 +1431,15 @@ tls_ca = "/etc/mr/worker-ca.pem"
         let cli = resolve(&["mr", "run", "--config", config]);
         assert_eq!(cli.log_format, LogFormat::Json);
         let Command::Run(a) = cli.command else { panic!("not mr run") };
-        assert_eq!((a.workers, a.reduce_tasks, a.split_size, a.sort_buffer), (Some(5), Some(6), Some(1 << 20), 2048));
-        assert_eq!((a.merge_fan_in, a.listen.as_deref()), (3, Some("127.0.0.1:7001")));
-        assert_eq!((a.worker_timeout, a.task_timeout), (Duration::from_secs(1), Duration::from_secs(2)));
-        assert_eq!((a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records), (7, 9, false, true));
-        assert!(a.verify_inputs);
-        assert_eq!(a.input_format, InputFormat::Tera);
-        let tls = (a.tls_cert.as_deref(), a.tls_key.as_deref(), a.tls_ca.as_deref());
+        let (r, t) = (&a.job.resources, &a.job.tolerance);
+        assert_eq!((r.workers, r.reduce_tasks, r.split_size, r.sort_buffer), (Some(5), Some(6), Some(1 << 20), 2048));
+        assert_eq!((r.merge_fan_in, a.job.addresses.listen.as_deref()), (3, Some("127.0.0.1:7001")));
+        assert_eq!((t.worker_timeout, t.task_timeout), (Duration::from_secs(1), Duration::from_secs(2)));
+        assert_eq!((t.max_attempts, t.max_restarts, t.speculative, t.skip_bad_records), (7, 9, false, true));
+        assert!(t.verify_inputs);
+        assert_eq!(a.job.io.input_format, InputFormat::Tera);
+        let s = &a.job.security;
+        let tls = (s.tls_cert.as_deref(), s.tls_key.as_deref(), s.tls_ca.as_deref());
         assert_eq!(
             tls,
             (
@@ -1453,7 +1448,7 @@ tls_ca = "/etc/mr/worker-ca.pem"
                 Some(Path::new("/etc/mr/ca.pem"))
             )
         );
-        let f = faults(&a, a.file_faults);
+        let f = a.job.faults();
         assert_eq!((f.seed, f.map.failure, f.map.straggler, f.map.straggler_delay_ms), (11, 0.5, 0.25, 12));
         assert_eq!((f.reduce.failure, f.reduce.straggler), (0.125, 0.0));
 
@@ -1468,11 +1463,12 @@ tls_ca = "/etc/mr/worker-ca.pem"
                     Duration::from_secs(3),
                     Duration::from_secs(4),
                     // A relative path in the file is relative to the file's directory.
-                    (
-                        Some(dir.path().join("worker.pem")),
-                        Some(PathBuf::from("/etc/mr/worker.key")),
-                        Some(PathBuf::from("/etc/mr/worker-ca.pem"))
-                    )
+                    Security {
+                        token: None,
+                        tls_cert: Some(dir.path().join("worker.pem")),
+                        tls_key: Some(PathBuf::from("/etc/mr/worker.key")),
+                        tls_ca: Some(PathBuf::from("/etc/mr/worker-ca.pem"))
+                    }
                 )
             )
         );

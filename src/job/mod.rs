@@ -163,7 +163,8 @@ where
     J: Job + 'static,
 {
     fn command(&self, command: clap::Command) -> clap::Command {
-        A::augment_args(command.about(self.about))
+        // After the derive, which makes the struct's doc comment the about.
+        A::augment_args(command).about(self.about).long_about(None)
     }
 
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {

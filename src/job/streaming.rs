@@ -64,7 +64,9 @@ impl Factory {
 impl JobFactory for Factory {
     fn command(&self, command: clap::Command) -> clap::Command {
         use clap::Args;
-        StreamingArgs::augment_args(command.about("Map, combine and reduce with commands, as Hadoop Streaming does"))
+        StreamingArgs::augment_args(command)
+            .about("Map, combine and reduce with commands, as Hadoop Streaming does")
+            .long_about(None)
     }
 
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {

@@ -1531,4 +1531,84 @@ tls_ca = "/etc/mr/worker-ca.pem"
         let (with, without) = (["mr", "worker", "--config", example], ["mr", "worker"]);
         assert_eq!(worker_settings(resolve(&with)), worker_settings(resolve(&without)));
     }
+
+    /// Every flag of every subcommand, by its path (`mr run --workers`); hidden ones left out.
+    fn flags(command: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version")) {
+                out.push((path.to_string(), long.to_string()));
+            }
+        }
+        for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+            flags(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    /// README.md documents every flag of every subcommand, and names every job.
+    #[test]
+    fn the_readme_names_every_flag_and_job() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let mut command = command(&Registry::builtin());
+        command.build();
+        let mut all = Vec::new();
+        flags(&command, "mr", &mut all);
+        assert!(all.len() > 60, "{all:?}");
+        let mut missing = Vec::new();
+        for (path, long) in &all {
+            let flag = regex::Regex::new(&format!("--{}([^a-z0-9-]|$)", regex::escape(long))).unwrap();
+            if !flag.is_match(&readme) {
+                missing.push(format!("{path} --{long}"));
+            }
+        }
+        missing.dedup();
+        assert!(missing.is_empty(), "README.md does not mention {missing:?}");
+        let run = command.find_subcommand("run").unwrap();
+        for job in run.get_subcommands() {
+            assert!(readme.contains(&format!("mr run {}", job.get_name())), "README.md has no `mr run {}`", job.get_name());
+        }
+    }
+
+    /// The `_job.json` keys that the docs, the tests and the status page's readers rely on.
+    #[test]
+    fn the_job_record_keeps_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a b\n").unwrap();
+        let (input, output) = (dir.path().join("a.txt"), dir.path().join("out"));
+        let argv = ["mr", "run", "wordcount", "-i", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
+        let Command::Run(args) = resolve(&argv).command else { panic!("not mr run") };
+        let registry = Registry::builtin();
+        let request = request(&args.job, "wordcount", Vec::new(), false, &registry).unwrap();
+        let plan = plan::plan(&request, &registry).unwrap();
+        let record = JobRecord::new(&args.job, &request, &plan, 2, false, LogFormat::Text, args.job.faults());
+        let value = serde_json::to_value(&record).unwrap();
+        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let expected = "args config_file faults http input_bytes input_format inputs job listen local log_format \
+                        map_tasks max_attempts max_record_bytes max_restarts merge_fan_in output reduce_tasks \
+                        skip_bad_records sort_buffer speculative split_size task_timeout_ms tls_ca tls_cert tls_key \
+                        verify_inputs worker_timeout_ms workers";
+        assert_eq!(keys.join(" "), expected.split_whitespace().collect::<Vec<_>>().join(" "));
+        assert_eq!((value["worker_timeout_ms"].as_u64(), value["workers"].as_u64()), (Some(10_000), Some(2)));
+        assert!(value.get("token").is_none(), "the token is a secret");
+    }
+
+    /// What `mr run` gives a job's workers is what the job's own command parses back.
+    #[test]
+    fn a_job_s_arguments_travel_as_they_were_given() {
+        let registry = Registry::builtin();
+        for (job, argv, id, expected) in [
+            ("grep", &["mr", "run", "grep", "-i", "x", "--", "-v+"][..], "pattern", "-v+"),
+            ("streaming", &["mr", "run", "-w", "1", "streaming", "--mapper", "tr a b", "--reducer=cat"][..], "mapper", "tr a b"),
+            ("word-search", &["mr", "run", "-w", "2", "word-search", "--targets=t.txt"][..], "targets", "t.txt"),
+        ] {
+            let matches = command(&registry).try_get_matches_from(argv);
+            let matches = matches.unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            let (_, run) = matches.subcommand().unwrap();
+            let Selected::Job { name, argv: job_argv } = selected(run, &registry).unwrap() else { panic!() };
+            assert_eq!(name, job);
+            let parsed = registry.parse(job, &job_argv).unwrap();
+            let value = parsed.get_raw(id).unwrap().next().unwrap();
+            assert_eq!(value.to_str(), Some(expected), "{job_argv:?}");
+        }
+    }
 }

@@ -197,7 +197,7 @@ pub struct Addresses {
 }
 
 /// `--http`: `off`, or an address with a port.
-fn parse_http(s: &str) -> Result<String, String> {
+pub fn parse_http(s: &str) -> Result<String, String> {
     if s == "off" {
         return Ok(s.into());
     }

@@ -176,3 +176,18 @@ fn help_shows_the_environment_variables() {
         assert!(help.contains(&format!("[env: {var}=")), "{var} missing from\n{help}");
     }
 }
+
+/// A value out of range in the config file is an error that names the file, the line and the
+/// key, as a wrong type is.
+#[test]
+fn a_range_error_in_the_file_names_its_line() {
+    let dir = Dir::new();
+    let input = small_input(&dir);
+    let file = dir.write("mr.toml", "# settings\nworkers = 2\n\nmerge_fan_in = 1\n[faults.map]\nfailure = 2.5\n");
+    let err = run_fail(wordcount(&input, &dir.path("out")).arg("--config").arg(&file));
+    assert!(err.contains("mr.toml, line 4: merge_fan_in = 1: must be at least 2"), "{err}");
+    std::fs::write(&file, "[faults.map]\nstraggler = 0.5\nfailure = 2.5\n").unwrap();
+    let err = run_fail(wordcount(&input, &dir.path("out")).arg("--config").arg(&file));
+    assert!(err.contains("mr.toml, line 3: faults.map.failure = 2.5: must be a probability"), "{err}");
+    assert!(!dir.path("out").exists());
+}

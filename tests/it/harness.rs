@@ -87,6 +87,13 @@ pub fn run_fail(cmd: &mut Command) -> String {
     stderr
 }
 
+/// Runs a command that must fail with a usage error, exit code 2; returns its stderr.
+pub fn run_usage(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "expected exit code 2\n{}", describe(cmd, &out));
+    String::from_utf8(out.stderr).unwrap()
+}
+
 /// The part files of an output directory, by name, with `_SUCCESS` required.
 pub fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
     assert!(dir.join("_SUCCESS").is_file(), "no _SUCCESS in {}: {}", dir.display(), listing(dir));

@@ -465,7 +465,7 @@ enum GenCommand {
         #[arg(short, long = "output", visible_alias = "out", value_name = "DIR")]
         out: PathBuf,
         /// Total size, e.g. 256MiB: the files hold at most this many bytes in all, and less
-        /// than a line of text (at most 100 bytes) fewer per file.
+        /// than a line of text (under 200 bytes) fewer per file.
         #[arg(long, default_value = "4MiB", value_parser = parse_size)]
         size: u64,
         /// Number of files.

@@ -289,7 +289,7 @@ const TRICKY_SEPARATORS: &[&str] = &[" \x1f", "\u{a0}", "\r", " ٣ "];
 
 /// Writes English-like text into `files` files `DIR/part-NNN.txt`, at most `bytes` bytes in
 /// all: each file holds whole lines, as many as fit in `bytes / files` bytes (so a file is up
-/// to one line, about 100 bytes, short of it, and empty when not even one line fits).
+/// to one line, under 200 bytes, short of it, and empty when not even one line fits).
 pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
     text_with(dir, bytes, files, seed, false)
 }

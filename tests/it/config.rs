@@ -51,8 +51,9 @@ fn flags_beat_environment_beat_file_beat_defaults() {
     run_ok(wordcount(&input, &out).arg("--local").arg("--config").arg(&file).envs(env));
     assert_eq!(three_settings(&job_config(&out)), (5, 2 * MIB, true));
 
+    // Distributed: --local refuses the flags it does not use (a file or a variable may set them).
     let out = dir.path("flags-env-file");
-    run_ok(wordcount(&input, &out).arg("--local").arg("--config").arg(&file).envs(env).args(flags));
+    run_ok(wordcount(&input, &out).args(["--workers", "1"]).arg("--config").arg(&file).envs(env).args(flags));
     assert_eq!(three_settings(&job_config(&out)), (3, 3 * MIB, false));
 
     // MR_CONFIG names the file when --config does not.
@@ -125,8 +126,12 @@ fn file_errors_name_the_key_and_the_file() {
             ", line 2: faults.map.failure: invalid type: string \"high\"",
         ),
         ("size.toml", "sort_buffer = \"lots\"\n", ", line 1: sort_buffer: invalid value: string \"lots\""),
-        ("value.toml", "merge_fan_in = 1\n", ": merge_fan_in = 1: must be at least 2"),
-        ("probability.toml", "[faults.reduce]\nfailure = 2.0\n", ": faults.reduce.failure = 2: must be a probability"),
+        ("value.toml", "merge_fan_in = 1\n", ", line 1: merge_fan_in = 1: must be at least 2"),
+        (
+            "probability.toml",
+            "[faults.reduce]\nfailure = 2.0\n",
+            ", line 2: faults.reduce.failure = 2: must be a probability",
+        ),
     ] {
         let file = dir.write(name, text);
         let out = dir.path(&format!("out-{name}"));

@@ -21,7 +21,7 @@ use crate::plan::{self, JobRequest};
 use crate::progress::ProgressMode;
 use crate::run::RunConfig;
 use crate::settings::{
-    Addresses, FaultInjection, FaultTolerance, Resources, Security, heading, parse_on_off, parse_size,
+    Addresses, ConfigFile, FaultInjection, FaultTolerance, Resources, Security, heading, parse_on_off, parse_size,
 };
 use crate::summary::Summary;
 use crate::task::{Progress, TaskSettings};
@@ -232,10 +232,8 @@ struct BenchCoordinatorArgs {
 /// once, in `crate::settings` or here, and flattened where it applies.
 #[derive(Debug, Args)]
 struct JobArgs {
-    /// Configuration file (TOML) for the settings that no flag and no MR_* variable sets; see
-    /// mr.example.toml.
-    #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    file: ConfigFile,
     #[command(flatten)]
     io: InputOutput,
     #[command(flatten)]
@@ -399,10 +397,8 @@ struct WorkerArgs {
         value_parser = humantime::parse_duration,
     )]
     lost_timeout: Duration,
-    /// Configuration file (TOML): its [worker] table, for the settings that no flag and no MR_*
-    /// variable sets.
-    #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    file: ConfigFile,
     /// Host name or IP address other workers reach this one at; default: the local address of
     /// its connection to the coordinator.
     #[arg(long, value_name = "HOST", env = "MR_ADVERTISE")]
@@ -523,13 +519,34 @@ impl JobArgs {
         self.file_faults = file.faults;
     }
 
-    /// The faults to inject: the config file's, with the `--inject-*` flags over them.
+    /// The faults to inject: the config file's, overridden for both phases by the `--inject-*`
+    /// flags (or their variables).
     fn faults(&self) -> Faults {
-        self.injection.over(self.file_faults)
+        let (flags, mut faults) = (&self.injection, self.file_faults);
+        for phase in [&mut faults.map, &mut faults.reduce] {
+            if let Some(p) = flags.inject_failure {
+                phase.failure = p;
+            }
+            if let Some(p) = flags.inject_straggler {
+                phase.straggler = p;
+            }
+            if let Some(delay) = flags.straggler_delay {
+                phase.straggler_delay_ms = delay.as_millis() as u64;
+            }
+        }
+        if let Some(seed) = flags.inject_seed {
+            faults.seed = seed;
+        }
+        faults
     }
 }
 
 impl Security {
+    /// Loads and checks the TLS files, if any are given.
+    fn tls(&self) -> crate::Result<Option<crate::rpc::Tls>> {
+        crate::rpc::Tls::load(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
+    }
+
     /// Takes the TLS files from the config file where no flag and no variable set them.
     fn layer_file(&mut self, (cert, key, ca): &crate::config::TlsFiles, matches: &ArgMatches) {
         layer(&mut self.tls_cert, cert.clone().map(Some), matches, "tls_cert");
@@ -689,9 +706,9 @@ fn token_on_command_line() -> bool {
 /// Layers the config file, if there is one, under the flags and environment variables.
 fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
     let config = match &cli.command {
-        Command::Run(args) => args.job.config.as_deref(),
-        Command::Coordinator(args) => args.config.as_deref(),
-        Command::Worker(args) => args.config.as_deref(),
+        Command::Run(args) => args.job.file.config.as_deref(),
+        Command::Coordinator(args) => args.file.config.as_deref(),
+        Command::Worker(args) => args.file.config.as_deref(),
         _ => None,
     };
     let Some(path) = config else { return Ok(cli) };
@@ -971,8 +988,9 @@ struct JobRecord<'a> {
     addresses: &'a Addresses,
     log_format: LogFormat,
     config_file: Option<String>,
-    #[serde(flatten)]
-    security: &'a Security,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_ca: Option<String>,
     faults: Faults,
 }
 
@@ -1003,8 +1021,10 @@ impl<'a> JobRecord<'a> {
             tolerance: &args.tolerance,
             addresses: &args.addresses,
             log_format,
-            config_file: args.config.as_deref().map(text),
-            security: &args.security,
+            config_file: args.file.config.as_deref().map(text),
+            tls_cert: args.security.tls_cert.as_deref().map(text),
+            tls_key: args.security.tls_key.as_deref().map(text),
+            tls_ca: args.security.tls_ca.as_deref().map(text),
             faults,
         }
     }
@@ -1033,7 +1053,7 @@ fn worker_args(args: &JobArgs, log_format: LogFormat) -> anyhow::Result<Vec<Stri
         LogFormat::Json => "json",
     };
     let mut worker_args = vec!["--log-format".into(), format.into()];
-    if let Some(path) = &args.config {
+    if let Some(path) = &args.file.config {
         let absolute = std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
         let Some(absolute) = absolute.to_str() else {
             bail!("the config file's path {} is not UTF-8: rename it to run distributed", path.display())

@@ -1,10 +1,10 @@
 //! The settings of a job and of its processes, each defined once: its flag, its `MR_*`
 //! variable, its help text and its default are the clap attributes below; the command line
-//! (`crate::cli`) flattens these groups into the subcommands they apply to, the config file
-//! (`crate::config`) layers under them, `_job.json` serializes them, and the scheduler, the
+//! (`cli`) flattens these groups into the subcommands they apply to, the config file
+//! (`cli::config`) layers under them, `_job.json` serializes them, and the scheduler, the
 //! coordinator and `run::run` take them as they are. A group's `Default` is its clap defaults.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
@@ -34,6 +34,15 @@ pub fn defaults<T: Args + FromArgMatches>() -> T {
     let command = T::augment_args(clap::Command::new("defaults")).mut_args(|a| a.env(None::<&str>));
     let matches = command.try_get_matches_from(["defaults"]).unwrap_or_else(|e| panic!("a default does not parse: {e}"));
     T::from_arg_matches(&matches).unwrap_or_else(|e| panic!("a default does not parse: {e}"))
+}
+
+/// The configuration file, the layer under the flags and the variables.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct ConfigFile {
+    /// Configuration file (TOML) for the settings that no flag and no MR_* variable sets (`mr
+    /// worker` reads its [worker] table); see mr.example.toml.
+    #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Processes, tasks and memory of a job.
@@ -127,60 +136,28 @@ pub struct FaultInjection {
     pub inject_seed: Option<u64>,
 }
 
-impl FaultInjection {
-    /// The faults to inject: `file`'s, overridden for both phases by these flags.
-    pub fn over(&self, mut faults: crate::fault::Faults) -> crate::fault::Faults {
-        for phase in [&mut faults.map, &mut faults.reduce] {
-            if let Some(p) = self.inject_failure {
-                phase.failure = p;
-            }
-            if let Some(p) = self.inject_straggler {
-                phase.straggler = p;
-            }
-            if let Some(delay) = self.straggler_delay {
-                phase.straggler_delay_ms = delay.as_millis() as u64;
-            }
-        }
-        if let Some(seed) = self.inject_seed {
-            faults.seed = seed;
-        }
-        faults
-    }
-}
-
 /// The token and the TLS files of a job's processes: the same for `mr run`, `mr coordinator`
 /// and `mr worker`.
-#[derive(Debug, Clone, Default, PartialEq, Args, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Args)]
 #[command(next_help_heading = heading::CLUSTER)]
 pub struct Security {
     /// Shared secret of the job's services: every call between the coordinator and its
     /// workers is signed with it. A command line is visible to every user of the host:
     /// prefer MR_TOKEN. `mr run` makes a random one for its own workers when none is given.
     #[arg(long, value_name = "TOKEN", env = "MR_TOKEN", hide_env_values = true)]
-    #[serde(skip)]
     pub token: Option<String>,
     /// TLS on every service and call: the PEM certificate chain this process presents, as a
     /// server and as a client. With --tls-key and --tls-ca; every process of the job has the
     /// same three files.
     #[arg(long, value_name = "FILE", env = "MR_TLS_CERT")]
-    #[serde(serialize_with = "path_text")]
     pub tls_cert: Option<PathBuf>,
     /// TLS: the PEM private key of the --tls-cert certificate.
     #[arg(long, value_name = "FILE", env = "MR_TLS_KEY")]
-    #[serde(serialize_with = "path_text")]
     pub tls_key: Option<PathBuf>,
     /// TLS: the PEM certificate of the CA that signed the job's certificates, the only one
     /// trusted; servers also require a client certificate that it signed.
     #[arg(long, value_name = "FILE", env = "MR_TLS_CA")]
-    #[serde(serialize_with = "path_text")]
     pub tls_ca: Option<PathBuf>,
-}
-
-impl Security {
-    /// Loads and checks the TLS files, if any are given.
-    pub fn tls(&self) -> crate::Result<Option<crate::rpc::Tls>> {
-        crate::rpc::Tls::load(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
-    }
 }
 
 /// The addresses a job's coordinator serves on.
@@ -249,11 +226,6 @@ pub fn parse_positive_size(s: &str) -> Result<u64, String> {
 
 fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     (d.as_millis() as u64).serialize(s)
-}
-
-/// A path as text, as `_job.json` writes paths (see [`crate::input::path_text`]).
-fn path_text<S: Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
-    p.as_deref().map(|p: &Path| crate::input::path_text(p).into_owned()).serialize(s)
 }
 
 #[cfg(test)]

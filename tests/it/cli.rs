@@ -82,7 +82,7 @@ fn flags_go_before_or_after_the_job_name() {
 }
 
 fn help(args: &[&str]) -> String {
-    run_ok(mr().args(args).arg("--help"))
+    run_ok(mr().args(args).arg("-h"))
 }
 
 /// Each subcommand's help groups its flags under headings and shows only the flags that

@@ -32,7 +32,8 @@ pub mod heading {
 /// the variables ignored.
 pub fn defaults<T: Args + FromArgMatches>() -> T {
     let command = T::augment_args(clap::Command::new("defaults")).mut_args(|a| a.env(None::<&str>));
-    let matches = command.try_get_matches_from(["defaults"]).unwrap_or_else(|e| panic!("a default does not parse: {e}"));
+    let matches =
+        command.try_get_matches_from(["defaults"]).unwrap_or_else(|e| panic!("a default does not parse: {e}"));
     T::from_arg_matches(&matches).unwrap_or_else(|e| panic!("a default does not parse: {e}"))
 }
 

@@ -6,6 +6,7 @@
 mod api;
 mod grep;
 mod index;
+pub mod partition;
 mod sort;
 pub(crate) mod streaming;
 mod word_search;
@@ -16,11 +17,12 @@ use std::sync::Arc;
 
 use clap::ArgMatches;
 
+use crate::data::input::{InputFormat, Split};
 use crate::error::{Error, Result};
-use crate::input::{InputFormat, Split};
 
-pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, UserCounters, Values};
-pub(crate) use api::{Emit, Output, ValueSource, merge_counters};
+pub use crate::types::UserCounters;
+pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, Values};
+pub(crate) use api::{Emit, Output, ValueSource};
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use sort::Sort;
@@ -260,11 +262,12 @@ impl Registry {
 }
 
 /// The argument list that gives `command` (a job's own command) the values that `matches`
-/// holds from the command line or the environment: options first, as `--flag=value`, then
-/// `--` and the positional arguments. Defaults are left out; the same command supplies them.
+/// holds from the command line or the environment: options first, as `--flag=value`, then the
+/// positional arguments (after `--` when one starts with `-` or an option took several
+/// values). Defaults are left out; the same command supplies them.
 pub fn job_argv(command: &clap::Command, matches: &ArgMatches) -> Result<Vec<String>> {
     use clap::parser::ValueSource;
-    let (mut options, mut positionals) = (Vec::new(), Vec::new());
+    let (mut options, mut positionals, mut several) = (Vec::new(), Vec::new(), false);
     for arg in command.get_arguments() {
         let id = arg.get_id().as_str();
         if !matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
@@ -292,14 +295,17 @@ pub fn job_argv(command: &clap::Command, matches: &ArgMatches) -> Result<Vec<Str
             match (arg.is_positional(), values.as_slice()) {
                 (true, _) => positionals.extend(values),
                 (false, [one]) => options.push(format!("{flag}={one}")),
-                (false, _) => options.extend(std::iter::once(flag.clone()).chain(values)),
+                (false, _) => {
+                    several = true;
+                    options.extend(std::iter::once(flag.clone()).chain(values));
+                }
             }
         }
     }
-    if !positionals.is_empty() {
+    if several || positionals.iter().any(|p: &String| p.starts_with('-')) {
         options.push("--".into());
-        options.extend(positionals);
     }
+    options.extend(positionals);
     Ok(options)
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use clap::ArgMatches;
 
-use super::{Job, JobFactory, MapContext, ONE, PlanView, Prepared, Record, ReduceContext, StateReader, Values};
 use super::sum_counts;
+use super::{Job, JobFactory, MapContext, ONE, PlanView, Prepared, Record, ReduceContext, StateReader, Values};
 use crate::error::{Error, Result};
 
 /// State key holding the number of targets.

@@ -138,7 +138,8 @@ fn straggler_delay_takes_units() {
         let mut cmd = mr();
         cmd.args(["run", "wordcount", "-q", "-w", "1", "--inject-straggler", "0", "--straggler-delay", delay]);
         run_ok(cmd.arg("--input").arg(&input).arg("--output").arg(&out));
-        let history: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();
+        let history: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();
         assert_eq!(history["config"]["faults"]["map"]["straggler_delay_ms"], ms, "{delay}");
     }
     let err = run_usage(mr().args(["run", "--straggler-delay", "soon", "-i", "x", "-o", "y"]));

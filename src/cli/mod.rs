@@ -741,7 +741,7 @@ fn dispatch(cli: Cli, matches: &ArgMatches, registry: Registry) -> anyhow::Resul
         Command::Run(args) => {
             let selected = selected(sub.context("mr run's matches")?, &registry)?;
             if args.local {
-                refuse_distributed_flags(sub.context("mr run's matches")?)?;
+                warn_of_distributed_flags(sub.context("mr run's matches")?);
             }
             run(args.job, selected, registry, cli.log_format, Mode::Run { local: args.local })
         }
@@ -765,9 +765,10 @@ fn dispatch(cli: Cli, matches: &ArgMatches, registry: Registry) -> anyhow::Resul
     }
 }
 
-/// The flags that only a distributed run uses: `mr run --local` refuses them on its command
-/// line rather than ignore them (a config file or a variable may still set them, for the
-/// distributed runs that share it).
+/// The flags that only a distributed run uses: `mr run --local` warns that it ignores them
+/// when they are on its command line (where a local run, the oracle, often repeats a
+/// distributed run's flags); a config file or a variable may set them silently, for the
+/// distributed runs that share them.
 const DISTRIBUTED_ONLY: [&str; 15] = [
     "listen",
     "http",
@@ -786,23 +787,21 @@ const DISTRIBUTED_ONLY: [&str; 15] = [
     "inject_seed",
 ];
 
-fn refuse_distributed_flags(matches: &ArgMatches) -> anyhow::Result<()> {
+fn warn_of_distributed_flags(matches: &ArgMatches) {
     let given: Vec<String> = DISTRIBUTED_ONLY
         .iter()
         .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .filter(|id| **id != "http" || matches.get_one::<String>("http").is_some_and(|h| h != "off"))
         .map(|id| format!("--{}", id.replace('_', "-")))
         .collect();
-    if given.is_empty() {
-        return Ok(());
+    if !given.is_empty() {
+        eprintln!(
+            "mr: warning: {} {} no effect with --local, which runs in this process without workers, services or \
+             retries: ignored",
+            given.join(", "),
+            if given.len() == 1 { "has" } else { "have" },
+        );
     }
-    Err(Error::Usage(format!(
-        "{} {} no effect with --local, which runs in this process without workers, services or retries: drop {} \
-         or --local",
-        given.join(", "),
-        if given.len() == 1 { "has" } else { "have" },
-        if given.len() == 1 { "it" } else { "them" }
-    ))
-    .into())
 }
 
 fn init_logging(format: LogFormat) {

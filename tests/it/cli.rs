@@ -32,11 +32,6 @@ fn usage_errors_exit_2_and_name_the_fix() {
     assert!(err.contains("'--split-size <BYTES>'") && err.contains("cannot be negative"), "{err}");
     assert!(!err.contains("'-- -1'"), "no tip to pass -1 as a positional: {err}");
 
-    let err = run_usage(wordcount(&["--local", "--http", "127.0.0.1:0", "--output"]).arg(&out));
-    assert!(err.contains("--http has no effect with --local") && err.contains("drop it or --local"), "{err}");
-    let err = run_usage(wordcount(&["--local", "--max-attempts", "2", "--token", "t", "--output"]).arg(&out));
-    assert!(err.contains("--token, --max-attempts have no effect with --local"), "{err}");
-
     let err = run_usage(mr().args(["run", "wordcont", "--input"]).arg(&input).arg("--output").arg(&out));
     assert!(err.contains("unknown job 'wordcont' (did you mean 'wordcount'?)"), "{err}");
     for job in ["grep", "index", "sort", "streaming", "word-search", "wordcount", "teragen", "teravalidate"] {
@@ -52,6 +47,26 @@ fn usage_errors_exit_2_and_name_the_fix() {
     let err = run_usage(mr().args(["run", "word-search", "--input"]).arg(&input).arg("-o").arg(&out));
     assert!(err.contains("--targets <FILE>"), "a job's own required flag: {err}");
     assert!(!out.exists(), "a usage error left {}", out.display());
+}
+
+/// `--local` says which flags on its command line it ignores (but not `--http off`, which asks
+/// for nothing); the job runs.
+#[test]
+fn local_warns_of_the_flags_it_ignores() {
+    let dir = Dir::new();
+    let input = small_input(&dir);
+    let local = |out: &str, extra: &[&str]| {
+        let mut cmd = mr();
+        cmd.args(["run", "wordcount", "--local", "-q", "--input"]).arg(&input).arg("-o").arg(dir.path(out));
+        let output = cmd.args(extra).output().unwrap();
+        assert!(output.status.success(), "{}", describe(&cmd, &output));
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let err = local("a", &["--http", "127.0.0.1:0"]);
+    assert!(err.contains("warning: --http has no effect with --local") && err.contains("ignored"), "{err}");
+    let err = local("b", &["--max-attempts", "2", "--token", "t", "--straggler-delay", "1s"]);
+    assert!(err.contains("--token, --max-attempts, --straggler-delay have no effect with --local"), "{err}");
+    assert_eq!(local("c", &["--http", "off", "--sort-buffer", "1MiB"]), "", "nothing ignored, nothing said");
 }
 
 /// `mr run`'s flags go before or after the job's name, and `--input`'s paths end at the job's

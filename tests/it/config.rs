@@ -51,9 +51,8 @@ fn flags_beat_environment_beat_file_beat_defaults() {
     run_ok(wordcount(&input, &out).arg("--local").arg("--config").arg(&file).envs(env));
     assert_eq!(three_settings(&job_config(&out)), (5, 2 * MIB, true));
 
-    // Distributed: --local refuses the flags it does not use (a file or a variable may set them).
     let out = dir.path("flags-env-file");
-    run_ok(wordcount(&input, &out).args(["--workers", "1"]).arg("--config").arg(&file).envs(env).args(flags));
+    run_ok(wordcount(&input, &out).arg("--local").arg("--config").arg(&file).envs(env).args(flags));
     assert_eq!(three_settings(&job_config(&out)), (3, 3 * MIB, false));
 
     // MR_CONFIG names the file when --config does not.

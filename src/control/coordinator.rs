@@ -47,18 +47,10 @@ pub struct CoordinatorConfig {
     pub reduce_tasks: u32,
     /// Where part files are committed.
     pub output_dir: PathBuf,
-    /// A worker silent for longer than this is dead.
-    pub worker_timeout: Duration,
     /// How often workers heartbeat.
     pub heartbeat_interval: Duration,
-    /// Failed attempts after which a task fails the job.
-    pub max_attempts: u32,
-    /// An attempt without progress for this long is abandoned.
-    pub task_timeout: Duration,
-    /// Whether to run backup attempts of slow tasks.
-    pub speculative: bool,
-    /// Whether records that crash attempts are skipped.
-    pub skip_bad_records: bool,
+    /// Timeouts, retries, backups and bad records: the scheduler's rules.
+    pub tolerance: crate::settings::FaultTolerance,
     /// Faults to inject into attempts.
     pub faults: Faults,
     /// Initial entries of the state store.
@@ -128,11 +120,7 @@ impl Coordinator {
         let mut scheduler = Scheduler::new(SchedulerConfig {
             map_tasks: config.splits.len() as u32,
             reduce_tasks: config.reduce_tasks,
-            worker_timeout: config.worker_timeout.as_millis() as Millis,
-            task_timeout: config.task_timeout.as_millis() as Millis,
-            max_attempts: config.max_attempts,
-            speculative: config.speculative,
-            skip_bad_records: config.skip_bad_records,
+            tolerance: config.tolerance.clone(),
             rerun_maps_of_lost_workers: config.rerun_maps_of_lost_workers,
             // Each incarnation hands out its own range of ids.
             first_worker_id: (recovered.incarnation << 32) + 1,

@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::FaultTolerance;
 use crate::types::{AttemptId, MapOutputLocation, Millis, Phase, TaskCounters, TaskId, WorkerId};
 
 /// The scheduler's settings.
@@ -43,16 +44,11 @@ pub struct SchedulerConfig {
     pub map_tasks: u32,
     /// Number of reduce tasks (one per partition).
     pub reduce_tasks: u32,
-    /// A worker silent for longer than this is dead.
-    pub worker_timeout: Millis,
-    /// An attempt without progress for longer than this is abandoned.
-    pub task_timeout: Millis,
-    /// Failed attempts after which a task fails the job.
-    pub max_attempts: u32,
-    /// Whether to run backup attempts of slow tasks near the end of a phase.
-    pub speculative: bool,
-    /// Whether records that crash attempts are skipped by later attempts.
-    pub skip_bad_records: bool,
+    /// Timeouts (a silent worker is dead, an attempt without progress is abandoned), failed
+    /// attempts that fail the job, backup attempts near the end of a phase, and whether
+    /// records that crash attempts are skipped by later attempts. `max_restarts` and
+    /// `verify_inputs` are not the scheduler's.
+    pub tolerance: FaultTolerance,
     /// Whether a lost worker's committed map outputs are re-executed at once (the paper's
     /// rule: they lived on its machine). Off when every reducer can read them from a shared
     /// host; a reducer that cannot read an output reports it either way.
@@ -68,11 +64,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             map_tasks: 0,
             reduce_tasks: 0,
-            worker_timeout: 10_000,
-            task_timeout: 60_000,
-            max_attempts: 4,
-            speculative: true,
-            skip_bad_records: false,
+            tolerance: FaultTolerance::default(),
             rerun_maps_of_lost_workers: false,
             first_worker_id: 1,
         }
@@ -583,7 +575,7 @@ impl Scheduler {
     /// The task of `phase` most worth a backup attempt on `worker`, if any: one attempt
     /// running, not on this worker, for much longer than committed attempts took.
     fn speculation_candidate(&self, phase: Phase, worker: WorkerId, now: Millis) -> Option<usize> {
-        if !self.config.speculative {
+        if !self.config.tolerance.speculative {
             return None;
         }
         let ix = &self.index[phase as usize];
@@ -759,7 +751,7 @@ impl Scheduler {
             return;
         }
         self.end_attempt(id.task, running, Outcome::Failed(failure.error.clone()), now);
-        let skip = self.config.skip_bad_records;
+        let skip = self.config.tolerance.skip_bad_records;
         let task = self.task_mut(id.task).expect("running attempt has a task");
         match failure.bad_record {
             Some(number) if skip => *task.bad_records.entry(number).or_default() += 1,
@@ -771,7 +763,7 @@ impl Scheduler {
     }
 
     fn check_failures(&mut self, task: TaskId, attempts: u32, last_error: String) {
-        if attempts >= self.config.max_attempts && self.state == JobState::Running {
+        if attempts >= self.config.tolerance.max_attempts && self.state == JobState::Running {
             self.end(JobState::Failed(JobFailure { task: Some(task), attempts, last_error }));
         }
     }
@@ -826,7 +818,7 @@ impl Scheduler {
     /// Time passed: workers silent for longer than the worker timeout are declared dead and
     /// their attempts lost; attempts without progress for the task timeout are abandoned.
     pub fn tick(&mut self, now: Millis) -> TickOutcome {
-        let timeout = self.config.worker_timeout;
+        let timeout = self.config.tolerance.worker_timeout.as_millis() as Millis;
         let dead_workers: Vec<WorkerId> = self
             .workers
             .iter()
@@ -836,7 +828,7 @@ impl Scheduler {
         for &worker in &dead_workers {
             self.worker_lost(worker, now);
         }
-        let task_timeout = self.config.task_timeout;
+        let task_timeout = self.config.tolerance.task_timeout.as_millis() as Millis;
         let mut hung = Vec::new();
         for phase in [Phase::Map, Phase::Reduce] {
             for (task, running) in self.running_tasks(phase) {
@@ -933,14 +925,15 @@ impl Scheduler {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn scheduler(maps: u32, reduces: u32) -> Scheduler {
         Scheduler::new(SchedulerConfig {
             map_tasks: maps,
             reduce_tasks: reduces,
-            max_attempts: 3,
-            speculative: false,
+            tolerance: FaultTolerance { max_attempts: 3, speculative: false, ..FaultTolerance::default() },
             ..SchedulerConfig::default()
         })
     }
@@ -1162,7 +1155,12 @@ mod tests {
 
     #[test]
     fn attempt_without_progress_is_abandoned_as_a_failure() {
-        let mut s = with(SchedulerConfig { map_tasks: 1, reduce_tasks: 1, task_timeout: 1_000, ..Default::default() });
+        let mut s = with(SchedulerConfig {
+            map_tasks: 1,
+            reduce_tasks: 1,
+            tolerance: FaultTolerance { task_timeout: Duration::from_secs(1), ..FaultTolerance::default() },
+            ..Default::default()
+        });
         let w = s.register("w".into(), 0);
         let (m0, _) = run(s.request_task(w, 0));
         s.heartbeat(w, Some((m0, 10)), 900);
@@ -1180,8 +1178,7 @@ mod tests {
         let mut s = with(SchedulerConfig {
             map_tasks: 1,
             reduce_tasks: 1,
-            max_attempts: 2,
-            skip_bad_records: true,
+            tolerance: FaultTolerance { max_attempts: 2, skip_bad_records: true, ..FaultTolerance::default() },
             ..Default::default()
         });
         let w = s.register("w".into(), 0);
@@ -1217,7 +1214,12 @@ mod tests {
 
     #[test]
     fn a_stale_lost_output_report_is_ignored_and_unreachable_outputs_do_not_count() {
-        let mut s = with(SchedulerConfig { map_tasks: 1, reduce_tasks: 2, max_attempts: 1, ..Default::default() });
+        let mut s = with(SchedulerConfig {
+            map_tasks: 1,
+            reduce_tasks: 2,
+            tolerance: FaultTolerance { max_attempts: 1, ..FaultTolerance::default() },
+            ..Default::default()
+        });
         let w = s.register("w".into(), 0);
         let (m0, _) = run(s.request_task(w, 0));
         assert!(finish(&mut s, w, m0, 1));
@@ -1253,7 +1255,7 @@ mod tests {
         if let Some(i) = s.tasks(phase).iter().position(|t| matches!(t.state, TaskState::Idle)) {
             return Some((id(i), false));
         }
-        if !s.config.speculative {
+        if !s.config.tolerance.speculative {
             return None;
         }
         let durations: Vec<Millis> = s
@@ -1293,8 +1295,11 @@ mod tests {
             let mut s = with(SchedulerConfig {
                 map_tasks: 1 + next(12) as u32,
                 reduce_tasks: 1 + next(4) as u32,
-                task_timeout: 3_000,
-                max_attempts: 1_000,
+                tolerance: FaultTolerance {
+                    task_timeout: Duration::from_secs(3),
+                    max_attempts: 1_000,
+                    ..FaultTolerance::default()
+                },
                 rerun_maps_of_lost_workers: job % 2 == 0,
                 ..SchedulerConfig::default()
             });

@@ -22,7 +22,7 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &AttemptPr
     let started = Instant::now();
     let now = || started.elapsed().as_millis() as Millis;
     let mut state: HashMap<String, Vec<u8>> = plan.prepared.state.iter().cloned().collect();
-    let job = registry.get(job_name)?.build(&plan.prepared.worker_args, &mut state)?;
+    let job = registry.build(job_name, &plan.job_args, &mut state)?;
     let format = plan.input_format;
     let work_dir = tempfile::Builder::new()
         .prefix("mr-work-")

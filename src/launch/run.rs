@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::exec::fault::Faults;
 use crate::report::progress::{ProgressMode, show};
 use crate::report::summary::{PhaseSummary, Summary, WorkerSummary};
+use crate::settings::FaultTolerance;
 use crate::types::{Millis, Phase};
 
 /// Settings of a distributed run.
@@ -30,22 +31,9 @@ pub struct RunConfig {
     pub workers: u32,
     /// Address for the coordinator's gRPC server; a free loopback port when absent.
     pub listen: Option<String>,
-    /// A worker silent for longer than this is dead.
-    pub worker_timeout: Duration,
-    /// Failed attempts after which a task fails the job.
-    pub max_attempts: u32,
-    /// How many worker processes may die in a row, with no task committed in between,
-    /// before the job fails.
-    pub max_restarts: u32,
-    /// An attempt without progress for this long is abandoned.
-    pub task_timeout: Duration,
-    /// Whether to run backup attempts of slow tasks.
-    pub speculative: bool,
-    /// Whether records that crash attempts are skipped.
-    pub skip_bad_records: bool,
-    /// Whether the journal records a content hash of every input file, which `--resume`
-    /// checks.
-    pub verify_inputs: bool,
+    /// Timeouts, retries, backups, bad records, and whether the journal records a content
+    /// hash of every input file (which `--resume` checks).
+    pub tolerance: FaultTolerance,
     /// Faults to inject.
     pub faults: Faults,
     /// Extra arguments for `mr worker` (e.g. log settings).
@@ -74,7 +62,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
     // Each worker process logs to its own file in `logs`; kept when the job fails. A resumed
     // job logs on in the directory of the run it continues.
-    let (work_dir, journal, recovered, logs) = open_journal(job_name, &mut plan, config.verify_inputs)?;
+    let (work_dir, journal, recovered, logs) = open_journal(job_name, &mut plan, config.tolerance.verify_inputs)?;
     let (listener, local, url) = listen(config.listen.as_deref().unwrap_or("127.0.0.1:0"), config.tls.as_ref()).await?;
     let (token, token_text) = job_token(&config, local)?;
     let coordinator_config = coordinator_config(job_name, &plan, &config, token);
@@ -162,16 +150,13 @@ fn coordinator_config(
 ) -> CoordinatorConfig {
     CoordinatorConfig {
         job_name: job_name.to_string(),
-        job_args: plan.prepared.worker_args.clone(),
+        job_args: plan.job_args.clone(),
         splits: plan.splits.clone(),
         reduce_tasks: plan.reduce_tasks,
         output_dir: plan.output.path().to_path_buf(),
-        worker_timeout: config.worker_timeout,
-        heartbeat_interval: (config.worker_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
-        max_attempts: config.max_attempts,
-        task_timeout: config.task_timeout,
-        speculative: config.speculative,
-        skip_bad_records: config.skip_bad_records,
+        heartbeat_interval: (config.tolerance.worker_timeout / 10)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        tolerance: config.tolerance.clone(),
         faults: config.faults,
         state: plan.prepared.state.clone(),
         input_format: plan.input_format,
@@ -455,7 +440,7 @@ fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
     }
     Ok(Identity::default()
         .with("job", job_name)
-        .with("job arguments", &plan.prepared.worker_args)
+        .with("job arguments", &plan.job_args)
         .with("output", crate::data::input::path_text(plan.output.path()))
         .with("input format", plan.input_format.name())
         .with("map tasks", plan.splits.len())
@@ -520,7 +505,7 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
                 }
                 committed_at_last_death = committed;
                 deaths_in_a_row += 1;
-                if deaths_in_a_row > config.max_restarts {
+                if deaths_in_a_row > config.tolerance.max_restarts {
                     coordinator.abort("worker processes keep dying");
                     return Err(Error::WorkersDied(deaths_in_a_row));
                 }

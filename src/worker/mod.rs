@@ -236,7 +236,7 @@ async fn build_job(
         StateClient::new(rpc::authenticated(channel, token.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut state = RemoteState { client, runtime: tokio::runtime::Handle::current() };
     let (name, args) = (spec.job_name.clone(), spec.job_args.clone());
-    tokio::task::spawn_blocking(move || registry.get(&name)?.build(&args, &mut state))
+    tokio::task::spawn_blocking(move || registry.build(&name, &args, &mut state))
         .await
         .map_err(|e| Error::Job(format!("building the job panicked: {e}")))?
 }

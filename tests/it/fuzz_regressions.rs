@@ -16,9 +16,12 @@ fn coordinator(dir: &Dir) -> Coordinator {
     std::fs::create_dir(dir.path("out")).unwrap();
     Coordinator::new(CoordinatorConfig {
         splits: vec![split(0), split(2)],
-        max_attempts: 2,
-        speculative: false,
-        skip_bad_records: true,
+        tolerance: mr::settings::FaultTolerance {
+            max_attempts: 2,
+            speculative: false,
+            skip_bad_records: true,
+            ..Default::default()
+        },
         ..coordinator_config(dir, Vec::new())
     })
 }

@@ -45,6 +45,7 @@ use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::control::scheduler::{Assignment, Effect, Failure, JobState, Scheduler, SchedulerConfig};
+use crate::settings::FaultTolerance;
 use crate::types::{AttemptId, MapOutputLocation, Millis, Phase, TaskCounters, WorkerId};
 
 const MB: f64 = 1_000_000.0;
@@ -155,12 +156,14 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Policy {
+        // mr's defaults.
+        let t = FaultTolerance::default();
         Policy {
-            speculative: true,
-            worker_timeout_ms: 10_000,
-            task_timeout_ms: 60_000,
+            speculative: t.speculative,
+            worker_timeout_ms: t.worker_timeout.as_millis() as Millis,
+            task_timeout_ms: t.task_timeout.as_millis() as Millis,
             heartbeat_ms: 1_000,
-            max_attempts: 4,
+            max_attempts: t.max_attempts,
             rerun_maps_of_lost_workers: true,
             // 4 tries, 250 ms apart doubling (shuffle.rs).
             fetch_retry_ms: 3_750,
@@ -494,11 +497,13 @@ impl<'a> Sim<'a> {
         let s = Scheduler::new(SchedulerConfig {
             map_tasks: w.map_tasks,
             reduce_tasks: w.reduce_tasks,
-            worker_timeout: sc.policy.worker_timeout_ms,
-            task_timeout: sc.policy.task_timeout_ms,
-            max_attempts: sc.policy.max_attempts,
-            speculative: sc.policy.speculative,
-            skip_bad_records: false,
+            tolerance: FaultTolerance {
+                worker_timeout: Duration::from_millis(sc.policy.worker_timeout_ms),
+                task_timeout: Duration::from_millis(sc.policy.task_timeout_ms),
+                max_attempts: sc.policy.max_attempts,
+                speculative: sc.policy.speculative,
+                ..FaultTolerance::default()
+            },
             rerun_maps_of_lost_workers: sc.policy.rerun_maps_of_lost_workers,
             first_worker_id: 1,
         });

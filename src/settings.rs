@@ -2,7 +2,7 @@
 //! variable, its help text and its default are the clap attributes below; the command line
 //! (`cli`) flattens these groups into the subcommands they apply to, the config file
 //! (`cli::config`) layers under them, `_job.json` serializes them, and the scheduler, the
-//! coordinator and `run::run` take them as they are. A group's `Default` is its clap defaults.
+//! coordinator and `run::run_job` take them as they are. A group's `Default` is its clap defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -346,3 +346,31 @@ async fn a_fetch_is_tried_4_times_over_about_2_seconds() {
 fn token_of(token: &str) -> mr::net::rpc::Token {
     mr::net::rpc::Token::new(token).unwrap()
 }
+
+/// `mr run` loses the attempts of a worker process it saw exit at once, finding the worker by
+/// the pid it gave in RegisterWorker, whatever the workers' names say.
+#[tokio::test]
+async fn an_exited_worker_process_is_found_by_the_pid_it_registered_with() {
+    use mr::net::rpc::pb::coordinator_server::Coordinator as _;
+    let dir = Dir::new();
+    let input = dir.write("in.txt", "a\nb\n");
+    let split = |start| mr::data::input::Split::single(input.clone(), start, start + 2);
+    let c = Coordinator::new(coordinator_config(&dir, vec![split(0), split(2)]));
+    let register = |pid: u32, name: &str| {
+        let request =
+            pb::RegisterWorkerRequest { name: name.into(), shuffle_url: "http://w".into(), host: "h".into(), pid };
+        tonic::Request::new(request)
+    };
+    let exited = c.register_worker(register(4242, "pid 7")).await.unwrap().into_inner().worker_id;
+    let other = c.register_worker(register(7, "pid 4242")).await.unwrap().into_inner().worker_id;
+    for worker in [exited, other] {
+        let reply = c.get_task(tonic::Request::new(pb::GetTaskRequest { worker_id: worker })).await.unwrap();
+        assert!(matches!(reply.into_inner().reply, Some(pb::get_task_reply::Reply::Task(_))));
+    }
+    c.worker_exited_pid(4242);
+    let s = c.scheduler();
+    let outcome = |worker| s.attempts().iter().find(|a| a.worker == worker).map(|a| a.outcome.clone());
+    assert_eq!(outcome(exited), Some(mr::control::scheduler::Outcome::Lost));
+    assert_eq!(outcome(other), Some(mr::control::scheduler::Outcome::Running));
+    assert!(!s.workers()[&exited].alive && s.workers()[&other].alive);
+}

@@ -1,6 +1,6 @@
 //! The wire contract, exercised with a real coordinator in this process: the State service's
-//! batched get and set, the token, the Shuffle service, and a worker process that loses its
-//! coordinator.
+//! batched get and set, the token, the Shuffle service, a worker process that loses its
+//! coordinator, and one that exits, found by its pid.
 
 use std::time::{Duration, Instant};
 

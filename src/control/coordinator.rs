@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::control::journal::{Done, Journal, Recovered};
-use crate::control::scheduler::{Assignment, Effect, Failure, JobState, Scheduler, SchedulerConfig, TickOutcome};
+use crate::control::scheduler::{
+    Assignment, Effect, Failure, JobState, MapOutputList, Scheduler, SchedulerConfig, TickOutcome,
+};
 use crate::data::input::Split;
 use crate::error::{Error, Result};
 use crate::exec::fault::Faults;
@@ -105,7 +107,7 @@ struct Inner {
     /// The map outputs of the last reduce assignment, as the scheduler gave them and as sent:
     /// every reduce task gets the same shared list from the scheduler (until a map reruns), and
     /// converting 10,000 of them for each one was most of a reduce assignment's cost.
-    reduce_inputs: Mutex<(Arc<[Arc<MapOutputLocation>]>, pb::ReduceTask)>,
+    reduce_inputs: Mutex<(MapOutputList, pb::ReduceTask)>,
 }
 
 impl Coordinator {
@@ -424,12 +426,7 @@ fn commit_output(output_dir: &Path) -> Result<()> {
 }
 
 /// The task message of an assigned attempt.
-fn task_message(
-    inner: &Inner,
-    attempt: AttemptId,
-    map_outputs: Arc<[Arc<MapOutputLocation>]>,
-    skip_records: Vec<u64>,
-) -> pb::Task {
+fn task_message(inner: &Inner, attempt: AttemptId, map_outputs: MapOutputList, skip_records: Vec<u64>) -> pb::Task {
     let kind = match attempt.task.phase {
         Phase::Map => {
             let split = &inner.config.splits[attempt.task.index as usize];

@@ -78,6 +78,10 @@ const SPECULATION_FACTOR: u64 = 2;
 /// Failures on one record after which it is skipped (with bad-record skipping on).
 const SKIP_AFTER: u32 = 2;
 
+/// The committed map outputs a reduce attempt reads, in map task order: one list shared by
+/// every reduce attempt, of the locations the map tasks' states hold.
+pub type MapOutputList = Arc<[Arc<MapOutputLocation>]>;
+
 /// What a worker should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Assignment {
@@ -89,7 +93,7 @@ pub enum Assignment {
         /// gets the same shared list until a map output changes, so that handing out R
         /// reduce tasks costs O(M + R), not O(R × M); each location is the one the task's
         /// state holds, shared, not a copy.
-        map_outputs: Arc<[Arc<MapOutputLocation>]>,
+        map_outputs: MapOutputList,
         /// Map only: the numbers (in the split) of the records to skip.
         skip_records: Vec<u64>,
     },
@@ -316,7 +320,7 @@ pub struct Scheduler {
     index: [PhaseIndex; 2],
     /// The list of committed map outputs handed to reduce attempts, built at the first reduce
     /// assignment after a map output changed (`None` until then).
-    reduce_inputs: Option<Arc<[Arc<MapOutputLocation>]>>,
+    reduce_inputs: Option<MapOutputList>,
     /// What the events since the last [`Scheduler::take_effects`] ask of the world.
     effects: Vec<Effect>,
 }
@@ -558,7 +562,7 @@ impl Scheduler {
 
     /// The committed map outputs, in map task order: the shared list, rebuilt only if a map
     /// output changed since it was built. Called only when every map task is done.
-    fn reduce_inputs(&mut self) -> Arc<[Arc<MapOutputLocation>]> {
+    fn reduce_inputs(&mut self) -> MapOutputList {
         let maps = &self.maps;
         self.reduce_inputs
             .get_or_insert_with(|| {

@@ -44,7 +44,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::control::scheduler::{Assignment, Effect, Failure, JobState, Scheduler, SchedulerConfig};
+use crate::control::scheduler::{Assignment, Effect, Failure, JobState, MapOutputList, Scheduler, SchedulerConfig};
 use crate::settings::FaultTolerance;
 use crate::types::{AttemptId, MapOutputLocation, Millis, Phase, TaskCounters, WorkerId};
 
@@ -427,7 +427,7 @@ struct Sim<'a> {
     /// Bumped whenever a process dies or a machine is cut off or healed.
     epoch: u64,
     /// The resolved list of the last reduce assignment, and the list it came from.
-    last_inputs: Option<(Arc<[Arc<MapOutputLocation>]>, Arc<ReduceInputs>)>,
+    last_inputs: Option<(MapOutputList, Arc<ReduceInputs>)>,
     /// Per list in use: the positions of its unreachable entries, as of an epoch.
     bad_cache: Vec<(Arc<ReduceInputs>, u64, Arc<Vec<u32>>)>,
     /// Declarations of dead workers when the last list was checked.
@@ -917,7 +917,7 @@ impl Sim<'_> {
         if ns_per_byte <= 0.0 { f64::INFINITY } else { 1e9 / ns_per_byte / self.slow[m as usize] }
     }
 
-    fn begin(&mut self, p: usize, attempt: AttemptId, map_outputs: Arc<[Arc<MapOutputLocation>]>) {
+    fn begin(&mut self, p: usize, attempt: AttemptId, map_outputs: MapOutputList) {
         let m = self.procs[p].machine;
         let w = &self.sc.workload;
         let active = match attempt.task.phase {
@@ -997,7 +997,7 @@ impl Sim<'_> {
     /// Resolves the list a reduce attempt was told, and checks it: with the re-execution of
     /// lost workers' outputs on, no entry may be an output of a worker that the scheduler had
     /// declared dead after the output committed.
-    fn resolve(&mut self, list: &Arc<[Arc<MapOutputLocation>]>, attempt: AttemptId) -> Arc<ReduceInputs> {
+    fn resolve(&mut self, list: &MapOutputList, attempt: AttemptId) -> Arc<ReduceInputs> {
         let fresh = match &self.last_inputs {
             Some((l, r)) if Arc::ptr_eq(l, list) => Some(r.clone()),
             _ => None,

@@ -269,7 +269,7 @@ async fn run(c: &Coordinator, registered: &mut HashSet<u64>, call: &Call) {
     match call {
         Call::Register { name, shuffle_url, host } => {
             let request =
-                pb::RegisterWorkerRequest { name: name.clone(), shuffle_url: shuffle_url.clone(), host: host.clone() };
+                pb::RegisterWorkerRequest { name: name.clone(), shuffle_url: shuffle_url.clone(), host: host.clone(), pid: 0 };
             if let Some(reply) = check_status(call, registered, c.register_worker(Request::new(request)).await) {
                 let reply = reply.into_inner();
                 assert_ne!(reply.worker_id, 0);

@@ -17,7 +17,7 @@ use crate::control::plan::{self, JobRequest};
 use crate::data::input::InputFormat;
 use crate::error::Error;
 use crate::exec::fault::Faults;
-use crate::exec::task::{Progress, TaskSettings};
+use crate::exec::task::{AttemptProgress, TaskSettings};
 use crate::job::Registry;
 use crate::launch::run::RunConfig;
 use crate::report::progress::ProgressMode;
@@ -876,7 +876,7 @@ fn run(args: JobArgs, selected: Selected, registry: Registry, log_format: LogFor
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        runtime.block_on(crate::launch::run::run(&job, plan, config))?
+        runtime.block_on(crate::launch::run::run_job(&job, plan, config))?
     };
     // The job's data is committed: a history that cannot be written is worth a warning, not a
     // failed command.
@@ -1086,7 +1086,7 @@ fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) ->
 fn run_local(registry: Registry, job: &str, plan: plan::Plan) -> anyhow::Result<Summary> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(AttemptProgress::default());
     let result = runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot install a signal handler")?;
@@ -1178,7 +1178,7 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
         tls: args.security.tls()?,
         remove_dead_workers_directories: !args.supervised,
     };
-    let result = runtime.block_on(crate::worker::run(options, Arc::new(registry)));
+    let result = runtime.block_on(crate::worker::work(options, Arc::new(registry)));
     // A task still running on a blocking thread is abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(result?)

@@ -312,8 +312,9 @@ async fn client(url: String, token: Token, work: Work, empty_calls: usize) -> Re
     let mut c = CoordinatorClient::new(crate::net::rpc::authenticated(channel, token))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let name = format!("bench pid {}", std::process::id());
-    let request =
-        pb::RegisterWorkerRequest { name, shuffle_url: "http://127.0.0.1:1".into(), host: "127.0.0.1".into() };
+    // A simulated worker is no process of its own: it gives no pid.
+    let (shuffle_url, host) = ("http://127.0.0.1:1".into(), "127.0.0.1".into());
+    let request = pb::RegisterWorkerRequest { name, shuffle_url, host, pid: 0 };
     let worker_id = c.register_worker(request).await.map_err(rpc("RegisterWorker"))?.into_inner().worker_id;
     loop {
         let start = Instant::now();

@@ -27,7 +27,8 @@ fn coordinator(dir: &Dir) -> Coordinator {
 }
 
 async fn register(c: &Coordinator) -> u64 {
-    let request = pb::RegisterWorkerRequest { name: "w".into(), shuffle_url: "http://w".into(), host: "h".into() };
+    let request =
+        pb::RegisterWorkerRequest { name: "w".into(), shuffle_url: "http://w".into(), host: "h".into(), pid: 0 };
     c.register_worker(Request::new(request)).await.unwrap().into_inner().worker_id
 }
 

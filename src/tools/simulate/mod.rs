@@ -366,6 +366,9 @@ struct Active {
     stalled_since: Option<Millis>,
 }
 
+/// A reduce assignment's map outputs, resolved to their locations.
+type ResolvedInputs = Arc<[Arc<MapOutputLocation>]>;
+
 /// The map outputs a reduce attempt was told, as the simulation resolves them.
 #[derive(Debug)]
 struct ReduceInputs {
@@ -427,7 +430,7 @@ struct Sim<'a> {
     /// Bumped whenever a process dies or a machine is cut off or healed.
     epoch: u64,
     /// The resolved list of the last reduce assignment, and the list it came from.
-    last_inputs: Option<(Arc<[Arc<MapOutputLocation>]>, Arc<ReduceInputs>)>,
+    last_inputs: Option<(ResolvedInputs, Arc<ReduceInputs>)>,
     /// Per list in use: the positions of its unreachable entries, as of an epoch.
     bad_cache: Vec<(Arc<ReduceInputs>, u64, Arc<Vec<u32>>)>,
     /// Declarations of dead workers when the last list was checked.

@@ -120,18 +120,18 @@ where
 /// check it) and on every worker.
 ///
 /// ```no_run
-/// use mr::job::{ArgsFactory, Registry, WordCount};
+/// use mr::job::{ArgsFactory, Grep, Registry};
 ///
 /// #[derive(clap::Args)]
 /// struct Flags {
-///     /// Count only words at least this long.
-///     #[arg(long, default_value_t = 1)]
-///     min_len: usize,
+///     /// The regular expression.
+///     #[arg(long)]
+///     pattern: String,
 /// }
 ///
 /// fn main() -> std::process::ExitCode {
-///     let factory = ArgsFactory::new("Word count", |_flags: Flags| Ok(WordCount));
-///     mr::cli::main_with(Registry::builtin().with("my-wordcount", factory))
+///     let factory = ArgsFactory::new("grep, with --pattern", |flags: Flags| Grep::new(&flags.pattern));
+///     mr::cli::main_with(Registry::builtin().with("my-grep", factory))
 /// }
 /// ```
 pub struct ArgsFactory<A, F> {

@@ -22,6 +22,7 @@
 //! - [`summary`], [`datagen`], [`rpc`], [`error`], [`cli`].
 #![deny(missing_docs)]
 
+pub(crate) mod append_buffer;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -43,6 +44,7 @@ pub mod run;
 pub mod scheduler;
 pub mod shuffle;
 pub mod simulate;
+pub(crate) mod sort_buffer;
 pub mod status;
 pub mod storage;
 pub mod summary;

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::input::{InputFormat, Split};
 
 pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, UserCounters, Values};
-pub(crate) use api::{Emit, Output, ValueSource, merge_counters};
+pub(crate) use api::{Output, ValueSource, merge_counters};
+pub(crate) use wordcount::add_count;
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use sort::Sort;

@@ -22,6 +22,10 @@ impl Job for WordCount {
         true
     }
 
+    fn sums_counts(&self) -> bool {
+        true
+    }
+
     fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
         add_count(acc, value)
     }

@@ -1,0 +1,486 @@
+//! The map side's buffers: what `MapContext::emit` fills, until a map task sorts it and
+//! writes it as a map output file or a spilled run.
+//!
+//! A job without a combiner keeps every pair in an [`AppendBuffer`]. A job with a combiner
+//! groups its pairs by key in a [`SortBuffer`], a hash table over the distinct keys, so that
+//! only they are sorted: with a folding combiner a key holds one value into which each emitted
+//! value is folded; with the all-values combiner it holds its values, combined as they pile up.
+
+use crate::append_buffer::AppendBuffer;
+use crate::error::{Error, Result};
+use crate::job::{Job, SortedPairs, UserCounters, ValueSource, Values};
+use crate::mapout::MapOutputWriter;
+use crate::task::{TaskCounters, guarded};
+
+/// The buffer of a map task: one per job kind, chosen once, so `emit` branches on a value that
+/// never changes.
+pub(crate) enum MapBuffer {
+    /// A job with a combiner.
+    Grouped(SortBuffer),
+    /// A job without a combiner.
+    Append(AppendBuffer),
+}
+
+impl MapBuffer {
+    /// An empty buffer for `job`'s map tasks, of at most `limit` bytes.
+    pub(crate) fn new(job: &dyn Job, partitions: u32, limit: u64) -> MapBuffer {
+        let mode = if job.sums_counts() {
+            Mode::Sum
+        } else if job.folds() {
+            Mode::Fold
+        } else if job.has_combiner() {
+            Mode::AllValues
+        } else {
+            return MapBuffer::Append(AppendBuffer::new(partitions, limit));
+        };
+        MapBuffer::Grouped(SortBuffer::new(partitions, mode, limit))
+    }
+
+    /// Adds a pair emitted by `job`'s map.
+    #[inline]
+    pub(crate) fn emit(&mut self, job: &dyn Job, key: &[u8], value: &[u8]) {
+        match self {
+            MapBuffer::Grouped(b) => b.emit(job, key, value),
+            MapBuffer::Append(b) => b.emit(job, key, value),
+        }
+    }
+
+    /// Records held.
+    pub(crate) fn records(&self) -> u64 {
+        match self {
+            MapBuffer::Grouped(b) => b.records,
+            MapBuffer::Append(b) => b.records(),
+        }
+    }
+
+    /// Whether the buffer is full and must be spilled.
+    pub(crate) fn full(&self) -> bool {
+        match self {
+            MapBuffer::Grouped(b) => b.full(),
+            MapBuffer::Append(b) => b.full(),
+        }
+    }
+
+    /// Sorts the buffer, runs the combiner, and writes it as a map output file at `path`.
+    /// Returns the records written.
+    pub(crate) fn write_sorted(
+        self,
+        job: &dyn Job,
+        path: &std::path::Path,
+        counters: &mut TaskCounters,
+        user: &mut UserCounters,
+    ) -> Result<u64> {
+        let mut writer = MapOutputWriter::create(path)?;
+        let written = match self {
+            MapBuffer::Append(mut b) => {
+                b.sort();
+                b.write(&mut writer)?
+            }
+            MapBuffer::Grouped(mut b) => {
+                if let Some(e) = b.error.take() {
+                    return Err(e);
+                }
+                let keys = b.sort();
+                if b.mode == Mode::AllValues {
+                    counters.combine_input_records += b.combine_input + b.records;
+                    let mut combined = guarded(|| b.combine(job, &keys, user))?;
+                    counters.combine_output_records += combined.records();
+                    combined.sort();
+                    combined.write(&mut writer)?
+                } else {
+                    counters.combine_input_records += b.combine_input;
+                    counters.combine_output_records += b.records;
+                    b.write(&keys, &mut writer)?
+                }
+            }
+        };
+        writer.finish()?;
+        counters.spilled_records += written;
+        Ok(written)
+    }
+}
+
+/// Makes room in `v` for `additional` more elements: by doubling, as `Vec` does, but not past
+/// `free` bytes beyond what is needed.
+#[inline]
+pub(crate) fn make_room<T>(v: &mut Vec<T>, additional: usize, free: usize) {
+    if v.capacity() - v.len() < additional {
+        let size = std::mem::size_of::<T>().max(1);
+        let doubled = v.capacity().max(additional).max(8);
+        v.reserve_exact(doubled.min(free / size).max(additional));
+    }
+}
+
+/// How a [`SortBuffer`] combines a key's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The job's fold is the sum of `u64` counts ([`Job::sums_counts`]), done here.
+    Sum,
+    /// [`Job::fold`] into one value per key.
+    Fold,
+    /// [`Job::combine`] over batches of values.
+    AllValues,
+}
+
+/// Keys of up to this many bytes are compared as two integers kept in their table entry.
+const INLINE: usize = 16;
+const NONE: u32 = u32::MAX;
+/// With the all-values combiner, a key's values are combined once it holds this many.
+const COMBINE_EVERY: u32 = 64;
+
+/// Intermediate pairs of one map task with a combiner, grouped by key in a hash table as they
+/// are emitted, so that only the distinct keys are sorted. Keys live in one arena. With a
+/// folding combiner each key has one value, right after it in the arena, into which every
+/// value emitted for it is folded in place. With the all-values combiner each key keeps its
+/// values in a buffer of its own, combined whenever it holds `COMBINE_EVERY` of them (then
+/// whenever their count doubles), as Hadoop runs a combiner zero or more times.
+pub(crate) struct SortBuffer {
+    partitions: u32,
+    mode: Mode,
+    data: Vec<u8>,
+    /// The distinct keys. An entry holds its key's length and two integers that, with the
+    /// length, identify a key of up to `INLINE` bytes, so finding such a key reads no arena.
+    table: hashbrown::HashTable<Entry>,
+    /// The hasher of keys longer than `INLINE` bytes.
+    long: foldhash::fast::FixedState,
+    /// Records held.
+    records: u64,
+    /// Records given to eager combines, or folded.
+    combine_input: u64,
+    /// The first error of an eager combine or a fold.
+    error: Option<Error>,
+    /// With the all-values combiner: each key's own values (`Entry::local` indexes it).
+    locals: Vec<Local>,
+    /// Bytes held in the keys' own value buffers (with the all-values combiner).
+    local_bytes: usize,
+    /// The accumulator a fold works on.
+    acc: Vec<u8>,
+    /// Bytes the buffer may hold (`--sort-buffer`): its arena grows by doubling, but not past it.
+    limit: usize,
+}
+
+/// A distinct key: `data[offset..][..key_len]`, and when folding its value right after it.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// [`key_words`] of the key.
+    words: [u64; 2],
+    offset: usize,
+    key_len: u32,
+    value_len: u32,
+    partition: u32,
+    /// With the all-values combiner: the key's values, `locals[local]`.
+    local: u32,
+}
+
+impl Entry {
+    #[inline]
+    fn is(&self, key: &[u8], words: [u64; 2], data: &[u8]) -> bool {
+        self.key_len as usize == key.len()
+            && self.words == words
+            && (key.len() <= INLINE || data[self.offset..self.offset + key.len()] == *key)
+    }
+
+    fn key<'d>(&self, data: &'d [u8]) -> &'d [u8] {
+        &data[self.offset..self.offset + self.key_len as usize]
+    }
+
+    fn value<'d>(&self, data: &'d [u8]) -> &'d [u8] {
+        let start = self.offset + self.key_len as usize;
+        &data[start..start + self.value_len as usize]
+    }
+}
+
+/// Two integers that, with its length, identify a key of up to 16 bytes: its first and last 8
+/// bytes (overlapping when it is shorter than 16), its first and last 4, or, below 4 bytes, its
+/// first, middle and last byte. For a longer key: its first and last 8 bytes.
+#[inline]
+fn key_words(key: &[u8]) -> [u64; 2] {
+    let n = key.len();
+    if n >= 8 {
+        let first = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
+        let last = u64::from_le_bytes(key[n - 8..].try_into().expect("8 bytes"));
+        [first, last]
+    } else if n >= 4 {
+        let first = u32::from_le_bytes(key[..4].try_into().expect("4 bytes"));
+        let last = u32::from_le_bytes(key[n - 4..].try_into().expect("4 bytes"));
+        [u64::from(first) | u64::from(last) << 32, 0]
+    } else if n > 0 {
+        [u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16, 0]
+    } else {
+        [0, 0]
+    }
+}
+
+/// The hash of a key: of its words and length up to `INLINE` bytes (a folded multiply, as
+/// foldhash's), of its bytes beyond.
+#[inline]
+fn key_hash(key: &[u8], words: [u64; 2], long: &foldhash::fast::FixedState) -> u64 {
+    if key.len() <= INLINE {
+        let product =
+            u128::from(words[0] ^ 0x243f_6a88_85a3_08d3) * u128::from(words[1] ^ 0x1319_8a2e_0370_7344 ^ key.len() as u64);
+        (product as u64) ^ ((product >> 64) as u64)
+    } else {
+        std::hash::BuildHasher::hash_one(long, key)
+    }
+}
+
+/// A key's own values, with the all-values combiner.
+struct Local {
+    /// Each value as varint length + bytes.
+    values: Vec<u8>,
+    count: u32,
+    /// Combine again once `count` reaches this: a combiner that does not shrink its input is
+    /// not run over and over.
+    combine_at: u32,
+}
+
+fn push_value(buf: &mut Vec<u8>, value: &[u8]) {
+    let mut len = value.len();
+    while len >= 0x80 {
+        buf.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    buf.push(len as u8);
+    buf.extend_from_slice(value);
+}
+
+/// Values stored by [`push_value`].
+struct LocalValues<'a> {
+    rest: &'a [u8],
+}
+
+impl ValueSource for LocalValues<'_> {
+    fn next_value(&mut self) -> Option<&[u8]> {
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let (&b, rest) = self.rest.split_first()?;
+            self.rest = rest;
+            len |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let (value, rest) = self.rest.split_at(len.min(self.rest.len()));
+        self.rest = rest;
+        Some(value)
+    }
+}
+
+impl SortBuffer {
+    fn new(partitions: u32, mode: Mode, limit: u64) -> SortBuffer {
+        SortBuffer {
+            partitions,
+            mode,
+            data: Vec::new(),
+            table: hashbrown::HashTable::new(),
+            long: foldhash::fast::FixedState::with_seed(0),
+            records: 0,
+            combine_input: 0,
+            error: None,
+            locals: Vec::new(),
+            local_bytes: 0,
+            acc: Vec::new(),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Adds a pair: a key already present takes the value (folded, summed or kept); a new key
+    /// is inserted.
+    #[inline]
+    fn emit(&mut self, job: &dyn Job, key: &[u8], value: &[u8]) {
+        let words = key_words(key);
+        let hash = key_hash(key, words, &self.long);
+        let data = &self.data;
+        let Some(&entry) = self.table.find(hash, |e| e.is(key, words, data)) else {
+            return self.insert(job, hash, words, key, value);
+        };
+        match self.mode {
+            Mode::Sum => {
+                self.combine_input += 1;
+                let start = entry.offset + entry.key_len as usize;
+                let acc = &mut self.data[start..start + entry.value_len as usize];
+                if let Err(e) = crate::job::add_count(acc, value) {
+                    self.error.get_or_insert(e);
+                }
+            }
+            Mode::Fold => self.fold(job, hash, entry, key, value),
+            Mode::AllValues => self.push_local(job, entry, value),
+        }
+    }
+
+    /// Inserts a key not yet present, with its partition and its first value.
+    #[inline(never)]
+    fn insert(&mut self, job: &dyn Job, hash: u64, words: [u64; 2], key: &[u8], value: &[u8]) {
+        let folding = self.mode != Mode::AllValues;
+        let grow = key.len() + if folding { value.len() } else { 0 };
+        if self.data.capacity() - self.data.len() < grow {
+            let free = self.free();
+            make_room(&mut self.data, grow, free);
+        }
+        let offset = self.data.len();
+        self.data.extend_from_slice(key);
+        let partition = job.partition(key, self.partitions).min(self.partitions - 1);
+        let mut entry = Entry { words, offset, key_len: key.len() as u32, value_len: 0, partition, local: NONE };
+        if folding {
+            // The key's first value is its accumulator, right after the key.
+            self.data.extend_from_slice(value);
+            entry.value_len = value.len() as u32;
+            self.combine_input += 1;
+        } else {
+            let mut values = Vec::new();
+            push_value(&mut values, value);
+            self.local_bytes += values.capacity();
+            self.locals.push(Local { values, count: 1, combine_at: COMBINE_EVERY });
+            entry.local = (self.locals.len() - 1) as u32;
+        }
+        self.records += 1;
+        let (data, long) = (&self.data, &self.long);
+        // Growing the table rehashes every key (rare: the table doubles).
+        self.table.insert_unique(hash, entry, |e| key_hash(e.key(data), e.words, long));
+    }
+
+    /// Folds `value` into the value of the key of `entry` (`key`): in place when the
+    /// accumulator keeps its length, else the key and its value move to the end of the arena.
+    #[inline]
+    fn fold(&mut self, job: &dyn Job, hash: u64, entry: Entry, key: &[u8], value: &[u8]) {
+        let offset = entry.offset + entry.key_len as usize;
+        let len = entry.value_len as usize;
+        self.acc.clear();
+        self.acc.extend_from_slice(&self.data[offset..offset + len]);
+        if let Err(e) = job.fold(key, &mut self.acc, value) {
+            self.error.get_or_insert(e);
+        }
+        self.combine_input += 1;
+        if self.acc.len() == len {
+            self.data[offset..offset + len].copy_from_slice(&self.acc);
+            return;
+        }
+        let key_offset = self.data.len();
+        self.data.extend_from_slice(key);
+        self.data.extend_from_slice(&self.acc);
+        let value_len = self.acc.len() as u32;
+        if let Some(e) = self.table.find_mut(hash, |e| e.offset == entry.offset) {
+            e.offset = key_offset;
+            e.value_len = value_len;
+        }
+    }
+
+    /// Adds a value to a key's own values, combining them when there are enough.
+    fn push_local(&mut self, job: &dyn Job, entry: Entry, value: &[u8]) {
+        self.records += 1;
+        let local = &mut self.locals[entry.local as usize];
+        let before = local.values.capacity();
+        push_value(&mut local.values, value);
+        self.local_bytes += local.values.capacity() - before;
+        local.count += 1;
+        if local.count >= local.combine_at {
+            self.combine_local(job, entry);
+        }
+    }
+
+    /// Combines the values a key holds into fewer.
+    fn combine_local(&mut self, job: &dyn Job, entry: Entry) {
+        let key = entry.key(&self.data);
+        let local = std::mem::take(&mut self.locals[entry.local as usize].values);
+        self.local_bytes -= local.capacity();
+        let mut combined = Vec::new();
+        let mut count = 0;
+        let mut source = LocalValues { rest: &local };
+        let mut values = Values::new(&mut source);
+        let result = guarded(|| {
+            job.combine(key, &mut values, &mut |v| {
+                push_value(&mut combined, v);
+                count += 1;
+            })
+        });
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+        let local = &mut self.locals[entry.local as usize];
+        self.combine_input += u64::from(local.count);
+        self.records = self.records - u64::from(local.count) + u64::from(count);
+        self.local_bytes += combined.capacity();
+        local.values = combined;
+        local.count = count;
+        local.combine_at = COMBINE_EVERY.max(count.saturating_mul(2));
+    }
+
+    /// Memory held, counted by capacity (what the allocator gave), as the sort buffer limits
+    /// it, with the list of the keys that sorting makes.
+    fn memory(&self) -> usize {
+        self.data.capacity()
+            + self.table.capacity() * (std::mem::size_of::<Entry>() + 1)
+            + self.table.len() * std::mem::size_of::<Entry>()
+            + self.locals.capacity() * std::mem::size_of::<Local>()
+            + self.local_bytes
+    }
+
+    /// Bytes the buffer may still take.
+    fn free(&self) -> usize {
+        self.limit.saturating_sub(self.memory())
+    }
+
+    /// Whether the buffer is full: it holds its limit, or its hash table is full and growing
+    /// it (old and new tables side by side while it rehashes) would pass the limit.
+    fn full(&self) -> bool {
+        let memory = self.memory();
+        let table_full = self.table.len() == self.table.capacity();
+        memory >= self.limit
+            || (table_full && memory + self.table.capacity() * 2 * (std::mem::size_of::<Entry>() + 1) > self.limit)
+    }
+
+    /// The distinct keys sorted by (partition, key); the hash table is no longer needed.
+    fn sort(&mut self) -> Vec<Entry> {
+        let mut keys: Vec<Entry> = std::mem::take(&mut self.table).into_iter().collect();
+        let data = &self.data;
+        keys.sort_unstable_by(|a, b| (a.partition, a.key(data)).cmp(&(b.partition, b.key(data))));
+        keys
+    }
+
+    /// Runs the combiner over the sorted keys; returns its output, not yet sorted.
+    fn combine(&self, job: &dyn Job, keys: &[Entry], counters: &mut UserCounters) -> Result<AppendBuffer> {
+        let mut combined = AppendBuffer::new(self.partitions, u64::MAX);
+        let mut input = SortedGroups { buffer: self, keys, next: 0, local: LocalValues { rest: &[] } };
+        job.combine_sorted(&mut input, &mut |k, v| combined.emit(job, k, v), counters)?;
+        Ok(combined)
+    }
+
+    /// Writes the sorted keys and their folded values as a map output file. Returns the
+    /// number of records.
+    fn write(&self, keys: &[Entry], out: &mut MapOutputWriter) -> Result<u64> {
+        let mut keys = keys.iter().peekable();
+        for p in 0..self.partitions {
+            out.start_partition();
+            while let Some(e) = keys.next_if(|e| e.partition == p) {
+                out.write(e.key(&self.data), e.value(&self.data))?;
+            }
+        }
+        Ok(self.records)
+    }
+}
+
+/// The sorted keys and their values, for the combiner.
+struct SortedGroups<'a> {
+    buffer: &'a SortBuffer,
+    keys: &'a [Entry],
+    /// Index of the next key to yield.
+    next: usize,
+    /// The current key's values.
+    local: LocalValues<'a>,
+}
+
+impl SortedPairs for SortedGroups<'_> {
+    fn next_key(&mut self) -> Option<&[u8]> {
+        let buffer = self.buffer;
+        let e = self.keys.get(self.next)?;
+        self.next += 1;
+        self.local = LocalValues { rest: &buffer.locals[e.local as usize].values };
+        Some(e.key(&buffer.data))
+    }
+
+    fn next_value(&mut self) -> Option<&[u8]> {
+        self.local.next_value()
+    }
+}

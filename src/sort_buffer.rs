@@ -37,7 +37,7 @@ impl MapBuffer {
     }
 
     /// Adds a pair emitted by `job`'s map.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn emit(&mut self, job: &dyn Job, key: &[u8], value: &[u8]) {
         match self {
             MapBuffer::Grouped(b) => b.emit(job, key, value),
@@ -140,7 +140,7 @@ pub(crate) struct SortBuffer {
     data: Vec<u8>,
     /// The distinct keys. An entry holds its key's length and two integers that, with the
     /// length, identify a key of up to `INLINE` bytes, so finding such a key reads no arena.
-    table: hashbrown::HashTable<Entry>,
+    table: KeyTable,
     /// The hasher of keys longer than `INLINE` bytes.
     long: foldhash::fast::FixedState,
     /// Records held.
@@ -187,6 +187,56 @@ impl Entry {
     fn value<'d>(&self, data: &'d [u8]) -> &'d [u8] {
         let start = self.offset + self.key_len as usize;
         &data[start..start + self.value_len as usize]
+    }
+}
+
+/// `Entry::key_len` of an empty slot.
+const EMPTY: u32 = u32::MAX;
+
+/// The distinct keys: open addressing with linear probing over a power-of-two array of
+/// entries, at most half full, so a lookup usually reads one entry.
+struct KeyTable {
+    slots: Vec<Entry>,
+    len: usize,
+}
+
+impl KeyTable {
+    const EMPTY_ENTRY: Entry =
+        Entry { words: [0, 0], offset: 0, key_len: EMPTY, value_len: 0, partition: 0, local: NONE };
+
+    fn new() -> KeyTable {
+        KeyTable { slots: vec![Self::EMPTY_ENTRY; 16], len: 0 }
+    }
+
+    /// The slot of `key` (`Ok`), or the empty slot where it goes (`Err`).
+    #[inline(always)]
+    fn find(&self, hash: u64, key: &[u8], words: [u64; 2], data: &[u8]) -> std::result::Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let e = &self.slots[i];
+            if e.key_len == EMPTY {
+                return Err(i);
+            }
+            if e.is(key, words, data) {
+                return Ok(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Doubles the table, placing every entry again by `hash`.
+    fn grow(&mut self, hash: impl Fn(&Entry) -> u64) {
+        let doubled = vec![Self::EMPTY_ENTRY; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        let mask = self.slots.len() - 1;
+        for e in old.into_iter().filter(|e| e.key_len != EMPTY) {
+            let mut i = hash(&e) as usize & mask;
+            while self.slots[i].key_len != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = e;
+        }
     }
 }
 
@@ -274,7 +324,7 @@ impl SortBuffer {
             partitions,
             mode,
             data: Vec::new(),
-            table: hashbrown::HashTable::new(),
+            table: KeyTable::new(),
             long: foldhash::fast::FixedState::with_seed(0),
             records: 0,
             combine_input: 0,
@@ -286,16 +336,36 @@ impl SortBuffer {
         }
     }
 
-    /// Adds a pair: a key already present takes the value (folded, summed or kept); a new key
-    /// is inserted.
-    #[inline]
+    /// Adds a pair: a key already present takes the value (summed, folded or kept); a new key
+    /// is inserted. Finding a key and adding a count is the hot path of a counting job, inlined
+    /// into its map; the rest is out of line.
+    #[inline(always)]
     fn emit(&mut self, job: &dyn Job, key: &[u8], value: &[u8]) {
         let words = key_words(key);
         let hash = key_hash(key, words, &self.long);
         let data = &self.data;
-        let Some(&entry) = self.table.find(hash, |e| e.is(key, words, data)) else {
-            return self.insert(job, hash, words, key, value);
-        };
+        match self.table.find(hash, key, words, data) {
+            Ok(slot) if self.mode == Mode::Sum && self.table.slots[slot].value_len == 8 => {
+                let entry = self.table.slots[slot];
+                let Ok(value) = <[u8; 8]>::try_from(value) else {
+                    return self.combine_into(job, slot, key, value);
+                };
+                self.combine_input += 1;
+                let start = entry.offset + entry.key_len as usize;
+                if let Some(acc) = self.data.get_mut(start..start + 8).and_then(|a| <&mut [u8; 8]>::try_from(a).ok()) {
+                    *acc = u64::from_be_bytes(*acc).saturating_add(u64::from_be_bytes(value)).to_be_bytes();
+                }
+            }
+            Ok(slot) => self.combine_into(job, slot, key, value),
+            Err(slot) => self.insert(job, slot, words, key, value),
+        }
+    }
+
+    /// Gives `value` to the key of `entry`, present: folded into its value, or kept with its
+    /// values.
+    #[inline(never)]
+    fn combine_into(&mut self, job: &dyn Job, slot: usize, key: &[u8], value: &[u8]) {
+        let entry = self.table.slots[slot];
         match self.mode {
             Mode::Sum => {
                 self.combine_input += 1;
@@ -305,14 +375,14 @@ impl SortBuffer {
                     self.error.get_or_insert(e);
                 }
             }
-            Mode::Fold => self.fold(job, hash, entry, key, value),
+            Mode::Fold => self.fold(job, slot, key, value),
             Mode::AllValues => self.push_local(job, entry, value),
         }
     }
 
     /// Inserts a key not yet present, with its partition and its first value.
     #[inline(never)]
-    fn insert(&mut self, job: &dyn Job, hash: u64, words: [u64; 2], key: &[u8], value: &[u8]) {
+    fn insert(&mut self, job: &dyn Job, slot: usize, words: [u64; 2], key: &[u8], value: &[u8]) {
         let folding = self.mode != Mode::AllValues;
         let grow = key.len() + if folding { value.len() } else { 0 };
         if self.data.capacity() - self.data.len() < grow {
@@ -336,15 +406,19 @@ impl SortBuffer {
             entry.local = (self.locals.len() - 1) as u32;
         }
         self.records += 1;
-        let (data, long) = (&self.data, &self.long);
-        // Growing the table rehashes every key (rare: the table doubles).
-        self.table.insert_unique(hash, entry, |e| key_hash(e.key(data), e.words, long));
+        self.table.slots[slot] = entry;
+        self.table.len += 1;
+        if self.table.len * 2 > self.table.slots.len() {
+            // Rare: the table doubles.
+            let (data, long) = (&self.data, &self.long);
+            self.table.grow(|e| key_hash(e.key(data), e.words, long));
+        }
     }
 
     /// Folds `value` into the value of the key of `entry` (`key`): in place when the
     /// accumulator keeps its length, else the key and its value move to the end of the arena.
-    #[inline]
-    fn fold(&mut self, job: &dyn Job, hash: u64, entry: Entry, key: &[u8], value: &[u8]) {
+    fn fold(&mut self, job: &dyn Job, slot: usize, key: &[u8], value: &[u8]) {
+        let entry = self.table.slots[slot];
         let offset = entry.offset + entry.key_len as usize;
         let len = entry.value_len as usize;
         self.acc.clear();
@@ -360,11 +434,9 @@ impl SortBuffer {
         let key_offset = self.data.len();
         self.data.extend_from_slice(key);
         self.data.extend_from_slice(&self.acc);
-        let value_len = self.acc.len() as u32;
-        if let Some(e) = self.table.find_mut(hash, |e| e.offset == entry.offset) {
-            e.offset = key_offset;
-            e.value_len = value_len;
-        }
+        let e = &mut self.table.slots[slot];
+        e.offset = key_offset;
+        e.value_len = self.acc.len() as u32;
     }
 
     /// Adds a value to a key's own values, combining them when there are enough.
@@ -411,8 +483,8 @@ impl SortBuffer {
     /// it, with the list of the keys that sorting makes.
     fn memory(&self) -> usize {
         self.data.capacity()
-            + self.table.capacity() * (std::mem::size_of::<Entry>() + 1)
-            + self.table.len() * std::mem::size_of::<Entry>()
+            + self.table.slots.capacity() * std::mem::size_of::<Entry>()
+            + self.table.len * std::mem::size_of::<Entry>()
             + self.locals.capacity() * std::mem::size_of::<Local>()
             + self.local_bytes
     }
@@ -422,18 +494,18 @@ impl SortBuffer {
         self.limit.saturating_sub(self.memory())
     }
 
-    /// Whether the buffer is full: it holds its limit, or its hash table is full and growing
-    /// it (old and new tables side by side while it rehashes) would pass the limit.
+    /// Whether the buffer is full: it holds its limit, or its hash table doubles at its next
+    /// key and that (old and new tables side by side while it rehashes) would pass the limit.
     fn full(&self) -> bool {
         let memory = self.memory();
-        let table_full = self.table.len() == self.table.capacity();
-        memory >= self.limit
-            || (table_full && memory + self.table.capacity() * 2 * (std::mem::size_of::<Entry>() + 1) > self.limit)
+        let grows = (self.table.len + 1) * 2 > self.table.slots.len();
+        memory >= self.limit || (grows && memory + self.table.slots.len() * 2 * std::mem::size_of::<Entry>() > self.limit)
     }
 
     /// The distinct keys sorted by (partition, key); the hash table is no longer needed.
     fn sort(&mut self) -> Vec<Entry> {
-        let mut keys: Vec<Entry> = std::mem::take(&mut self.table).into_iter().collect();
+        let slots = std::mem::replace(&mut self.table, KeyTable::new()).slots;
+        let mut keys: Vec<Entry> = slots.into_iter().filter(|e| e.key_len != EMPTY).collect();
         let data = &self.data;
         keys.sort_unstable_by(|a, b| (a.partition, a.key(data)).cmp(&(b.partition, b.key(data))));
         keys

@@ -556,3 +556,170 @@ impl SortedPairs for SortedGroups<'_> {
         self.local.next_value()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::job::{Codec, MapContext, Record, ReduceContext};
+    use crate::mapout::SegmentReader;
+
+    /// How a test job combines: not at all, by summing counts in the buffer, by a fold of
+    /// decimal sums (whose length changes, so folded values move), or with the all-values
+    /// combiner.
+    #[derive(Clone, Copy, Debug)]
+    enum Kind {
+        None,
+        Sum,
+        Fold,
+        AllValues,
+    }
+
+    struct Test(Kind);
+
+    fn decimal(bytes: &[u8]) -> u64 {
+        std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+
+    impl Job for Test {
+        fn map(&self, _: Record<'_>, _: &mut MapContext<'_>) -> Result<()> {
+            Ok(())
+        }
+        fn reduce(&self, _: &[u8], _: &mut Values<'_>, _: &mut ReduceContext<'_>) -> Result<()> {
+            Ok(())
+        }
+        fn sums_counts(&self) -> bool {
+            matches!(self.0, Kind::Sum)
+        }
+        fn folds(&self) -> bool {
+            matches!(self.0, Kind::Fold)
+        }
+        fn has_combiner(&self) -> bool {
+            matches!(self.0, Kind::AllValues)
+        }
+        fn fold(&self, _: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
+            let total = decimal(acc) + decimal(value);
+            *acc = total.to_string().into_bytes();
+            Ok(())
+        }
+        fn combine(&self, _: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
+            let mut total = 0;
+            while let Some(v) = values.next_value() {
+                total += decimal(v);
+            }
+            out(total.to_string().as_bytes());
+            Ok(())
+        }
+    }
+
+    /// Keys where the inline comparison could go wrong: empty, 1 to 3 bytes whose first,
+    /// middle and last bytes agree, lengths 4, 7, 8, 15, 16, 17 and longer, keys sharing their
+    /// first and last 8 bytes, NUL bytes (zero padding), and bytes above 0x7f.
+    fn key_strategy() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop::sample::select(vec![
+            &b""[..],
+            b"a",
+            b"b",
+            b"\0",
+            b"\xff",
+            b"ab",
+            b"aab",
+            b"abb",
+            b"abcd",
+            b"abcdefg",
+            b"abcdefgh",
+            b"abcdefghijklmno",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnopq",
+        ]);
+        prop::collection::vec(piece, 0..4).prop_map(|pieces| pieces.concat())
+    }
+
+    /// Emits `pairs` into a fresh buffer of `job`, writes it, and reads every partition back.
+    fn round_trip(job: &Test, pairs: &[(Vec<u8>, Vec<u8>)], partitions: u32) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let mut buffer = MapBuffer::new(job, partitions, u64::MAX);
+        for (k, v) in pairs {
+            buffer.emit(job, k, v);
+        }
+        let mut counters = TaskCounters::default();
+        buffer.write_sorted(job, &path, &mut counters, &mut UserCounters::new()).unwrap();
+        (0..partitions)
+            .map(|p| {
+                let mut reader = SegmentReader::open(&path, p, partitions).unwrap();
+                let (mut k, mut v) = (Vec::new(), Vec::new());
+                let mut records = Vec::new();
+                while reader.next_into(&mut k, &mut v).unwrap() {
+                    records.push((k.clone(), v.clone()));
+                }
+                records
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Every buffer writes what a simple model says: without a combiner, every pair,
+        /// sorted by (partition, key) and in emission order among equal keys; with any
+        /// combiner, one value per key, the sum of its values.
+        #[test]
+        fn buffers_write_what_a_btreemap_model_says(
+            pairs in proptest::collection::vec((key_strategy(), 0u64..1000), 0..200),
+            partitions in 1u32..4,
+        ) {
+            let partition = |k: &[u8]| crate::partition::partition(k, partitions);
+            let mut model: BTreeMap<(u32, Vec<u8>), Vec<u64>> = BTreeMap::new();
+            for (k, v) in &pairs {
+                model.entry((partition(k), k.clone())).or_default().push(*v);
+            }
+            let parts = |f: &dyn Fn(&[u8], &[u64]) -> Vec<Vec<u8>>| {
+                let mut parts = vec![Vec::new(); partitions as usize];
+                for ((p, k), vs) in &model {
+                    parts[*p as usize].extend(f(k, vs).into_iter().map(|v| (k.clone(), v)));
+                }
+                parts
+            };
+            let decimal_pairs: Vec<_> = pairs.iter().map(|(k, v)| (k.clone(), v.to_string().into_bytes())).collect();
+            let all = parts(&|_, vs| vs.iter().map(|v| v.to_string().into_bytes()).collect());
+            proptest::prop_assert_eq!(round_trip(&Test(Kind::None), &decimal_pairs, partitions), all);
+            let summed = parts(&|_, vs| vec![vs.iter().sum::<u64>().to_string().into_bytes()]);
+            proptest::prop_assert_eq!(&round_trip(&Test(Kind::Fold), &decimal_pairs, partitions), &summed);
+            proptest::prop_assert_eq!(&round_trip(&Test(Kind::AllValues), &decimal_pairs, partitions), &summed);
+            let counts: Vec<_> = pairs.iter().map(|(k, v)| {
+                let mut e = Vec::new();
+                v.encode(&mut e);
+                (k.clone(), e)
+            }).collect();
+            let encoded = parts(&|_, vs| {
+                let mut e = Vec::new();
+                vs.iter().sum::<u64>().encode(&mut e);
+                vec![e]
+            });
+            proptest::prop_assert_eq!(round_trip(&Test(Kind::Sum), &counts, partitions), encoded);
+        }
+    }
+
+    #[test]
+    fn key_words_and_length_identify_short_keys() {
+        let keys: [&[u8]; 8] = [b"", b"\0", b"ab", b"abb", b"aab", b"abcdefgh", b"abcdefgh\0", b"abcdefghijklmnop"];
+        for a in keys {
+            for b in keys {
+                assert_eq!(a == b, a.len() == b.len() && key_words(a) == key_words(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_count_of_the_wrong_length_is_an_error() {
+        let job = Test(Kind::Sum);
+        let mut buffer = MapBuffer::new(&job, 1, u64::MAX);
+        buffer.emit(&job, b"k", &1u64.to_be_bytes());
+        buffer.emit(&job, b"k", b"1");
+        let dir = tempfile::tempdir().unwrap();
+        let result = buffer.write_sorted(&job, &dir.path().join("out"), &mut TaskCounters::default(), &mut UserCounters::new());
+        assert!(matches!(&result, Err(Error::Job(m)) if m.contains("not 8")), "{result:?}");
+    }
+}

@@ -514,9 +514,10 @@ mod tests {
     use crate::input::{InputFile, plan_splits};
 
     /// Sums decimal counts per key (a decimal sum grows in length, so a fold moves its value),
-    /// by folding or with the all-values combiner.
+    /// by folding, with the all-values combiner, or in reduce only.
     struct Sum {
         fold: bool,
+        combine: bool,
     }
 
     fn decimal(bytes: &[u8]) -> Result<u64> {
@@ -539,7 +540,7 @@ mod tests {
         }
 
         fn has_combiner(&self) -> bool {
-            !self.fold
+            self.combine
         }
 
         fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
@@ -603,9 +604,11 @@ mod tests {
         ) {
             let text: String = records.iter().map(|(k, v)| format!("k{k} {v}\n")).collect();
             let settings = TaskSettings { partitions, sort_buffer, merge_fan_in: 2, max_record_bytes: u64::MAX };
-            let (folded, counters) = run_job(&Sum { fold: true }, &text, split_size, &settings);
-            let (combined, _) = run_job(&Sum { fold: false }, &text, split_size, &settings);
+            let (folded, counters) = run_job(&Sum { fold: true, combine: false }, &text, split_size, &settings);
+            let (combined, _) = run_job(&Sum { fold: false, combine: true }, &text, split_size, &settings);
             proptest::prop_assert_eq!(&folded, &combined);
+            let (reduced, _) = run_job(&Sum { fold: false, combine: false }, &text, split_size, &settings);
+            proptest::prop_assert_eq!(&folded, &reduced);
             let mut expected = std::collections::BTreeMap::new();
             for (k, v) in &records {
                 *expected.entry(format!("k{k}")).or_insert(0u64) += v;

@@ -181,7 +181,7 @@ pub fn run_map(
         if counters.input_records % CHECKPOINT == 0 {
             progress.checkpoint(counters.input_records, reader.consumed(), false)?;
         }
-        if buffer.full() {
+        if buffer.full() && buffer.records() > 0 {
             let full = std::mem::replace(&mut buffer, MapBuffer::new(job, partitions, settings.sort_buffer));
             let run = spills.next_path();
             full.write_sorted(job, &run, &mut counters, &mut user)?;

@@ -298,7 +298,7 @@ impl SegmentReader {
         // Read the rest so that the checksum covers the whole segment.
         let rest = self.buf.len() - self.at;
         let start = self.buf.len();
-        (&mut self.file).read_to_end(&mut self.buf).map_err(Error::io("cannot read map output", &self.path))?;
+        self.file.read_to_end(&mut self.buf).map_err(Error::io("cannot read map output", &self.path))?;
         self.hasher.update(&self.buf[start..]);
         let crc = std::mem::take(&mut self.hasher).finalize();
         if crc != self.segment.crc || rest > 0 || self.buf.len() > start {

@@ -266,8 +266,8 @@ fn key_words(key: &[u8]) -> [u64; 2] {
 #[inline]
 fn key_hash(key: &[u8], words: [u64; 2], long: &foldhash::fast::FixedState) -> u64 {
     if key.len() <= INLINE {
-        let product =
-            u128::from(words[0] ^ 0x243f_6a88_85a3_08d3) * u128::from(words[1] ^ 0x1319_8a2e_0370_7344 ^ key.len() as u64);
+        let product = u128::from(words[0] ^ 0x243f_6a88_85a3_08d3)
+            * u128::from(words[1] ^ 0x1319_8a2e_0370_7344 ^ key.len() as u64);
         (product as u64) ^ ((product >> 64) as u64)
     } else {
         std::hash::BuildHasher::hash_one(long, key)
@@ -499,7 +499,8 @@ impl SortBuffer {
     fn full(&self) -> bool {
         let memory = self.memory();
         let grows = (self.table.len + 1) * 2 > self.table.slots.len();
-        memory >= self.limit || (grows && memory + self.table.slots.len() * 2 * std::mem::size_of::<Entry>() > self.limit)
+        memory >= self.limit
+            || (grows && memory + self.table.slots.len() * 2 * std::mem::size_of::<Entry>() > self.limit)
     }
 
     /// The distinct keys sorted by (partition, key); the hash table is no longer needed.
@@ -637,6 +638,9 @@ mod tests {
         prop::collection::vec(piece, 0..4).prop_map(|pieces| pieces.concat())
     }
 
+    /// The values a model expects for a key, from the values emitted for it.
+    type ValuesOf = dyn Fn(&[u64]) -> Vec<Vec<u8>>;
+
     /// Emits `pairs` into a fresh buffer of `job`, writes it, and reads every partition back.
     fn round_trip(job: &Test, pairs: &[(Vec<u8>, Vec<u8>)], partitions: u32) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
         let dir = tempfile::tempdir().unwrap();
@@ -675,17 +679,17 @@ mod tests {
             for (k, v) in &pairs {
                 model.entry((partition(k), k.clone())).or_default().push(*v);
             }
-            let parts = |f: &dyn Fn(&[u8], &[u64]) -> Vec<Vec<u8>>| {
+            let parts = |f: &ValuesOf| {
                 let mut parts = vec![Vec::new(); partitions as usize];
                 for ((p, k), vs) in &model {
-                    parts[*p as usize].extend(f(k, vs).into_iter().map(|v| (k.clone(), v)));
+                    parts[*p as usize].extend(f(vs).into_iter().map(|v| (k.clone(), v)));
                 }
                 parts
             };
             let decimal_pairs: Vec<_> = pairs.iter().map(|(k, v)| (k.clone(), v.to_string().into_bytes())).collect();
-            let all = parts(&|_, vs| vs.iter().map(|v| v.to_string().into_bytes()).collect());
+            let all = parts(&|vs| vs.iter().map(|v| v.to_string().into_bytes()).collect());
             proptest::prop_assert_eq!(round_trip(&Test(Kind::None), &decimal_pairs, partitions), all);
-            let summed = parts(&|_, vs| vec![vs.iter().sum::<u64>().to_string().into_bytes()]);
+            let summed = parts(&|vs| vec![vs.iter().sum::<u64>().to_string().into_bytes()]);
             proptest::prop_assert_eq!(&round_trip(&Test(Kind::Fold), &decimal_pairs, partitions), &summed);
             proptest::prop_assert_eq!(&round_trip(&Test(Kind::AllValues), &decimal_pairs, partitions), &summed);
             let counts: Vec<_> = pairs.iter().map(|(k, v)| {
@@ -693,7 +697,7 @@ mod tests {
                 v.encode(&mut e);
                 (k.clone(), e)
             }).collect();
-            let encoded = parts(&|_, vs| {
+            let encoded = parts(&|vs| {
                 let mut e = Vec::new();
                 vs.iter().sum::<u64>().encode(&mut e);
                 vec![e]
@@ -719,7 +723,8 @@ mod tests {
         buffer.emit(&job, b"k", &1u64.to_be_bytes());
         buffer.emit(&job, b"k", b"1");
         let dir = tempfile::tempdir().unwrap();
-        let result = buffer.write_sorted(&job, &dir.path().join("out"), &mut TaskCounters::default(), &mut UserCounters::new());
+        let result =
+            buffer.write_sorted(&job, &dir.path().join("out"), &mut TaskCounters::default(), &mut UserCounters::new());
         assert!(matches!(&result, Err(Error::Job(m)) if m.contains("not 8")), "{result:?}");
     }
 }

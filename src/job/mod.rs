@@ -20,12 +20,12 @@ use crate::input::{InputFormat, Split};
 
 pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, UserCounters, Values};
 pub(crate) use api::{Output, ValueSource, merge_counters};
-pub(crate) use wordcount::add_count;
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use sort::Sort;
 pub use streaming::Streaming;
 pub use word_search::WordSearch;
+pub(crate) use wordcount::add_count;
 pub use wordcount::{WordCount, for_each_word};
 
 /// What the coordinator prepares for a job before its tasks run: the arguments workers

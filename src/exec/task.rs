@@ -1,0 +1,568 @@
+//! Running one task attempt: the map side (read a split, map, sort, combine, write one map
+//! output file) and the reduce side (merge a partition of every map output, reduce, write a
+//! part file). The same code runs in worker processes and in local mode; neither does RPC.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::data::input::{InputFormat, RecordReader, Split};
+use crate::data::mapout::{MapOutputWriter, Merger, SegmentReader};
+use crate::error::{Error, Result};
+use crate::job::buffer::MapBuffer;
+use crate::job::{Job, MapContext, Output, Record, ReduceContext, UserCounters, ValueSource, Values, guarded};
+use crate::types::TaskCounters;
+
+/// Live progress of a running attempt, read by the heartbeat, and its cancellation flag.
+#[derive(Debug)]
+pub struct Progress {
+    /// Records processed so far.
+    pub records: AtomicU64,
+    /// Bytes processed so far.
+    pub bytes: AtomicU64,
+    /// Set to stop the attempt at its next checkpoint.
+    pub cancelled: AtomicBool,
+    /// Fault injection: the process exits at the first checkpoint past this many records.
+    pub crash_at_records: AtomicU64,
+    /// Number in its split of the record a failed map attempt was processing, or `NO_RECORD`.
+    pub bad_record: AtomicU64,
+}
+
+/// `Progress::bad_record` and `crash_at_records` when not set.
+pub const NO_RECORD: u64 = u64::MAX;
+
+/// Records between two progress checkpoints.
+const CHECKPOINT: u64 = 1024;
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            cancelled: AtomicBool::new(false),
+            crash_at_records: AtomicU64::new(NO_RECORD),
+            bad_record: AtomicU64::new(NO_RECORD),
+        }
+    }
+}
+
+impl Progress {
+    /// Publishes progress; fails with [`Error::Interrupted`] once the attempt is cancelled.
+    /// The last checkpoint of an attempt is `last`: an injected crash happens there at the
+    /// latest.
+    fn checkpoint(&self, records: u64, bytes: u64, last: bool) -> Result<()> {
+        self.records.store(records, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        let crash_at = self.crash_at_records.load(Ordering::Relaxed);
+        if records >= crash_at || (last && crash_at != NO_RECORD) {
+            crate::exec::fault::crash();
+        }
+        if self.cancelled.load(Ordering::Relaxed) { Err(Error::Interrupted) } else { Ok(()) }
+    }
+
+    /// The offset of the record a failed attempt was processing.
+    pub fn bad_record(&self) -> Option<u64> {
+        Some(self.bad_record.load(Ordering::Relaxed)).filter(|&o| o != NO_RECORD)
+    }
+
+    /// Asks the attempt to stop.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How tasks use memory and merge sorted runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSettings {
+    /// Number of reduce tasks, and so of partitions of every map output.
+    pub partitions: u32,
+    /// Bytes of intermediate data a map task holds in memory before it spills a sorted run.
+    pub sort_buffer: u64,
+    /// Most sorted runs merged at once; more are merged in several passes.
+    pub merge_fan_in: usize,
+    /// Largest input record a map task reads (`--max-record-bytes`).
+    pub max_record_bytes: u64,
+}
+
+/// Runs a map attempt over `split` and writes its map output to `output` (through a temporary
+/// name, so a file at `output` is always complete). Intermediate data beyond the sort buffer
+/// is spilled to sorted runs next to `output` and merged at the end. The records whose numbers
+/// in the split are in `skip` are skipped and counted. When a record fails (invalid UTF-8, an
+/// error or a panic in map), its number is left in `progress` for the bad-record rule.
+pub fn run_map(
+    job: &dyn Job,
+    split: &Split,
+    format: InputFormat,
+    settings: &TaskSettings,
+    skip: &[u64],
+    output: &Path,
+    progress: &Progress,
+) -> Result<TaskCounters> {
+    fixed_mmap_threshold();
+    let partitions = settings.partitions;
+    let mut reader = RecordReader::open(split, format, settings.max_record_bytes)?;
+    let mut buffer = MapBuffer::new(job, partitions, settings.sort_buffer);
+    let mut scratch = (Vec::new(), Vec::new());
+    let mut spills = Spills { output: output.to_path_buf(), runs: Vec::new() };
+    let mut user = UserCounters::new();
+    let mut counters = TaskCounters::default();
+    guarded(|| job.map_setup())?;
+    loop {
+        let record = match reader.next_record() {
+            Ok(Some(record)) => record,
+            Ok(None) => break,
+            // A file that changed is no bad record: the task fails, whatever is skipped.
+            Err(e @ Error::InputChanged { .. }) => return Err(e),
+            Err(e) => {
+                let number = reader.record_number();
+                if skip.contains(&number) {
+                    counters.skipped_records += 1;
+                    continue;
+                }
+                progress.bad_record.store(number, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        if skip.contains(&record.number) {
+            counters.skipped_records += 1;
+            continue;
+        }
+        let (path, offset, number) = (record.path, record.offset, record.number);
+        let record = Record { path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
+        let mut ctx = MapContext { sink: &mut buffer, job, counters: &mut user, scratch: &mut scratch };
+        if let Err(e) = guarded(|| job.map(record, &mut ctx)) {
+            progress.bad_record.store(number, Ordering::Relaxed);
+            return Err(Error::Job(format!("record at {path}:{offset}: {e}")));
+        }
+        counters.input_records += 1;
+        if counters.input_records % CHECKPOINT == 0 {
+            progress.checkpoint(counters.input_records, reader.consumed(), false)?;
+        }
+        if buffer.full() && buffer.records() > 0 {
+            let full = std::mem::replace(&mut buffer, MapBuffer::new(job, partitions, settings.sort_buffer));
+            let run = spills.next_path();
+            full.write_sorted(job, &run, &mut counters, &mut user)?;
+            spills.runs.push(run);
+        }
+    }
+    let mut ctx = MapContext { sink: &mut buffer, job, counters: &mut user, scratch: &mut scratch };
+    guarded(|| job.map_cleanup(&mut ctx))?;
+    counters.input_bytes = reader.consumed();
+    progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
+    let tmp = tmp_name(output);
+    if spills.runs.is_empty() {
+        counters.output_records = buffer.write_sorted(job, &tmp, &mut counters, &mut user)?;
+    } else {
+        if buffer.records() > 0 {
+            let run = spills.next_path();
+            buffer.write_sorted(job, &run, &mut counters, &mut user)?;
+            spills.runs.push(run);
+        }
+        counters.output_records = spills.merge(job, settings, &tmp, &mut counters)?;
+    }
+    counters.output_bytes = std::fs::metadata(&tmp).map_err(Error::io("cannot read map output", &tmp))?.len();
+    std::fs::rename(&tmp, output).map_err(Error::io("cannot rename map output", output))?;
+    counters.user = user;
+    Ok(counters)
+}
+
+/// Makes glibc serve every allocation of 128 KiB or more with its own mapping, returned to
+/// the system when freed. By default glibc raises that threshold to the size of the largest
+/// mapping freed (up to 32 MiB), so after a sort buffer is spilled and freed, the next one
+/// grows in the heap, whose freed pages stay resident: a map task's memory would reach twice
+/// `--sort-buffer`. Setting the threshold turns that adjustment off, once per process.
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only changes the allocator's tuning; it is called once, before the
+        // sort buffer allocates.
+        ONCE.call_once(|| unsafe {
+            nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
+        });
+    }
+}
+
+/// The sorted runs a map attempt spilled.
+struct Spills {
+    output: PathBuf,
+    runs: Vec<PathBuf>,
+}
+
+impl Spills {
+    fn next_path(&self) -> PathBuf {
+        let mut name = self.output.as_os_str().to_owned();
+        name.push(format!(".spill-{}", self.runs.len()));
+        PathBuf::from(name)
+    }
+
+    /// Merges the runs into one map output at `path`, `merge_fan_in` runs at a time,
+    /// combining again if the job has a combiner. Returns the records written.
+    fn merge(
+        &mut self,
+        job: &dyn Job,
+        settings: &TaskSettings,
+        path: &Path,
+        counters: &mut TaskCounters,
+    ) -> Result<u64> {
+        let fan_in = settings.merge_fan_in.max(2);
+        let mut pass = 0;
+        while self.runs.len() > fan_in {
+            let mut merged = Vec::new();
+            for (i, batch) in self.runs.chunks(fan_in).enumerate() {
+                let mut name = self.output.as_os_str().to_owned();
+                name.push(format!(".merge-{pass}-{i}"));
+                let target = PathBuf::from(name);
+                counters.spilled_records += merge_files(job, batch, settings.partitions, &target)?;
+                merged.push(target);
+            }
+            self.remove();
+            self.runs = merged;
+            pass += 1;
+        }
+        let written = merge_files(job, &self.runs, settings.partitions, path)?;
+        self.remove();
+        Ok(written)
+    }
+
+    fn remove(&mut self) {
+        for run in self.runs.drain(..) {
+            let _ = std::fs::remove_file(run);
+        }
+    }
+}
+
+impl Drop for Spills {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Merges map output files partition by partition into one, combining each key's values
+/// when the job has a combiner. Returns the records written.
+fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path) -> Result<u64> {
+    let mut writer = MapOutputWriter::create(output)?;
+    let mut written = 0;
+    let (sums, folds, combines) = (job.sums_counts(), job.folds(), job.has_combiner());
+    let mut acc = Vec::new();
+    for p in 0..partitions {
+        writer.start_partition();
+        let runs = inputs.iter().map(|path| SegmentReader::open(path, p, partitions)).collect::<Result<Vec<_>>>()?;
+        let mut merger = Merger::new(runs)?;
+        let mut key = Vec::new();
+        while merger.advance()? {
+            if sums || folds {
+                key.clear();
+                key.extend_from_slice(merger.key());
+                acc.clear();
+                acc.extend_from_slice(merger.value());
+                while merger.peek_key() == Some(&key[..]) {
+                    merger.advance()?;
+                    if sums {
+                        crate::job::add_count(&mut acc, merger.value())?;
+                    } else {
+                        guarded(|| job.fold(&key, &mut acc, merger.value()))?;
+                    }
+                }
+                writer.write(&key, &acc)?;
+                written += 1;
+                continue;
+            }
+            if !combines {
+                writer.write(merger.key(), merger.value())?;
+                written += 1;
+                continue;
+            }
+            key.clear();
+            key.extend_from_slice(merger.key());
+            let mut source = MergeValues { merger: &mut merger, key: &key, first: true, error: None, records: 0 };
+            let mut values = Values::new(&mut source);
+            let mut failed = None;
+            guarded(|| {
+                job.combine(&key, &mut values, &mut |v| {
+                    if failed.is_none() {
+                        match writer.write(&key, v) {
+                            Ok(()) => written += 1,
+                            Err(e) => failed = Some(e),
+                        }
+                    }
+                })
+            })?;
+            while values.next_value().is_some() {}
+            if let Some(e) = failed.or(values.take_error()).or(source.error) {
+                return Err(e);
+            }
+        }
+    }
+    writer.finish()?;
+    Ok(written)
+}
+
+pub use crate::job::panic_message;
+
+/// Writes reduce output lines to a part file.
+struct PartWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    records: u64,
+    bytes: u64,
+}
+
+impl Output for PartWriter {
+    fn write_parts(&mut self, parts: &[&[u8]]) -> Result<()> {
+        for part in parts {
+            self.out.write_all(part).map_err(Error::io("cannot write output", &self.path))?;
+            self.bytes += part.len() as u64;
+        }
+        self.records += 1;
+        Ok(())
+    }
+}
+
+/// The values of the current key in a merge.
+struct MergeValues<'a> {
+    merger: &'a mut Merger,
+    key: &'a [u8],
+    first: bool,
+    error: Option<Error>,
+    records: u64,
+}
+
+impl ValueSource for MergeValues<'_> {
+    fn next_value(&mut self) -> Option<&[u8]> {
+        if self.first {
+            self.first = false;
+        } else if self.error.is_some() || self.merger.peek_key() != Some(self.key) {
+            return None;
+        } else if let Err(e) = self.merger.advance() {
+            self.error = Some(e);
+            return None;
+        }
+        self.records += 1;
+        Some(self.merger.value())
+    }
+}
+
+/// One sorted input of a reduce: partition `.1` of the `.2` partitions of map output file `.0`.
+/// A map output fetched from another host is a file of one partition: `(path, 0, 1)`.
+pub type ReduceInput = (PathBuf, u32, u32);
+
+/// Runs a reduce attempt over its inputs (one partition of every map output, in map task
+/// order), writing its part file to `output` and syncing it. The caller commits it.
+pub fn run_reduce(
+    job: &dyn Job,
+    settings: &TaskSettings,
+    map_outputs: &[ReduceInput],
+    output: &Path,
+    progress: &Progress,
+) -> Result<TaskCounters> {
+    let mut counters = TaskCounters::default();
+    let mut inputs: Vec<ReduceInput> = map_outputs.to_vec();
+    for (path, partition, partitions) in map_outputs {
+        counters.input_bytes += SegmentReader::open(path, *partition, *partitions)?.segment().len;
+    }
+    // More runs than the fan-in: merge them in passes into single-partition runs first.
+    let fan_in = settings.merge_fan_in.max(2);
+    let mut merged = Vec::new();
+    let mut pass = 0;
+    while inputs.len() > fan_in {
+        let mut next = Vec::new();
+        for (i, batch) in inputs.chunks(fan_in).enumerate() {
+            let mut name = output.as_os_str().to_owned();
+            name.push(format!(".merge-{pass}-{i}"));
+            let target = PathBuf::from(name);
+            merge_segments(batch, &target)?;
+            next.push((target.clone(), 0, 1));
+            merged.push(target);
+        }
+        inputs = next;
+        pass += 1;
+    }
+    let _cleanup = RemoveOnDrop(merged);
+    let runs = inputs.iter().map(|(path, p, of)| SegmentReader::open(path, *p, *of)).collect::<Result<Vec<_>>>()?;
+    let mut merger = Merger::new(runs)?;
+    let file = File::create(output).map_err(Error::io("cannot create output file", output))?;
+    let mut part =
+        PartWriter { out: BufWriter::with_capacity(256 * 1024, file), path: output.into(), records: 0, bytes: 0 };
+    let mut user = UserCounters::new();
+    guarded(|| job.reduce_setup())?;
+    let mut key = Vec::new();
+    while merger.advance()? {
+        key.clear();
+        key.extend_from_slice(merger.key());
+        let mut source = MergeValues { merger: &mut merger, key: &key, first: true, error: None, records: 0 };
+        let mut values = Values::new(&mut source);
+        let mut ctx = ReduceContext { sink: &mut part, counters: &mut user };
+        guarded(|| job.reduce(&key, &mut values, &mut ctx))?;
+        // Values the reduce function did not consume still belong to this key.
+        while values.next_value().is_some() {}
+        if let Some(e) = values.take_error() {
+            return Err(e);
+        }
+        if let Some(e) = source.error {
+            return Err(e);
+        }
+        counters.input_records += source.records;
+        counters.groups += 1;
+        if counters.groups % CHECKPOINT == 0 {
+            progress.checkpoint(counters.input_records, 0, false)?;
+        }
+    }
+    let mut ctx = ReduceContext { sink: &mut part, counters: &mut user };
+    guarded(|| job.reduce_cleanup(&mut ctx))?;
+    counters.user = user;
+    let file = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
+    file.sync_all().map_err(Error::io("cannot sync output", output))?;
+    counters.output_records = part.records;
+    counters.output_bytes = part.bytes;
+    progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
+    Ok(counters)
+}
+
+/// Merges segments (path, partition, partitions) into a single-partition file, keeping
+/// every record.
+fn merge_segments(inputs: &[(PathBuf, u32, u32)], output: &Path) -> Result<()> {
+    let runs = inputs.iter().map(|(path, p, of)| SegmentReader::open(path, *p, *of)).collect::<Result<Vec<_>>>()?;
+    let mut merger = Merger::new(runs)?;
+    let mut writer = MapOutputWriter::create(output)?;
+    writer.start_partition();
+    while merger.advance()? {
+        writer.write(merger.key(), merger.value())?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Removes files when dropped.
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::input::{InputFile, plan_splits};
+
+    /// Sums decimal counts per key (a decimal sum grows in length, so a fold moves its value),
+    /// by folding, with the all-values combiner, or in reduce only.
+    struct Sum {
+        fold: bool,
+        combine: bool,
+    }
+
+    fn decimal(bytes: &[u8]) -> Result<u64> {
+        std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Error::Job("not a count".into()))
+    }
+
+    impl Job for Sum {
+        fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> Result<()> {
+            let (key, count) = record.text.split_once(' ').unwrap_or((record.text, "1"));
+            ctx.emit(key.as_bytes(), count.as_bytes());
+            Ok(())
+        }
+
+        fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
+            let mut total = 0;
+            while let Some(v) = values.next_value() {
+                total += decimal(v)?;
+            }
+            ctx.write(key, total.to_string().as_bytes())
+        }
+
+        fn has_combiner(&self) -> bool {
+            self.combine
+        }
+
+        fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
+            let mut total = 0;
+            while let Some(v) = values.next_value() {
+                total += decimal(v)?;
+            }
+            out(total.to_string().as_bytes());
+            Ok(())
+        }
+
+        fn folds(&self) -> bool {
+            self.fold
+        }
+
+        fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
+            let total = decimal(acc)? + decimal(value)?;
+            acc.clear();
+            acc.extend_from_slice(total.to_string().as_bytes());
+            Ok(())
+        }
+    }
+
+    /// Runs a whole job over `text` in map tasks of `split_size` bytes; returns each part
+    /// file's contents and the map counters.
+    fn run_job(job: &dyn Job, text: &str, split_size: u64, settings: &TaskSettings) -> (Vec<Vec<u8>>, TaskCounters) {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, text).unwrap();
+        let files = [InputFile { path: input, len: text.len() as u64, modified_ns: None }];
+        let splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
+        let mut outputs = Vec::new();
+        let mut counters = TaskCounters::default();
+        for (i, split) in splits.iter().enumerate() {
+            let output = dir.path().join(format!("map-{i}.out"));
+            let c = run_map(job, split, InputFormat::Text, settings, &[], &output, &Progress::default()).unwrap();
+            counters += &c;
+            outputs.push(output);
+        }
+        let parts = (0..settings.partitions)
+            .map(|p| {
+                let inputs: Vec<ReduceInput> = outputs.iter().map(|o| (o.clone(), p, settings.partitions)).collect();
+                let part = dir.path().join(format!("part-{p}"));
+                run_reduce(job, settings, &inputs, &part, &Progress::default()).unwrap();
+                std::fs::read(part).unwrap()
+            })
+            .collect();
+        (parts, counters)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// A folding combiner gives the same output as the all-values combiner, and as no
+        /// combiner, whatever the map tasks, the spills and the merge passes.
+        #[test]
+        fn folding_gives_the_output_of_the_all_values_combiner(
+            records in proptest::collection::vec((0u8..40, 0u64..1000), 0..300),
+            split_size in 64u64..4096,
+            sort_buffer in 1u64..8192,
+            partitions in 1u32..4,
+        ) {
+            let text: String = records.iter().map(|(k, v)| format!("k{k} {v}\n")).collect();
+            let settings = TaskSettings { partitions, sort_buffer, merge_fan_in: 2, max_record_bytes: u64::MAX };
+            let (folded, counters) = run_job(&Sum { fold: true, combine: false }, &text, split_size, &settings);
+            let (combined, _) = run_job(&Sum { fold: false, combine: true }, &text, split_size, &settings);
+            proptest::prop_assert_eq!(&folded, &combined);
+            let (reduced, _) = run_job(&Sum { fold: false, combine: false }, &text, split_size, &settings);
+            proptest::prop_assert_eq!(&folded, &reduced);
+            let mut expected = std::collections::BTreeMap::new();
+            for (k, v) in &records {
+                *expected.entry(format!("k{k}")).or_insert(0u64) += v;
+            }
+            let mut lines: Vec<String> =
+                folded.iter().flat_map(|p| String::from_utf8(p.clone()).unwrap().lines().map(String::from).collect::<Vec<_>>()).collect();
+            lines.sort();
+            let mut want: Vec<String> = expected.iter().map(|(k, v)| format!("{k}\t{v}")).collect();
+            want.sort();
+            proptest::prop_assert_eq!(lines, want);
+            proptest::prop_assert_eq!(counters.combine_input_records, records.len() as u64);
+        }
+    }
+}

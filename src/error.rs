@@ -153,7 +153,7 @@ pub enum Error {
     },
 
     /// A job name that the registry does not know.
-    #[error("unknown job '{0}': the built-in jobs are {1}")]
+    #[error("unknown job '{0}': the jobs are {1}")]
     UnknownJob(String, String),
 
     /// A job was given arguments it cannot use.
@@ -321,6 +321,11 @@ pub enum Error {
         logs: PathBuf,
     },
 
+    /// The command line asks for something that cannot be done as asked: what is missing or
+    /// wrong, and the fix.
+    #[error("{0}")]
+    Usage(String),
+
     /// A configuration file or option is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -344,7 +349,14 @@ impl Error {
     /// True for an error in what the command asked for (exit code 2), rather than in what
     /// happened when it ran.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::OutputOverlapsInput { .. } | Error::OutputInsideInput { .. })
+        matches!(
+            self,
+            Error::OutputOverlapsInput { .. }
+                | Error::OutputInsideInput { .. }
+                | Error::Usage(_)
+                | Error::UnknownJob(..)
+                | Error::JobArgs { .. }
+        )
     }
 
     /// Wraps an I/O error with what was being done and the path involved.

@@ -37,29 +37,47 @@ pub struct Streaming {
     running: Mutex<Option<Process>>,
 }
 
+/// The streaming job's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamingArgs {
+    /// The mapper command, run with `sh -c`: records on stdin, `key<TAB>value` lines on
+    /// stdout.
+    #[arg(long, value_name = "CMD", required = true)]
+    pub mapper: String,
+    /// The reducer command: its partition's pairs, sorted by key, on stdin; its stdout is the
+    /// output.
+    #[arg(long, value_name = "CMD", required = true)]
+    pub reducer: String,
+    /// The combiner command, run once per map task on its sorted pairs.
+    #[arg(long, value_name = "CMD")]
+    pub combiner: Option<String>,
+}
+
 pub(crate) struct Factory;
 
+impl Factory {
+    fn args(matches: &clap::ArgMatches) -> Result<StreamingArgs> {
+        use clap::FromArgMatches;
+        StreamingArgs::from_arg_matches(matches).map_err(|e| Error::Job(format!("streaming: its arguments: {e}")))
+    }
+}
+
 impl JobFactory for Factory {
-    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
-        super::no_args("streaming", plan.args)?;
-        let need = |flag: &str, v: &Option<String>| {
-            v.clone().ok_or_else(|| Error::JobArgs {
-                job: "streaming".into(),
-                message: format!("needs {flag} CMD (e.g. --mapper 'cat' --reducer 'uniq -c')"),
-            })
-        };
-        let mut worker_args = vec![need("--mapper", &plan.options.mapper)?, need("--reducer", &plan.options.reducer)?];
-        worker_args.extend(plan.options.combiner.clone());
-        Ok(Prepared { worker_args, state: Vec::new() })
+    fn command(&self, command: clap::Command) -> clap::Command {
+        use clap::Args;
+        StreamingArgs::augment_args(command)
+            .about("Map, combine and reduce with commands, as Hadoop Streaming does")
+            .long_about(None)
     }
 
-    fn build(&self, args: &[String], _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
-        match args {
-            [mapper, reducer, combiner @ ..] if combiner.len() <= 1 => {
-                Ok(Arc::new(Streaming::new(mapper, reducer, combiner.first().map(String::as_str))))
-            }
-            _ => Err(Error::Job(format!("streaming: malformed worker arguments {args:?}"))),
-        }
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        Factory::args(plan.args)?;
+        Ok(Prepared::default())
+    }
+
+    fn build(&self, args: &clap::ArgMatches, _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        let a = Factory::args(args)?;
+        Ok(Arc::new(Streaming::new(&a.mapper, &a.reducer, a.combiner.as_deref())))
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -35,12 +35,19 @@ pub struct Segment {
     pub crc: u32,
 }
 
-/// Writes a map output file, one partition after another.
+/// Bytes a writer gathers before it writes them, and a reader reads at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// Writes a map output file, one partition after another. Records are encoded into one
+/// buffer, which is checksummed and written a chunk at a time.
 pub struct MapOutputWriter {
-    out: BufWriter<File>,
+    file: File,
     path: PathBuf,
     index: Vec<Segment>,
     pos: u64,
+    buf: Vec<u8>,
+    /// Bytes of `buf` from here on are not yet in the current partition's checksum.
+    unhashed: usize,
     current: Option<(Segment, crc32fast::Hasher)>,
 }
 
@@ -49,10 +56,12 @@ impl MapOutputWriter {
     pub fn create(path: &Path) -> Result<MapOutputWriter> {
         let file = File::create(path).map_err(Error::io("cannot create map output", path))?;
         Ok(MapOutputWriter {
-            out: BufWriter::with_capacity(256 * 1024, file),
+            file,
             path: path.to_path_buf(),
             index: Vec::new(),
             pos: 0,
+            buf: Vec::with_capacity(CHUNK),
+            unhashed: 0,
             current: None,
         })
     }
@@ -64,7 +73,16 @@ impl MapOutputWriter {
         self.current = Some((segment, crc32fast::Hasher::new()));
     }
 
+    /// Adds the bytes not yet checksummed to the current partition's checksum.
+    fn hash_pending(&mut self) {
+        if let Some((_, hasher)) = self.current.as_mut() {
+            hasher.update(&self.buf[self.unhashed..]);
+        }
+        self.unhashed = self.buf.len();
+    }
+
     fn finish_partition(&mut self) {
+        self.hash_pending();
         if let Some((mut segment, hasher)) = self.current.take() {
             segment.len = self.pos - segment.offset;
             segment.crc = hasher.finalize();
@@ -72,24 +90,30 @@ impl MapOutputWriter {
         }
     }
 
+    /// Writes out the buffer.
+    fn flush_buf(&mut self) -> Result<()> {
+        self.hash_pending();
+        self.file.write_all(&self.buf).map_err(Error::io("cannot write map output", &self.path))?;
+        self.buf.clear();
+        self.unhashed = 0;
+        Ok(())
+    }
+
     /// Appends a record to the current partition.
+    #[inline]
     pub fn write(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut head = [0u8; 20];
         let mut n = encode_varint(key.len() as u64, &mut head);
         n += encode_varint(value.len() as u64, &mut head[n..]);
-        let (segment, hasher) = self.current.as_mut().expect("start_partition is called before write");
+        let (segment, _) = self.current.as_mut().expect("start_partition is called before write");
         segment.records += 1;
-        hasher.update(&head[..n]);
-        hasher.update(key);
-        hasher.update(value);
-        let io = Error::io("cannot write map output", &self.path);
-        (|| {
-            self.out.write_all(&head[..n])?;
-            self.out.write_all(key)?;
-            self.out.write_all(value)
-        })()
-        .map_err(io)?;
+        self.buf.extend_from_slice(&head[..n]);
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value);
         self.pos += (n + key.len() + value.len()) as u64;
+        if self.buf.len() >= CHUNK {
+            self.flush_buf()?;
+        }
         Ok(())
     }
 
@@ -97,10 +121,9 @@ impl MapOutputWriter {
     pub fn finish(mut self) -> Result<u64> {
         self.finish_partition();
         let tail = index_and_footer(&self.index);
-        let path = self.path.clone();
-        self.out.write_all(&tail).map_err(Error::io("cannot write map output", &path))?;
-        let file = self.out.into_inner().map_err(|e| Error::io("cannot write map output", &path)(e.into_error()))?;
-        file.sync_all().map_err(Error::io("cannot sync map output", &path))?;
+        self.buf.extend_from_slice(&tail);
+        self.flush_buf()?;
+        self.file.sync_all().map_err(Error::io("cannot sync map output", &self.path))?;
         Ok(self.pos + tail.len() as u64)
     }
 }
@@ -186,10 +209,15 @@ pub fn read_index(path: &Path, partitions: u32) -> Result<Vec<Segment>> {
 }
 
 /// Reads the records of one partition of one map output file, in order, checking its CRC.
+/// It reads the segment a chunk at a time, checksums each chunk as it is read, and decodes
+/// records from the chunk.
 pub struct SegmentReader {
-    reader: BufReader<std::io::Take<File>>,
+    file: std::io::Take<File>,
     path: PathBuf,
     segment: Segment,
+    buf: Vec<u8>,
+    /// Where the next record starts in `buf`.
+    at: usize,
     read: u64,
     hasher: crc32fast::Hasher,
 }
@@ -203,9 +231,11 @@ impl SegmentReader {
         let mut file = File::open(path).map_err(Error::io("cannot read map output", path))?;
         file.seek(SeekFrom::Start(segment.offset)).map_err(Error::io("cannot read map output", path))?;
         Ok(SegmentReader {
-            reader: BufReader::with_capacity(64 * 1024, file.take(segment.len)),
+            file: file.take(segment.len),
             path: path.to_path_buf(),
             segment,
+            buf: Vec::new(),
+            at: 0,
             read: 0,
             hasher: crc32fast::Hasher::new(),
         })
@@ -216,70 +246,91 @@ impl SegmentReader {
         self.segment
     }
 
-    /// Reads the next record into `key` and `value` (cleared first). False at the end.
-    pub fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<bool> {
-        if self.read == self.segment.records {
-            // Consume the rest so that the checksum covers the whole segment.
-            let mut rest = Vec::new();
-            self.reader.read_to_end(&mut rest).map_err(Error::io("cannot read map output", &self.path))?;
-            self.hasher.update(&rest);
-            let crc = std::mem::take(&mut self.hasher).finalize();
-            if crc != self.segment.crc || !rest.is_empty() {
-                return Err(self.corrupt("checksum mismatch".into()));
-            }
-            self.hasher = crc32fast::Hasher::new();
-            self.read += 1; // later calls return false without checking again
-            return Ok(false);
+    /// Makes `buf[at..]` hold at least `need` bytes, reading more of the segment (a chunk at
+    /// least) if needed. False if the segment ends first.
+    fn fill(&mut self, need: usize) -> Result<bool> {
+        if self.buf.len() - self.at >= need {
+            return Ok(true);
         }
-        if self.read > self.segment.records {
-            return Ok(false);
+        self.buf.drain(..self.at);
+        self.at = 0;
+        let start = self.buf.len();
+        let want = need.max(CHUNK) - start;
+        (&mut self.file)
+            .take(want as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(Error::io("cannot read map output", &self.path))?;
+        self.hasher.update(&self.buf[start..]);
+        Ok(self.buf.len() >= need)
+    }
+
+    /// Reads the next record into `key` and `value` (cleared first). False at the end.
+    #[inline]
+    pub fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<bool> {
+        if self.read >= self.segment.records {
+            return self.end();
         }
         let key_len = self.varint()?;
         let value_len = self.varint()?;
         // Checked before allocating: a corrupt length must not ask for more than the segment.
-        match key_len.checked_add(value_len) {
-            Some(len) if len <= self.segment.len => {}
+        let len = match key_len.checked_add(value_len) {
+            Some(len) if len <= self.segment.len => len as usize,
             _ => return Err(self.corrupt(format!("record length {key_len} + {value_len} exceeds its segment"))),
+        };
+        if !self.fill(len)? {
+            return Err(self.corrupt("segment ends inside a record".into()));
         }
-        read_exact_into(&mut self.reader, key, key_len as usize).map_err(|e| self.truncated(e))?;
-        read_exact_into(&mut self.reader, value, value_len as usize).map_err(|e| self.truncated(e))?;
-        self.hasher.update(key);
-        self.hasher.update(value);
+        let (k, rest) = self.buf[self.at..self.at + len].split_at(key_len as usize);
+        key.clear();
+        key.extend_from_slice(k);
+        value.clear();
+        value.extend_from_slice(rest);
+        self.at += len;
         self.read += 1;
         Ok(true)
     }
 
+    /// After the last record: checks that nothing follows it and the checksum, once.
+    fn end(&mut self) -> Result<bool> {
+        if self.read > self.segment.records {
+            return Ok(false);
+        }
+        // Read the rest so that the checksum covers the whole segment.
+        let rest = self.buf.len() - self.at;
+        let start = self.buf.len();
+        self.file.read_to_end(&mut self.buf).map_err(Error::io("cannot read map output", &self.path))?;
+        self.hasher.update(&self.buf[start..]);
+        let crc = std::mem::take(&mut self.hasher).finalize();
+        if crc != self.segment.crc || rest > 0 || self.buf.len() > start {
+            return Err(self.corrupt("checksum mismatch".into()));
+        }
+        self.buf = Vec::new();
+        self.at = 0;
+        self.read += 1; // later calls return false without checking again
+        Ok(false)
+    }
+
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
+        // A varint has at most 10 bytes; fewer may be left near the end of the segment.
+        self.fill(10)?;
         let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let mut b = [0u8];
-            self.reader.read_exact(&mut b).map_err(|e| self.truncated(e))?;
-            self.hasher.update(&b);
-            v |= u64::from(b[0] & 0x7f) << shift;
-            if b[0] & 0x80 == 0 {
+        for (i, shift) in (0..64).step_by(7).enumerate() {
+            let Some(&b) = self.buf.get(self.at + i) else {
+                return Err(self.corrupt("segment ends inside a record".into()));
+            };
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                self.at += i + 1;
                 return Ok(v);
             }
         }
         Err(self.corrupt("varint too long".into()))
     }
 
-    fn truncated(&self, e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            self.corrupt("segment ends inside a record".into())
-        } else {
-            Error::io("cannot read map output", &self.path)(e)
-        }
-    }
-
     fn corrupt(&self, reason: String) -> Error {
         Error::CorruptMapOutput { path: self.path.clone(), reason }
     }
-}
-
-fn read_exact_into(reader: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> std::io::Result<()> {
-    buf.clear();
-    buf.resize(len, 0);
-    reader.read_exact(buf)
 }
 
 /// K-way merge of sorted segments. Among equal keys, records of earlier segments come first,
@@ -290,7 +341,6 @@ pub struct Merger {
     heap: BinaryHeap<Head>,
     key: Vec<u8>,
     value: Vec<u8>,
-    spare: Vec<u8>,
 }
 
 struct Head {
@@ -329,22 +379,21 @@ impl Merger {
             }
             values.push(value);
         }
-        Ok(Merger { runs, values, heap, key: Vec::new(), value: Vec::new(), spare: Vec::new() })
+        Ok(Merger { runs, values, heap, key: Vec::new(), value: Vec::new() })
     }
 
     /// Moves to the next record in merged order. False when every run is exhausted.
     pub fn advance(&mut self) -> Result<bool> {
-        let Some(head) = self.heap.pop() else {
+        let Some(mut head) = self.heap.peek_mut() else {
             return Ok(false);
         };
+        // The head's record becomes the current one, and its run's next record takes its
+        // place in the heap (one sift instead of a pop and a push).
         let run = head.run;
-        self.spare = std::mem::replace(&mut self.key, head.key);
+        std::mem::swap(&mut self.key, &mut head.key);
         std::mem::swap(&mut self.value, &mut self.values[run]);
-        let mut next_key = std::mem::take(&mut self.spare);
-        if self.runs[run].next_into(&mut next_key, &mut self.values[run])? {
-            self.heap.push(Head { key: next_key, run });
-        } else {
-            self.spare = next_key;
+        if !self.runs[run].next_into(&mut head.key, &mut self.values[run])? {
+            std::collections::binary_heap::PeekMut::pop(head);
         }
         Ok(true)
     }

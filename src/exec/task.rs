@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::data::input::{InputFormat, RecordReader, Split};
 use crate::data::mapout::{MapOutputWriter, Merger, SegmentReader};
 use crate::error::{Error, Result};
-use crate::job::{
-    Emit, Job, MapContext, Output, Record, ReduceContext, SortedPairs, UserCounters, ValueSource, Values,
-};
+use crate::job::buffer::MapBuffer;
+use crate::job::{Job, MapContext, Output, Record, ReduceContext, UserCounters, ValueSource, Values, guarded};
 use crate::types::TaskCounters;
 
 /// An attempt's live state: its counters (read by the heartbeat), its cancellation flag, its
@@ -74,423 +73,6 @@ impl AttemptProgress {
     }
 }
 
-/// Intermediate pairs of one map task, grouped by key in a hash table as they are emitted, so
-/// that only the distinct keys are sorted. Keys live in one arena. Without a combiner, values
-/// live in the arena too, chained per key in emission order. With a folding combiner, each key
-/// has one value in the arena, into which every value emitted for it is folded in place. With
-/// the all-values combiner, each key keeps its values in a buffer of its own, combined
-/// whenever it holds `COMBINE_EVERY` of them, as Hadoop runs a combiner zero or more times.
-struct SortBuffer<'j> {
-    job: &'j dyn Job,
-    partitions: u32,
-    combining: Combining,
-    data: Vec<u8>,
-    /// Values without a combiner: (offset in `data`, length, next value of the key or `NONE`).
-    values: Vec<(usize, u32, u32)>,
-    /// Distinct keys, in first-emission order until sorted.
-    groups: Vec<Group>,
-    /// Hash table over `groups`, keyed by the key bytes: each entry says where its key (and,
-    /// when folding, its value) lies, so a lookup touches the table and the arena only.
-    table: hashbrown::HashTable<Entry>,
-    hasher: foldhash::fast::FixedState,
-    /// Records held.
-    records: u64,
-    /// Records given to eager combines, or folded.
-    combine_input: u64,
-    /// The first error of an eager combine or a fold.
-    error: Option<Error>,
-    /// With the all-values combiner: each key's own values (`Group::local` indexes it).
-    locals: Vec<Local>,
-    /// Bytes held in the keys' own value buffers (with the all-values combiner).
-    local_bytes: usize,
-    /// The accumulator a fold works on.
-    acc: Vec<u8>,
-    /// Bytes the buffer may hold (`--sort-buffer`): its arenas grow by doubling, but not past it.
-    limit: usize,
-}
-
-/// How a sort buffer combines a key's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Combining {
-    /// Every value is kept.
-    No,
-    /// [`Job::combine`] over batches of values.
-    AllValues,
-    /// [`Job::fold`] into one value per key.
-    Fold,
-}
-
-impl Combining {
-    fn of(job: &dyn Job) -> Combining {
-        if job.folds() {
-            Combining::Fold
-        } else if job.has_combiner() {
-            Combining::AllValues
-        } else {
-            Combining::No
-        }
-    }
-}
-
-/// A key in the hash table: `data[offset..offset + key_len]`, its group, and when folding,
-/// its value, `data[offset + key_len..][..value_len]`.
-#[derive(Clone, Copy)]
-struct Entry {
-    offset: usize,
-    key_len: u32,
-    value_len: u32,
-    group: u32,
-}
-
-const NONE: u32 = u32::MAX;
-/// With a combiner, a key's values are combined once it holds this many.
-const COMBINE_EVERY: u32 = 64;
-
-/// A distinct key: 40 bytes, as a job without a combiner has one per distinct record.
-struct Group {
-    partition: u32,
-    key_len: u32,
-    key_offset: usize,
-    /// Without a combiner: the key's first and last values (indices in `values`).
-    first: u32,
-    last: u32,
-    /// With a folding combiner: the key's value in `data`.
-    value_offset: usize,
-    value_len: u32,
-    /// With the all-values combiner: the key's values, `locals[local]`.
-    local: u32,
-}
-
-/// A key's own values, with the all-values combiner.
-struct Local {
-    /// Each value as varint length + bytes.
-    values: Vec<u8>,
-    count: u32,
-    /// Combine again once `count` reaches this: a combiner that does not shrink its input is
-    /// not run over and over.
-    combine_at: u32,
-}
-
-/// Makes room in `v` for `additional` more elements: by doubling, as `Vec` does, but not past
-/// `free` bytes beyond what is needed.
-#[inline]
-fn make_room<T>(v: &mut Vec<T>, additional: usize, free: usize) {
-    if v.capacity() - v.len() < additional {
-        let size = std::mem::size_of::<T>().max(1);
-        let doubled = v.capacity().max(additional).max(8);
-        v.reserve_exact(doubled.min(free / size).max(additional));
-    }
-}
-
-impl Emit for SortBuffer<'_> {
-    #[inline]
-    fn emit(&mut self, key: &[u8], value: &[u8]) {
-        let hash = std::hash::BuildHasher::hash_one(&self.hasher, key);
-        let data = &self.data;
-        let found = self
-            .table
-            .find(hash, |e| e.key_len as usize == key.len() && &data[e.offset..e.offset + e.key_len as usize] == key);
-        let g = match found {
-            Some(entry) if self.combining == Combining::Fold => {
-                let entry = *entry;
-                self.fold(hash, entry, key, value);
-                return;
-            }
-            Some(entry) => entry.group,
-            None => {
-                let g = self.groups.len() as u32;
-                let folding = self.combining == Combining::Fold;
-                let grow = key.len() + if folding { value.len() } else { 0 };
-                if self.data.capacity() - self.data.len() < grow {
-                    let free = self.free();
-                    make_room(&mut self.data, grow, free);
-                }
-                if self.groups.capacity() == self.groups.len() {
-                    let free = self.free();
-                    make_room(&mut self.groups, 1, free);
-                }
-                let key_offset = self.data.len();
-                self.data.extend_from_slice(key);
-                let partition = self.job.partition(key, self.partitions).min(self.partitions - 1);
-                let value_offset = self.data.len();
-                if folding {
-                    // The key's first value is its accumulator, right after the key.
-                    self.data.extend_from_slice(value);
-                }
-                let value_len = if folding { value.len() as u32 } else { 0 };
-                let local = if self.combining == Combining::AllValues {
-                    self.locals.push(Local { values: Vec::new(), count: 0, combine_at: COMBINE_EVERY });
-                    (self.locals.len() - 1) as u32
-                } else {
-                    NONE
-                };
-                self.groups.push(Group {
-                    partition,
-                    key_len: key.len() as u32,
-                    key_offset,
-                    first: NONE,
-                    last: NONE,
-                    value_offset,
-                    value_len,
-                    local,
-                });
-                let (data, hasher) = (&self.data, &self.hasher);
-                let entry = Entry { offset: key_offset, key_len: key.len() as u32, value_len, group: g };
-                // Growing the table rehashes every key (rare: the table doubles).
-                self.table.insert_unique(hash, entry, |e| {
-                    std::hash::BuildHasher::hash_one(hasher, &data[e.offset..e.offset + e.key_len as usize])
-                });
-                if folding {
-                    self.records += 1;
-                    self.combine_input += 1;
-                    return;
-                }
-                g
-            }
-        };
-        self.records += 1;
-        if self.combining == Combining::AllValues {
-            let local = &mut self.locals[self.groups[g as usize].local as usize];
-            let before = local.values.capacity();
-            push_value(&mut local.values, value);
-            self.local_bytes += local.values.capacity() - before;
-            local.count += 1;
-            if local.count >= local.combine_at {
-                self.combine_group(g as usize);
-            }
-            return;
-        }
-        if self.values.capacity() == self.values.len() {
-            let free = self.free();
-            make_room(&mut self.values, 1, free);
-        }
-        if self.data.capacity() - self.data.len() < value.len() {
-            let free = self.free();
-            make_room(&mut self.data, value.len(), free);
-        }
-        let value_index = self.values.len() as u32;
-        let group = &mut self.groups[g as usize];
-        if group.last == NONE {
-            group.first = value_index;
-        } else {
-            self.values[group.last as usize].2 = value_index;
-        }
-        group.last = value_index;
-        self.values.push((self.data.len(), value.len() as u32, NONE));
-        self.data.extend_from_slice(value);
-    }
-}
-
-fn push_value(buf: &mut Vec<u8>, value: &[u8]) {
-    let mut len = value.len();
-    while len >= 0x80 {
-        buf.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    buf.push(len as u8);
-    buf.extend_from_slice(value);
-}
-
-/// Values stored by [`push_value`].
-struct LocalValues<'a> {
-    rest: &'a [u8],
-}
-
-impl ValueSource for LocalValues<'_> {
-    fn next_value(&mut self) -> Option<&[u8]> {
-        let mut len = 0usize;
-        let mut shift = 0;
-        loop {
-            let (&b, rest) = self.rest.split_first()?;
-            self.rest = rest;
-            len |= usize::from(b & 0x7f) << shift;
-            shift += 7;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-        let (value, rest) = self.rest.split_at(len.min(self.rest.len()));
-        self.rest = rest;
-        Some(value)
-    }
-}
-
-impl<'j> SortBuffer<'j> {
-    fn new(job: &'j dyn Job, partitions: u32, combining: Combining, limit: u64) -> SortBuffer<'j> {
-        SortBuffer {
-            job,
-            partitions,
-            combining,
-            data: Vec::new(),
-            values: Vec::new(),
-            groups: Vec::new(),
-            table: hashbrown::HashTable::new(),
-            hasher: foldhash::fast::FixedState::with_seed(0),
-            records: 0,
-            combine_input: 0,
-            error: None,
-            locals: Vec::new(),
-            local_bytes: 0,
-            acc: Vec::new(),
-            limit: usize::try_from(limit).unwrap_or(usize::MAX),
-        }
-    }
-
-    /// Bytes the buffer may still take.
-    fn free(&self) -> usize {
-        self.limit.saturating_sub(self.memory())
-    }
-
-    /// Whether the buffer is full: it holds its limit, or its hash table is full and growing
-    /// it (old and new tables side by side while it rehashes) would pass the limit.
-    fn full(&self) -> bool {
-        let memory = self.memory();
-        let table_full = self.table.len() == self.table.capacity();
-        memory >= self.limit
-            || (table_full && memory + self.table.capacity() * 2 * (std::mem::size_of::<Entry>() + 1) > self.limit)
-    }
-
-    /// Folds `value` into the value of the key of `entry` (`key`): in place when the
-    /// accumulator keeps its length, else the key and its value move to the end of the arena.
-    #[inline]
-    fn fold(&mut self, hash: u64, entry: Entry, key: &[u8], value: &[u8]) {
-        let offset = entry.offset + entry.key_len as usize;
-        let len = entry.value_len as usize;
-        self.acc.clear();
-        self.acc.extend_from_slice(&self.data[offset..offset + len]);
-        if let Err(e) = self.job.fold(key, &mut self.acc, value) {
-            self.error.get_or_insert(e);
-        }
-        self.combine_input += 1;
-        if self.acc.len() == len {
-            self.data[offset..offset + len].copy_from_slice(&self.acc);
-            return;
-        }
-        let key_offset = self.data.len();
-        self.data.extend_from_slice(key);
-        self.data.extend_from_slice(&self.acc);
-        let group = &mut self.groups[entry.group as usize];
-        group.key_offset = key_offset;
-        group.value_offset = key_offset + key.len();
-        group.value_len = self.acc.len() as u32;
-        let value_len = self.acc.len() as u32;
-        if let Some(e) = self.table.find_mut(hash, |e| e.group == entry.group) {
-            e.offset = key_offset;
-            e.value_len = value_len;
-        }
-    }
-
-    /// Combines the values a key holds into fewer.
-    fn combine_group(&mut self, g: usize) {
-        let group = &self.groups[g];
-        let key = &self.data[group.key_offset..group.key_offset + group.key_len as usize];
-        let entry = &mut self.locals[group.local as usize];
-        let local = std::mem::take(&mut entry.values);
-        self.local_bytes -= local.capacity();
-        let mut combined = Vec::new();
-        let mut count = 0;
-        let mut source = LocalValues { rest: &local };
-        let mut values = Values::new(&mut source);
-        let result = guarded(|| {
-            self.job.combine(key, &mut values, &mut |v| {
-                push_value(&mut combined, v);
-                count += 1;
-            })
-        });
-        if let Err(e) = result {
-            self.error.get_or_insert(e);
-        }
-        let entry = &mut self.locals[group.local as usize];
-        self.combine_input += u64::from(entry.count);
-        self.records = self.records - u64::from(entry.count) + u64::from(count);
-        self.local_bytes += combined.capacity();
-        entry.values = combined;
-        entry.count = count;
-        entry.combine_at = COMBINE_EVERY.max(count.saturating_mul(2));
-    }
-
-    /// Memory held, counted by capacity (what the allocator gave), as the sort buffer limits it.
-    fn memory(&self) -> usize {
-        self.data.capacity()
-            + self.values.capacity() * std::mem::size_of::<(usize, u32, u32)>()
-            + self.groups.capacity() * std::mem::size_of::<Group>()
-            + self.table.capacity() * (std::mem::size_of::<Entry>() + 1)
-            + self.locals.capacity() * std::mem::size_of::<Local>()
-            + self.local_bytes
-    }
-
-    fn key(&self, g: &Group) -> &[u8] {
-        &self.data[g.key_offset..g.key_offset + g.key_len as usize]
-    }
-
-    fn value(&self, index: u32) -> &[u8] {
-        let (offset, len, _) = self.values[index as usize];
-        &self.data[offset..offset + len as usize]
-    }
-
-    /// Sorts the distinct keys by (partition, key); the hash table is no longer needed.
-    fn sort(&mut self) {
-        self.table = hashbrown::HashTable::new();
-        let mut groups = std::mem::take(&mut self.groups);
-        groups.sort_unstable_by(|a, b| (a.partition, self.key(a)).cmp(&(b.partition, self.key(b))));
-        self.groups = groups;
-    }
-
-    /// Runs the combiner over the sorted keys; returns its output, sorted, with no combiner.
-    fn combine(&self, counters: &mut UserCounters) -> Result<SortBuffer<'j>> {
-        let mut combined = SortBuffer::new(self.job, self.partitions, Combining::No, u64::MAX);
-        let mut input = SortedGroups { buffer: self, group: 0, local: LocalValues { rest: &[] } };
-        self.job.combine_sorted(&mut input, &mut |k, v| combined.emit(k, v), counters)?;
-        combined.sort();
-        Ok(combined)
-    }
-
-    /// Writes the sorted keys and their values (without the all-values combiner) as a map
-    /// output file. Returns the number of records.
-    fn write(&self, out: &mut MapOutputWriter) -> Result<u64> {
-        let mut groups = self.groups.iter().peekable();
-        for p in 0..self.partitions {
-            out.start_partition();
-            while let Some(g) = groups.next_if(|g| g.partition == p) {
-                let key = self.key(g);
-                if self.combining == Combining::Fold {
-                    out.write(key, &self.data[g.value_offset..g.value_offset + g.value_len as usize])?;
-                    continue;
-                }
-                let mut v = g.first;
-                while v != NONE {
-                    out.write(key, self.value(v))?;
-                    v = self.values[v as usize].2;
-                }
-            }
-        }
-        Ok(if self.combining == Combining::Fold { self.groups.len() } else { self.values.len() } as u64)
-    }
-}
-
-/// The sorted keys and their values, for the combiner.
-struct SortedGroups<'a, 'j> {
-    buffer: &'a SortBuffer<'j>,
-    /// Index of the next key to yield.
-    group: usize,
-    /// The current key's values.
-    local: LocalValues<'a>,
-}
-
-impl SortedPairs for SortedGroups<'_, '_> {
-    fn next_key(&mut self) -> Option<&[u8]> {
-        let buffer = self.buffer;
-        let g = buffer.groups.get(self.group)?;
-        self.group += 1;
-        self.local = LocalValues { rest: &buffer.locals[g.local as usize].values };
-        Some(buffer.key(g))
-    }
-
-    fn next_value(&mut self) -> Option<&[u8]> {
-        self.local.next_value()
-    }
-}
-
 /// How tasks use memory and merge sorted runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskSettings {
@@ -521,8 +103,7 @@ pub fn run_map(
     fixed_mmap_threshold();
     let partitions = settings.partitions;
     let mut reader = RecordReader::open(split, format, settings.max_record_bytes)?;
-    let combining = Combining::of(job);
-    let mut buffer = SortBuffer::new(job, partitions, combining, settings.sort_buffer);
+    let mut buffer = MapBuffer::new(job, partitions, settings.sort_buffer);
     let mut scratch = (Vec::new(), Vec::new());
     let mut spills = Spills { output: output.to_path_buf(), runs: Vec::new() };
     let mut user = UserCounters::new();
@@ -550,7 +131,7 @@ pub fn run_map(
         }
         let (path, offset, number) = (record.path, record.offset, record.number);
         let record = Record { path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
-        let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: &mut scratch };
+        let mut ctx = MapContext { sink: &mut buffer, job, counters: &mut user, scratch: &mut scratch };
         if let Err(e) = guarded(|| job.map(record, &mut ctx)) {
             progress.bad_record.store(number, Ordering::Relaxed);
             return Err(Error::Job(format!("record at {path}:{offset}: {e}")));
@@ -559,25 +140,24 @@ pub fn run_map(
         if counters.input_records % CHECKPOINT == 0 {
             progress.checkpoint(counters.input_records, reader.consumed(), false)?;
         }
-        if buffer.full() {
-            let full =
-                std::mem::replace(&mut buffer, SortBuffer::new(job, partitions, combining, settings.sort_buffer));
+        if buffer.full() && buffer.records() > 0 {
+            let full = std::mem::replace(&mut buffer, MapBuffer::new(job, partitions, settings.sort_buffer));
             let run = spills.next_path();
-            write_sorted(full, &run, &mut counters, &mut user)?;
+            full.write_sorted(job, &run, &mut counters, &mut user)?;
             spills.runs.push(run);
         }
     }
-    let mut ctx = MapContext { sink: &mut buffer, counters: &mut user, scratch: &mut scratch };
+    let mut ctx = MapContext { sink: &mut buffer, job, counters: &mut user, scratch: &mut scratch };
     guarded(|| job.map_cleanup(&mut ctx))?;
     counters.input_bytes = reader.consumed();
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
     let tmp = tmp_name(output);
     if spills.runs.is_empty() {
-        counters.output_records = write_sorted(buffer, &tmp, &mut counters, &mut user)?;
+        counters.output_records = buffer.write_sorted(job, &tmp, &mut counters, &mut user)?;
     } else {
-        if buffer.records > 0 {
+        if buffer.records() > 0 {
             let run = spills.next_path();
-            write_sorted(buffer, &run, &mut counters, &mut user)?;
+            buffer.write_sorted(job, &run, &mut counters, &mut user)?;
             spills.runs.push(run);
         }
         counters.output_records = spills.merge(job, settings, &tmp, &mut counters)?;
@@ -603,37 +183,6 @@ fn fixed_mmap_threshold() {
             nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
         });
     }
-}
-
-/// Sorts (and combines) a sort buffer and writes it as a map output file. Returns the records
-/// written.
-fn write_sorted(
-    mut buffer: SortBuffer<'_>,
-    path: &Path,
-    counters: &mut TaskCounters,
-    user: &mut UserCounters,
-) -> Result<u64> {
-    if let Some(e) = buffer.error.take() {
-        return Err(e);
-    }
-    buffer.sort();
-    match buffer.combining {
-        Combining::No => {}
-        Combining::AllValues => {
-            counters.combine_input_records += buffer.combine_input + buffer.records;
-            buffer = guarded(|| buffer.combine(user))?;
-            counters.combine_output_records += buffer.records;
-        }
-        Combining::Fold => {
-            counters.combine_input_records += buffer.combine_input;
-            counters.combine_output_records += buffer.records;
-        }
-    }
-    let mut writer = MapOutputWriter::create(path)?;
-    let written = buffer.write(&mut writer)?;
-    writer.finish()?;
-    counters.spilled_records += written;
-    Ok(written)
 }
 
 /// The sorted runs a map attempt spilled.
@@ -696,7 +245,7 @@ impl Drop for Spills {
 fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path) -> Result<u64> {
     let mut writer = MapOutputWriter::create(output)?;
     let mut written = 0;
-    let combining = Combining::of(job);
+    let (sums, folds, combines) = (job.sums_counts(), job.folds(), job.has_combiner());
     let mut acc = Vec::new();
     for p in 0..partitions {
         writer.start_partition();
@@ -704,20 +253,24 @@ fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path
         let mut merger = Merger::new(runs)?;
         let mut key = Vec::new();
         while merger.advance()? {
-            if combining == Combining::Fold {
+            if sums || folds {
                 key.clear();
                 key.extend_from_slice(merger.key());
                 acc.clear();
                 acc.extend_from_slice(merger.value());
                 while merger.peek_key() == Some(&key[..]) {
                     merger.advance()?;
-                    guarded(|| job.fold(&key, &mut acc, merger.value()))?;
+                    if sums {
+                        crate::job::add_count(&mut acc, merger.value())?;
+                    } else {
+                        guarded(|| job.fold(&key, &mut acc, merger.value()))?;
+                    }
                 }
                 writer.write(&key, &acc)?;
                 written += 1;
                 continue;
             }
-            if combining == Combining::No {
+            if !combines {
                 writer.write(merger.key(), merger.value())?;
                 written += 1;
                 continue;
@@ -747,22 +300,7 @@ fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path
     Ok(written)
 }
 
-/// Runs the job's code, turning a panic into an error.
-fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(result) => result,
-        Err(panic) => Err(Error::Job(format!("panicked: {}", panic_message(panic.as_ref())))),
-    }
-}
-
-/// The message of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
+pub use crate::job::panic_message;
 
 /// Writes reduce output lines to a part file.
 struct PartWriter {
@@ -920,9 +458,10 @@ mod tests {
     use crate::data::input::{InputFile, plan_splits};
 
     /// Sums decimal counts per key (a decimal sum grows in length, so a fold moves its value),
-    /// by folding or with the all-values combiner.
+    /// by folding, with the all-values combiner, or in reduce only.
     struct Sum {
         fold: bool,
+        combine: bool,
     }
 
     fn decimal(bytes: &[u8]) -> Result<u64> {
@@ -945,7 +484,7 @@ mod tests {
         }
 
         fn has_combiner(&self) -> bool {
-            !self.fold
+            self.combine
         }
 
         fn combine(&self, _key: &[u8], values: &mut Values<'_>, out: &mut dyn FnMut(&[u8])) -> Result<()> {
@@ -1010,9 +549,11 @@ mod tests {
         ) {
             let text: String = records.iter().map(|(k, v)| format!("k{k} {v}\n")).collect();
             let settings = TaskSettings { partitions, sort_buffer, merge_fan_in: 2, max_record_bytes: u64::MAX };
-            let (folded, counters) = run_job(&Sum { fold: true }, &text, split_size, &settings);
-            let (combined, _) = run_job(&Sum { fold: false }, &text, split_size, &settings);
+            let (folded, counters) = run_job(&Sum { fold: true, combine: false }, &text, split_size, &settings);
+            let (combined, _) = run_job(&Sum { fold: false, combine: true }, &text, split_size, &settings);
             proptest::prop_assert_eq!(&folded, &combined);
+            let (reduced, _) = run_job(&Sum { fold: false, combine: false }, &text, split_size, &settings);
+            proptest::prop_assert_eq!(&folded, &reduced);
             let mut expected = std::collections::BTreeMap::new();
             for (k, v) in &records {
                 *expected.entry(format!("k{k}")).or_insert(0u64) += v;

@@ -24,7 +24,9 @@ pub struct Record<'a> {
 
 /// Where map emits its intermediate pairs, and counts what it wants to.
 pub struct MapContext<'a> {
-    pub(crate) sink: &'a mut dyn Emit,
+    pub(crate) sink: &'a mut crate::job::buffer::MapBuffer,
+    /// The job whose map emits: the buffer calls its partitioner and combiner.
+    pub(crate) job: &'a dyn Job,
     pub(crate) counters: &'a mut UserCounters,
     /// Buffers of `emit_encoded`, lent by the attempt so that encoding allocates nothing per
     /// record once they have grown.
@@ -33,8 +35,9 @@ pub struct MapContext<'a> {
 
 impl MapContext<'_> {
     /// Emits one intermediate pair of raw bytes.
+    #[inline]
     pub fn emit(&mut self, key: &[u8], value: &[u8]) {
-        self.sink.emit(key, value);
+        self.sink.emit(self.job, key, value);
     }
 
     /// Emits one intermediate pair encoded by their codecs.
@@ -55,18 +58,13 @@ impl MapContext<'_> {
         v.clear();
         key.encode(k);
         value.encode(v);
-        self.sink.emit(k, v);
+        self.sink.emit(self.job, k, v);
     }
 
     /// Adds `amount` to the user counter `group/name`.
     pub fn counter(&mut self, group: &str, name: &str, amount: u64) {
         add_counter(self.counters, group, name, amount);
     }
-}
-
-/// Receives intermediate pairs (the map side's sort buffer).
-pub(crate) trait Emit {
-    fn emit(&mut self, key: &[u8], value: &[u8]);
 }
 
 /// Where reduce writes its output.
@@ -304,6 +302,16 @@ pub trait Job: Send + Sync {
     /// ```
     fn fold(&self, _key: &[u8], _acc: &mut Vec<u8>, _value: &[u8]) -> Result<()> {
         Ok(())
+    }
+
+    /// Whether the folding combiner is the sum of counts: values are `u64`s as their
+    /// [`Codec`] encodes them (8 bytes, big-endian), added with saturation, and a value of
+    /// another length is an error. The engine then adds counts itself, in its table, without
+    /// calling [`Job::fold`] (which must still add them: it folds merged runs), as Hadoop's
+    /// `LongSumReducer` and Spark's `reduceByKey(_ + _)` do. Word count's map side then costs
+    /// one table lookup per word. It takes precedence over [`Job::folds`].
+    fn sums_counts(&self) -> bool {
+        false
     }
 
     /// Combines values of one key within one map task into fewer values, each passed to

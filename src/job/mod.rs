@@ -4,6 +4,7 @@
 //! Keys and values cross task boundaries as bytes; a job decides how to encode them.
 
 mod api;
+pub(crate) mod buffer;
 mod grep;
 mod index;
 pub mod partition;
@@ -22,12 +23,13 @@ use crate::error::{Error, Result};
 
 pub use crate::types::UserCounters;
 pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, Values};
-pub(crate) use api::{Emit, Output, ValueSource};
+pub(crate) use api::{Output, ValueSource};
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use sort::Sort;
 pub use streaming::Streaming;
 pub use word_search::WordSearch;
+pub(crate) use wordcount::add_count;
 pub use wordcount::{WordCount, for_each_word};
 
 /// What the coordinator prepares for a job before its tasks run: the entries it puts in the
@@ -320,3 +322,20 @@ pub(crate) fn sum_counts(values: &mut Values<'_>) -> Result<u64> {
 
 /// The encoding of a count of one.
 pub(crate) const ONE: [u8; 8] = 1u64.to_be_bytes();
+
+/// Runs the job's code, turning a panic into an error.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => Err(Error::Job(format!("panicked: {}", panic_message(panic.as_ref())))),
+    }
+}
+
+/// The message of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -121,6 +121,10 @@ impl Job for WordSearch {
         true
     }
 
+    fn sums_counts(&self) -> bool {
+        true
+    }
+
     fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
         super::wordcount::add_count(acc, value)
     }

@@ -22,6 +22,10 @@ impl Job for WordCount {
         true
     }
 
+    fn sums_counts(&self) -> bool {
+        true
+    }
+
     fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
         add_count(acc, value)
     }
@@ -44,70 +48,101 @@ pub(crate) fn add_count(acc: &mut [u8], value: &[u8]) -> Result<()> {
 /// Longest word lowercased on the stack; longer ones are lowercased into a `String`.
 const STACK_WORD: usize = 64;
 
+/// Byte classes of the tokenizer: an ASCII lowercase letter, an ASCII capital, a byte of a
+/// non-ASCII character, anything else.
+const OTHER: u8 = 0;
+const LOWER: u8 = 1;
+const UPPER: u8 = 2;
+const MULTI: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'a'..=b'z' => LOWER,
+            b'A'..=b'Z' => UPPER,
+            0x80.. => MULTI,
+            _ => OTHER,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// Calls `f` with every word of `text`, lowercased: every maximal run of alphabetic characters
 /// (`char::is_alphabetic`), lowercased as `str::to_lowercase` does.
 ///
-/// ASCII bytes are classified by a byte test; only non-ASCII characters are decoded. A word
-/// that is already lowercase is passed as a slice of `text`, and one of at most 64 bytes is
-/// lowercased into a buffer on the stack: no allocation for such words.
+/// ASCII bytes are classified by a table; only non-ASCII characters are decoded. A word that
+/// is already lowercase is passed as a slice of `text`, and an ASCII one of at most 64 bytes
+/// is lowercased into a buffer on the stack: no allocation for such words. `f` is called from
+/// one place for those, so that it can be inlined into the loop.
 #[inline]
 pub fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
     let bytes = text.as_bytes();
     let n = bytes.len();
+    let mut buf = [0u8; STACK_WORD];
     let mut i = 0;
     while i < n {
         // Find the start of a word.
-        let b = bytes[i];
-        if b < 0x80 {
-            if !b.is_ascii_alphabetic() {
-                i += 1;
-                continue;
-            }
-        } else {
+        let class = CLASS[bytes[i] as usize];
+        if class == OTHER {
+            i += 1;
+            continue;
+        }
+        if class == MULTI {
             let c = char_at(text, i);
             if !c.is_alphabetic() {
                 i += c.len_utf8();
                 continue;
             }
         }
-        // Find its end; note whether it is ASCII and whether it has capitals.
+        // Find its end, noting the classes of its bytes.
         let start = i;
-        let mut ascii = true;
-        let mut upper = false;
-        while i < n {
-            let b = bytes[i];
-            if b < 0x80 {
-                if !b.is_ascii_alphabetic() {
+        let mut seen = 0;
+        loop {
+            while i < n {
+                let c = CLASS[bytes[i] as usize];
+                if c.wrapping_sub(LOWER) > UPPER - LOWER {
                     break;
                 }
-                upper |= b.is_ascii_uppercase();
+                seen |= c;
                 i += 1;
-            } else {
-                let c = char_at(text, i);
-                if !c.is_alphabetic() {
-                    break;
-                }
-                ascii = false;
-                i += c.len_utf8();
             }
+            if i < n && CLASS[bytes[i] as usize] == MULTI {
+                let c = char_at(text, i);
+                if c.is_alphabetic() {
+                    seen |= MULTI;
+                    i += c.len_utf8();
+                    continue;
+                }
+            }
+            break;
         }
         let word = &text[start..i];
-        if ascii {
-            if !upper {
-                f(word);
-            } else if word.len() <= STACK_WORD {
-                let mut buf = [0u8; STACK_WORD];
-                let buf = &mut buf[..word.len()];
-                buf.copy_from_slice(word.as_bytes());
-                buf.make_ascii_lowercase();
-                // ASCII stays ASCII.
-                f(std::str::from_utf8(buf).unwrap_or_default());
-            } else {
-                f(&word.to_ascii_lowercase());
-            }
+        let word = if seen == LOWER {
+            word
+        } else if seen & MULTI == 0 && word.len() <= STACK_WORD {
+            let lower = &mut buf[..word.len()];
+            lower.copy_from_slice(word.as_bytes());
+            lower.make_ascii_lowercase();
+            // ASCII stays ASCII.
+            std::str::from_utf8(lower).unwrap_or_default()
         } else {
-            lowercase_unicode(word, &mut f);
-        }
+            other_word(word, &mut f);
+            continue;
+        };
+        f(word);
+    }
+}
+
+/// Calls `f` with a word that is not ASCII, or is longer than `STACK_WORD`, lowercased.
+#[inline(never)]
+fn other_word(word: &str, f: &mut dyn FnMut(&str)) {
+    if word.is_ascii() {
+        f(&word.to_ascii_lowercase());
+    } else {
+        lowercase_unicode(word, f);
     }
 }
 
@@ -120,7 +155,7 @@ fn char_at(text: &str, i: usize) -> char {
 /// Calls `f` with `word.to_lowercase()`, built on the stack when it fits. `str::to_lowercase`
 /// maps each character by `char::to_lowercase` except a capital sigma, whose lowercase depends
 /// on its place in the word: such words take `str::to_lowercase` itself.
-fn lowercase_unicode(word: &str, f: &mut impl FnMut(&str)) {
+fn lowercase_unicode(word: &str, f: &mut dyn FnMut(&str)) {
     if word.len() <= STACK_WORD && !word.contains('\u{3a3}') {
         let mut buf = [0u8; STACK_WORD * 2];
         let mut len = 0;

@@ -237,9 +237,10 @@ fn tiny_sort_buffer_spills_and_merges_in_passes_with_the_same_output() {
     let input = corpus(&dir);
     // Many map tasks (more than the fan-in, for the reduce side) and a tiny sort buffer (many
     // spills per map task, merged in several passes). A folding combiner keeps one small value
-    // per distinct word, so word count and index need a smaller buffer than sort to spill.
+    // per distinct word, so word count and index need a smaller buffer than sort to spill; sort
+    // keeps each line with a 32-byte entry.
     let args = ["--split-size", "3000", "--reduce-tasks", "2"];
-    for (name, buffer) in [("wordcount", "256"), ("index", "512"), ("sort", "2KiB")] {
+    for (name, buffer) in [("wordcount", "256"), ("index", "512"), ("sort", "1KiB")] {
         let local = dir.path(&format!("{name}-local"));
         run_ok(job(name, &input, &local, &args).args(["--local", "--quiet"]));
         let spilled = dir.path(&format!("{name}-spilled"));

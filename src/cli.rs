@@ -323,6 +323,9 @@ struct RunArgs {
     /// streaming: the combiner command.
     #[arg(long, value_name = "CMD")]
     combiner: Option<String>,
+    /// streaming: Hadoop Streaming's options.
+    #[command(flatten)]
+    streaming: crate::job::StreamingArgs,
     /// teragen: number of 100-byte records to write.
     #[arg(long, value_name = "N")]
     records: Option<u64>,
@@ -836,6 +839,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
             reducer: args.reducer.clone(),
             combiner: args.combiner.clone(),
             input_format: args.input_format,
+            streaming: args.streaming.clone(),
         },
         inputs,
         output,

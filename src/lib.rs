@@ -24,6 +24,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod compression;
 pub mod config;
 pub mod coordinator;
 pub mod datagen;

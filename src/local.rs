@@ -44,8 +44,11 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
     for (i, split) in plan.splits.iter().enumerate() {
         let start = now();
         let output = work_dir.path().join(format!("map-{i:05}-0.out"));
-        map_counters += &task::run_map(job.as_ref(), split, format, &plan.settings, &[], &output, progress)
-            .map_err(|e| in_task(Phase::Map, i, e))?;
+        let info = task::map_attempt(i as u32, 0, work_dir.path(), split);
+        map_counters += &task::with_attempt(job.as_ref(), &info, || {
+            task::run_map(job.as_ref(), split, format, &plan.settings, &[], &output, progress)
+        })
+        .map_err(|e| in_task(Phase::Map, i, e))?;
         map_outputs.push(output);
         record(Phase::Map, i as u32, start);
     }
@@ -61,8 +64,11 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
         let tmp: PathBuf = tmp_dir.join(format!("{name}.attempt-0"));
         let inputs: Vec<task::ReduceInput> =
             map_outputs.iter().map(|path| (path.clone(), p, plan.settings.partitions)).collect();
-        reduce_counters += &task::run_reduce(job.as_ref(), &plan.settings, &inputs, &tmp, progress)
-            .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
+        let info = task::reduce_attempt(p, 0, work_dir.path());
+        reduce_counters += &task::with_attempt(job.as_ref(), &info, || {
+            task::run_reduce(job.as_ref(), &plan.settings, &inputs, &tmp, progress)
+        })
+        .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
         crate::storage::commit(&tmp, &crate::storage::join(&out, &name))?;
         record(Phase::Reduce, p, start);
     }

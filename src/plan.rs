@@ -70,6 +70,12 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// Checks a request and plans its job. Creates the output directory.
 pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     let factory = registry.get(&request.job)?;
+    if request.job != "streaming" && request.job_options.streaming.is_set() {
+        return Err(Error::BadOption {
+            flag: "--files, -D, --cmdenv, --key-fields, --partition-fields, --partitioner".into(),
+            message: format!("these are streaming's flags; job '{}' takes none of them", request.job),
+        });
+    }
     // Workers may run in another directory, or on another host: they get absolute paths.
     let inputs: Vec<PathBuf> = request.inputs.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
     let output_path = absolute(&request.output)?;

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, RecordReader, Split};
 use crate::job::{
-    Emit, Job, MapContext, Output, Record, ReduceContext, SortedPairs, UserCounters, ValueSource, Values,
-    merge_counters,
+    AttemptInfo, Emit, InputRange, Job, MapContext, Output, Record, ReduceContext, SortedPairs, UserCounters,
+    ValueSource, Values, merge_counters,
 };
 use crate::mapout::{MapOutputWriter, Merger, SegmentReader};
 
@@ -787,6 +787,34 @@ fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path
     }
     writer.finish()?;
     Ok(written)
+}
+
+/// Runs one attempt's work (`run`) between the job's [`Job::attempt_start`] and
+/// [`Job::attempt_end`].
+pub fn with_attempt<T>(job: &dyn Job, info: &AttemptInfo, run: impl FnOnce() -> Result<T>) -> Result<T> {
+    guarded(|| job.attempt_start(info))?;
+    let result = run();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.attempt_end()));
+    result
+}
+
+/// The [`AttemptInfo`] of a map attempt over `split`.
+pub fn map_attempt(task: u32, attempt: u32, work_dir: &Path, split: &Split) -> AttemptInfo {
+    let inputs = split
+        .ranges
+        .iter()
+        .map(|r| InputRange {
+            path: crate::input::path_text(&r.path).into_owned(),
+            start: r.start,
+            length: r.end - r.start,
+        })
+        .collect();
+    AttemptInfo { is_map: true, task, attempt, work_dir: work_dir.to_path_buf(), inputs }
+}
+
+/// The [`AttemptInfo`] of a reduce attempt of partition `task`.
+pub fn reduce_attempt(task: u32, attempt: u32, work_dir: &Path) -> AttemptInfo {
+    AttemptInfo { is_map: false, task, attempt, work_dir: work_dir.to_path_buf(), inputs: Vec::new() }
 }
 
 /// Runs the job's code, turning a panic into an error.

@@ -702,7 +702,11 @@ async fn execute(
         }
     }
     let (job, work, progress) = (context.job.clone(), work.clone(), current.progress.clone());
-    let result = tokio::task::spawn_blocking(move || work.run(job.as_ref(), &settings, &progress)).await;
+    let info = work.attempt_info(current.attempt, &context.work_dir);
+    let result = tokio::task::spawn_blocking(move || {
+        task::with_attempt(job.as_ref(), &info, || work.run(job.as_ref(), &settings, &progress))
+    })
+    .await;
     let result = match result {
         Ok(r) => r,
         Err(e) if e.is_panic() => Err(Error::Job(format!("panicked: {}", panic_message(e.into_panic().as_ref())))),
@@ -829,6 +833,14 @@ impl Work {
                 }
                 task::run_reduce(job, settings, inputs, tmp, progress)
             }
+        }
+    }
+
+    /// Which attempt this is, for the job.
+    fn attempt_info(&self, attempt: AttemptId, work_dir: &Path) -> crate::job::AttemptInfo {
+        match self {
+            Work::Map { split, .. } => task::map_attempt(attempt.task.index, attempt.attempt, work_dir, split),
+            Work::Reduce { .. } => task::reduce_attempt(attempt.task.index, attempt.attempt, work_dir),
         }
     }
 

@@ -23,6 +23,32 @@ pub struct Record<'a> {
     pub bytes: &'a [u8],
 }
 
+/// Which attempt of which task runs, and where: what [`Job::attempt_start`] sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptInfo {
+    /// A map attempt (else a reduce attempt).
+    pub is_map: bool,
+    /// The task's index: the map task's split, or the reduce task's partition.
+    pub task: u32,
+    /// The attempt's number, from 0 per task.
+    pub attempt: u32,
+    /// A directory of this worker's own (removed with it), where an attempt may make files.
+    pub work_dir: std::path::PathBuf,
+    /// A map attempt's input: the ranges of its split, in order.
+    pub inputs: Vec<InputRange>,
+}
+
+/// A byte range of an input file that a map attempt reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputRange {
+    /// The file, as text, as [`Record::path`] names it.
+    pub path: String,
+    /// The range's first byte in the file.
+    pub start: u64,
+    /// Its length in bytes (of the file as stored: a compressed file's whole size).
+    pub length: u64,
+}
+
 /// User-defined counters: group -> name -> amount.
 pub type UserCounters = BTreeMap<String, BTreeMap<String, u64>>;
 
@@ -371,6 +397,16 @@ pub trait Job: Send + Sync {
     fn needs_line_numbers(&self) -> bool {
         false
     }
+
+    /// Called before anything else of each attempt (before `map_setup` or `reduce_setup`),
+    /// with which attempt it is and where it runs.
+    fn attempt_start(&self, _attempt: &AttemptInfo) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called when each attempt that [`Job::attempt_start`] began has ended, whether it
+    /// succeeded or not.
+    fn attempt_end(&self) {}
 
     /// Called before the first record of each map attempt.
     fn map_setup(&self) -> Result<()> {

@@ -8,6 +8,7 @@ mod grep;
 mod index;
 mod sort;
 pub(crate) mod streaming;
+mod streaming_args;
 mod word_search;
 mod wordcount;
 
@@ -18,12 +19,16 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, Split};
 
-pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, UserCounters, Values};
+pub use api::{
+    AttemptInfo, Codec, Decoded, InputRange, Job, Json, MapContext, Record, ReduceContext, SortedPairs, UserCounters,
+    Values,
+};
 pub(crate) use api::{Emit, Output, ValueSource, merge_counters};
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use sort::Sort;
 pub use streaming::Streaming;
+pub use streaming_args::StreamingArgs;
 pub use word_search::WordSearch;
 pub use wordcount::{WordCount, for_each_word};
 
@@ -50,6 +55,8 @@ pub struct JobOptions {
     pub combiner: Option<String>,
     /// How input files are read.
     pub input_format: InputFormat,
+    /// streaming: Hadoop Streaming's options (`--files`, `-D`, `--cmdenv`, key fields).
+    pub streaming: StreamingArgs,
 }
 
 /// What a job's preparation can see of the planned job.

@@ -13,15 +13,17 @@
 //! orphans, and kills the command's group whenever the command ends, the attempt stops or the
 //! worker dies.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::streaming_args::{Conf, ShippedFile};
 use super::{
-    Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, SortedPairs, StateReader, UserCounters,
-    Values, api::add_counter, api::merge_counters,
+    AttemptInfo, InputRange, Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, SortedPairs,
+    StateReader, UserCounters, Values, api::add_counter, api::merge_counters,
 };
 use crate::error::{Error, Result};
 
@@ -30,10 +32,33 @@ const STDERR_TAIL: usize = 20;
 
 /// The streaming job.
 pub struct Streaming {
-    mapper: String,
-    reducer: String,
-    combiner: Option<String>,
-    running: Mutex<Option<Process>>,
+    conf: Conf,
+    /// The shipped files (`--files`): their bytes until an attempt writes them into the
+    /// worker's cache, then their place there.
+    files: Mutex<Vec<Shipped>>,
+    running: Mutex<Running>,
+}
+
+/// One file of `--files` on this worker.
+struct Shipped {
+    file: ShippedFile,
+    /// Its bytes, fetched when the job was built (none for an object store's file).
+    bytes: Option<Vec<u8>>,
+    /// Its copy in the worker's cache, once written.
+    cached: Option<PathBuf>,
+}
+
+/// The attempt in progress: where it runs, and its command.
+#[derive(Default)]
+struct Running {
+    attempt: Option<AttemptInfo>,
+    /// The attempt's working directory.
+    dir: Option<PathBuf>,
+    process: Option<Process>,
+    /// The input file of the running mapper.
+    file: Option<String>,
+    /// Whether a mapper has run in this attempt.
+    mapped: bool,
 }
 
 pub(crate) struct Factory;
@@ -41,25 +66,54 @@ pub(crate) struct Factory;
 impl JobFactory for Factory {
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
         super::no_args("streaming", plan.args)?;
-        let need = |flag: &str, v: &Option<String>| {
-            v.clone().ok_or_else(|| Error::JobArgs {
-                job: "streaming".into(),
-                message: format!("needs {flag} CMD (e.g. --mapper 'cat' --reducer 'uniq -c')"),
-            })
-        };
-        let mut worker_args = vec![need("--mapper", &plan.options.mapper)?, need("--reducer", &plan.options.reducer)?];
-        worker_args.extend(plan.options.combiner.clone());
-        Ok(Prepared { worker_args, state: Vec::new() })
+        for (flag, v) in [("--mapper", &plan.options.mapper), ("--reducer", &plan.options.reducer)] {
+            if v.is_none() {
+                return Err(Error::JobArgs {
+                    job: "streaming".into(),
+                    message: format!("needs {flag} CMD (e.g. --mapper 'cat' --reducer 'uniq -c')"),
+                });
+            }
+        }
+        let (conf, state) = super::streaming_args::prepare(plan)?;
+        let conf = serde_json::to_string(&conf).map_err(|e| Error::Job(format!("streaming: {e}")))?;
+        Ok(Prepared { worker_args: vec![conf], state })
     }
 
-    fn build(&self, args: &[String], _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
-        match args {
-            [mapper, reducer, combiner @ ..] if combiner.len() <= 1 => {
-                Ok(Arc::new(Streaming::new(mapper, reducer, combiner.first().map(String::as_str))))
-            }
-            _ => Err(Error::Job(format!("streaming: malformed worker arguments {args:?}"))),
+    fn build(&self, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        let [conf] = args else { return Err(Error::Job(format!("streaming: malformed worker arguments {args:?}"))) };
+        let conf: Conf = serde_json::from_str(conf)
+            .map_err(|e| Error::Job(format!("streaming: malformed worker arguments {args:?}: {e}")))?;
+        let mut files = Vec::new();
+        for file in &conf.files {
+            let bytes = if file.from_store {
+                None
+            } else {
+                // One key per call: a file may take most of a message.
+                let found = state.get(std::slice::from_ref(&file.source))?.pop().flatten();
+                let bytes = found
+                    .ok_or_else(|| Error::Job(format!("streaming: the coordinator does not hold '{}'", file.name)))?;
+                check_file(file, &bytes)?;
+                Some(bytes)
+            };
+            files.push(Shipped { file: file.clone(), bytes, cached: None });
         }
+        Ok(Arc::new(Streaming { conf, files: Mutex::new(files), running: Mutex::new(Running::default()) }))
     }
+}
+
+/// Checks a shipped file's bytes against its size and checksum.
+fn check_file(file: &ShippedFile, bytes: &[u8]) -> Result<()> {
+    let sum = super::streaming_args::checksum(bytes);
+    if bytes.len() as u64 != file.len || sum != file.checksum {
+        return Err(Error::Job(format!(
+            "streaming: shipped file '{}' arrived with {} bytes and checksum {sum}, not {} bytes and {}",
+            file.name,
+            bytes.len(),
+            file.len,
+            file.checksum
+        )));
+    }
+    Ok(())
 }
 
 /// A running command: its stdin, a thread reading its stdout, and one collecting stderr.
@@ -83,7 +137,9 @@ pub fn set_guard(exe: std::path::PathBuf) {
 }
 
 impl Process {
-    fn spawn(command: &str) -> Result<Process> {
+    /// Starts `command` with these variables added to this process's environment, in `dir`
+    /// (none: this process's working directory).
+    fn spawn(command: &str, env: &[(String, String)], dir: Option<&Path>) -> Result<Process> {
         let parent = std::process::id();
         let mut cmd = match GUARD.get() {
             Some(exe) => {
@@ -98,6 +154,10 @@ impl Process {
             }
         };
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
         // SAFETY: only umask, setpgid, prctl, getppid and kill, which are async-signal-safe, run
         // between fork and exec.
         unsafe {
@@ -322,9 +382,10 @@ fn parse_counter(line: &str) -> Option<(&str, &str, u64)> {
     Some((group, name, amount.trim().parse().ok()?))
 }
 
-/// Splits a `key<TAB>value` line; a line without a tab is a key with an empty value.
-fn split_pair(line: &[u8]) -> (&[u8], &[u8]) {
-    match memchr::memchr(b'\t', line) {
+/// Splits a line into its key, the first `fields` tab-separated fields, and its value, the
+/// rest; a line with fewer fields is a key with an empty value.
+fn split_key(line: &[u8], fields: u32) -> (&[u8], &[u8]) {
+    match memchr::memchr_iter(b'\t', line).nth(fields.max(1) as usize - 1) {
         Some(i) => (&line[..i], &line[i + 1..]),
         None => (line, b""),
     }
@@ -333,75 +394,198 @@ fn split_pair(line: &[u8]) -> (&[u8], &[u8]) {
 impl Streaming {
     /// A streaming job with these commands.
     pub fn new(mapper: &str, reducer: &str, combiner: Option<&str>) -> Streaming {
-        Streaming {
-            mapper: mapper.to_string(),
-            reducer: reducer.to_string(),
+        let conf = Conf {
+            mapper: Some(mapper.to_string()),
+            reducer: Some(reducer.to_string()),
             combiner: combiner.map(str::to_string),
-            running: Mutex::new(None),
-        }
+            key_fields: 1,
+            job_id: "job_0000000000000_0001".into(),
+            ..Conf::default()
+        };
+        Streaming { conf, files: Mutex::new(Vec::new()), running: Mutex::new(Running::default()) }
     }
 
-    fn process(&self) -> std::sync::MutexGuard<'_, Option<Process>> {
-        // A panic while holding it ended the attempt already; the next setup replaces it.
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        // A panic while holding it ended the attempt already; the next attempt replaces it.
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with_process<T>(&self, f: impl FnOnce(&mut Process) -> Result<T>) -> Result<T> {
-        let mut guard = self.process();
-        let process = guard.as_mut().ok_or_else(|| Error::Job("streaming: no command is running".into()))?;
-        f(process)
+    /// Splits a line the mapper or combiner wrote into key and value.
+    fn pair<'l>(&self, line: &'l [u8]) -> (&'l [u8], &'l [u8]) {
+        split_key(line, self.conf.key_fields)
+    }
+
+    /// The environment of a command of this attempt, as Hadoop Streaming sets it: the task's
+    /// ids and, for a mapper, its input file; then `-D` properties and `--cmdenv`.
+    fn env(&self, attempt: &AttemptInfo, input: Option<&InputRange>) -> Vec<(String, String)> {
+        let digits = self.conf.job_id.strip_prefix("job_").unwrap_or(&self.conf.job_id);
+        let kind = if attempt.is_map { "m" } else { "r" };
+        let task = format!("{digits}_{kind}_{:06}", attempt.task);
+        let mut env = vec![
+            ("mapreduce_job_id".to_string(), self.conf.job_id.clone()),
+            ("mapreduce_job_maps".into(), self.conf.maps.to_string()),
+            ("mapreduce_job_reduces".into(), self.conf.reduces.to_string()),
+            ("mapreduce_task_id".into(), format!("task_{task}")),
+            ("mapreduce_task_attempt_id".into(), format!("attempt_{task}_{}", attempt.attempt)),
+            ("mapreduce_task_partition".into(), attempt.task.to_string()),
+            ("mapreduce_task_ismap".into(), attempt.is_map.to_string()),
+        ];
+        if let Some(input) = input {
+            let uri = if input.path.starts_with('/') { format!("file://{}", input.path) } else { input.path.clone() };
+            env.push(("mapreduce_map_input_file".into(), uri));
+            env.push(("mapreduce_map_input_start".into(), input.start.to_string()));
+            env.push(("mapreduce_map_input_length".into(), input.length.to_string()));
+        }
+        env.extend(self.conf.env.iter().cloned());
+        env
+    }
+
+    /// Starts `command` for the running attempt, in its working directory.
+    fn spawn(&self, running: &Running, command: &str, input: Option<&InputRange>) -> Result<Process> {
+        let attempt = running.attempt.as_ref().ok_or_else(|| Error::Job("streaming: no attempt is running".into()))?;
+        Process::spawn(command, &self.env(attempt, input), running.dir.as_deref())
+    }
+
+    /// Writes the shipped files into the worker's cache (`WORK/streaming-files/CHECKSUM`),
+    /// once per worker, and returns each file's name and cached path.
+    fn cached_files(&self, work_dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = work_dir.join("streaming-files");
+        let mut out = Vec::new();
+        for shipped in files.iter_mut() {
+            if shipped.cached.is_none() {
+                let bytes = match shipped.bytes.take() {
+                    Some(bytes) => bytes,
+                    None => {
+                        let mut bytes = Vec::new();
+                        let source = Path::new(&shipped.file.source);
+                        crate::storage::open(source)?
+                            .read_to_end(&mut bytes)
+                            .map_err(Error::io("cannot read shipped file", source))?;
+                        check_file(&shipped.file, &bytes)?;
+                        bytes
+                    }
+                };
+                std::fs::create_dir_all(&cache).map_err(Error::io("cannot create", &cache))?;
+                let path = cache.join(&shipped.file.checksum);
+                let tmp = cache.join(format!("{}.tmp", shipped.file.checksum));
+                std::fs::write(&tmp, &bytes).map_err(Error::io("cannot write", &tmp))?;
+                std::fs::rename(&tmp, &path).map_err(Error::io("cannot rename", &tmp))?;
+                shipped.cached = Some(path);
+            }
+            out.push((shipped.file.name.clone(), shipped.cached.clone().expect("cached above")));
+        }
+        Ok(out)
+    }
+
+    /// Finishes the running mapper, if any, passing its last pairs to `ctx`.
+    fn finish_mapper(&self, running: &mut Running, ctx: &mut MapContext<'_>) -> Result<()> {
+        if let Some(mut process) = running.process.take() {
+            let counters = process.finish(&mut |line| {
+                let (k, v) = self.pair(&line);
+                ctx.emit(k, v);
+            })?;
+            merge_counters(ctx.counters, &counters);
+        }
+        running.file = None;
+        Ok(())
+    }
+
+    /// Starts a mapper for input file `path` (none: the attempt's first), after finishing the
+    /// one of the previous file: each mapper sees one file, as its environment says.
+    fn start_mapper(&self, running: &mut Running, path: Option<&str>, ctx: &mut MapContext<'_>) -> Result<()> {
+        self.finish_mapper(running, ctx)?;
+        let Some(command) = &self.conf.mapper else { return Ok(()) };
+        let inputs = running.attempt.as_ref().map(|a| a.inputs.as_slice()).unwrap_or_default();
+        let input = match path {
+            Some(path) => inputs.iter().find(|r| r.path == path).cloned(),
+            None => inputs.first().cloned(),
+        };
+        running.process = Some(self.spawn(running, command, input.as_ref())?);
+        running.file = path.map(str::to_string);
+        running.mapped = true;
+        Ok(())
     }
 }
 
 impl Job for Streaming {
-    fn map_setup(&self) -> Result<()> {
-        *self.process() = Some(Process::spawn(&self.mapper)?);
+    fn attempt_start(&self, attempt: &AttemptInfo) -> Result<()> {
+        let files = self.cached_files(&attempt.work_dir)?;
+        let kind = if attempt.is_map { "m" } else { "r" };
+        let dir = attempt.work_dir.join(format!("task-{kind}-{:05}-{}", attempt.task, attempt.attempt));
+        // Fresh for each attempt: what an earlier attempt of this number left is gone.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(Error::io("cannot create working directory", &dir))?;
+        for (name, cached) in files {
+            let link = dir.join(&name);
+            std::os::unix::fs::symlink(&cached, &link).map_err(Error::io("cannot link shipped file", &link))?;
+        }
+        *self.running() = Running { attempt: Some(attempt.clone()), dir: Some(dir), ..Running::default() };
         Ok(())
+    }
+
+    fn attempt_end(&self) {
+        let ended = std::mem::take(&mut *self.running());
+        // Its command, if still running, is killed before its directory goes.
+        drop(ended.process);
+        if let Some(dir) = ended.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 
     fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> Result<()> {
-        self.with_process(|p| {
-            p.write(&[record.bytes])?;
-            p.drain(&mut |line| {
-                let (k, v) = split_pair(&line);
-                ctx.emit(k, v);
-            });
-            Ok(())
-        })
-    }
-
-    fn map_cleanup(&self, ctx: &mut MapContext<'_>) -> Result<()> {
-        let mut process = self.process().take().ok_or_else(|| Error::Job("streaming: no mapper is running".into()))?;
-        let counters = process.finish(&mut |line| {
-            let (k, v) = split_pair(&line);
+        if self.conf.mapper.is_none() {
+            let (k, v) = self.pair(record.bytes);
             ctx.emit(k, v);
-        })?;
-        merge_counters(ctx.counters, &counters);
+            return Ok(());
+        }
+        let mut running = self.running();
+        if running.process.is_none() || running.file.as_deref() != Some(record.path) {
+            self.start_mapper(&mut running, Some(record.path), ctx)?;
+        }
+        let process = running.process.as_mut().ok_or_else(|| Error::Job("streaming: no mapper is running".into()))?;
+        process.write(&[record.bytes])?;
+        process.drain(&mut |line| {
+            let (k, v) = self.pair(&line);
+            ctx.emit(k, v);
+        });
         Ok(())
     }
 
+    fn map_cleanup(&self, ctx: &mut MapContext<'_>) -> Result<()> {
+        let mut running = self.running();
+        // A split without a record still runs its mapper, on empty input, as Hadoop does.
+        if !running.mapped && self.conf.mapper.is_some() {
+            self.start_mapper(&mut running, None, ctx)?;
+        }
+        self.finish_mapper(&mut running, ctx)
+    }
+
     fn reduce_setup(&self) -> Result<()> {
-        *self.process() = Some(Process::spawn(&self.reducer)?);
+        let mut running = self.running();
+        let command = self.conf.reducer.as_deref().ok_or_else(|| Error::Job("streaming: no reducer".into()))?;
+        running.process = Some(self.spawn(&running, command, None)?);
         Ok(())
     }
 
     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
-        self.with_process(|p| {
-            while let Some(value) = values.next_value() {
-                if value.is_empty() { p.write(&[key])? } else { p.write(&[key, b"\t", value])? }
+        let mut running = self.running();
+        let p = running.process.as_mut().ok_or_else(|| Error::Job("streaming: no reducer is running".into()))?;
+        while let Some(value) = values.next_value() {
+            if value.is_empty() { p.write(&[key])? } else { p.write(&[key, b"\t", value])? }
+        }
+        let mut result = Ok(());
+        p.drain(&mut |line| {
+            if result.is_ok() {
+                result = ctx.write_record(&line, b"\n");
             }
-            let mut result = Ok(());
-            p.drain(&mut |line| {
-                if result.is_ok() {
-                    result = ctx.write_record(&line, b"\n");
-                }
-            });
-            result
-        })
+        });
+        result
     }
 
     fn reduce_cleanup(&self, ctx: &mut ReduceContext<'_>) -> Result<()> {
-        let mut process = self.process().take().ok_or_else(|| Error::Job("streaming: no reducer is running".into()))?;
+        let mut process =
+            self.running().process.take().ok_or_else(|| Error::Job("streaming: no reducer is running".into()))?;
         let mut result = Ok(());
         let counters = process.finish(&mut |line| {
             if result.is_ok() {
@@ -414,7 +598,7 @@ impl Job for Streaming {
     }
 
     fn has_combiner(&self) -> bool {
-        self.combiner.is_some()
+        self.conf.combiner.is_some()
     }
 
     /// Values pass through: the combiner command runs once per task, in `combine_sorted`.
@@ -431,7 +615,7 @@ impl Job for Streaming {
         out: &mut dyn FnMut(&[u8], &[u8]),
         counters: &mut UserCounters,
     ) -> Result<()> {
-        let Some(command) = &self.combiner else { return Ok(()) };
+        let Some(command) = &self.conf.combiner else { return Ok(()) };
         let mut lines = Vec::new();
         while let Some(key) = input.next_key() {
             let key = key.to_vec();
@@ -444,12 +628,12 @@ impl Job for Streaming {
                 lines.push(b'\n');
             }
         }
-        let mut process = Process::spawn(command)?;
+        let mut process = self.spawn(&self.running(), command, None)?;
         // A thread feeds stdin while this one reads stdout, so neither pipe can fill up.
         let mut stdin = process.stdin.take().expect("stdin is open");
         let feeder = std::thread::spawn(move || stdin.write_all(&lines).and_then(|_| stdin.flush()));
         let reported = process.finish(&mut |line| {
-            let (k, v) = split_pair(&line);
+            let (k, v) = self.pair(&line);
             out(k, v);
         })?;
         merge_counters(counters, &reported);
@@ -458,6 +642,13 @@ impl Job for Streaming {
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
             Ok(Err(e)) => Err(Error::Job(format!("streaming: writing to the combiner: {e}"))),
             Err(_) => Err(Error::Job("streaming: the combiner's input thread panicked".into())),
+        }
+    }
+
+    fn partition(&self, key: &[u8], partitions: u32) -> u32 {
+        match self.conf.partition_fields {
+            Some(fields) => crate::partition::partition(split_key(key, fields).0, partitions),
+            None => crate::partition::partition(key, partitions),
         }
     }
 }
@@ -471,7 +662,9 @@ mod tests {
         assert_eq!(parse_counter("reporter:counter:g,n,12"), Some(("g", "n", 12)));
         assert_eq!(parse_counter("reporter:counter:g,n"), None);
         assert_eq!(parse_counter("hello"), None);
-        assert_eq!(split_pair(b"k\tv\tw"), (&b"k"[..], &b"v\tw"[..]));
-        assert_eq!(split_pair(b"k"), (&b"k"[..], &b""[..]));
+        assert_eq!(split_key(b"k\tv\tw", 1), (&b"k"[..], &b"v\tw"[..]));
+        assert_eq!(split_key(b"k", 1), (&b"k"[..], &b""[..]));
+        assert_eq!(split_key(b"a\tb\tc\td", 2), (&b"a\tb"[..], &b"c\td"[..]));
+        assert_eq!(split_key(b"a\tb", 3), (&b"a\tb"[..], &b""[..]));
     }
 }

@@ -844,7 +844,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         inputs,
         output,
         split_size: args.split_size,
-        reduce_tasks: args.reduce_tasks,
+        reduce_tasks: args.reduce_tasks.or(crate::job::streaming_args::reduce_tasks(&args.streaming.jobconf)?),
         workers: planned_workers,
         overwrite: args.overwrite,
         resume: args.resume,

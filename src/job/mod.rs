@@ -8,7 +8,7 @@ mod grep;
 mod index;
 mod sort;
 pub(crate) mod streaming;
-mod streaming_args;
+pub(crate) mod streaming_args;
 mod word_search;
 mod wordcount;
 

@@ -382,10 +382,10 @@ fn parse_counter(line: &str) -> Option<(&str, &str, u64)> {
     Some((group, name, amount.trim().parse().ok()?))
 }
 
-/// Splits a line into its key, the first `fields` tab-separated fields, and its value, the
-/// rest; a line with fewer fields is a key with an empty value.
-fn split_key(line: &[u8], fields: u32) -> (&[u8], &[u8]) {
-    match memchr::memchr_iter(b'\t', line).nth(fields.max(1) as usize - 1) {
+/// Splits a line into its key, the first `fields` fields separated by `separator`, and its
+/// value, the rest; a line with fewer fields is a key with an empty value.
+fn split_key(line: &[u8], fields: u32, separator: u8) -> (&[u8], &[u8]) {
+    match memchr::memchr_iter(separator, line).nth(fields.max(1) as usize - 1) {
         Some(i) => (&line[..i], &line[i + 1..]),
         None => (line, b""),
     }
@@ -399,6 +399,8 @@ impl Streaming {
             reducer: Some(reducer.to_string()),
             combiner: combiner.map(str::to_string),
             key_fields: 1,
+            separator: b'\t',
+            key_separator: b'\t',
             job_id: "job_0000000000000_0001".into(),
             ..Conf::default()
         };
@@ -412,7 +414,7 @@ impl Streaming {
 
     /// Splits a line the mapper or combiner wrote into key and value.
     fn pair<'l>(&self, line: &'l [u8]) -> (&'l [u8], &'l [u8]) {
-        split_key(line, self.conf.key_fields)
+        split_key(line, self.conf.key_fields, self.conf.separator)
     }
 
     /// The environment of a command of this attempt, as Hadoop Streaming sets it: the task's
@@ -647,7 +649,7 @@ impl Job for Streaming {
 
     fn partition(&self, key: &[u8], partitions: u32) -> u32 {
         match self.conf.partition_fields {
-            Some(fields) => crate::partition::partition(split_key(key, fields).0, partitions),
+            Some(fields) => crate::partition::partition(split_key(key, fields, self.conf.key_separator).0, partitions),
             None => crate::partition::partition(key, partitions),
         }
     }
@@ -662,9 +664,10 @@ mod tests {
         assert_eq!(parse_counter("reporter:counter:g,n,12"), Some(("g", "n", 12)));
         assert_eq!(parse_counter("reporter:counter:g,n"), None);
         assert_eq!(parse_counter("hello"), None);
-        assert_eq!(split_key(b"k\tv\tw", 1), (&b"k"[..], &b"v\tw"[..]));
-        assert_eq!(split_key(b"k", 1), (&b"k"[..], &b""[..]));
-        assert_eq!(split_key(b"a\tb\tc\td", 2), (&b"a\tb"[..], &b"c\td"[..]));
-        assert_eq!(split_key(b"a\tb", 3), (&b"a\tb"[..], &b""[..]));
+        assert_eq!(split_key(b"k\tv\tw", 1, b'\t'), (&b"k"[..], &b"v\tw"[..]));
+        assert_eq!(split_key(b"k", 1, b'\t'), (&b"k"[..], &b""[..]));
+        assert_eq!(split_key(b"a\tb\tc\td", 2, b'\t'), (&b"a\tb"[..], &b"c\td"[..]));
+        assert_eq!(split_key(b"a\tb", 3, b'\t'), (&b"a\tb"[..], &b""[..]));
+        assert_eq!(split_key(b"11.12.1.2", 2, b'.'), (&b"11.12"[..], &b"1.2"[..]));
     }
 }

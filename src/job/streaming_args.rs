@@ -88,6 +88,10 @@ pub(crate) struct Conf {
     pub key_fields: u32,
     /// Fields of the key that pick the reduce task; none: the whole key.
     pub partition_fields: Option<u32>,
+    /// The byte between a mapper's output fields (`stream.map.output.field.separator`).
+    pub separator: u8,
+    /// The byte between the key's fields for the partitioner (`map.output.key.field.separator`).
+    pub key_separator: u8,
     /// Variables every command gets: the job configuration's properties, then `--cmdenv`.
     pub env: Vec<(String, String)>,
     /// Files every attempt's working directory holds.
@@ -136,13 +140,23 @@ fn bad(flag: &str, message: String) -> Error {
 /// The Hadoop properties that set a flag, and their value for it.
 struct FromProperties {
     key_fields: Option<u32>,
+    separator: Option<u8>,
+    key_separator: Option<u8>,
+    reduces: Option<u32>,
     partition_fields: Option<u32>,
     key_partitioner: bool,
 }
 
 /// Reads the properties `-D` gives that mean what a flag means.
 fn from_properties(jobconf: &[(String, String)]) -> Result<FromProperties> {
-    let mut found = FromProperties { key_fields: None, partition_fields: None, key_partitioner: false };
+    let mut found = FromProperties {
+        key_fields: None,
+        separator: None,
+        key_separator: None,
+        reduces: None,
+        partition_fields: None,
+        key_partitioner: false,
+    };
     for (key, value) in jobconf {
         let number = |what: &str| {
             value.trim().parse::<u32>().ok().filter(|&n| n >= 1).ok_or_else(|| {
@@ -155,18 +169,35 @@ fn from_properties(jobconf: &[(String, String)]) -> Result<FromProperties> {
                 found.partition_fields = Some(partition_option(key, value)?)
             }
             "mapreduce.job.partitioner.class" => found.key_partitioner = is_key_partitioner(key, value)?,
-            "stream.map.output.field.separator"
-            | "stream.reduce.input.field.separator"
+            "stream.map.output.field.separator" => found.separator = Some(separator(key, value)?),
+            "map.output.key.field.separator" | "mapreduce.map.output.key.field.separator" => {
+                found.key_separator = Some(separator(key, value)?)
+            }
+            "mapreduce.job.reduces" => found.reduces = Some(number("the number of reduce tasks")?),
+            "stream.reduce.input.field.separator"
             | "stream.map.input.field.separator"
             | "stream.reduce.output.field.separator"
                 if value != "\t" =>
             {
-                return Err(bad("-D", format!("{key}={value:?}: only a tab separates fields in mr; leave it out")));
+                return Err(bad("-D", format!("{key}={value:?}: mr separates these fields with a tab; leave it out")));
             }
             _ => {}
         }
     }
     Ok(found)
+}
+
+/// A field separator: one byte.
+fn separator(key: &str, value: &str) -> Result<u8> {
+    match value.as_bytes() {
+        [b] => Ok(*b),
+        _ => Err(bad("-D", format!("{key}={value:?}: mr takes a separator of one byte (e.g. {key}=.)"))),
+    }
+}
+
+/// The number of reduce tasks `-D mapreduce.job.reduces=N` asks for.
+pub fn reduce_tasks(jobconf: &[(String, String)]) -> Result<Option<u32>> {
+    Ok(from_properties(jobconf)?.reduces)
 }
 
 /// `-k1,K` (KeyFieldBasedPartitioner's option) → K.
@@ -235,6 +266,8 @@ pub(crate) fn prepare(plan: &PlanView<'_>) -> Result<(Conf, Vec<(String, Vec<u8>
         combiner: plan.options.combiner.clone(),
         key_fields,
         partition_fields,
+        separator: props.separator.unwrap_or(b'\t'),
+        key_separator: props.key_separator.unwrap_or(b'\t'),
         env,
         files,
         job_id,

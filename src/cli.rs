@@ -11,6 +11,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::compression::OutputCompression;
 use crate::config::{FileConfig, LogFormat, WorkerFileConfig};
 use crate::datagen;
 use crate::error::Error;
@@ -274,6 +275,10 @@ struct RunArgs {
         value_parser = parse_positive_size,
     )]
     max_record_bytes: u64,
+    /// Compress part files: `gzip` writes part-r-NNNNN.gz, `zstd` part-r-NNNNN.zst (read back
+    /// as input like any compressed file).
+    #[arg(long, value_name = "none|gzip|zstd", value_enum, default_value_t = OutputCompression::None)]
+    output_compression: OutputCompression,
     /// Address of the coordinator's gRPC server; default: a free port on 127.0.0.1.
     #[arg(long, value_name = "ADDR", env = "MR_LISTEN")]
     listen: Option<String>,
@@ -853,6 +858,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
             sort_buffer: args.sort_buffer.max(1),
             merge_fan_in: args.merge_fan_in as usize,
             max_record_bytes: args.max_record_bytes,
+            output_compression: args.output_compression,
         },
     };
     let faults = faults(&args, args.file_faults);
@@ -884,6 +890,7 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
         "sort_buffer": args.sort_buffer,
         "merge_fan_in": args.merge_fan_in,
         "max_record_bytes": args.max_record_bytes,
+        "output_compression": args.output_compression,
         "worker_timeout_ms": args.worker_timeout.as_millis() as u64,
         "task_timeout_ms": args.task_timeout.as_millis() as u64,
         "max_attempts": args.max_attempts,

@@ -275,7 +275,8 @@ impl Coordinator {
                     (index, s.committed_counters(task).map_or(0, |c| c.output_bytes))
                 })
                 .collect();
-            match check_parts(output_dir, &reported).and_then(|()| commit_job(output_dir)) {
+            let compression = self.shared.config.settings.output_compression;
+            match check_parts(output_dir, &reported, compression).and_then(|()| commit_job(output_dir)) {
                 Ok(()) => {
                     s.job_committed();
                     *self.shared.committed_at.lock().expect("lock poisoned") = Some(self.now());
@@ -341,9 +342,13 @@ impl Coordinator {
 /// the size its committed attempt reported (`reported`: partition, bytes): an attempt that
 /// was granted the commit and reported completion without moving its file into place (or a
 /// file removed or cut since) fails the job instead of committing it incomplete.
-fn check_parts(output_dir: &Path, reported: &[(u32, u64)]) -> Result<()> {
+fn check_parts(
+    output_dir: &Path,
+    reported: &[(u32, u64)],
+    compression: crate::compression::OutputCompression,
+) -> Result<()> {
     for &(partition, bytes) in reported {
-        let part = crate::storage::join(output_dir, &format!("part-r-{partition:05}"));
+        let part = crate::storage::join(output_dir, &crate::task::part_name(partition, compression));
         let size = if crate::storage::is_url(&part) {
             crate::storage::Object::parse(&part.to_string_lossy())?.size().ok()
         } else {
@@ -483,6 +488,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 sort_buffer_bytes: c.settings.sort_buffer,
                 merge_fan_in: c.settings.merge_fan_in as u32,
                 max_record_bytes: c.settings.max_record_bytes,
+                output_compression: c.settings.output_compression.name().to_string(),
             }),
             heartbeat_interval_ms: c.heartbeat_interval.as_millis() as u64,
         }))

@@ -60,7 +60,7 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
     let mut reduce_counters = TaskCounters::default();
     for p in 0..plan.reduce_tasks {
         let start = now();
-        let name = format!("part-r-{p:05}");
+        let name = task::part_name(p, plan.settings.output_compression);
         let tmp: PathBuf = tmp_dir.join(format!("{name}.attempt-0"));
         let inputs: Vec<task::ReduceInput> =
             map_outputs.iter().map(|path| (path.clone(), p, plan.settings.partitions)).collect();

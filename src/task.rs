@@ -544,6 +544,8 @@ pub struct TaskSettings {
     pub merge_fan_in: usize,
     /// Largest input record a map task reads (`--max-record-bytes`).
     pub max_record_bytes: u64,
+    /// How reduce tasks compress their part files (`--output-compression`).
+    pub output_compression: crate::compression::OutputCompression,
 }
 
 /// Runs a map attempt over `split` and writes its map output to `output` (through a temporary
@@ -789,6 +791,12 @@ fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path
     Ok(written)
 }
 
+/// The name of reduce task `partition`'s part file: `part-r-NNNNN`, with the compression's
+/// extension.
+pub fn part_name(partition: u32, compression: crate::compression::OutputCompression) -> String {
+    format!("part-r-{partition:05}{}", compression.extension())
+}
+
 /// Runs one attempt's work (`run`) between the job's [`Job::attempt_start`] and
 /// [`Job::attempt_end`].
 pub fn with_attempt<T>(job: &dyn Job, info: &AttemptInfo, run: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -836,7 +844,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Writes reduce output lines to a part file.
 struct PartWriter {
-    out: BufWriter<File>,
+    out: BufWriter<crate::compression::Encoder<File>>,
     path: PathBuf,
     records: u64,
     bytes: u64,
@@ -916,6 +924,7 @@ pub fn run_reduce(
     let runs = inputs.iter().map(|(path, p, of)| SegmentReader::open(path, *p, *of)).collect::<Result<Vec<_>>>()?;
     let mut merger = Merger::new(runs)?;
     let file = File::create(output).map_err(Error::io("cannot create output file", output))?;
+    let file = settings.output_compression.encoder(file)?;
     let mut part =
         PartWriter { out: BufWriter::with_capacity(256 * 1024, file), path: output.into(), records: 0, bytes: 0 };
     let mut user = UserCounters::new();
@@ -945,10 +954,12 @@ pub fn run_reduce(
     let mut ctx = ReduceContext { sink: &mut part, counters: &mut user };
     guarded(|| job.reduce_cleanup(&mut ctx))?;
     counters.user = user;
-    let file = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
+    let encoder = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
+    let file = encoder.finish().map_err(Error::io("cannot write output", output))?;
     file.sync_all().map_err(Error::io("cannot sync output", output))?;
     counters.output_records = part.records;
-    counters.output_bytes = part.bytes;
+    // The part file's size: what the job commit checks (compressed, with compression).
+    counters.output_bytes = file.metadata().map_err(Error::io("cannot read output", output))?.len();
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
     Ok(counters)
 }
@@ -1078,7 +1089,13 @@ mod tests {
             partitions in 1u32..4,
         ) {
             let text: String = records.iter().map(|(k, v)| format!("k{k} {v}\n")).collect();
-            let settings = TaskSettings { partitions, sort_buffer, merge_fan_in: 2, max_record_bytes: u64::MAX };
+            let settings = TaskSettings {
+                partitions,
+                sort_buffer,
+                merge_fan_in: 2,
+                max_record_bytes: u64::MAX,
+                output_compression: Default::default(),
+            };
             let (folded, counters) = run_job(&Sum { fold: true }, &text, split_size, &settings);
             let (combined, _) = run_job(&Sum { fold: false }, &text, split_size, &settings);
             proptest::prop_assert_eq!(&folded, &combined);

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
+use crate::compression::OutputCompression;
 use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::input::InputFormat;
@@ -23,7 +24,7 @@ use crate::rpc::pb::state_client::StateClient;
 use crate::rpc::{self, AuthChannel, MAX_MESSAGE_BYTES, Tls, Token, pb};
 use crate::scheduler::{AttemptId, Phase};
 use crate::shuffle::{self, Location, Outputs};
-use crate::task::{self, Progress, TaskCounters, TaskSettings, panic_message};
+use crate::task::{self, Progress, TaskCounters, TaskSettings, panic_message, part_name};
 
 /// How a worker connects and when it gives up.
 #[derive(Debug, Clone)]
@@ -582,6 +583,9 @@ async fn run_attempt_in_span(
         sort_buffer: spec.sort_buffer_bytes.max(1),
         merge_fan_in: spec.merge_fan_in.max(2) as usize,
         max_record_bytes: spec.max_record_bytes.max(1),
+        output_compression: OutputCompression::from_name(&spec.output_compression).ok_or_else(|| {
+            Error::Job(format!("unknown output compression '{}' in the job", spec.output_compression))
+        })?,
     };
     let work = match kind {
         pb::task::Kind::Map(m) => {
@@ -598,7 +602,7 @@ async fn run_attempt_in_span(
             // commits (a beaten backup, a cancelled one) cannot write into a committed output.
             let output_dir = crate::rpc::path_from_bytes(spec.output_dir.clone());
             let tmp_dir = context.work_dir.join("output");
-            let name = format!("part-r-{:05}", r.partition);
+            let name = part_name(r.partition, settings.output_compression);
             Work::Reduce {
                 partition: r.partition,
                 locations: r.map_outputs.into_iter().map(Location::from).collect(),

@@ -197,6 +197,7 @@ fn config(env: &Env, input: &Input) -> CoordinatorConfig {
         state: vec![("preset".into(), b"1".to_vec())],
         input_format: Default::default(),
         settings: mr::task::TaskSettings {
+            output_compression: Default::default(),
             partitions: REDUCES,
             sort_buffer: 1 << 20,
             merge_fan_in: 8,

@@ -318,6 +318,7 @@ pub fn coordinator_config(dir: &Dir, splits: Vec<mr::input::Split>) -> mr::coord
         state: Vec::new(),
         input_format: Default::default(),
         settings: mr::task::TaskSettings {
+            output_compression: Default::default(),
             partitions: 1,
             sort_buffer: 1 << 20,
             merge_fan_in: 8,

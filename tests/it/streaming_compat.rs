@@ -136,11 +136,12 @@ fn mrjob_most_used_word_runs_as_two_chained_jobs_with_its_stop_words() {
         String::from_utf8_lossy(&expected)
     );
     // Without its stop words the first step fails, naming the file.
-    let err = crate::harness::run_fail(
-        job(&input, &dir.path("no-stop-words"), &["--files", &script.display().to_string()])
-            .args(&first[2..])
-            .args(["--max-attempts", "1", "--workers", "1"]),
-    );
+    let err =
+        crate::harness::run_fail(
+            job(&input, &dir.path("no-stop-words"), &["--files", &script.display().to_string()])
+                .args(&first[2..])
+                .args(["--max-attempts", "1", "--workers", "1"]),
+        );
     assert!(err.contains("stop_words.txt"), "{err}");
 }
 
@@ -458,7 +459,10 @@ fn bad_streaming_flags_are_usage_errors_that_name_the_fix() {
         (&["-D", "stream.num.map.output.key.fields=zero"], "at least 1"),
         (&["-D", "stream.map.output.field.separator=::"], "one byte"),
         (&["-D", "stream.reduce.input.field.separator=,"], "separates these fields with a tab"),
-        (&["-D", "mapreduce.partition.keypartitioner.options=-k2,3", "--partitioner", "KeyFieldBasedPartitioner"], "-k1,K"),
+        (
+            &["-D", "mapreduce.partition.keypartitioner.options=-k2,3", "--partitioner", "KeyFieldBasedPartitioner"],
+            "-k1,K",
+        ),
         (&["-D", "mapreduce.job.reduces=0"], "at least 1"),
         (&["--partitioner", "org.example.Mine"], "KeyFieldBasedPartitioner"),
         (&["--key-fields", "0"], "--key-fields"),
@@ -476,4 +480,54 @@ fn bad_streaming_flags_are_usage_errors_that_name_the_fix() {
     cmd.args(["run", "wordcount", "--cmdenv", "A=b", "--input"]).arg(&input).arg("--output").arg(&out);
     let err = run_usage_error(&mut cmd);
     assert!(err.contains("these are streaming's flags"), "{err}");
+}
+
+/// `--output-compression gzip|zstd` writes `part-r-NNNNN.gz`/`.zst` that the `gzip` and `zstd`
+/// programs decompress to the plain output, and that mr reads back as input.
+#[test]
+fn compressed_output_decompresses_to_the_plain_output_and_reads_back() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let wc = |out: &Path, extra: &[&str]| {
+        let mut cmd = mr();
+        cmd.args(["run", "wordcount", "--reduce-tasks", "3", "--quiet", "--input"]).arg(&input);
+        run_ok(cmd.arg("--output").arg(out).args(extra));
+    };
+    let plain = dir.path("plain");
+    wc(&plain, &["--local"]);
+    for (name, ext, tool) in [("gzip", "gz", "gzip"), ("zstd", "zst", "zstd")] {
+        let dist = dir.path(&format!("{name}-dist"));
+        let local = dir.path(&format!("{name}-local"));
+        wc(&dist, &["--output-compression", name, "--workers", "2"]);
+        wc(&local, &["--output-compression", name, "--local"]);
+        assert_same_output(&dist, &local);
+        for ((part, bytes), (plain_part, plain_bytes)) in parts(&dist).into_iter().zip(parts(&plain)) {
+            assert_eq!(part, format!("{plain_part}.{ext}"));
+            let mut child =
+                Command::new(tool).args(["-d", "-c"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+            let out = child.wait_with_output().unwrap();
+            feeder.join().unwrap().unwrap();
+            assert!(out.status.success() && out.stdout == plain_bytes, "{part}: {tool} -d differs from {plain_part}");
+        }
+        // Read back: a sort over the compressed output is the sort over the plain one.
+        let sorted = dir.path(&format!("{name}-sorted"));
+        run_ok(
+            mr().args(["run", "sort", "--quiet", "--reduce-tasks", "2", "--input"])
+                .arg(&dist)
+                .arg("--output")
+                .arg(&sorted),
+        );
+        let lines: Vec<u8> = parts(&sorted).into_iter().flat_map(|(_, b)| b).collect();
+        assert!(lines == sorted_lines(&plain), "sort over the .{ext} output differs");
+    }
+    let err = run_usage_error(
+        mr().args(["run", "wordcount", "--output-compression", "lz4", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(dir.path("bad")),
+    );
+    assert!(err.contains("--output-compression") && err.contains("gzip, zstd"), "{err}");
+    assert!(!dir.path("bad").exists());
 }

@@ -242,7 +242,7 @@ struct RunArgs {
     #[arg(long, value_name = "BYTES", env = "MR_SPLIT_SIZE", value_parser = parse_positive_size)]
     split_size: Option<u64>,
     /// Number of reduce tasks (and part files); default: the number of workers.
-    #[arg(short, long, value_name = "R", env = "MR_REDUCE_TASKS", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short, long, value_name = "R", env = "MR_REDUCE_TASKS", value_parser = clap::value_parser!(u32))]
     reduce_tasks: Option<u32>,
     /// Number of worker processes; default: the number of cores.
     #[arg(short, long, value_name = "W", env = "MR_WORKERS", value_parser = clap::value_parser!(u32).range(1..))]

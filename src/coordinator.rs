@@ -18,7 +18,7 @@ use crate::input::Split;
 use crate::journal::{Done, Journal, Recovered};
 use crate::rpc::pb;
 use crate::scheduler::{
-    Assignment, AttemptId, Failure, JobState, Millis, Phase, Scheduler, SchedulerConfig, TickOutcome,
+    Assignment, AttemptId, Failure, JobState, Millis, Phase, Scheduler, SchedulerConfig, TaskId, TickOutcome,
 };
 use crate::shuffle::Location;
 
@@ -269,10 +269,15 @@ impl Coordinator {
                 journal.close();
             }
             let output_dir = &self.shared.config.output_dir;
-            let reported: Vec<(u32, u64)> = (0..self.shared.config.reduce_tasks)
+            // The part files: the reduce tasks', or a map-only job's map tasks'.
+            let (phase, tasks) = match self.shared.config.reduce_tasks {
+                0 => (Phase::Map, self.shared.config.splits.len() as u32),
+                r => (Phase::Reduce, r),
+            };
+            let reported: Vec<(TaskId, u64)> = (0..tasks)
                 .map(|index| {
-                    let task = crate::scheduler::TaskId { phase: Phase::Reduce, index };
-                    (index, s.committed_counters(task).map_or(0, |c| c.output_bytes))
+                    let task = TaskId { phase, index };
+                    (task, s.committed_counters(task).map_or(0, |c| c.output_bytes))
                 })
                 .collect();
             let compression = self.shared.config.settings.output_compression;
@@ -344,11 +349,15 @@ impl Coordinator {
 /// file removed or cut since) fails the job instead of committing it incomplete.
 fn check_parts(
     output_dir: &Path,
-    reported: &[(u32, u64)],
+    reported: &[(TaskId, u64)],
     compression: crate::compression::OutputCompression,
 ) -> Result<()> {
-    for &(partition, bytes) in reported {
-        let part = crate::storage::join(output_dir, &crate::task::part_name(partition, compression));
+    for &(task, bytes) in reported {
+        let name = match task.phase {
+            Phase::Map => crate::maponly::part_name(task.index, compression),
+            Phase::Reduce => crate::task::part_name(task.index, compression),
+        };
+        let part = crate::storage::join(output_dir, &name);
         let size = if crate::storage::is_url(&part) {
             crate::storage::Object::parse(&part.to_string_lossy())?.size().ok()
         } else {
@@ -360,7 +369,7 @@ fn check_parts(
             Some(_) => continue,
         };
         return Err(Error::Job(format!(
-            "part file '{}' {problem}, but reduce task {partition}'s committed attempt reported {bytes} bytes written: \
+            "part file '{}' {problem}, but {task}'s committed attempt reported {bytes} bytes written: \
              the output is incomplete, so the job is not committed",
             part.display()
         )));
@@ -558,7 +567,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
     ) -> Result<Response<pb::CommitTaskReply>, Status> {
         let r = request.into_inner();
         let attempt = task_ref(&self.shared.config, r.task)?;
-        if attempt.task.phase == Phase::Map {
+        if attempt.task.phase == Phase::Map && self.shared.config.reduce_tasks > 0 {
             return Err(Status::invalid_argument("task is a map attempt: map attempts commit by completing"));
         }
         let mut s = self.scheduler();

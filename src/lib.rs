@@ -35,6 +35,7 @@ pub mod job;
 pub mod journal;
 pub mod loadbench;
 pub mod local;
+pub mod maponly;
 pub mod mapout;
 pub mod partition;
 pub mod plan;

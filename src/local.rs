@@ -39,23 +39,38 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
         });
     };
 
+    let out = plan.output.path().to_path_buf();
+    let objects = crate::storage::is_url(&out);
+    let tmp_dir = if objects { work_dir.path().join("output") } else { out.join(TEMPORARY) };
+    let map_only = plan.reduce_tasks == 0;
+    if map_only {
+        std::fs::create_dir_all(&tmp_dir).map_err(Error::io("cannot create", &tmp_dir))?;
+    }
     let mut map_counters = TaskCounters::default();
     let mut map_outputs = Vec::with_capacity(plan.splits.len());
     for (i, split) in plan.splits.iter().enumerate() {
         let start = now();
-        let output = work_dir.path().join(format!("map-{i:05}-0.out"));
         let info = task::map_attempt(i as u32, 0, work_dir.path(), split);
-        map_counters += &task::with_attempt(job.as_ref(), &info, || {
-            task::run_map(job.as_ref(), split, format, &plan.settings, &[], &output, progress)
+        let (output, name) = if map_only {
+            let name = crate::maponly::part_name(i as u32, plan.settings.output_compression);
+            (tmp_dir.join(format!("{name}.attempt-0")), Some(name))
+        } else {
+            (work_dir.path().join(format!("map-{i:05}-0.out")), None)
+        };
+        map_counters += &task::with_attempt(job.as_ref(), &info, || match name {
+            Some(_) => {
+                crate::maponly::run_map_only(job.as_ref(), split, format, &plan.settings, &[], &output, progress)
+            }
+            None => task::run_map(job.as_ref(), split, format, &plan.settings, &[], &output, progress),
         })
         .map_err(|e| in_task(Phase::Map, i, e))?;
-        map_outputs.push(output);
+        match name {
+            Some(name) => crate::storage::commit(&output, &crate::storage::join(&out, &name))?,
+            None => map_outputs.push(output),
+        }
         record(Phase::Map, i as u32, start);
     }
 
-    let out = plan.output.path().to_path_buf();
-    let objects = crate::storage::is_url(&out);
-    let tmp_dir = if objects { work_dir.path().join("output") } else { out.join(TEMPORARY) };
     std::fs::create_dir_all(&tmp_dir).map_err(Error::io("cannot create", &tmp_dir))?;
     let mut reduce_counters = TaskCounters::default();
     for p in 0..plan.reduce_tasks {

@@ -90,7 +90,16 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     if factory.needs_line_numbers(&request.job_args) && format == InputFormat::Text {
         input::number_lines(&mut splits)?;
     }
-    let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);
+    let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers.max(1));
+    if reduce_tasks == 0 && !factory.allows_map_only() {
+        return Err(Error::BadOption {
+            flag: "--reduce-tasks 0".into(),
+            message: format!(
+                "job '{}' needs its reduce (its map output is an intermediate encoding, not output): give 1 or more",
+                request.job
+            ),
+        });
+    }
     let view = PlanView {
         args: &request.job_args,
         options: &request.job_options,

@@ -679,7 +679,9 @@ impl Scheduler {
     ) -> bool {
         self.seen(worker, now);
         let Some(running) = self.running(id, worker) else { return false };
-        if self.state != JobState::Running || (id.task.phase == Phase::Reduce && !running.commit_granted) {
+        // A reduce attempt, or a map attempt of a map-only job, writes into the output: it needs the grant.
+        let writes_output = id.task.phase == Phase::Reduce || self.config.reduce_tasks == 0;
+        if self.state != JobState::Running || (writes_output && !running.commit_granted) {
             return false;
         }
         let task = self.task_mut(id.task).expect("running attempt has a task");

@@ -95,7 +95,7 @@ impl Progress {
     /// Publishes progress; fails with [`Error::Interrupted`] once the attempt is cancelled.
     /// The last checkpoint of an attempt is `last`: an injected crash happens there at the
     /// latest.
-    fn checkpoint(&self, records: u64, bytes: u64, last: bool) -> Result<()> {
+    pub(crate) fn checkpoint(&self, records: u64, bytes: u64, last: bool) -> Result<()> {
         self.records.store(records, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
         let crash_at = self.crash_at_records.load(Ordering::Relaxed);
@@ -826,7 +826,7 @@ pub fn reduce_attempt(task: u32, attempt: u32, work_dir: &Path) -> AttemptInfo {
 }
 
 /// Runs the job's code, turning a panic into an error.
-fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(panic) => Err(Error::Job(format!("panicked: {}", panic_message(panic.as_ref())))),

@@ -594,7 +594,15 @@ async fn run_attempt_in_span(
             let output = context.work_dir.join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
             let format = InputFormat::from_name(&spec.input_format)
                 .ok_or_else(|| Error::Job(format!("unknown input format '{}'", spec.input_format)))?;
-            Work::Map { split, format, skip: m.skip_records, output }
+            if spec.reduce_tasks == 0 {
+                // Map-only: the part file is written and committed as a reduce task's is.
+                let name = crate::maponly::part_name(attempt.task.index, settings.output_compression);
+                let tmp = context.work_dir.join("output").join(format!("{name}.attempt-{}", attempt.attempt));
+                let output = crate::rpc::path_from_bytes(spec.output_dir.clone()).join(name);
+                Work::MapOnly { split, format, skip: m.skip_records, tmp, output }
+            } else {
+                Work::Map { split, format, skip: m.skip_records, output }
+            }
         }
         pb::task::Kind::Reduce(r) => {
             // The attempt writes under the worker's own directory, never into OUT: only the
@@ -629,7 +637,7 @@ async fn run_attempt_in_span(
             work.discard();
             tracing::warn!(error = %e, "attempt failed");
             let (bad_record, lost) = match &work {
-                Work::Map { .. } => (current.progress.bad_record(), None),
+                Work::Map { .. } | Work::MapOnly { .. } => (current.progress.bad_record(), None),
                 Work::Reduce { locations, inputs, .. } => (None, lost_map_output(&e, locations, inputs)),
             };
             let request = pb::ReportFailureRequest {
@@ -650,7 +658,7 @@ async fn run_attempt_in_span(
                     context.outputs.insert(attempt.task.index, attempt.attempt, output.clone());
                     output.clone()
                 }
-                Work::Reduce { tmp, output, .. } => {
+                Work::Reduce { tmp, output, .. } | Work::MapOnly { tmp, output, .. } => {
                     let request = pb::CommitTaskRequest { worker_id, task: task_ref };
                     if !client.commit_task(request).await.map_err(rpc("CommitTask"))?.into_inner().granted {
                         tracing::info!("commit refused: another attempt committed this task");
@@ -812,6 +820,14 @@ enum Work {
         skip: Vec<u64>,
         output: PathBuf,
     },
+    /// A map task of a map-only job: its part file is written to `tmp`, committed to `output`.
+    MapOnly {
+        split: Split,
+        format: InputFormat,
+        skip: Vec<u64>,
+        tmp: PathBuf,
+        output: PathBuf,
+    },
     Reduce {
         partition: u32,
         /// Where the map outputs are.
@@ -837,13 +853,21 @@ impl Work {
                 }
                 task::run_reduce(job, settings, inputs, tmp, progress)
             }
+            Work::MapOnly { split, format, skip, tmp, .. } => {
+                if let Some(dir) = tmp.parent() {
+                    std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
+                }
+                crate::maponly::run_map_only(job, split, *format, settings, skip, tmp, progress)
+            }
         }
     }
 
     /// Which attempt this is, for the job.
     fn attempt_info(&self, attempt: AttemptId, work_dir: &Path) -> crate::job::AttemptInfo {
         match self {
-            Work::Map { split, .. } => task::map_attempt(attempt.task.index, attempt.attempt, work_dir, split),
+            Work::Map { split, .. } | Work::MapOnly { split, .. } => {
+                task::map_attempt(attempt.task.index, attempt.attempt, work_dir, split)
+            }
             Work::Reduce { .. } => task::reduce_attempt(attempt.task.index, attempt.attempt, work_dir),
         }
     }
@@ -852,7 +876,7 @@ impl Work {
     fn discard(&self) {
         let path = match self {
             Work::Map { output, .. } => output,
-            Work::Reduce { tmp, .. } => tmp,
+            Work::Reduce { tmp, .. } | Work::MapOnly { tmp, .. } => tmp,
         };
         let _ = std::fs::remove_file(path);
         self.discard_fetched();

@@ -33,6 +33,10 @@ impl Grep {
 pub(crate) struct Factory;
 
 impl JobFactory for Factory {
+    fn allows_map_only(&self) -> bool {
+        false
+    }
+
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
         Grep::from_args(plan.args)?;
         Ok(Prepared { worker_args: plan.args.to_vec(), state: Vec::new() })

@@ -92,6 +92,12 @@ pub trait JobFactory: Send + Sync {
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared>;
     /// Worker side, once per worker process.
     fn build(&self, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>>;
+    /// Whether the job may run map-only (`--reduce-tasks 0`): its map output, written as
+    /// `key<TAB>value` lines, is output that makes sense.
+    fn allows_map_only(&self) -> bool {
+        true
+    }
+
     /// Whether records of the job with these arguments need line numbers (see
     /// [`Job::needs_line_numbers`]).
     fn needs_line_numbers(&self, _args: &[String]) -> bool {
@@ -145,10 +151,13 @@ impl Registry {
     /// The built-in jobs: wordcount, word-search, grep, index, sort, streaming.
     pub fn builtin() -> Registry {
         Registry::empty()
-            .with("wordcount", SimpleFactory(|args: &[String]| no_args("wordcount", args).map(|_| WordCount)))
+            .with(
+                "wordcount",
+                NoMapOnly(SimpleFactory(|args: &[String]| no_args("wordcount", args).map(|_| WordCount))),
+            )
             .with("word-search", word_search::Factory)
             .with("grep", grep::Factory)
-            .with("index", SimpleFactory(|args: &[String]| no_args("index", args).map(|_| InvertedIndex)))
+            .with("index", NoMapOnly(SimpleFactory(|args: &[String]| no_args("index", args).map(|_| InvertedIndex))))
             .with("sort", sort::Factory)
             .with("streaming", streaming::Factory)
     }
@@ -165,6 +174,27 @@ impl Registry {
             let names: Vec<&str> = self.jobs.keys().map(String::as_str).collect();
             Error::UnknownJob(name.to_string(), names.join(", "))
         })
+    }
+}
+
+/// A factory whose job needs its reduce: its map output is an encoding of its own.
+struct NoMapOnly<F>(F);
+
+impl<F: JobFactory> JobFactory for NoMapOnly<F> {
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        self.0.prepare(plan)
+    }
+
+    fn build(&self, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        self.0.build(args, state)
+    }
+
+    fn allows_map_only(&self) -> bool {
+        false
+    }
+
+    fn needs_line_numbers(&self, args: &[String]) -> bool {
+        self.0.needs_line_numbers(args)
     }
 }
 

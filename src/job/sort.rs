@@ -32,6 +32,10 @@ pub struct Sort {
 pub(crate) struct Factory;
 
 impl JobFactory for Factory {
+    fn allows_map_only(&self) -> bool {
+        false
+    }
+
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
         no_args("sort", plan.args)?;
         let format = plan.options.input_format;

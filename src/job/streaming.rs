@@ -66,8 +66,10 @@ pub(crate) struct Factory;
 impl JobFactory for Factory {
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
         super::no_args("streaming", plan.args)?;
-        for (flag, v) in [("--mapper", &plan.options.mapper), ("--reducer", &plan.options.reducer)] {
-            if v.is_none() {
+        // A map-only job (--reduce-tasks 0) needs no reducer.
+        let reducer = Some(&plan.options.reducer).filter(|_| plan.reduce_tasks > 0);
+        for (flag, v) in [("--mapper", Some(&plan.options.mapper)), ("--reducer", reducer)] {
+            if v.is_some_and(Option::is_none) {
                 return Err(Error::JobArgs {
                     job: "streaming".into(),
                     message: format!("needs {flag} CMD (e.g. --mapper 'cat' --reducer 'uniq -c')"),

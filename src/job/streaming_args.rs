@@ -173,7 +173,14 @@ fn from_properties(jobconf: &[(String, String)]) -> Result<FromProperties> {
             "map.output.key.field.separator" | "mapreduce.map.output.key.field.separator" => {
                 found.key_separator = Some(separator(key, value)?)
             }
-            "mapreduce.job.reduces" => found.reduces = Some(number("the number of reduce tasks")?),
+            "mapreduce.job.reduces" => {
+                found.reduces = Some(value.trim().parse::<u32>().map_err(|_| {
+                    bad(
+                        "-D",
+                        format!("{key}={value}: the number of reduce tasks must be a whole number (e.g. {key}=4)"),
+                    )
+                })?)
+            }
             "stream.reduce.input.field.separator"
             | "stream.map.input.field.separator"
             | "stream.reduce.output.field.separator"

@@ -26,6 +26,10 @@ pub struct WordSearch {
 pub(crate) struct Factory;
 
 impl JobFactory for Factory {
+    fn allows_map_only(&self) -> bool {
+        false
+    }
+
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
         no_args("word-search", plan.args)?;
         prepare(plan.options.targets.as_deref())

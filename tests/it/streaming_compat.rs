@@ -463,7 +463,7 @@ fn bad_streaming_flags_are_usage_errors_that_name_the_fix() {
             &["-D", "mapreduce.partition.keypartitioner.options=-k2,3", "--partitioner", "KeyFieldBasedPartitioner"],
             "-k1,K",
         ),
-        (&["-D", "mapreduce.job.reduces=0"], "at least 1"),
+        (&["-D", "mapreduce.job.reduces=many"], "whole number"),
         (&["--partitioner", "org.example.Mine"], "KeyFieldBasedPartitioner"),
         (&["--key-fields", "0"], "--key-fields"),
         (&["--partition-fields", "0"], "--partition-fields"),
@@ -480,6 +480,13 @@ fn bad_streaming_flags_are_usage_errors_that_name_the_fix() {
     cmd.args(["run", "wordcount", "--cmdenv", "A=b", "--input"]).arg(&input).arg("--output").arg(&out);
     let err = run_usage_error(&mut cmd);
     assert!(err.contains("these are streaming's flags"), "{err}");
+    for name in ["wordcount", "sort", "grep"] {
+        let mut cmd = mr();
+        cmd.args(["run", name, "--reduce-tasks", "0", "--input"]).arg(&input).arg("--output").arg(&out);
+        let err = run_usage_error(&mut cmd);
+        assert!(err.contains(&format!("--reduce-tasks 0: job '{name}' needs its reduce")), "{err}");
+        assert!(!out.exists());
+    }
 }
 
 /// `--output-compression gzip|zstd` writes `part-r-NNNNN.gz`/`.zst` that the `gzip` and `zstd`
@@ -530,4 +537,56 @@ fn compressed_output_decompresses_to_the_plain_output_and_reads_back() {
     );
     assert!(err.contains("--output-compression") && err.contains("gzip, zstd"), "{err}");
     assert!(!dir.path("bad").exists());
+}
+
+/// mrjob's `mr_grep.py`, whose one step is a mapper command and no reducer: a map-only job
+/// (Hadoop's `-D mapreduce.job.reduces=0`), its `part-m-NNNNN` files against mrjob's local
+/// runner.
+#[test]
+fn mrjob_grep_runs_map_only_and_matches_mrjobs_local_runner() {
+    let Some(examples) = mrjob_examples() else { return };
+    let dir = Dir::new();
+    let input = mixed_text(&dir);
+    // The mapper command exactly as mrjob makes it for Hadoop.
+    let script = "from mrjob.examples.mr_grep import MRGrepJob; print(MRGrepJob(['-e', 'the [a-z]']).mapper_cmd())";
+    let mapper = Command::new("python3").args(["-c", script]).output().unwrap();
+    assert!(mapper.status.success(), "{}", String::from_utf8_lossy(&mapper.stderr));
+    let mapper = String::from_utf8(mapper.stdout).unwrap();
+    let args = ["--mapper", mapper.trim(), "-D", "mapreduce.job.reduces=0", "--split-size", "20000"];
+    let out = both(&dir, &input, &args, "grep");
+    let names: Vec<String> = parts(&out).into_iter().map(|(n, _)| n).collect();
+    assert!(names.len() > 2 && names.iter().all(|n| n.starts_with("part-m-")), "{names:?}");
+    let mut cmd = Command::new("python3");
+    cmd.arg(examples.join("mr_grep.py")).args(["-r", "local", "--no-conf", "-e", "the [a-z]"]);
+    let out_local = cmd.args(files_of(&input)).stderr(Stdio::piped()).output().unwrap();
+    assert!(out_local.status.success(), "{}", describe(&cmd, &out_local));
+    let mut expected: Vec<&[u8]> = out_local.stdout.split_inclusive(|&b| b == b'\n').collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert!(sorted_lines(&out) == expected.concat(), "mr_grep.py differs from mrjob's local runner");
+}
+
+/// Map-only output is committed exactly once per map task: crashed and backup attempts leave
+/// nothing, and the output equals `--local`'s.
+#[test]
+fn map_only_part_files_are_committed_exactly_once_under_faults() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let mapper = "awk '{ print NR \"\\t\" toupper($0) }'";
+    let local = dir.path("local");
+    let base = ["--mapper", mapper, "--reduce-tasks", "0", "--split-size", "2000", "--quiet"];
+    run_ok(job(&input, &local, &base).arg("--local"));
+    let out = dir.path("faulty");
+    let faults = ["--workers", "3", "--inject-failure", "0.3", "--inject-seed", "5", "--json"];
+    let stdout = run_ok(job(&input, &out, &base[..base.len() - 1]).args(faults));
+    let s = crate::harness::summary(&stdout);
+    let lost = s["attempts"].as_array().unwrap().iter().filter(|a| a["outcome"] == "lost").count();
+    assert!(lost > 0, "no fault was injected: {stdout}");
+    assert_same_output(&out, &local);
+    let maps = s["map"]["tasks"].as_u64().unwrap() as usize;
+    assert_eq!(parts(&out).len(), maps, "one part-m file per map task");
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| n.starts_with("part-m-") || n == "_SUCCESS" || n == "_job.json"), "{names:?}");
+    assert_eq!(s["reduce"]["tasks"], 0);
 }

@@ -343,6 +343,9 @@ impl Coordinator {
     }
 }
 
+/// Longest status message kept per task.
+const MAX_STATUS_CHARS: usize = 512;
+
 /// Checks, before the job commits, that every reduce task's part file is in the output with
 /// the size its committed attempt reported (`reported`: partition, bytes): an attempt that
 /// was granted the commit and reported completion without moving its file into place (or a
@@ -551,6 +554,11 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let reply = s.heartbeat(r.worker_id, running, self.now());
         if !reply.known {
             return Err(unknown_worker(r.worker_id));
+        }
+        if let Some((id, _)) = running
+            && !r.status.is_empty()
+        {
+            s.set_status(r.worker_id, id, r.status.chars().take(MAX_STATUS_CHARS).collect());
         }
         let exit = matches!(s.state(), JobState::Succeeded | JobState::Failed(_));
         drop(s);

@@ -276,6 +276,8 @@ struct Task {
     counters: TaskCounters,
     /// Record offset -> attempts that failed on it.
     bad_records: BTreeMap<u64, u32>,
+    /// The last status message one of its current attempts reported.
+    status: String,
 }
 
 impl Task {
@@ -287,6 +289,7 @@ impl Task {
             last_error: String::new(),
             counters: TaskCounters::default(),
             bad_records: BTreeMap::new(),
+            status: String::new(),
         }
     }
 
@@ -412,6 +415,21 @@ impl Scheduler {
                 TaskState::Done { .. } => (TaskStatus::Done, t.counters.input_records),
             })
             .collect()
+    }
+
+    /// Each task's last status message (empty if none), in task order.
+    pub fn status_messages(&self, phase: Phase) -> Vec<&str> {
+        self.tasks(phase).iter().map(|t| t.status.as_str()).collect()
+    }
+
+    /// A running attempt reports its status message; ignored from an attempt that is not
+    /// running on `worker`.
+    pub fn set_status(&mut self, worker: WorkerId, id: AttemptId, status: String) {
+        if self.running(id, worker).is_some()
+            && let Some(task) = self.task_mut(id.task)
+        {
+            task.status = status;
+        }
     }
 
     /// Sum of the counters of the committed attempts of a phase.
@@ -922,6 +940,20 @@ mod tests {
             assert!(s.request_commit(w, id, now));
         }
         s.complete(w, id, format!("out-{}", id.task.index), TaskCounters::default(), now)
+    }
+
+    #[test]
+    fn map_only_maps_commit_through_the_grant_once() {
+        let mut s = Scheduler::new(SchedulerConfig { map_tasks: 1, reduce_tasks: 0, ..SchedulerConfig::default() });
+        let (a, b) = (s.register("a".into(), 0), s.register("b".into(), 0));
+        let (first, _) = run(s.request_task(a, 0));
+        assert_eq!(first.task.phase, Phase::Map);
+        // Its output is a part file: no completion without the grant.
+        assert!(!s.complete(a, first, "part".into(), TaskCounters::default(), 1));
+        assert!(s.request_commit(a, first, 2));
+        assert!(s.complete(a, first, "part".into(), TaskCounters::default(), 3));
+        assert_eq!(*s.state(), JobState::TasksDone);
+        assert!(matches!(s.request_task(b, 4), Assignment::Wait), "no reduce task to run");
     }
 
     #[test]

@@ -806,6 +806,11 @@ pub fn with_attempt<T>(job: &dyn Job, info: &AttemptInfo, run: impl FnOnce() -> 
     result
 }
 
+/// The running attempt's status message, as the job tells it ([`Job::status`]).
+pub fn attempt_status(job: &dyn Job) -> Option<String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.status())).ok().flatten()
+}
+
 /// The [`AttemptInfo`] of a map attempt over `split`.
 pub fn map_attempt(task: u32, attempt: u32, work_dir: &Path, split: &Split) -> AttemptInfo {
     let inputs = split

@@ -280,6 +280,7 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
             stop.clone(),
             lost.clone(),
             current.clone(),
+            job.clone(),
         )
         .instrument(job_span.clone()),
     );
@@ -427,6 +428,7 @@ async fn heartbeat_loop(
     stop: CancellationToken,
     lost: Shared<Option<Error>>,
     current: Shared<Option<Current>>,
+    job: Arc<dyn Job>,
 ) {
     let mut last_ok = Instant::now();
     loop {
@@ -440,6 +442,11 @@ async fn heartbeat_loop(
             running: running.as_ref().map(|c| c.attempt.into()),
             records: running.as_ref().map_or(0, |c| c.progress.records.load(Ordering::Relaxed)),
             bytes: running.as_ref().map_or(0, |c| c.progress.bytes.load(Ordering::Relaxed)),
+            status: if running.is_some() {
+                task::attempt_status(job.as_ref()).unwrap_or_default()
+            } else {
+                String::new()
+            },
         };
         match tokio::time::timeout(interval.max(Duration::from_secs(1)), client.heartbeat(request)).await {
             Ok(Ok(reply)) => {

@@ -300,6 +300,7 @@ async fn run(c: &Coordinator, registered: &mut HashSet<u64>, call: &Call) {
                 running: running.as_ref().map(Task::pb),
                 records: *records,
                 bytes: *bytes,
+                status: String::new(),
             };
             check_status(call, registered, c.heartbeat(Request::new(request)).await);
         }

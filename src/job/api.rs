@@ -408,6 +408,13 @@ pub trait Job: Send + Sync {
     /// succeeded or not.
     fn attempt_end(&self) {}
 
+    /// The running attempt's status message, shown by the status page and `mr status` (a
+    /// streaming command's last `reporter:status:` line). Called from the worker's heartbeat,
+    /// while the attempt runs on another thread.
+    fn status(&self) -> Option<String> {
+        None
+    }
+
     /// Called before the first record of each map attempt.
     fn map_setup(&self) -> Result<()> {
         Ok(())

@@ -3,8 +3,10 @@
 //! `key<TAB>value` lines on stdout (a line without a tab is a key with an empty value). The
 //! reducer gets its partition's pairs sorted by key as `key<TAB>value` lines on stdin, and
 //! what it writes on stdout is the output. A stderr line `reporter:counter:GROUP,NAME,AMOUNT`
-//! adds to a user counter. A command that exits non-zero fails the attempt, with the tail of
-//! its stderr in the error. Commands run through `sh -c`, one process per attempt.
+//! adds to a user counter, and `reporter:status:MESSAGE` sets the attempt's status message. A
+//! command that exits non-zero fails the attempt, with the tail of its stderr in the error.
+//! Commands run through `sh -c`, in the attempt's working directory, with Hadoop Streaming's
+//! environment: one reducer per attempt, one mapper per input file of the attempt's split.
 //!
 //! Each command runs in a process group of its own, so that every process it starts is
 //! killed with it. In the `mr` binary a guard (`mr stream-guard`, see [`guard`]) stands
@@ -30,9 +32,14 @@ use crate::error::{Error, Result};
 /// Lines of a command's stderr kept for its error message.
 const STDERR_TAIL: usize = 20;
 
+/// The running attempt's status message, set by its commands' stderr threads.
+type Status = Arc<Mutex<String>>;
+
 /// The streaming job.
 pub struct Streaming {
     conf: Conf,
+    /// The running attempt's last `reporter:status:` message.
+    status: Status,
     /// The shipped files (`--files`): their bytes until an attempt writes them into the
     /// worker's cache, then their place there.
     files: Mutex<Vec<Shipped>>,
@@ -99,7 +106,12 @@ impl JobFactory for Factory {
             };
             files.push(Shipped { file: file.clone(), bytes, cached: None });
         }
-        Ok(Arc::new(Streaming { conf, files: Mutex::new(files), running: Mutex::new(Running::default()) }))
+        Ok(Arc::new(Streaming {
+            conf,
+            status: Status::default(),
+            files: Mutex::new(files),
+            running: Mutex::new(Running::default()),
+        }))
     }
 }
 
@@ -141,7 +153,7 @@ pub fn set_guard(exe: std::path::PathBuf) {
 impl Process {
     /// Starts `command` with these variables added to this process's environment, in `dir`
     /// (none: this process's working directory).
-    fn spawn(command: &str, env: &[(String, String)], dir: Option<&Path>) -> Result<Process> {
+    fn spawn(command: &str, env: &[(String, String)], dir: Option<&Path>, status: Status) -> Result<Process> {
         let parent = std::process::id();
         let mut cmd = match GUARD.get() {
             Some(exe) => {
@@ -203,6 +215,10 @@ impl Process {
             for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
                 if let Some((group, name, amount)) = parse_counter(&line) {
                     add_counter(&mut counters, group, name, amount);
+                    continue;
+                }
+                if let Some(message) = parse_status(&line) {
+                    *status.lock().unwrap_or_else(|p| p.into_inner()) = message.to_string();
                     continue;
                 }
                 if tail.len() == STDERR_TAIL {
@@ -376,6 +392,11 @@ fn kill_children() {
     }
 }
 
+/// Parses `reporter:status:MESSAGE`.
+fn parse_status(line: &str) -> Option<&str> {
+    line.strip_prefix("reporter:status:")
+}
+
 /// Parses `reporter:counter:GROUP,NAME,AMOUNT`.
 fn parse_counter(line: &str) -> Option<(&str, &str, u64)> {
     let rest = line.strip_prefix("reporter:counter:")?;
@@ -406,7 +427,12 @@ impl Streaming {
             job_id: "job_0000000000000_0001".into(),
             ..Conf::default()
         };
-        Streaming { conf, files: Mutex::new(Vec::new()), running: Mutex::new(Running::default()) }
+        Streaming {
+            conf,
+            status: Status::default(),
+            files: Mutex::new(Vec::new()),
+            running: Mutex::new(Running::default()),
+        }
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Running> {
@@ -447,7 +473,7 @@ impl Streaming {
     /// Starts `command` for the running attempt, in its working directory.
     fn spawn(&self, running: &Running, command: &str, input: Option<&InputRange>) -> Result<Process> {
         let attempt = running.attempt.as_ref().ok_or_else(|| Error::Job("streaming: no attempt is running".into()))?;
-        Process::spawn(command, &self.env(attempt, input), running.dir.as_deref())
+        Process::spawn(command, &self.env(attempt, input), running.dir.as_deref(), self.status.clone())
     }
 
     /// Writes the shipped files into the worker's cache (`WORK/streaming-files/CHECKSUM`),
@@ -525,7 +551,12 @@ impl Job for Streaming {
             std::os::unix::fs::symlink(&cached, &link).map_err(Error::io("cannot link shipped file", &link))?;
         }
         *self.running() = Running { attempt: Some(attempt.clone()), dir: Some(dir), ..Running::default() };
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clear();
         Ok(())
+    }
+
+    fn status(&self) -> Option<String> {
+        Some(self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()).filter(|s| !s.is_empty())
     }
 
     fn attempt_end(&self) {
@@ -666,6 +697,8 @@ mod tests {
         assert_eq!(parse_counter("reporter:counter:g,n,12"), Some(("g", "n", 12)));
         assert_eq!(parse_counter("reporter:counter:g,n"), None);
         assert_eq!(parse_counter("hello"), None);
+        assert_eq!(parse_status("reporter:status:halfway: 50%"), Some("halfway: 50%"));
+        assert_eq!(parse_status("status:x"), None);
         assert_eq!(split_key(b"k\tv\tw", 1, b'\t'), (&b"k"[..], &b"v\tw"[..]));
         assert_eq!(split_key(b"k", 1, b'\t'), (&b"k"[..], &b""[..]));
         assert_eq!(split_key(b"a\tb\tc\td", 2, b'\t'), (&b"a\tb"[..], &b"c\td"[..]));

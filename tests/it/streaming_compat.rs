@@ -590,3 +590,49 @@ fn map_only_part_files_are_committed_exactly_once_under_faults() {
     assert!(names.iter().all(|n| n.starts_with("part-m-") || n == "_SUCCESS" || n == "_job.json"), "{names:?}");
     assert_eq!(s["reduce"]["tasks"], 0);
 }
+
+/// A `reporter:status:MESSAGE` line on a command's stderr is its task's status message, on the
+/// status page (HTML and JSON) and in `mr status`, as Hadoop shows it.
+#[test]
+fn reporter_status_lines_show_on_the_status_page_and_in_mr_status() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = Dir::new();
+    let input = dir.write("in/a.txt", "one\ntwo\n");
+    let gate = dir.path("gate");
+    let mapper = format!(
+        "echo \"reporter:status:halfway through $mapreduce_task_id\" >&2; \
+         while [ ! -e '{}' ]; do sleep 0.05; done; cat",
+        gate.display()
+    );
+    let mut cmd = job(&input, &dir.path("out"), &["--mapper", &mapper, "--reducer", "cat", "--workers", "1"]);
+    cmd.args(["--task-timeout", "10m"]);
+    let mut running = crate::harness::Background::start(cmd, &dir, "reporter");
+    let mut stderr = BufReader::new(running.child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let url = line.strip_prefix("status: ").unwrap_or_else(|| panic!("no status line: {line:?}")).trim().to_string();
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    let get = |path: &str| {
+        ureq::get(&format!("{url}{path}")).call().and_then(|mut r| r.body_mut().read_to_string()).unwrap_or_default()
+    };
+    let status = |v: &serde_json::Value| v["tasks"][0]["status"].as_str().unwrap_or_default().to_string();
+    crate::harness::wait_for(30, "the map task's status message", || {
+        serde_json::from_str::<serde_json::Value>(&get("api/v1/job")).is_ok_and(|v| status(&v).starts_with("halfway"))
+    });
+    let view: serde_json::Value = serde_json::from_str(&get("api/v1/job")).unwrap();
+    let message = status(&view);
+    assert!(message.starts_with("halfway through task_") && message.ends_with("_m_000000"), "{message}");
+    assert!(get("").contains(&message), "the HTML page does not show {message:?}");
+    let text = run_ok(mr().args(["status", &url]));
+    assert!(text.contains(&format!("running: map 0 attempt 0 on worker 1 for ")) && text.contains(&message), "{text}");
+    std::fs::write(&gate, "").unwrap();
+    let (exit, _, _) = running.finish();
+    let rest = drain.join().unwrap();
+    assert!(exit.success(), "{rest}");
+    assert!(!rest.contains("reporter:status"), "{rest}");
+    assert_eq!(sorted_lines(&dir.path("out")), b"one\ntwo\n");
+}

@@ -3,12 +3,12 @@
 //! tests compare distributed runs with.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::coordinator::{SUCCESS, TEMPORARY};
 use crate::error::{Error, Result};
-use crate::job::Registry;
+use crate::job::{Job, Registry};
 use crate::plan::Plan;
 use crate::scheduler::{AttemptId, AttemptRecord, Millis, Outcome, Phase, TaskId};
 use crate::summary::{PhaseSummary, Summary};
@@ -21,7 +21,6 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
     let now = || started.elapsed().as_millis() as Millis;
     let mut state: HashMap<String, Vec<u8>> = plan.prepared.state.iter().cloned().collect();
     let job = registry.get(job_name)?.build(&plan.prepared.worker_args, &mut state)?;
-    let format = plan.input_format;
     let work_dir = tempfile::Builder::new()
         .prefix("mr-work-")
         .tempdir()
@@ -42,34 +41,9 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
     let out = plan.output.path().to_path_buf();
     let objects = crate::storage::is_url(&out);
     let tmp_dir = if objects { work_dir.path().join("output") } else { out.join(TEMPORARY) };
-    let map_only = plan.reduce_tasks == 0;
-    if map_only {
-        std::fs::create_dir_all(&tmp_dir).map_err(Error::io("cannot create", &tmp_dir))?;
-    }
-    let mut map_counters = TaskCounters::default();
-    let mut map_outputs = Vec::with_capacity(plan.splits.len());
-    for (i, split) in plan.splits.iter().enumerate() {
-        let start = now();
-        let info = task::map_attempt(i as u32, 0, work_dir.path(), split);
-        let (output, name) = if map_only {
-            let name = crate::maponly::part_name(i as u32, plan.settings.output_compression);
-            (tmp_dir.join(format!("{name}.attempt-0")), Some(name))
-        } else {
-            (work_dir.path().join(format!("map-{i:05}-0.out")), None)
-        };
-        map_counters += &task::with_attempt(job.as_ref(), &info, || match name {
-            Some(_) => {
-                crate::maponly::run_map_only(job.as_ref(), split, format, &plan.settings, &[], &output, progress)
-            }
-            None => task::run_map(job.as_ref(), split, format, &plan.settings, &[], &output, progress),
-        })
-        .map_err(|e| in_task(Phase::Map, i, e))?;
-        match name {
-            Some(name) => crate::storage::commit(&output, &crate::storage::join(&out, &name))?,
-            None => map_outputs.push(output),
-        }
-        record(Phase::Map, i as u32, start);
-    }
+    let mut record_map = |i, start| record(Phase::Map, i, start);
+    let (map_counters, map_outputs) =
+        run_maps(job.as_ref(), &plan, (work_dir.path(), &tmp_dir), progress, &now, &mut record_map)?;
 
     std::fs::create_dir_all(&tmp_dir).map_err(Error::io("cannot create", &tmp_dir))?;
     let mut reduce_counters = TaskCounters::default();
@@ -109,6 +83,46 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
     };
     plan.output.keep();
     Ok(summary)
+}
+
+/// Runs the map tasks in order: into map output files in `work_dir`, returned; or, for a
+/// map-only job, into part files written in `tmp_dir` and committed into the output.
+/// `record(task, start)` records each committed attempt, `now` telling the time.
+fn run_maps(
+    job: &dyn Job,
+    plan: &Plan,
+    (work_dir, tmp_dir): (&Path, &Path),
+    progress: &Progress,
+    now: &dyn Fn() -> Millis,
+    record: &mut dyn FnMut(u32, Millis),
+) -> Result<(TaskCounters, Vec<PathBuf>)> {
+    let map_only = plan.reduce_tasks == 0;
+    if map_only {
+        std::fs::create_dir_all(tmp_dir).map_err(Error::io("cannot create", tmp_dir))?;
+    }
+    let (format, settings) = (plan.input_format, &plan.settings);
+    let mut counters = TaskCounters::default();
+    let mut map_outputs = Vec::with_capacity(plan.splits.len());
+    for (i, split) in plan.splits.iter().enumerate() {
+        let start = now();
+        let info = task::map_attempt(i as u32, 0, work_dir, split);
+        let name = map_only.then(|| crate::maponly::part_name(i as u32, settings.output_compression));
+        let output = match &name {
+            Some(name) => tmp_dir.join(format!("{name}.attempt-0")),
+            None => work_dir.join(format!("map-{i:05}-0.out")),
+        };
+        counters += &task::with_attempt(job, &info, || match name {
+            Some(_) => crate::maponly::run_map_only(job, split, format, settings, &[], &output, progress),
+            None => task::run_map(job, split, format, settings, &[], &output, progress),
+        })
+        .map_err(|e| in_task(Phase::Map, i, e))?;
+        match name {
+            Some(name) => crate::storage::commit(&output, &crate::storage::join(plan.output.path(), &name))?,
+            None => map_outputs.push(output),
+        }
+        record(i as u32, start);
+    }
+    Ok((counters, map_outputs))
 }
 
 fn in_task(phase: Phase, index: usize, e: Error) -> Error {

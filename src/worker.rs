@@ -594,41 +594,7 @@ async fn run_attempt_in_span(
             Error::Job(format!("unknown output compression '{}' in the job", spec.output_compression))
         })?,
     };
-    let work = match kind {
-        pb::task::Kind::Map(m) => {
-            let split = m.split.ok_or_else(|| Error::Job("map task without a split".into()))?;
-            let split = Split::from(split);
-            let output = context.work_dir.join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
-            let format = InputFormat::from_name(&spec.input_format)
-                .ok_or_else(|| Error::Job(format!("unknown input format '{}'", spec.input_format)))?;
-            if spec.reduce_tasks == 0 {
-                // Map-only: the part file is written and committed as a reduce task's is.
-                let name = crate::maponly::part_name(attempt.task.index, settings.output_compression);
-                let tmp = context.work_dir.join("output").join(format!("{name}.attempt-{}", attempt.attempt));
-                let output = crate::rpc::path_from_bytes(spec.output_dir.clone()).join(name);
-                Work::MapOnly { split, format, skip: m.skip_records, tmp, output }
-            } else {
-                Work::Map { split, format, skip: m.skip_records, output }
-            }
-        }
-        pb::task::Kind::Reduce(r) => {
-            // The attempt writes under the worker's own directory, never into OUT: only the
-            // commit grant moves its file there, so an attempt still running when the job
-            // commits (a beaten backup, a cancelled one) cannot write into a committed output.
-            let output_dir = crate::rpc::path_from_bytes(spec.output_dir.clone());
-            let tmp_dir = context.work_dir.join("output");
-            let name = part_name(r.partition, settings.output_compression);
-            Work::Reduce {
-                partition: r.partition,
-                locations: r.map_outputs.into_iter().map(Location::from).collect(),
-                inputs: Vec::new(),
-                fetched: context.work_dir.join(format!("fetch-{:05}-{}", r.partition, attempt.attempt)),
-                tmp: tmp_dir.join(format!("{name}.attempt-{}", attempt.attempt)),
-                output: output_dir.join(name),
-            }
-        }
-    };
-    let mut work = work;
+    let mut work = work_of(context, attempt, kind, &settings)?;
     let current = Current { attempt, progress: Arc::new(Progress::default()), cancel: CancellationToken::new() };
     *context.current.lock().expect("lock poisoned") = Some(current.clone());
     let outcome = execute(context, &mut work, &current, settings).await;
@@ -690,6 +656,45 @@ async fn run_attempt_in_span(
             report(client, context, attempt, &output, counters, &work).await
         }
     }
+}
+
+/// What an attempt of `kind` does, and where it writes.
+fn work_of(context: &Context, attempt: AttemptId, kind: pb::task::Kind, settings: &TaskSettings) -> Result<Work> {
+    let spec = &context.spec;
+    Ok(match kind {
+        pb::task::Kind::Map(m) => {
+            let split = m.split.ok_or_else(|| Error::Job("map task without a split".into()))?;
+            let split = Split::from(split);
+            let output = context.work_dir.join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
+            let format = InputFormat::from_name(&spec.input_format)
+                .ok_or_else(|| Error::Job(format!("unknown input format '{}'", spec.input_format)))?;
+            if spec.reduce_tasks == 0 {
+                // Map-only: the part file is written and committed as a reduce task's is.
+                let name = crate::maponly::part_name(attempt.task.index, settings.output_compression);
+                let tmp = context.work_dir.join("output").join(format!("{name}.attempt-{}", attempt.attempt));
+                let output = crate::rpc::path_from_bytes(spec.output_dir.clone()).join(name);
+                Work::MapOnly { split, format, skip: m.skip_records, tmp, output }
+            } else {
+                Work::Map { split, format, skip: m.skip_records, output }
+            }
+        }
+        pb::task::Kind::Reduce(r) => {
+            // The attempt writes under the worker's own directory, never into OUT: only the
+            // commit grant moves its file there, so an attempt still running when the job
+            // commits (a beaten backup, a cancelled one) cannot write into a committed output.
+            let output_dir = crate::rpc::path_from_bytes(spec.output_dir.clone());
+            let tmp_dir = context.work_dir.join("output");
+            let name = part_name(r.partition, settings.output_compression);
+            Work::Reduce {
+                partition: r.partition,
+                locations: r.map_outputs.into_iter().map(Location::from).collect(),
+                inputs: Vec::new(),
+                fetched: context.work_dir.join(format!("fetch-{:05}-{}", r.partition, attempt.attempt)),
+                tmp: tmp_dir.join(format!("{name}.attempt-{}", attempt.attempt)),
+                output: output_dir.join(name),
+            }
+        }
+    })
 }
 
 /// Runs the attempt's work on a blocking thread, with its injected faults. `None` when the

@@ -119,6 +119,9 @@ pub(crate) struct ShippedFile {
     pub checksum: String,
 }
 
+/// Entries of the job's state store: key, bytes.
+type StateEntries = Vec<(String, Vec<u8>)>;
+
 /// Largest file shipped through the state store (a gRPC message holds at most 16 MiB); larger
 /// ones must come from an object store.
 const MAX_SHIPPED: u64 = 15 << 20;
@@ -237,7 +240,7 @@ fn is_key_partitioner(flag: &str, class: &str) -> Result<bool> {
 
 /// Checks streaming's flags against a planned job and makes the workers' [`Conf`] and the
 /// state entries of the shipped files. Every bad value is an error here, before a task runs.
-pub(crate) fn prepare(plan: &PlanView<'_>) -> Result<(Conf, Vec<(String, Vec<u8>)>)> {
+pub(crate) fn prepare(plan: &PlanView<'_>) -> Result<(Conf, StateEntries)> {
     let args = &plan.options.streaming;
     let props = from_properties(&args.jobconf)?;
     let key_fields = match (args.key_fields, props.key_fields) {
@@ -286,7 +289,7 @@ pub(crate) fn prepare(plan: &PlanView<'_>) -> Result<(Conf, Vec<(String, Vec<u8>
 
 /// Reads the `--files` entries: each local file's bytes go into the state store; an object
 /// store URL is checked to exist, and read for its checksum.
-fn ship_files(entries: &[String]) -> Result<(Vec<ShippedFile>, Vec<(String, Vec<u8>)>)> {
+fn ship_files(entries: &[String]) -> Result<(Vec<ShippedFile>, StateEntries)> {
     let mut files: Vec<ShippedFile> = Vec::new();
     let mut state = Vec::new();
     for entry in entries.iter().filter(|e| !e.is_empty()) {

@@ -628,7 +628,7 @@ fn reporter_status_lines_show_on_the_status_page_and_in_mr_status() {
     assert!(message.starts_with("halfway through task_") && message.ends_with("_m_000000"), "{message}");
     assert!(get("").contains(&message), "the HTML page does not show {message:?}");
     let text = run_ok(mr().args(["status", &url]));
-    assert!(text.contains(&format!("running: map 0 attempt 0 on worker 1 for ")) && text.contains(&message), "{text}");
+    assert!(text.contains("running: map 0 attempt 0 on worker 1 for ") && text.contains(&message), "{text}");
     std::fs::write(&gate, "").unwrap();
     let (exit, _, _) = running.finish();
     let rest = drain.join().unwrap();

@@ -6,6 +6,7 @@
 mod api;
 mod grep;
 mod index;
+pub mod partition;
 mod sort;
 pub(crate) mod streaming;
 pub(crate) mod streaming_args;
@@ -16,14 +17,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::data::input::{InputFormat, Split};
 use crate::error::{Error, Result};
-use crate::input::{InputFormat, Split};
 
+pub use crate::types::UserCounters;
 pub use api::{
-    AttemptInfo, Codec, Decoded, InputRange, Job, Json, MapContext, Record, ReduceContext, SortedPairs, UserCounters,
-    Values,
+    AttemptInfo, Codec, Decoded, InputRange, Job, Json, MapContext, Record, ReduceContext, SortedPairs, Values,
 };
-pub(crate) use api::{Emit, Output, ValueSource, merge_counters};
+pub(crate) use api::{Emit, Output, ValueSource};
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use sort::Sort;

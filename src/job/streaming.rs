@@ -25,9 +25,10 @@ use std::thread::JoinHandle;
 use super::streaming_args::{Conf, ShippedFile};
 use super::{
     AttemptInfo, InputRange, Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, SortedPairs,
-    StateReader, UserCounters, Values, api::add_counter, api::merge_counters,
+    StateReader, UserCounters, Values,
 };
 use crate::error::{Error, Result};
+use crate::types::{add_counter, merge_counters};
 
 /// Lines of a command's stderr kept for its error message.
 const STDERR_TAIL: usize = 20;
@@ -178,7 +179,7 @@ impl Process {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
                 use nix::sys::signal::Signal;
                 // The command creates files as the user's umask says, not privately.
-                crate::storage::restore_umask();
+                crate::data::storage::restore_umask();
                 nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
                 // The guard cleans up when the worker dies; a bare `sh` just dies.
                 let signal = if GUARD.get().is_some() { Signal::SIGTERM } else { Signal::SIGKILL };
@@ -489,7 +490,7 @@ impl Streaming {
                     None => {
                         let mut bytes = Vec::new();
                         let source = Path::new(&shipped.file.source);
-                        crate::storage::open(source)?
+                        crate::data::storage::open(source)?
                             .read_to_end(&mut bytes)
                             .map_err(Error::io("cannot read shipped file", source))?;
                         check_file(&shipped.file, &bytes)?;
@@ -682,8 +683,10 @@ impl Job for Streaming {
 
     fn partition(&self, key: &[u8], partitions: u32) -> u32 {
         match self.conf.partition_fields {
-            Some(fields) => crate::partition::partition(split_key(key, fields, self.conf.key_separator).0, partitions),
-            None => crate::partition::partition(key, partitions),
+            Some(fields) => {
+                crate::job::partition::partition(split_key(key, fields, self.conf.key_separator).0, partitions)
+            }
+            None => crate::job::partition::partition(key, partitions),
         }
     }
 }

@@ -309,7 +309,7 @@ fn ship_files(entries: &[String]) -> Result<(Vec<ShippedFile>, StateEntries)> {
                 format!("two files are named '{name}' ({} and {path}): rename one with PATH#NAME", other.source),
             ));
         }
-        let from_store = crate::storage::is_url(std::path::Path::new(path));
+        let from_store = crate::data::storage::is_url(std::path::Path::new(path));
         let bytes = read_shipped(path, from_store)?;
         let source = if from_store { path.to_string() } else { file_key(files.len()) };
         let file = ShippedFile { name, source, from_store, len: bytes.len() as u64, checksum: checksum(&bytes) };
@@ -327,7 +327,7 @@ fn read_shipped(path: &str, from_store: bool) -> Result<Vec<u8>> {
     let missing = |e: &dyn std::fmt::Display| bad("--files", format!("cannot read '{path}': {e}"));
     if from_store {
         let mut bytes = Vec::new();
-        crate::storage::open(std::path::Path::new(path))
+        crate::data::storage::open(std::path::Path::new(path))
             .and_then(|mut r| r.read_to_end(&mut bytes).map_err(Error::io("cannot read", path)))
             .map_err(|e| missing(&e))?;
         return Ok(bytes);

@@ -108,7 +108,7 @@ fn tasks_of_a_phase_run_in_parallel_and_exactly_once() {
         let index: u32 = name.strip_prefix("part-r-").unwrap().parse().unwrap();
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let word = line.split(|&b| b == b'\t').next().unwrap();
-            assert_eq!(mr::partition::partition(word, 2), index, "{} in {name}", String::from_utf8_lossy(word));
+            assert_eq!(mr::job::partition::partition(word, 2), index, "{} in {name}", String::from_utf8_lossy(word));
         }
     }
 }

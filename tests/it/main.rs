@@ -11,6 +11,7 @@ mod hardening;
 mod harness;
 mod jobs;
 mod journal;
+mod layout;
 mod load;
 mod reliability;
 mod rpc;

@@ -175,7 +175,7 @@ pub enum Error {
     },
 
     /// A job name that the registry does not know.
-    #[error("unknown job '{0}': the built-in jobs are {1}")]
+    #[error("unknown job '{0}': the jobs are {1}")]
     UnknownJob(String, String),
 
     /// A job was given arguments it cannot use.
@@ -343,6 +343,11 @@ pub enum Error {
         logs: PathBuf,
     },
 
+    /// The command line asks for something that cannot be done as asked: what is missing or
+    /// wrong, and the fix.
+    #[error("{0}")]
+    Usage(String),
+
     /// A configuration file or option is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -372,6 +377,9 @@ impl Error {
                 | Error::OutputInsideInput { .. }
                 | Error::UnsupportedCompression { .. }
                 | Error::BadOption { .. }
+                | Error::Usage(_)
+                | Error::UnknownJob(..)
+                | Error::JobArgs { .. }
         )
     }
 

@@ -3,8 +3,9 @@
 //!
 //! The tree, from the bottom layer up; a module imports only from the layers above it in this
 //! list (`tests/it/layout.rs` checks it):
-//! - [`error`], [`types`] (ids, phases, counters), [`layout`] (names in the output directory):
-//!   leaves that import nothing from the crate.
+//! - [`error`], [`types`] (ids, phases, counters), [`layout`] (names in the output directory),
+//!   [`settings`] (each setting's flag, variable, help and default, in groups): leaves that
+//!   import nothing from the crate.
 //! - [`data`]: input files, splits and record readers; object stores; the map output format.
 //! - [`job`]: the `Job` API, the partitioner and the built-in jobs.
 //! - [`exec`]: one map or reduce attempt, synchronous, with no RPC; fault injection.
@@ -19,6 +20,7 @@
 
 pub mod error;
 pub mod layout;
+pub mod settings;
 pub mod types;
 
 pub mod data;

@@ -1,5 +1,6 @@
 //! The vocabulary every part of `mr` shares: ids of workers, tasks and attempts, phases, time,
-//! and the counters an attempt reports. A leaf module: it imports nothing from the crate.
+//! where a committed map output is, and the counters an attempt reports. A leaf module: it
+//! imports nothing from the crate.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,24 @@ impl std::fmt::Display for AttemptId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} attempt {}", self.task, self.attempt)
     }
+}
+
+/// Where a committed map output is: what the scheduler keeps for each done map task and hands
+/// to reduce attempts, and what a reduce attempt reads or fetches. Its wire form (each worker's
+/// host, Shuffle URL and directory sent once per assignment) is in `net/convert.rs`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MapOutputLocation {
+    /// The map task.
+    pub map_task: u32,
+    /// Its committed attempt.
+    pub attempt: u32,
+    /// The host the worker that wrote it advertises: a reducer on the same host reads the file
+    /// in place.
+    pub host: String,
+    /// The file, on that host.
+    pub path: String,
+    /// The Shuffle service that serves it.
+    pub shuffle_url: String,
 }
 
 /// What one attempt did, counted by the attempt and summed by the coordinator over the

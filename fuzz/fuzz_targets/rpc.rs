@@ -188,12 +188,13 @@ fn config(env: &Env, input: &Input) -> CoordinatorConfig {
         splits: (0..MAPS as u64).map(|i| mr::data::input::Split::single(env.input.clone(), i * 10, i * 10 + 10)).collect(),
         reduce_tasks: REDUCES,
         output_dir: env.output.clone(),
-        worker_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_millis(100),
-        max_attempts: 3,
-        task_timeout: Duration::from_secs(60),
-        speculative: input.speculative,
-        skip_bad_records: input.skip_bad_records,
+        tolerance: mr::settings::FaultTolerance {
+            max_attempts: 3,
+            speculative: input.speculative,
+            skip_bad_records: input.skip_bad_records,
+            ..Default::default()
+        },
         faults: Default::default(),
         state: vec![("preset".into(), b"1".to_vec())],
         input_format: Default::default(),
@@ -269,7 +270,7 @@ async fn run(c: &Coordinator, registered: &mut HashSet<u64>, call: &Call) {
     match call {
         Call::Register { name, shuffle_url, host } => {
             let request =
-                pb::RegisterWorkerRequest { name: name.clone(), shuffle_url: shuffle_url.clone(), host: host.clone() };
+                pb::RegisterWorkerRequest { name: name.clone(), shuffle_url: shuffle_url.clone(), host: host.clone(), pid: 0 };
             if let Some(reply) = check_status(call, registered, c.register_worker(Request::new(request)).await) {
                 let reply = reply.into_inner();
                 assert_ne!(reply.worker_id, 0);

@@ -106,7 +106,22 @@ pub struct WorkerFileConfig {
     pub tls_ca: Option<PathBuf>,
 }
 
+/// The three TLS files: certificate chain, private key, CA certificate.
+pub type TlsFiles = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>);
+
+impl WorkerFileConfig {
+    /// The `[worker]` table's TLS files.
+    pub fn tls(&self) -> TlsFiles {
+        (self.tls_cert.clone(), self.tls_key.clone(), self.tls_ca.clone())
+    }
+}
+
 impl FileConfig {
+    /// The file's TLS files, for `mr run` and `mr coordinator`.
+    pub fn tls(&self) -> TlsFiles {
+        (self.tls_cert.clone(), self.tls_key.clone(), self.tls_ca.clone())
+    }
+
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<FileConfig> {
         let text = std::fs::read_to_string(path)
@@ -145,14 +160,18 @@ impl FileConfig {
             let key = Some(e.path().to_string()).filter(|key| key != ".");
             located(e.inner(), key)
         })?;
-        config.check().map_err(|e| format!(": {e}"))?;
+        config.check().map_err(|(key, e)| match line_of_key(text, key) {
+            Some(line) => format!(", line {line}: {e}"),
+            None => format!(": {e}"),
+        })?;
         Ok(config)
     }
 
-    /// Checks the values that their types allow but the engine does not.
-    fn check(&self) -> std::result::Result<(), String> {
-        let at_least = |key: &str, value: Option<u64>, min: u64| match value {
-            Some(v) if v < min => Err(format!("{key} = {v}: must be at least {min}")),
+    /// Checks the values that their types allow but the engine does not. The error is the
+    /// key's dotted path, and what is wrong.
+    fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        let at_least = |key: &'static str, value: Option<u64>, min: u64| match value {
+            Some(v) if v < min => Err((key, format!("{key} = {v}: must be at least {min}"))),
             _ => Ok(()),
         };
         at_least("workers", self.workers.map(u64::from), 1)?;
@@ -164,11 +183,29 @@ impl FileConfig {
         at_least("max_attempts", self.max_attempts.map(u64::from), 1)?;
         for (key, p) in self.faults.probabilities() {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!("{key} = {p}: must be a probability in [0, 1]"));
+                return Err((key, format!("{key} = {p}: must be a probability in [0, 1]")));
             }
+        }
+        if let Some(http) = &self.http {
+            crate::settings::parse_http(http).map_err(|e| ("http", format!("http = {http:?}: {e}")))?;
         }
         Ok(())
     }
+}
+
+/// The 1-based line of the value of a dotted key (`faults.map.failure`) in a file's text.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (_, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
+        if parts.peek().is_none() {
+            return Some(line_of(text, value.span().start));
+        }
+        table = value.get_ref().as_table()?;
+    }
+    None
 }
 
 /// The 1-based line of a byte offset.
@@ -320,14 +357,19 @@ mod tests {
     #[test]
     fn values_are_checked() {
         for (text, expected) in [
-            ("workers = 0", ": workers = 0: must be at least 1"),
-            ("reduce_tasks = 0", ": reduce_tasks = 0: must be at least 1"),
-            ("sort_buffer = 0", ": sort_buffer = 0: must be at least 1"),
-            ("merge_fan_in = 1", ": merge_fan_in = 1: must be at least 2"),
-            ("max_attempts = 0", ": max_attempts = 0: must be at least 1"),
-            ("[faults.reduce]\nstraggler = 1.5", ": faults.reduce.straggler = 1.5: must be a probability in [0, 1]"),
+            ("workers = 0", ", line 1: workers = 0: must be at least 1"),
+            ("reduce_tasks = 0", ", line 1: reduce_tasks = 0: must be at least 1"),
+            ("sort_buffer = 0", ", line 1: sort_buffer = 0: must be at least 1"),
+            ("# a comment\n\nmerge_fan_in = 1", ", line 3: merge_fan_in = 1: must be at least 2"),
+            ("max_attempts = 0", ", line 1: max_attempts = 0: must be at least 1"),
+            (
+                "[faults.map]\nstraggler = 0.5\n[faults.reduce]\nstraggler = 1.5",
+                ", line 4: faults.reduce.straggler = 1.5: must be a probability in [0, 1]",
+            ),
+            ("workers = 2\nhttp = \"nonsense\"", ", line 2: http = \"nonsense\": expected HOST:PORT"),
         ] {
-            assert_eq!(parse(text).unwrap_err(), expected);
+            let e = parse(text).unwrap_err();
+            assert!(e.starts_with(expected), "{e}");
         }
     }
 

@@ -18,11 +18,14 @@ use crate::data::compression::OutputCompression;
 use crate::data::input::InputFormat;
 use crate::error::Error;
 use crate::exec::fault::Faults;
-use crate::exec::task::{Progress, TaskSettings};
-use crate::job::{JobOptions, Registry};
+use crate::exec::task::{AttemptProgress, TaskSettings};
+use crate::job::Registry;
 use crate::launch::run::RunConfig;
 use crate::report::progress::ProgressMode;
 use crate::report::summary::Summary;
+use crate::settings::{
+    Addresses, ConfigFile, FaultInjection, FaultTolerance, Resources, Security, heading, parse_on_off, parse_size,
+};
 use crate::tools::datagen;
 use crate::worker::WorkerOptions;
 use config::{FileConfig, LogFormat, WorkerFileConfig};
@@ -33,18 +36,19 @@ use config::{FileConfig, LogFormat, WorkerFileConfig};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log format on stderr (and in worker log files): text or json.
+    /// Log format: text (human-readable lines) or json (one object per line).
     #[arg(long, global = true, value_enum, env = "MR_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a job. With no arguments: word count on the bundled sample corpus.
+    /// Run a job: `mr run JOB [FLAGS]`, the flags before or after the job's name. With no job,
+    /// wordcount; with no job, --input or --output, word count on the bundled sample corpus.
     Run(Box<RunArgs>),
     /// Run a job's coordinator alone, for workers that join from any host (`mr worker
     /// --coordinator URL`); local workers only with --workers N. Exits with the job's status.
-    Coordinator(Box<RunArgs>),
+    Coordinator(Box<JobArgs>),
     /// Run a worker that pulls tasks from a coordinator (started by `mr run`, or by hand).
     Worker(WorkerArgs),
     /// Print the state of a running job, from its status server (the `status:` URL that
@@ -227,193 +231,154 @@ struct BenchCoordinatorArgs {
     json: bool,
 }
 
+/// The flags of `mr run` and `mr coordinator`; `mr run` adds `--local`. Each group is defined
+/// once, in `crate::settings` or here, and flattened where it applies.
 #[derive(Debug, Args)]
-struct RunArgs {
-    /// The job: wordcount, word-search, grep PATTERN, index, sort, streaming (or a job of
-    /// this binary's registry); or teragen / teravalidate.
-    job: Option<String>,
-    /// Arguments of the job.
-    job_args: Vec<String>,
-    /// Input files or directories (walked recursively; names starting with `_` or `.` skipped).
+struct JobArgs {
+    #[command(flatten)]
+    file: ConfigFile,
+    #[command(flatten)]
+    io: InputOutput,
+    #[command(flatten)]
+    resources: Resources,
+    #[command(flatten)]
+    tolerance: FaultTolerance,
+    #[command(flatten)]
+    injection: FaultInjection,
+    #[command(flatten)]
+    addresses: Addresses,
+    #[command(flatten)]
+    security: Security,
+    #[command(flatten)]
+    format: OutputFormat,
+    /// Fault injection as the config file sets it, under the flags.
+    #[arg(skip)]
+    file_faults: Faults,
+}
+
+/// Where a job reads and writes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = heading::INPUT_OUTPUT)]
+struct InputOutput {
+    /// Input files or directories (walked recursively; names starting with `_` or `.`
+    /// skipped).
     #[arg(short, long = "input", num_args = 1.., value_name = "PATH")]
     input: Vec<PathBuf>,
     /// Output directory; must be empty or absent unless --overwrite.
     #[arg(short, long, value_name = "DIR")]
     output: Option<PathBuf>,
-    /// Bytes per input split (e.g. 64MiB); by default derived from the input size.
-    #[arg(long, value_name = "BYTES", env = "MR_SPLIT_SIZE", value_parser = parse_positive_size)]
-    split_size: Option<u64>,
-    /// Number of reduce tasks (and part files); default: the number of workers.
-    #[arg(short, long, value_name = "R", env = "MR_REDUCE_TASKS", value_parser = clap::value_parser!(u32))]
-    reduce_tasks: Option<u32>,
-    /// Number of worker processes; default: the number of cores.
-    #[arg(short, long, value_name = "W", env = "MR_WORKERS", value_parser = clap::value_parser!(u32).range(1..))]
-    workers: Option<u32>,
-    /// Intermediate data a map task holds in memory before it spills a sorted run to disk.
-    #[arg(
-        long,
-        value_name = "BYTES",
-        env = "MR_SORT_BUFFER",
-        default_value = "64MiB",
-        value_parser = parse_positive_size,
-    )]
-    sort_buffer: u64,
-    /// Most sorted runs merged at once (map spills, reduce inputs); more merge in passes.
-    #[arg(
-        long,
-        value_name = "N",
-        env = "MR_MERGE_FAN_IN",
-        default_value_t = 64,
-        value_parser = clap::value_parser!(u32).range(2..),
-    )]
-    merge_fan_in: u32,
-    /// Largest input record (a line, or a whole file with --input-format whole-file) a map task
-    /// reads; a larger one fails its task with an error that names it. Memory grows with it.
-    #[arg(
-        long,
-        value_name = "BYTES",
-        env = "MR_MAX_RECORD_BYTES",
-        default_value = "64MiB",
-        value_parser = parse_positive_size,
-    )]
-    max_record_bytes: u64,
+    /// How input files are read: text lines (`.gz` files decompressed), whole files, or
+    /// 100-byte TeraGen records.
+    #[arg(long, value_name = "FORMAT", value_enum, env = "MR_INPUT_FORMAT", default_value_t = InputFormat::Text)]
+    input_format: InputFormat,
     /// Compress part files: `gzip` writes part-r-NNNNN.gz, `zstd` part-r-NNNNN.zst (read back
     /// as input like any compressed file).
     #[arg(long, value_name = "none|gzip|zstd", value_enum, default_value_t = OutputCompression::None)]
     output_compression: OutputCompression,
-    /// Address of the coordinator's gRPC server; default: a free port on 127.0.0.1.
-    #[arg(long, value_name = "ADDR", env = "MR_LISTEN")]
-    listen: Option<String>,
-    /// Address of the status server (HTML page at /, JSON at /api/v1/job, Prometheus metrics
-    /// at /metrics), or `off`; default: a free port on 127.0.0.1.
-    #[arg(long, value_name = "ADDR", env = "MR_HTTP")]
-    http: Option<String>,
-    /// Shared secret that every call between the coordinator and its workers carries; `mr run`
-    /// makes a random one for its own workers when none is given.
-    #[arg(long, value_name = "TOKEN", env = "MR_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// TLS on every service and call: the PEM certificate chain this process presents, as a
-    /// server and as a client. With --tls-key and --tls-ca; every process of the job has the
-    /// same three files.
-    #[arg(long, value_name = "FILE", env = "MR_TLS_CERT")]
-    tls_cert: Option<PathBuf>,
-    /// TLS: the PEM private key of the --tls-cert certificate.
-    #[arg(long, value_name = "FILE", env = "MR_TLS_KEY")]
-    tls_key: Option<PathBuf>,
-    /// TLS: the PEM certificate of the CA that signed the job's certificates, the only one
-    /// trusted; servers also require a client certificate that it signed.
-    #[arg(long, value_name = "FILE", env = "MR_TLS_CA")]
-    tls_ca: Option<PathBuf>,
-    /// Run sequentially in this process, without workers or RPC.
-    #[arg(long)]
-    local: bool,
     /// Replace the contents of a non-empty output directory.
     #[arg(long)]
     overwrite: bool,
     /// Continue a job whose coordinator was killed: the same command with --resume reads the
     /// journal in the output directory and runs only the tasks that had not committed.
-    #[arg(long, conflicts_with_all = ["overwrite", "local"])]
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
-    /// word-search: file of target words, one per line.
-    #[arg(long, value_name = "FILE")]
-    targets: Option<PathBuf>,
-    /// How input files are read: text lines (`.gz` files decompressed), whole files, or
-    /// 100-byte TeraGen records.
-    #[arg(long, value_name = "FORMAT", value_enum, env = "MR_INPUT_FORMAT", default_value_t = InputFormat::Text)]
-    input_format: InputFormat,
-    /// streaming: the mapper command (run with `sh -c`).
-    #[arg(long, value_name = "CMD")]
-    mapper: Option<String>,
-    /// streaming: the reducer command.
-    #[arg(long, value_name = "CMD")]
-    reducer: Option<String>,
-    /// streaming: the combiner command.
-    #[arg(long, value_name = "CMD")]
-    combiner: Option<String>,
-    /// streaming: Hadoop Streaming's options.
-    #[command(flatten)]
-    streaming: crate::job::StreamingArgs,
-    /// teragen: number of 100-byte records to write.
-    #[arg(long, value_name = "N")]
-    records: Option<u64>,
-    /// teragen: seed of the records.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    seed: u64,
-    /// A worker silent for this long is declared dead and its tasks rerun.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        env = "MR_WORKER_TIMEOUT",
-        default_value = "10s",
-        value_parser = humantime::parse_duration,
-    )]
-    worker_timeout: Duration,
-    /// A task that fails this many times fails the job.
-    #[arg(
-        long,
-        value_name = "N",
-        env = "MR_MAX_ATTEMPTS",
-        default_value_t = 4,
-        value_parser = clap::value_parser!(u32).range(1..),
-    )]
-    max_attempts: u32,
-    /// Dead worker processes are replaced; this many dying in a row with no task committed in
-    /// between fail the job.
-    #[arg(long, value_name = "N", env = "MR_MAX_RESTARTS", default_value_t = 8)]
-    max_restarts: u32,
-    /// An attempt that reports no progress for this long is abandoned and rerun.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        env = "MR_TASK_TIMEOUT",
-        default_value = "60s",
-        value_parser = humantime::parse_duration,
-    )]
-    task_timeout: Duration,
-    /// Backup attempts of slow tasks near the end of each phase.
-    #[arg(
-        long,
-        value_name = "on|off",
-        env = "MR_SPECULATIVE",
-        default_value = "on",
-        value_parser = parse_on_off,
-        action = clap::ArgAction::Set,
-    )]
-    speculative: bool,
-    /// Skip a record on which two attempts of its map task failed, and count it.
-    #[arg(long, env = "MR_SKIP_BAD_RECORDS", value_parser = clap::builder::BoolishValueParser::new())]
-    skip_bad_records: bool,
-    /// Hash every input file's contents (xxh3) when planning, a full read of the input, and
-    /// record the hashes in the journal: --resume then refuses an input whose contents changed
-    /// even if its size and modification time did not. Off by default: --resume compares size
-    /// and modification time only. A resumed job whose journal holds hashes is always checked.
-    #[arg(long, env = "MR_VERIFY_INPUTS", value_parser = clap::builder::BoolishValueParser::new())]
-    verify_inputs: bool,
-    /// Configuration file (TOML) for the settings that no flag and no MR_* variable sets; see
-    /// mr.example.toml.
-    #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
-    config: Option<PathBuf>,
-    /// Fault injection: probability in [0, 1] that a worker exits abruptly mid-attempt.
-    #[arg(long, value_name = "P", env = "MR_INJECT_FAILURE", value_parser = parse_probability)]
-    inject_failure: Option<f64>,
-    /// Fault injection: probability in [0, 1] that an attempt straggles.
-    #[arg(long, value_name = "P", env = "MR_INJECT_STRAGGLER", value_parser = parse_probability)]
-    inject_straggler: Option<f64>,
-    /// Fault injection: how long a straggling attempt sleeps, in milliseconds.
-    #[arg(long, value_name = "MS", env = "MR_STRAGGLER_DELAY")]
-    straggler_delay: Option<u64>,
-    /// Fault injection: seed of the decisions, to reproduce a run.
-    #[arg(long, value_name = "N", env = "MR_INJECT_SEED")]
-    inject_seed: Option<u64>,
-    /// Fault injection as the config file sets it, under the flags above.
-    #[arg(skip)]
-    file_faults: Faults,
+}
+
+/// What `mr run` and `mr coordinator` print.
+#[derive(Debug, Args)]
+#[command(next_help_heading = heading::OUTPUT_FORMAT)]
+struct OutputFormat {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// `mr run`: the flags of `mr coordinator`, and `--local`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Run sequentially in this process, without workers or RPC.
+    #[arg(long, conflicts_with = "resume", help_heading = heading::RESOURCES)]
+    local: bool,
+}
+
+/// teragen's own flags.
+#[derive(Debug, Args)]
+struct TeragenArgs {
+    /// Number of 100-byte records to write.
+    #[arg(long, value_name = "N", required = true)]
+    records: u64,
+    /// Seed of the records.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+}
+
+/// The job that `mr run` or `mr coordinator` runs.
+#[derive(Debug, Clone, PartialEq)]
+enum Selected {
+    /// No job named: the sample word count without --input and --output, else wordcount.
+    Default,
+    /// A job of the registry, with its own arguments as [`crate::job::job_argv`] writes them.
+    Job { name: String, argv: Vec<String> },
+    /// `mr run teragen`.
+    Teragen { records: u64, seed: u64 },
+    /// `mr run teravalidate`.
+    Teravalidate,
+}
+
+/// The job subcommands of `mr run` (with teragen and teravalidate) or `mr coordinator`: one
+/// per job of the registry, each with the job's own flags; the command's own flags are
+/// global, so they go before or after the job's name.
+fn with_jobs(command: clap::Command, registry: &Registry, tera: bool) -> clap::Command {
+    let mut command = command
+        .mut_args(|a| a.global(true))
+        .subcommand_value_name("JOB")
+        .subcommand_help_heading("Jobs")
+        .disable_help_subcommand(true)
+        .subcommand_precedence_over_arg(true);
+    for name in registry.names() {
+        if let Ok(job) = registry.command(name) {
+            command = command.subcommand(job);
+        }
+    }
+    if tera {
+        let teragen = TeragenArgs::augment_args(clap::Command::new("teragen").next_help_heading(heading::JOB))
+            .about("Write N deterministic 100-byte records (10-byte key) into W files, and print their checksum")
+            .long_about(None);
+        let teravalidate = clap::Command::new("teravalidate")
+            .about("Check that a sort's part files are in key order, and print their checksum");
+        command = command.subcommand(teragen).subcommand(teravalidate);
+    }
+    command
+}
+
+/// `mr`'s command: the derived one, with the registry's jobs under `mr run` and
+/// `mr coordinator`, and the help of the flags whose meaning `mr coordinator` changes.
+fn command(registry: &Registry) -> clap::Command {
+    Cli::command().mut_subcommand("run", |run| with_jobs(run, registry, true)).mut_subcommand("coordinator", |c| {
+        with_jobs(c, registry, false)
+            .mut_arg("workers", |a| a.help("Number of local worker processes to start besides the remote ones; default: none"))
+            .mut_arg("listen", |a| {
+                a.help("Address of the coordinator's gRPC server, which workers join (required: this flag, MR_LISTEN or listen in the config file)")
+            })
+    })
+}
+
+/// The job the matches of `mr run` or `mr coordinator` name.
+fn selected(matches: &ArgMatches, registry: &Registry) -> anyhow::Result<Selected> {
+    let Some((name, job)) = matches.subcommand() else { return Ok(Selected::Default) };
+    match name {
+        "teragen" => {
+            let args = TeragenArgs::from_arg_matches(job)?;
+            Ok(Selected::Teragen { records: args.records, seed: args.seed })
+        }
+        "teravalidate" => Ok(Selected::Teravalidate),
+        _ => Ok(Selected::Job { name: name.to_string(), argv: crate::job::job_argv(&registry.command(name)?, job)? }),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -439,29 +404,8 @@ struct WorkerArgs {
         value_parser = humantime::parse_duration,
     )]
     lost_timeout: Duration,
-    /// Configuration file (TOML): its [worker] table, for the settings that no flag and no MR_*
-    /// variable sets.
-    #[arg(long, value_name = "FILE", env = "MR_CONFIG")]
-    config: Option<PathBuf>,
-    /// The coordinator's token (see `mr coordinator --token`). On a command line other users
-    /// can read it: prefer MR_TOKEN or --token-file.
-    #[arg(long, value_name = "TOKEN", env = "MR_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// A file holding the coordinator's token (its first line), instead of --token.
-    #[arg(long, value_name = "FILE", env = "MR_TOKEN_FILE", conflicts_with = "token")]
-    token_file: Option<PathBuf>,
-    /// TLS on every service and call: the PEM certificate chain this process presents, as a
-    /// server and as a client. With --tls-key and --tls-ca; every process of the job has the
-    /// same three files.
-    #[arg(long, value_name = "FILE", env = "MR_TLS_CERT")]
-    tls_cert: Option<PathBuf>,
-    /// TLS: the PEM private key of the --tls-cert certificate.
-    #[arg(long, value_name = "FILE", env = "MR_TLS_KEY")]
-    tls_key: Option<PathBuf>,
-    /// TLS: the PEM certificate of the CA that signed the job's certificates, the only one
-    /// trusted; servers also require a client certificate that it signed.
-    #[arg(long, value_name = "FILE", env = "MR_TLS_CA")]
-    tls_ca: Option<PathBuf>,
+    #[command(flatten)]
+    file: ConfigFile,
     /// Host name or IP address other workers reach this one at; default: the local address of
     /// its connection to the coordinator.
     #[arg(long, value_name = "HOST", env = "MR_ADVERTISE")]
@@ -471,6 +415,11 @@ struct WorkerArgs {
     /// in the same DIR removes those of workers that died without removing theirs (SIGKILL).
     #[arg(long, value_name = "DIR", env = "MR_WORK_DIR")]
     work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    security: Security,
+    /// A file holding the coordinator's token (its first line), instead of --token.
+    #[arg(long, value_name = "FILE", env = "MR_TOKEN_FILE", conflicts_with = "token", help_heading = heading::CLUSTER)]
+    token_file: Option<PathBuf>,
     /// Set by `mr run` on the workers it starts, which die with it: they wait for a coordinator
     /// that stopped answering (a paused or overloaded `mr run`) for at least
     /// `SUPERVISED_LOST_TIMEOUT`, whatever --lost-timeout says.
@@ -485,10 +434,13 @@ const SUPERVISED_LOST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 enum GenCommand {
-    /// The original system's workload: random lowercase strings and a targets file.
+    /// Word-search test data, as the word-search benchmark of the system `mr` was modelled on
+    /// uses it: strings.txt, random lowercase strings one per line, and targets.txt, random
+    /// lowercase target words (`mr run word-search --input strings.txt --targets
+    /// targets.txt`).
     WordSearch {
-        /// Directory to write strings.txt and targets.txt into.
-        #[arg(long, value_name = "DIR")]
+        /// Directory to write strings.txt and targets.txt into (--out is an alias).
+        #[arg(short, long = "output", visible_alias = "out", value_name = "DIR")]
         out: PathBuf,
         /// Number of strings.
         #[arg(long, default_value_t = 500_000)]
@@ -505,17 +457,22 @@ enum GenCommand {
         /// Seed of the generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Replace strings.txt and targets.txt if they exist.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// English-like text, for word counts and benchmarks.
     Text {
-        /// Directory to write part-NNN.txt files into.
-        #[arg(long, value_name = "DIR")]
+        /// Directory to write part-NNN.txt files into; it must hold no part-NNN.txt files
+        /// unless --overwrite (--out is an alias).
+        #[arg(short, long = "output", visible_alias = "out", value_name = "DIR")]
         out: PathBuf,
-        /// Total size, e.g. 256MiB.
+        /// Total size, e.g. 256MiB: the files hold at most this many bytes in all, and less
+        /// than a line of text (under 200 bytes) fewer per file.
         #[arg(long, default_value = "4MiB", value_parser = parse_size)]
         size: u64,
         /// Number of files.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
         files: u32,
         /// Seed of the generator.
         #[arg(long, default_value_t = 1)]
@@ -525,22 +482,10 @@ enum GenCommand {
         /// last line ending with `\r`.
         #[arg(long)]
         unicode: bool,
+        /// Remove the part-NNN.txt files already in the directory first.
+        #[arg(long)]
+        overwrite: bool,
     },
-}
-
-fn parse_on_off(s: &str) -> Result<bool, String> {
-    match s {
-        "on" | "true" => Ok(true),
-        "off" | "false" => Ok(false),
-        _ => Err(format!("expected on or off (or true or false), got '{s}'")),
-    }
-}
-
-fn parse_probability(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!("expected a probability in [0, 1], got '{s}'")),
-    }
 }
 
 /// Whether a flag or an environment variable set a setting; if not, the config file may.
@@ -557,28 +502,63 @@ fn layer<T>(setting: &mut T, file: Option<T>, matches: &ArgMatches, id: &str) {
     }
 }
 
-impl RunArgs {
+impl JobArgs {
     /// Takes from the config file the settings that no flag and no environment variable set.
     fn layer_file(&mut self, file: &FileConfig, matches: &ArgMatches) {
-        layer(&mut self.workers, file.workers.map(Some), matches, "workers");
-        layer(&mut self.reduce_tasks, file.reduce_tasks.map(Some), matches, "reduce_tasks");
-        layer(&mut self.split_size, file.split_size.map(Some), matches, "split_size");
-        layer(&mut self.sort_buffer, file.sort_buffer, matches, "sort_buffer");
-        layer(&mut self.merge_fan_in, file.merge_fan_in, matches, "merge_fan_in");
-        layer(&mut self.max_record_bytes, file.max_record_bytes, matches, "max_record_bytes");
-        layer(&mut self.listen, file.listen.clone().map(Some), matches, "listen");
-        layer(&mut self.http, file.http.clone().map(Some), matches, "http");
-        layer(&mut self.worker_timeout, file.worker_timeout, matches, "worker_timeout");
-        layer(&mut self.task_timeout, file.task_timeout, matches, "task_timeout");
-        layer(&mut self.max_attempts, file.max_attempts, matches, "max_attempts");
-        layer(&mut self.max_restarts, file.max_restarts, matches, "max_restarts");
-        layer(&mut self.speculative, file.speculative, matches, "speculative");
-        layer(&mut self.skip_bad_records, file.skip_bad_records, matches, "skip_bad_records");
-        layer(&mut self.verify_inputs, file.verify_inputs, matches, "verify_inputs");
-        layer(&mut self.input_format, file.input_format, matches, "input_format");
-        layer(&mut self.tls_cert, file.tls_cert.clone().map(Some), matches, "tls_cert");
-        layer(&mut self.tls_key, file.tls_key.clone().map(Some), matches, "tls_key");
-        layer(&mut self.tls_ca, file.tls_ca.clone().map(Some), matches, "tls_ca");
+        let (r, t) = (&mut self.resources, &mut self.tolerance);
+        layer(&mut r.workers, file.workers.map(Some), matches, "workers");
+        layer(&mut r.reduce_tasks, file.reduce_tasks.map(Some), matches, "reduce_tasks");
+        layer(&mut r.split_size, file.split_size.map(Some), matches, "split_size");
+        layer(&mut r.sort_buffer, file.sort_buffer, matches, "sort_buffer");
+        layer(&mut r.merge_fan_in, file.merge_fan_in, matches, "merge_fan_in");
+        layer(&mut r.max_record_bytes, file.max_record_bytes, matches, "max_record_bytes");
+        layer(&mut self.addresses.listen, file.listen.clone().map(Some), matches, "listen");
+        layer(&mut self.addresses.http, file.http.clone().map(Some), matches, "http");
+        layer(&mut t.worker_timeout, file.worker_timeout, matches, "worker_timeout");
+        layer(&mut t.task_timeout, file.task_timeout, matches, "task_timeout");
+        layer(&mut t.max_attempts, file.max_attempts, matches, "max_attempts");
+        layer(&mut t.max_restarts, file.max_restarts, matches, "max_restarts");
+        layer(&mut t.speculative, file.speculative, matches, "speculative");
+        layer(&mut t.skip_bad_records, file.skip_bad_records, matches, "skip_bad_records");
+        layer(&mut t.verify_inputs, file.verify_inputs, matches, "verify_inputs");
+        layer(&mut self.io.input_format, file.input_format, matches, "input_format");
+        self.security.layer_file(&file.tls(), matches);
+        self.file_faults = file.faults;
+    }
+
+    /// The faults to inject: the config file's, overridden for both phases by the `--inject-*`
+    /// flags (or their variables).
+    fn faults(&self) -> Faults {
+        let (flags, mut faults) = (&self.injection, self.file_faults);
+        for phase in [&mut faults.map, &mut faults.reduce] {
+            if let Some(p) = flags.inject_failure {
+                phase.failure = p;
+            }
+            if let Some(p) = flags.inject_straggler {
+                phase.straggler = p;
+            }
+            if let Some(delay) = flags.straggler_delay {
+                phase.straggler_delay_ms = delay.as_millis() as u64;
+            }
+        }
+        if let Some(seed) = flags.inject_seed {
+            faults.seed = seed;
+        }
+        faults
+    }
+}
+
+impl Security {
+    /// Loads and checks the TLS files, if any are given.
+    fn tls(&self) -> crate::Result<Option<crate::net::rpc::Tls>> {
+        crate::net::rpc::Tls::load(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
+    }
+
+    /// Takes the TLS files from the config file where no flag and no variable set them.
+    fn layer_file(&mut self, (cert, key, ca): &config::TlsFiles, matches: &ArgMatches) {
+        layer(&mut self.tls_cert, cert.clone().map(Some), matches, "tls_cert");
+        layer(&mut self.tls_key, key.clone().map(Some), matches, "tls_key");
+        layer(&mut self.tls_ca, ca.clone().map(Some), matches, "tls_ca");
     }
 }
 
@@ -589,40 +569,7 @@ impl WorkerArgs {
         layer(&mut self.coordinator, file.coordinator.clone().map(Some), matches, "coordinator");
         layer(&mut self.connect_timeout, file.connect_timeout, matches, "connect_timeout");
         layer(&mut self.lost_timeout, file.lost_timeout, matches, "lost_timeout");
-        layer(&mut self.tls_cert, file.tls_cert.clone().map(Some), matches, "tls_cert");
-        layer(&mut self.tls_key, file.tls_key.clone().map(Some), matches, "tls_key");
-        layer(&mut self.tls_ca, file.tls_ca.clone().map(Some), matches, "tls_ca");
-    }
-}
-
-/// The faults to inject: the config file's, overridden for both phases by the `--inject-*`
-/// flags or their environment variables.
-fn faults(args: &RunArgs, mut faults: Faults) -> Faults {
-    for phase in [&mut faults.map, &mut faults.reduce] {
-        if let Some(p) = args.inject_failure {
-            phase.failure = p;
-        }
-        if let Some(p) = args.inject_straggler {
-            phase.straggler = p;
-        }
-        if let Some(ms) = args.straggler_delay {
-            phase.straggler_delay_ms = ms;
-        }
-    }
-    if let Some(seed) = args.inject_seed {
-        faults.seed = seed;
-    }
-    faults
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("invalid size '{s}': {e}"))
-}
-
-fn parse_positive_size(s: &str) -> Result<u64, String> {
-    match parse_size(s)? {
-        0 => Err(format!("invalid size '{s}': must be at least 1 byte")),
-        size => Ok(size),
+        self.security.layer_file(&file.tls(), matches);
     }
 }
 
@@ -641,8 +588,9 @@ pub fn main() -> ExitCode {
 pub fn main_with(registry: Registry) -> ExitCode {
     // The matches tell which settings a flag or an MR_* variable set, so that the config file
     // fills in only the others.
-    let matches = parse_command_line();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    let mut command = command(&registry);
+    let matches = parse_command_line(&mut command, &registry);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
     if let Command::StreamGuard { parent, command } = &cli.command {
         return stream_guard(*parent, command);
     }
@@ -650,7 +598,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     if let Ok(exe) = std::env::current_exe() {
         crate::job::streaming::set_guard(exe);
     }
-    let result = configure(cli, &matches).and_then(|cli| dispatch(cli, registry));
+    let result = configure(cli, &matches).and_then(|cli| dispatch(cli, &matches, registry));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -668,15 +616,38 @@ pub fn main_with(registry: Registry) -> ExitCode {
 
 /// Parses the flags and the MR_* variables; exits with code 2 on a bad value. clap's message
 /// names the flag; when the bad value came from its environment variable, a tip names that.
-fn parse_command_line() -> ArgMatches {
-    let mut command = Cli::command();
+/// An unknown job is named, with the likely one and the list of jobs.
+fn parse_command_line(command: &mut clap::Command, registry: &Registry) -> ArgMatches {
     command.try_get_matches_from_mut(std::env::args_os()).unwrap_or_else(|mut e| {
-        if let Some(var) = bad_env_var(&command, &e) {
+        if let Some(var) = bad_env_var(command, &e) {
             let tip = format!("the value comes from the environment variable {var}");
             e.insert(ContextKind::Suggested, ContextValue::StyledStrs(vec![tip.into()]));
         }
+        if let Some(e) = unknown_job(command, &e, registry) {
+            e.exit()
+        }
         e.exit()
     })
+}
+
+/// The error for an unknown job of `mr run` or `mr coordinator`, in place of clap's unknown
+/// subcommand: it says "did you mean" (clap's suggestion) and lists every job.
+fn unknown_job(command: &mut clap::Command, e: &clap::Error, registry: &Registry) -> Option<clap::Error> {
+    let ContextValue::String(name) = e.get(ContextKind::InvalidSubcommand)? else { return None };
+    let usage = e.get(ContextKind::Usage).map(|u| u.to_string()).unwrap_or_default();
+    let parent = ["run", "coordinator"].into_iter().find(|sub| usage.contains(&format!("mr {sub} ")))?;
+    let suggestion = match e.get(ContextKind::SuggestedSubcommand) {
+        Some(ContextValue::String(s)) => format!(" (did you mean '{s}'?)"),
+        Some(ContextValue::Strings(s)) if !s.is_empty() => format!(" (did you mean '{}'?)", s.join("' or '")),
+        _ => String::new(),
+    };
+    let mut jobs = registry.names();
+    if parent == "run" {
+        jobs.extend(["teragen", "teravalidate"]);
+    }
+    let message = format!("unknown job '{name}'{suggestion}: the jobs are {}", jobs.join(", "));
+    let sub = command.find_subcommand_mut(parent)?;
+    Some(sub.error(ErrorKind::InvalidSubcommand, message))
 }
 
 /// The environment variable that gave the value a parse error is about, unless the flag is on
@@ -742,8 +713,9 @@ fn token_on_command_line() -> bool {
 /// Layers the config file, if there is one, under the flags and environment variables.
 fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
     let config = match &cli.command {
-        Command::Run(args) | Command::Coordinator(args) => args.config.as_deref(),
-        Command::Worker(args) => args.config.as_deref(),
+        Command::Run(args) => args.job.file.config.as_deref(),
+        Command::Coordinator(args) => args.file.config.as_deref(),
+        Command::Worker(args) => args.file.config.as_deref(),
         _ => None,
     };
     let Some(path) = config else { return Ok(cli) };
@@ -751,10 +723,8 @@ fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
     layer(&mut cli.log_format, file.log_format, matches, "log_format");
     if let Some((_, sub)) = matches.subcommand() {
         match &mut cli.command {
-            Command::Run(args) | Command::Coordinator(args) => {
-                args.layer_file(&file, sub);
-                args.file_faults = file.faults;
-            }
+            Command::Run(args) => args.job.layer_file(&file, sub),
+            Command::Coordinator(args) => args.layer_file(&file, sub),
             Command::Worker(args) => args.layer_file(&file.worker, sub),
             _ => {}
         }
@@ -762,7 +732,7 @@ fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
     Ok(cli)
 }
 
-fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
+fn dispatch(cli: Cli, matches: &ArgMatches, registry: Registry) -> anyhow::Result<()> {
     init_logging(cli.log_format);
     if token_on_command_line() {
         eprintln!(
@@ -771,9 +741,19 @@ fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
             if matches!(cli.command, Command::Worker(_)) { " or --token-file FILE" } else { "" }
         );
     }
+    let sub = matches.subcommand().map(|(_, m)| m);
     match cli.command {
-        Command::Run(args) => run(*args, registry, cli.log_format, false),
-        Command::Coordinator(args) => run(*args, registry, cli.log_format, true),
+        Command::Run(args) => {
+            let selected = selected(sub.context("mr run's matches")?, &registry)?;
+            if args.local {
+                warn_of_distributed_flags(sub.context("mr run's matches")?);
+            }
+            run(args.job, selected, registry, cli.log_format, Mode::Run { local: args.local })
+        }
+        Command::Coordinator(args) => {
+            let selected = selected(sub.context("mr coordinator's matches")?, &registry)?;
+            run(*args, selected, registry, cli.log_format, Mode::Coordinator)
+        }
         Command::Worker(args) => worker(args, registry),
         Command::Status { url } => {
             crate::report::status::print_status(&url).map(|text| print!("{text}")).map_err(Into::into)
@@ -790,6 +770,45 @@ fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
     }
 }
 
+/// The flags that only a distributed run uses: `mr run --local` warns that it ignores them
+/// when they are on its command line (where a local run, the oracle, often repeats a
+/// distributed run's flags); a config file or a variable may set them silently, for the
+/// distributed runs that share them.
+const DISTRIBUTED_ONLY: [&str; 15] = [
+    "listen",
+    "http",
+    "token",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
+    "worker_timeout",
+    "task_timeout",
+    "max_attempts",
+    "max_restarts",
+    "speculative",
+    "inject_failure",
+    "inject_straggler",
+    "straggler_delay",
+    "inject_seed",
+];
+
+fn warn_of_distributed_flags(matches: &ArgMatches) {
+    let given: Vec<String> = DISTRIBUTED_ONLY
+        .iter()
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .filter(|id| **id != "http" || matches.get_one::<String>("http").is_some_and(|h| h != "off"))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if !given.is_empty() {
+        eprintln!(
+            "mr: warning: {} {} no effect with --local, which runs in this process without workers, services or \
+             retries: ignored",
+            given.join(", "),
+            if given.len() == 1 { "has" } else { "have" },
+        );
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -801,25 +820,106 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// `mr run`, or with `standalone` `mr coordinator`.
-fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: bool) -> anyhow::Result<()> {
-    if standalone && args.local {
-        bail!("mr coordinator runs distributed; use mr run --local for a local run");
+/// How a job runs: `mr run` (local or with worker processes) or `mr coordinator`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Run { local: bool },
+    Coordinator,
+}
+
+/// `mr run` or `mr coordinator`: plans the job, runs it, records it and prints its summary.
+fn run(args: JobArgs, selected: Selected, registry: Registry, log_format: LogFormat, mode: Mode) -> anyhow::Result<()> {
+    if mode == Mode::Coordinator && args.addresses.listen.is_none() {
+        return Err(usage(
+            "mr coordinator needs --listen ADDR (e.g. 0.0.0.0:7000, or MR_LISTEN, or listen in the config file) so \
+             that workers know where to join",
+        ));
     }
-    if standalone && args.listen.is_none() {
-        bail!("mr coordinator needs --listen ADDR (e.g. 0.0.0.0:7000) so that workers know where to join");
+    let (job, job_args) = match selected {
+        Selected::Teragen { records, seed } => return teragen(&args, records, seed),
+        Selected::Teravalidate => return teravalidate(&args),
+        Selected::Job { name, argv } => (Some(name), argv),
+        Selected::Default => (None, Vec::new()),
+    };
+    let sample = job.is_none() && args.io.input.is_empty() && args.io.output.is_none();
+    let job = job.unwrap_or_else(|| "wordcount".into());
+    let request = request(&args, &job, job_args, sample, &registry)?;
+    let faults = args.faults();
+    let local = mode == Mode::Run { local: true };
+    // Checked before the plan touches the output directory; a local run has no services.
+    let tls = if local { None } else { args.security.tls()? };
+    let plan = plan::plan(&request, &registry)?;
+    // From here on, what this process and its workers create is private to the user (work
+    // files, logs, the journal); the output's files follow the umask it was started with.
+    crate::data::storage::private_umask();
+    let workers = local_workers(&args, mode);
+    let record = JobRecord::new(&args, &request, &plan, workers, local, log_format, faults);
+    let record = serde_json::to_value(&record)?;
+    let plan_output = plan.output.path().to_path_buf();
+    let summary = if local {
+        run_local(registry, &job, plan)?
+    } else {
+        let config = RunConfig {
+            workers,
+            listen: args.addresses.listen.clone(),
+            tolerance: args.tolerance.clone(),
+            faults,
+            worker_args: worker_args(&args, log_format)?,
+            progress: if args.format.quiet || args.format.json { ProgressMode::Off } else { ProgressMode::Auto },
+            http: match args.addresses.http.as_deref() {
+                Some("off") => None,
+                Some(addr) => Some(addr.to_string()),
+                None => Some("127.0.0.1:0".to_string()),
+            },
+            announce: !args.format.quiet,
+            token: args.security.token.clone(),
+            tls,
+            standalone: mode == Mode::Coordinator,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(crate::launch::run::run_job(&job, plan, config))?
+    };
+    // The job's data is committed: a history that cannot be written is worth a warning, not a
+    // failed command.
+    if let Err(e) = write_history(plan_output.as_path(), record, &summary) {
+        eprintln!("mr: warning: the job committed, but {e:#}");
     }
-    match args.job.as_deref() {
-        Some("teragen") => return teragen(&args),
-        Some("teravalidate") => return teravalidate(&args),
-        _ => {}
-    }
-    let sample = args.job.is_none() && args.input.is_empty() && args.output.is_none();
-    let job = args.job.clone().unwrap_or_else(|| "wordcount".into());
+    report(&args.format, &summary, sample)
+}
+
+/// A usage error (exit code 2).
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    Error::Usage(message.into()).into()
+}
+
+/// The number of cores of this host.
+fn cores() -> u32 {
+    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+}
+
+/// The worker processes a distributed run starts: `--workers`, or one per core for `mr run`;
+/// `mr coordinator` starts local workers only when asked.
+fn local_workers(args: &JobArgs, mode: Mode) -> u32 {
+    args.resources.workers.unwrap_or(if mode == Mode::Coordinator { 0 } else { cores() })
+}
+
+/// The request to plan: the job, its inputs and output (the sample's, or the flags'), and the
+/// settings of its tasks.
+fn request(
+    args: &JobArgs,
+    job: &str,
+    job_args: Vec<String>,
+    sample: bool,
+    registry: &Registry,
+) -> anyhow::Result<JobRequest> {
     let (inputs, output) = if sample {
         let dir = sample_dir();
         if !dir.is_dir() {
-            bail!("the sample corpus is not at {}: give --input and --output", dir.display());
+            return Err(usage(format!("the sample corpus is not at {}: give --input and --output", dir.display())));
         }
         let out = tempfile::Builder::new()
             .prefix("mr-sample-")
@@ -828,134 +928,128 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
             .keep();
         (vec![dir], out)
     } else {
-        if args.input.is_empty() {
-            bail!("job '{job}' needs --input PATH...");
+        if args.io.input.is_empty() {
+            return Err(usage(format!("job '{job}' needs --input PATH...")));
         }
-        let Some(output) = args.output.clone() else { bail!("job '{job}' needs --output DIR") };
-        (args.input.clone(), output)
+        let Some(output) = args.io.output.clone() else { return Err(usage(format!("job '{job}' needs --output DIR"))) };
+        check_inputs_are_not_jobs(&args.io.input, registry)?;
+        (args.io.input.clone(), output)
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-    // mr coordinator starts local workers only when asked; the plan's defaults still assume
-    // about as many workers as this host has cores.
-    let workers = args.workers.unwrap_or(if standalone { 0 } else { cores });
-    let planned_workers = args.workers.unwrap_or(cores);
-    let request = JobRequest {
-        job: job.clone(),
-        job_args: args.job_args.clone(),
-        job_options: JobOptions {
-            targets: args.targets.clone(),
-            mapper: args.mapper.clone(),
-            reducer: args.reducer.clone(),
-            combiner: args.combiner.clone(),
-            input_format: args.input_format,
-            streaming: args.streaming.clone(),
-        },
+    let r = &args.resources;
+    Ok(JobRequest {
+        job: job.to_string(),
+        job_args,
+        input_format: args.io.input_format,
         inputs,
         output,
-        split_size: args.split_size,
-        reduce_tasks: args.reduce_tasks.or(crate::job::streaming_args::reduce_tasks(&args.streaming.jobconf)?),
-        workers: planned_workers,
-        overwrite: args.overwrite,
-        resume: args.resume,
+        split_size: r.split_size,
+        reduce_tasks: r.reduce_tasks,
+        // mr coordinator starts local workers only when asked; the plan's defaults still
+        // assume about as many workers as this host has cores.
+        workers: r.workers.unwrap_or_else(cores),
+        overwrite: args.io.overwrite,
+        resume: args.io.resume,
         settings: TaskSettings {
             partitions: 0,
-            sort_buffer: args.sort_buffer.max(1),
-            merge_fan_in: args.merge_fan_in as usize,
-            max_record_bytes: args.max_record_bytes,
-            output_compression: args.output_compression,
+            sort_buffer: r.sort_buffer.max(1),
+            merge_fan_in: r.merge_fan_in as usize,
+            max_record_bytes: r.max_record_bytes,
+            output_compression: args.io.output_compression,
         },
-    };
-    let faults = faults(&args, args.file_faults);
-    // Checked before the plan touches the output directory; a local run has no services.
-    let tls = if args.local {
-        None
-    } else {
-        crate::net::rpc::Tls::load(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.tls_ca.as_deref())?
-    };
-    let plan = plan::plan(&request, &registry)?;
-    // Paths as text: a name that is not UTF-8 is percent-encoded, not an error.
-    let text = |p: &Path| crate::data::input::path_text(p).into_owned();
-    let optional_text = |p: &Option<PathBuf>| p.as_deref().map(text);
-    // From here on, what this process and its workers create is private to the user (work
-    // files, logs, the journal); the output's files follow the umask it was started with.
-    crate::data::storage::private_umask();
-    let config = serde_json::json!({
-        "job": job,
-        "args": args.job_args,
-        "inputs": request.inputs.iter().map(|p| text(p)).collect::<Vec<_>>(),
-        "output": text(plan.output.path()),
-        "input_format": args.input_format,
-        "input_bytes": plan.input_bytes,
-        "map_tasks": plan.splits.len(),
-        "reduce_tasks": plan.reduce_tasks,
-        "local": args.local,
-        "workers": workers,
-        "split_size": args.split_size,
-        "sort_buffer": args.sort_buffer,
-        "merge_fan_in": args.merge_fan_in,
-        "max_record_bytes": args.max_record_bytes,
-        "output_compression": args.output_compression,
-        "worker_timeout_ms": args.worker_timeout.as_millis() as u64,
-        "task_timeout_ms": args.task_timeout.as_millis() as u64,
-        "max_attempts": args.max_attempts,
-        "max_restarts": args.max_restarts,
-        "speculative": args.speculative,
-        "skip_bad_records": args.skip_bad_records,
-        "verify_inputs": args.verify_inputs,
-        "listen": args.listen,
-        "http": args.http,
-        "log_format": log_format,
-        "config_file": optional_text(&args.config),
-        "tls_cert": optional_text(&args.tls_cert),
-        "tls_key": optional_text(&args.tls_key),
-        "tls_ca": optional_text(&args.tls_ca),
-        "faults": faults,
-    });
-    let plan_output = plan.output.path().to_path_buf();
-    let summary = if args.local {
-        run_local(registry, &job, plan)?
-    } else {
-        let config = RunConfig {
-            workers,
-            listen: args.listen.clone(),
-            worker_timeout: args.worker_timeout,
-            max_attempts: args.max_attempts,
-            max_restarts: args.max_restarts,
-            task_timeout: args.task_timeout,
-            speculative: args.speculative,
-            skip_bad_records: args.skip_bad_records,
-            verify_inputs: args.verify_inputs,
-            faults,
-            worker_args: worker_args(&args, log_format)?,
-            progress: if args.quiet || args.json { ProgressMode::Off } else { ProgressMode::Auto },
-            http: match args.http.as_deref() {
-                Some("off") => None,
-                Some(addr) => Some(addr.to_string()),
-                None => Some("127.0.0.1:0".to_string()),
-            },
-            announce: !args.quiet,
-            token: args.token.clone(),
-            tls,
-            standalone,
-        };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(crate::launch::run::run(&job, plan, config))?
-    };
-    // The job's data is committed: a history that cannot be written is worth a warning, not a
-    // failed command.
-    if let Err(e) = write_history(plan_output.as_path(), config, &summary) {
-        eprintln!("mr: warning: the job committed, but {e:#}");
+    })
+}
+
+/// Refuses an input that does not exist and is named like a job: the job's name given after
+/// `--input`'s paths, where it reads as one more input.
+fn check_inputs_are_not_jobs(inputs: &[PathBuf], registry: &Registry) -> anyhow::Result<()> {
+    for input in inputs {
+        let name = input.to_string_lossy();
+        let is_job = registry.names().contains(&name.as_ref()) || name == "teragen" || name == "teravalidate";
+        if is_job && !crate::data::storage::is_url(input) && std::fs::symlink_metadata(input).is_err() {
+            return Err(usage(format!(
+                "--input {name}: there is no such file, and {name} is a job: give the job once, as `mr run JOB`, \
+                 before its flags or after --input's paths (an input named like a job is ./{name})"
+            )));
+        }
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else if !args.quiet {
+    Ok(())
+}
+
+/// What `_job.json` records of a job: what it ran on, and every setting it ran with, wherever
+/// each came from. The groups serialize their own fields.
+#[derive(serde::Serialize)]
+struct JobRecord<'a> {
+    job: &'a str,
+    args: &'a [String],
+    inputs: Vec<String>,
+    output: String,
+    input_format: InputFormat,
+    output_compression: OutputCompression,
+    input_bytes: u64,
+    map_tasks: usize,
+    reduce_tasks: u32,
+    local: bool,
+    workers: u32,
+    #[serde(flatten)]
+    resources: &'a Resources,
+    #[serde(flatten)]
+    tolerance: &'a FaultTolerance,
+    #[serde(flatten)]
+    addresses: &'a Addresses,
+    log_format: LogFormat,
+    config_file: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_ca: Option<String>,
+    faults: Faults,
+}
+
+impl<'a> JobRecord<'a> {
+    fn new(
+        args: &'a JobArgs,
+        request: &'a JobRequest,
+        plan: &plan::Plan,
+        workers: u32,
+        local: bool,
+        log_format: LogFormat,
+        faults: Faults,
+    ) -> JobRecord<'a> {
+        // Paths as text: a name that is not UTF-8 is percent-encoded, not an error.
+        let text = |p: &Path| crate::data::input::path_text(p).into_owned();
+        JobRecord {
+            job: &request.job,
+            args: &request.job_args,
+            inputs: request.inputs.iter().map(|p| text(p)).collect(),
+            output: text(plan.output.path()),
+            input_format: request.input_format,
+            output_compression: request.settings.output_compression,
+            input_bytes: plan.input_bytes,
+            map_tasks: plan.splits.len(),
+            reduce_tasks: plan.reduce_tasks,
+            local,
+            workers,
+            resources: &args.resources,
+            tolerance: &args.tolerance,
+            addresses: &args.addresses,
+            log_format,
+            config_file: args.file.config.as_deref().map(text),
+            tls_cert: args.security.tls_cert.as_deref().map(text),
+            tls_key: args.security.tls_key.as_deref().map(text),
+            tls_ca: args.security.tls_ca.as_deref().map(text),
+            faults,
+        }
+    }
+}
+
+/// Prints a committed job's summary, as JSON, as text (with the top words for the sample), or
+/// not at all.
+fn report(format: &OutputFormat, summary: &Summary, sample: bool) -> anyhow::Result<()> {
+    if format.json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
+    } else if !format.quiet {
         println!("{summary}");
         if sample {
-            print_top_words(&summary, 20)?;
+            print_top_words(summary, 20)?;
         }
     }
     Ok(())
@@ -964,13 +1058,13 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
 /// The arguments of the `mr worker` processes that `mr run` starts, besides the coordinator's
 /// URL: the log format, and the config file for its `[worker]` table. They also inherit the
 /// environment, hence the MR_* variables.
-fn worker_args(args: &RunArgs, log_format: LogFormat) -> anyhow::Result<Vec<String>> {
+fn worker_args(args: &JobArgs, log_format: LogFormat) -> anyhow::Result<Vec<String>> {
     let format = match log_format {
         LogFormat::Text => "text",
         LogFormat::Json => "json",
     };
     let mut worker_args = vec!["--log-format".into(), format.into()];
-    if let Some(path) = &args.config {
+    if let Some(path) = &args.file.config {
         let absolute = std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
         let Some(absolute) = absolute.to_str() else {
             bail!("the config file's path {} is not UTF-8: rename it to run distributed", path.display())
@@ -1000,7 +1094,7 @@ fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) ->
 fn run_local(registry: Registry, job: &str, plan: plan::Plan) -> anyhow::Result<Summary> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(AttemptProgress::default());
     let result = runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot install a signal handler")?;
@@ -1041,22 +1135,23 @@ fn print_top_words(summary: &Summary, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn teragen(args: &RunArgs) -> anyhow::Result<()> {
-    let Some(records) = args.records else { bail!("teragen needs --records N") };
-    let Some(output) = &args.output else { bail!("teragen needs --output DIR") };
-    let dir = plan::OutputDir::prepare(output, &[], args.overwrite)?;
-    let files = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-    let checksum = crate::tools::tera::generate(dir.path(), records, files, args.seed)?;
+fn teragen(args: &JobArgs, records: u64, seed: u64) -> anyhow::Result<()> {
+    let Some(output) = &args.io.output else { return Err(usage("teragen needs --output DIR")) };
+    let dir = plan::OutputDir::prepare(output, &[], args.io.overwrite)?;
+    let files = args.resources.workers.unwrap_or_else(cores);
+    let checksum = crate::tools::tera::generate(dir.path(), records, files, seed)?;
     std::fs::write(dir.path().join(crate::layout::SUCCESS), b"")?;
-    if !args.quiet {
+    if !args.format.quiet {
         println!("teragen: wrote {checksum} to {}", dir.path().display());
     }
     dir.keep();
     Ok(())
 }
 
-fn teravalidate(args: &RunArgs) -> anyhow::Result<()> {
-    let [input] = args.input.as_slice() else { bail!("teravalidate needs one --input DIR (a sort's output)") };
+fn teravalidate(args: &JobArgs) -> anyhow::Result<()> {
+    let [input] = args.io.input.as_slice() else {
+        return Err(usage("teravalidate needs one --input DIR (a sort's output)"));
+    };
     let checksum = crate::tools::tera::validate(input)?;
     println!("teravalidate: {checksum}, in order");
     Ok(())
@@ -1077,7 +1172,7 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read the token file {} (--token-file)", path.display()))?;
             text.lines().next().unwrap_or("").trim().to_string()
         }
-        None => args.token.clone().unwrap_or_default(),
+        None => args.security.token.clone().unwrap_or_default(),
     };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -1088,10 +1183,10 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
         token: crate::net::rpc::Token::new(&token)?,
         advertise: args.advertise,
         work_dir: args.work_dir,
-        tls: crate::net::rpc::Tls::load(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.tls_ca.as_deref())?,
+        tls: args.security.tls()?,
         remove_dead_workers_directories: !args.supervised,
     };
-    let result = runtime.block_on(crate::worker::run(options, Arc::new(registry)));
+    let result = runtime.block_on(crate::worker::work(options, Arc::new(registry)));
     // A task still running on a blocking thread is abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(result?)
@@ -1241,15 +1336,56 @@ fn bench_coordinator(args: BenchCoordinatorArgs) -> anyhow::Result<()> {
 
 fn generate(cmd: GenCommand) -> anyhow::Result<()> {
     match cmd {
-        GenCommand::WordSearch { out, strings, max_len, targets, target_len, seed } => {
+        GenCommand::WordSearch { out, strings, max_len, targets, target_len, seed, overwrite } => {
+            clear_generated(&out, |name| name == "strings.txt" || name == "targets.txt", overwrite)?;
             let spec = datagen::WordSearchSpec { strings, max_len, targets, target_len, seed };
             datagen::word_search(&out, &spec)?;
             println!("wrote {} and {}", out.join("strings.txt").display(), out.join("targets.txt").display());
         }
-        GenCommand::Text { out, size, files, seed, unicode } => {
+        GenCommand::Text { out, size, files, seed, unicode, overwrite } => {
+            let part = |name: &str| {
+                name.strip_prefix("part-")
+                    .and_then(|n| n.strip_suffix(".txt"))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            };
+            clear_generated(&out, part, overwrite)?;
             datagen::text_with(&out, size, files, seed, unicode)?;
             println!("wrote {files} files of text into {}", out.display());
         }
+    }
+    Ok(())
+}
+
+/// Removes, with `overwrite`, the files of an earlier `mr gen` in `dir` (the names `ours`
+/// accepts), so that none is left stale; without it, refuses to write over them, naming them.
+fn clear_generated(dir: &Path, ours: impl Fn(&str) -> bool, overwrite: bool) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("cannot list", dir)(e).into()),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(Error::io("cannot list", dir))?;
+        if entry.file_name().to_str().is_some_and(&ours) {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Ok(());
+    }
+    if !overwrite {
+        let names: Vec<String> = found.iter().take(3).map(|p| p.display().to_string()).collect();
+        let more = if found.len() > 3 { format!(" and {} more", found.len() - 3) } else { String::new() };
+        return Err(usage(format!(
+            "{} already holds generated files ({}{more}): give --overwrite to replace them, or another directory",
+            dir.display(),
+            names.join(", ")
+        )));
+    }
+    for path in found {
+        std::fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
     }
     Ok(())
 }
@@ -1259,33 +1395,23 @@ mod tests {
     use super::*;
 
     fn resolve(argv: &[&str]) -> Cli {
-        let matches = Cli::command().try_get_matches_from(argv).unwrap();
+        let matches = command(&Registry::builtin()).try_get_matches_from(argv).unwrap();
         configure(Cli::from_arg_matches(&matches).unwrap(), &matches).unwrap()
     }
 
     /// Every setting of `mr run`, resolved, for comparisons.
     fn run_settings(cli: Cli) -> String {
         let Command::Run(a) = cli.command else { panic!("not mr run") };
-        let faults = faults(&a, a.file_faults);
+        let a = a.job;
         format!(
             "{:?}",
-            (
-                cli.log_format,
-                (a.workers, a.reduce_tasks, a.split_size, a.sort_buffer, a.merge_fan_in, &a.listen),
-                (a.worker_timeout, a.task_timeout, a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records),
-                a.verify_inputs,
-                (a.input_format, faults),
-                (&a.tls_cert, &a.tls_key, &a.tls_ca),
-            )
+            (cli.log_format, &a.resources, &a.addresses, &a.tolerance, (a.io.input_format, a.faults()), &a.security)
         )
     }
 
     fn worker_settings(cli: Cli) -> String {
         let Command::Worker(a) = cli.command else { panic!("not mr worker") };
-        format!(
-            "{:?}",
-            (cli.log_format, a.coordinator, a.connect_timeout, a.lost_timeout, (a.tls_cert, a.tls_key, a.tls_ca))
-        )
+        format!("{:?}", (cli.log_format, a.coordinator, a.connect_timeout, a.lost_timeout, a.security))
     }
 
     const FULL: &str = r#"
@@ -1333,13 +1459,15 @@ tls_ca = "/etc/mr/worker-ca.pem"
         let cli = resolve(&["mr", "run", "--config", config]);
         assert_eq!(cli.log_format, LogFormat::Json);
         let Command::Run(a) = cli.command else { panic!("not mr run") };
-        assert_eq!((a.workers, a.reduce_tasks, a.split_size, a.sort_buffer), (Some(5), Some(6), Some(1 << 20), 2048));
-        assert_eq!((a.merge_fan_in, a.listen.as_deref()), (3, Some("127.0.0.1:7001")));
-        assert_eq!((a.worker_timeout, a.task_timeout), (Duration::from_secs(1), Duration::from_secs(2)));
-        assert_eq!((a.max_attempts, a.max_restarts, a.speculative, a.skip_bad_records), (7, 9, false, true));
-        assert!(a.verify_inputs);
-        assert_eq!(a.input_format, InputFormat::Tera);
-        let tls = (a.tls_cert.as_deref(), a.tls_key.as_deref(), a.tls_ca.as_deref());
+        let (r, t) = (&a.job.resources, &a.job.tolerance);
+        assert_eq!((r.workers, r.reduce_tasks, r.split_size, r.sort_buffer), (Some(5), Some(6), Some(1 << 20), 2048));
+        assert_eq!((r.merge_fan_in, a.job.addresses.listen.as_deref()), (3, Some("127.0.0.1:7001")));
+        assert_eq!((t.worker_timeout, t.task_timeout), (Duration::from_secs(1), Duration::from_secs(2)));
+        assert_eq!((t.max_attempts, t.max_restarts, t.speculative, t.skip_bad_records), (7, 9, false, true));
+        assert!(t.verify_inputs);
+        assert_eq!(a.job.io.input_format, InputFormat::Tera);
+        let s = &a.job.security;
+        let tls = (s.tls_cert.as_deref(), s.tls_key.as_deref(), s.tls_ca.as_deref());
         assert_eq!(
             tls,
             (
@@ -1348,7 +1476,7 @@ tls_ca = "/etc/mr/worker-ca.pem"
                 Some(Path::new("/etc/mr/ca.pem"))
             )
         );
-        let f = faults(&a, a.file_faults);
+        let f = a.job.faults();
         assert_eq!((f.seed, f.map.failure, f.map.straggler, f.map.straggler_delay_ms), (11, 0.5, 0.25, 12));
         assert_eq!((f.reduce.failure, f.reduce.straggler), (0.125, 0.0));
 
@@ -1363,11 +1491,12 @@ tls_ca = "/etc/mr/worker-ca.pem"
                     Duration::from_secs(3),
                     Duration::from_secs(4),
                     // A relative path in the file is relative to the file's directory.
-                    (
-                        Some(dir.path().join("worker.pem")),
-                        Some(PathBuf::from("/etc/mr/worker.key")),
-                        Some(PathBuf::from("/etc/mr/worker-ca.pem"))
-                    )
+                    Security {
+                        token: None,
+                        tls_cert: Some(dir.path().join("worker.pem")),
+                        tls_key: Some(PathBuf::from("/etc/mr/worker.key")),
+                        tls_ca: Some(PathBuf::from("/etc/mr/worker-ca.pem"))
+                    }
                 )
             )
         );
@@ -1429,5 +1558,94 @@ tls_ca = "/etc/mr/worker-ca.pem"
         assert_eq!(run_settings(resolve(&["mr", "run", "--config", example])), run_settings(resolve(&["mr", "run"])));
         let (with, without) = (["mr", "worker", "--config", example], ["mr", "worker"]);
         assert_eq!(worker_settings(resolve(&with)), worker_settings(resolve(&without)));
+    }
+
+    /// Every flag of every subcommand, by its path (`mr run --workers`); hidden ones left out.
+    fn flags(command: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version")) {
+                out.push((path.to_string(), long.to_string()));
+            }
+        }
+        for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+            flags(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    /// README.md documents every flag of every subcommand, and names every job.
+    #[test]
+    fn the_readme_names_every_flag_and_job() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let mut command = command(&Registry::builtin());
+        command.build();
+        let mut all = Vec::new();
+        flags(&command, "mr", &mut all);
+        assert!(all.len() > 60, "{all:?}");
+        let mut missing = Vec::new();
+        for (path, long) in &all {
+            let flag = regex::Regex::new(&format!("--{}([^a-z0-9-]|$)", regex::escape(long))).unwrap();
+            if !flag.is_match(&readme) {
+                missing.push(format!("{path} --{long}"));
+            }
+        }
+        missing.dedup();
+        assert!(missing.is_empty(), "README.md does not mention {missing:?}");
+        let run = command.find_subcommand("run").unwrap();
+        for job in run.get_subcommands() {
+            assert!(
+                readme.contains(&format!("mr run {}", job.get_name())),
+                "README.md has no `mr run {}`",
+                job.get_name()
+            );
+        }
+    }
+
+    /// The `_job.json` keys that the docs, the tests and the status page's readers rely on.
+    #[test]
+    fn the_job_record_keeps_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a b\n").unwrap();
+        let (input, output) = (dir.path().join("a.txt"), dir.path().join("out"));
+        let argv = ["mr", "run", "wordcount", "-i", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
+        let Command::Run(args) = resolve(&argv).command else { panic!("not mr run") };
+        let registry = Registry::builtin();
+        let request = request(&args.job, "wordcount", Vec::new(), false, &registry).unwrap();
+        let plan = plan::plan(&request, &registry).unwrap();
+        let record = JobRecord::new(&args.job, &request, &plan, 2, false, LogFormat::Text, args.job.faults());
+        let value = serde_json::to_value(&record).unwrap();
+        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let expected = "args config_file faults http input_bytes input_format inputs job listen local log_format \
+                        map_tasks max_attempts max_record_bytes max_restarts merge_fan_in output output_compression reduce_tasks \
+                        skip_bad_records sort_buffer speculative split_size task_timeout_ms tls_ca tls_cert tls_key \
+                        verify_inputs worker_timeout_ms workers";
+        assert_eq!(keys.join(" "), expected.split_whitespace().collect::<Vec<_>>().join(" "));
+        assert_eq!((value["worker_timeout_ms"].as_u64(), value["workers"].as_u64()), (Some(10_000), Some(2)));
+        assert!(value.get("token").is_none(), "the token is a secret");
+    }
+
+    /// What `mr run` gives a job's workers is what the job's own command parses back.
+    #[test]
+    fn a_job_s_arguments_travel_as_they_were_given() {
+        let registry = Registry::builtin();
+        for (job, argv, id, expected) in [
+            ("grep", &["mr", "run", "grep", "-i", "x", "--", "-v+"][..], "pattern", "-v+"),
+            (
+                "streaming",
+                &["mr", "run", "-w", "1", "streaming", "--mapper", "tr a b", "--reducer=cat"][..],
+                "mapper",
+                "tr a b",
+            ),
+            ("word-search", &["mr", "run", "-w", "2", "word-search", "--targets=t.txt"][..], "targets", "t.txt"),
+        ] {
+            let matches = command(&registry).try_get_matches_from(argv);
+            let matches = matches.unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            let (_, run) = matches.subcommand().unwrap();
+            let Selected::Job { name, argv: job_argv } = selected(run, &registry).unwrap() else { panic!() };
+            assert_eq!(name, job);
+            let parsed = registry.parse(job, &job_argv).unwrap();
+            let value = parsed.get_raw(id).unwrap().next().unwrap();
+            assert_eq!(value.to_str(), Some(expected), "{job_argv:?}");
+        }
     }
 }

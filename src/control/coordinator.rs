@@ -1,6 +1,13 @@
 //! The coordinator: serves the Coordinator and State gRPC services and drives the scheduler
 //! from their calls and from a timer. It also commits the job: when every reduce task has
 //! committed, it writes `_SUCCESS`, and only then tells the workers to exit.
+//!
+//! Each event goes to the scheduler under its lock ([`Coordinator::event`]); what the event
+//! asks of the world comes back as [`Effect`]s. Committed tasks are queued to the journal
+//! while the lock is held, so in the order the scheduler accepted them and before the call is
+//! answered; the job commit (closing the journal, checking the part files, removing
+//! `_temporary`, writing `_SUCCESS`: file system or object store I/O) and the end of the job are
+//! carried out once the lock is released, so no call waits on that I/O for the lock.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,14 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::control::journal::{Done, Journal, Recovered};
-use crate::control::scheduler::{Assignment, Failure, JobState, Scheduler, SchedulerConfig, TickOutcome};
+use crate::control::scheduler::{Assignment, Effect, Failure, JobState, Scheduler, SchedulerConfig, TickOutcome};
 use crate::data::input::Split;
 use crate::error::{Error, Result};
 use crate::exec::fault::Faults;
 use crate::layout::{SUCCESS, TEMPORARY};
 use crate::net::rpc::pb;
-use crate::net::shuffle::Location;
-use crate::types::{AttemptId, Millis, Phase, TaskId};
+use crate::types::{AttemptId, MapOutputLocation, Millis, Phase};
 
 /// How long GetTask holds a call open when there is no task yet: a new task is handed out as
 /// soon as it exists, without polling.
@@ -41,18 +47,10 @@ pub struct CoordinatorConfig {
     pub reduce_tasks: u32,
     /// Where part files are committed.
     pub output_dir: PathBuf,
-    /// A worker silent for longer than this is dead.
-    pub worker_timeout: Duration,
     /// How often workers heartbeat.
     pub heartbeat_interval: Duration,
-    /// Failed attempts after which a task fails the job.
-    pub max_attempts: u32,
-    /// An attempt without progress for this long is abandoned.
-    pub task_timeout: Duration,
-    /// Whether to run backup attempts of slow tasks.
-    pub speculative: bool,
-    /// Whether records that crash attempts are skipped.
-    pub skip_bad_records: bool,
+    /// Timeouts, retries, backups and bad records: the scheduler's rules.
+    pub tolerance: crate::settings::FaultTolerance,
     /// Faults to inject into attempts.
     pub faults: Faults,
     /// Initial entries of the state store.
@@ -69,20 +67,23 @@ pub struct CoordinatorConfig {
     pub rerun_maps_of_lost_workers: bool,
 }
 
-/// Where a registered worker serves its map outputs.
+/// Where a registered worker serves its map outputs, and its process.
 #[derive(Debug, Clone)]
 struct Endpoint {
     shuffle_url: String,
     host: String,
+    /// Its process id, if it said (0 on the wire: it did not).
+    pid: Option<u32>,
 }
 
 /// The coordinator of one job. Cheap to clone; clones share the job.
 #[derive(Clone)]
 pub struct Coordinator {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
-struct Shared {
+/// What the clones of a [`Coordinator`] share.
+struct Inner {
     config: CoordinatorConfig,
     scheduler: Mutex<Scheduler>,
     /// Woken whenever the scheduler's state changed, for long-polling GetTask calls.
@@ -101,10 +102,10 @@ struct Shared {
     told_to_exit: Mutex<std::collections::HashSet<u64>>,
     /// Where committed tasks are recorded, for `--resume`.
     journal: Option<Arc<Journal>>,
-    /// The map outputs of the last reduce assignment, as recorded and as sent: every reduce
-    /// task gets the same shared list from the scheduler (until a map reruns), and converting
-    /// 10,000 of them for each one was most of a reduce assignment's cost.
-    reduce_inputs: Mutex<(Arc<[String]>, Vec<pb::MapOutput>)>,
+    /// The map outputs of the last reduce assignment, as the scheduler gave them and as sent:
+    /// every reduce task gets the same shared list from the scheduler (until a map reruns), and
+    /// converting 10,000 of them for each one was most of a reduce assignment's cost.
+    reduce_inputs: Mutex<(Arc<[Arc<MapOutputLocation>]>, pb::ReduceTask)>,
 }
 
 impl Coordinator {
@@ -119,23 +120,19 @@ impl Coordinator {
         let mut scheduler = Scheduler::new(SchedulerConfig {
             map_tasks: config.splits.len() as u32,
             reduce_tasks: config.reduce_tasks,
-            worker_timeout: config.worker_timeout.as_millis() as Millis,
-            task_timeout: config.task_timeout.as_millis() as Millis,
-            max_attempts: config.max_attempts,
-            speculative: config.speculative,
-            skip_bad_records: config.skip_bad_records,
+            tolerance: config.tolerance.clone(),
             rerun_maps_of_lost_workers: config.rerun_maps_of_lost_workers,
             // Each incarnation hands out its own range of ids.
             first_worker_id: (recovered.incarnation << 32) + 1,
         });
         for (task, done) in recovered.done {
-            if !scheduler.restore(task, done.attempt, done.output, done.counters) {
-                tracing::warn!(%task, "the journal names a task this job does not have; ignored");
+            if !scheduler.restore(task, done.attempt, done.map_output, done.counters) {
+                tracing::warn!(%task, "the journal names a task this job does not have, or no map output; ignored");
             }
         }
         let state = config.state.iter().cloned().chain(recovered.state).collect();
         let (ended, _) = watch::channel(false);
-        let shared = Shared {
+        let inner = Inner {
             config,
             scheduler: Mutex::new(scheduler),
             changed: Notify::new(),
@@ -149,43 +146,43 @@ impl Coordinator {
             endpoints: Mutex::new(HashMap::new()),
             told_to_exit: Mutex::new(std::collections::HashSet::new()),
             journal,
-            reduce_inputs: Mutex::new((Arc::from([]), Vec::new())),
+            reduce_inputs: Mutex::new((Arc::from([]), pb::ReduceTask::default())),
         };
-        let coordinator = Coordinator { shared: Arc::new(shared) };
-        // A job with no reduce work left (no input, R = 0) commits at once.
-        coordinator.after_event(&mut coordinator.scheduler());
+        let coordinator = Coordinator { inner: Arc::new(inner) };
+        // A job with no reduce work left (no input, R = 0, or every task restored) commits at once.
+        coordinator.event(|_, _| ());
         coordinator
     }
 
     /// Milliseconds since the job started.
     pub fn now(&self) -> Millis {
-        self.shared.started.elapsed().as_millis() as Millis
+        self.inner.started.elapsed().as_millis() as Millis
     }
 
     /// Locks the scheduler. Never held across an await.
     pub fn scheduler(&self) -> MutexGuard<'_, Scheduler> {
         // A panic while holding the lock is a bug in the scheduler; the job cannot go on.
-        self.shared.scheduler.lock().expect("scheduler lock poisoned")
+        self.inner.scheduler.lock().expect("scheduler lock poisoned")
     }
 
     /// Wall-clock time at which the job started, in ms since the Unix epoch.
     pub fn started_unix_ms(&self) -> u64 {
-        self.shared.started_unix_ms
+        self.inner.started_unix_ms
     }
 
     /// The job's configuration.
     pub fn config(&self) -> &CoordinatorConfig {
-        &self.shared.config
+        &self.inner.config
     }
 
     /// When the job committed, if it has.
     pub fn committed_at(&self) -> Option<Millis> {
-        *self.shared.committed_at.lock().expect("lock poisoned")
+        *self.inner.committed_at.lock().expect("lock poisoned")
     }
 
     /// A receiver that turns true when the job has ended.
     pub fn ended(&self) -> watch::Receiver<bool> {
-        self.shared.ended.subscribe()
+        self.inner.ended.subscribe()
     }
 
     /// Number of attempts committed so far.
@@ -199,24 +196,23 @@ impl Coordinator {
 
     /// True once every live worker has been told that the job is over.
     pub fn workers_told_to_exit(&self) -> bool {
-        let told = self.shared.told_to_exit.lock().expect("lock poisoned");
+        let told = self.inner.told_to_exit.lock().expect("lock poisoned");
         self.scheduler().workers().iter().all(|(id, w)| !w.alive || told.contains(id))
     }
 
     fn told_to_exit(&self, worker: u64) {
-        self.shared.told_to_exit.lock().expect("lock poisoned").insert(worker);
+        self.inner.told_to_exit.lock().expect("lock poisoned").insert(worker);
     }
 
     /// True once the job has succeeded or failed.
     pub fn has_ended(&self) -> bool {
-        *self.shared.ended.borrow()
+        *self.inner.ended.borrow()
     }
 
-    /// Stops the job: workers are told to exit at their next call.
+    /// Stops the job: workers are told to exit at their next call. Ignored while the job
+    /// commits: its outcome ends the job.
     pub fn abort(&self, reason: &str) {
-        let mut s = self.scheduler();
-        s.abort(reason.to_string());
-        self.after_event(&mut s);
+        self.event(|s, _| s.abort(reason.to_string()));
     }
 
     /// The worker process `pid` exited: its running attempts are lost at once, without
@@ -224,79 +220,138 @@ impl Coordinator {
     /// worker that exits removes its directory) runs again at once, rather than one by one
     /// as reducers fail to read them.
     pub fn worker_exited_pid(&self, pid: u32) {
-        // Workers register as "HOST pid N"; the supervisor's workers all run on this host.
-        let name = crate::layout::process_name(pid);
-        let suffix = format!(" {name}");
-        let outputs = {
-            let mut s = self.scheduler();
-            let now = self.now();
-            let ids: Vec<(u64, bool)> = s
-                .workers()
-                .iter()
-                .filter(|(_, w)| w.name == name || w.name.ends_with(&suffix))
-                .map(|(&id, w)| (id, w.alive))
-                .collect();
-            for &(id, alive) in &ids {
-                if alive {
+        // Workers say their pid when they register; the supervisor's workers all run on this host.
+        let ids: Vec<u64> = {
+            let endpoints = self.inner.endpoints.lock().expect("lock poisoned");
+            endpoints.iter().filter(|(_, e)| e.pid == Some(pid)).map(|(&id, _)| id).collect()
+        };
+        let outputs = self.event(|s, now| {
+            for &id in &ids {
+                if s.workers().get(&id).is_some_and(|w| w.alive) {
                     s.worker_lost(id, now);
                 }
             }
-            self.after_event(&mut s);
-            ids.iter().flat_map(|&(id, _)| s.map_outputs_of(id)).collect::<Vec<_>>()
-        };
+            ids.iter().flat_map(|&id| s.map_outputs_of(id)).collect::<Vec<_>>()
+        });
         let gone: Vec<(u32, u32)> = outputs
             .into_iter()
-            .filter(|(_, _, output)| {
-                serde_json::from_str::<Location>(output).is_ok_and(|l| !Path::new(&l.path).is_file())
-            })
-            .map(|(map, attempt, _)| (map, attempt))
+            .filter(|output| !Path::new(&output.path).is_file())
+            .map(|output| (output.map_task, output.attempt))
             .collect();
         if !gone.is_empty() {
             tracing::warn!(pid, maps = gone.len(), "the exited worker's map outputs are gone: rerunning them");
-            let mut s = self.scheduler();
-            s.map_outputs_gone(&gone);
-            self.after_event(&mut s);
+            self.event(|s, _| s.map_outputs_gone(&gone));
         }
     }
 
-    /// Commits the job when its tasks are done, wakes waiting calls, and signals the end.
-    fn after_event(&self, s: &mut Scheduler) {
-        if *s.state() == JobState::TasksDone {
-            // The journal lives in the directory that the commit removes.
-            if let Some(journal) = &self.shared.journal {
-                journal.close();
-            }
-            let output_dir = &self.shared.config.output_dir;
-            // The part files: the reduce tasks', or a map-only job's map tasks'.
-            let (phase, tasks) = match self.shared.config.reduce_tasks {
-                0 => (Phase::Map, self.shared.config.splits.len() as u32),
-                r => (Phase::Reduce, r),
-            };
-            let reported: Vec<(TaskId, u64)> = (0..tasks)
-                .map(|index| {
-                    let task = TaskId { phase, index };
-                    (task, s.committed_counters(task).map_or(0, |c| c.output_bytes))
-                })
-                .collect();
-            let compression = self.shared.config.settings.output_compression;
-            match check_parts(output_dir, &reported, compression).and_then(|()| commit_job(output_dir)) {
-                Ok(()) => {
-                    s.job_committed();
-                    *self.shared.committed_at.lock().expect("lock poisoned") = Some(self.now());
+    /// Runs the scheduler's timers: declares silent workers dead and abandons attempts without
+    /// progress.
+    pub fn tick(&self) -> TickOutcome {
+        let (tick, effects) = self.locked(|s, now| s.tick(now));
+        for w in &tick.dead_workers {
+            tracing::warn!(worker = w, "worker missed its heartbeats: declared dead, its tasks rerun");
+        }
+        for attempt in &tick.abandoned {
+            tracing::warn!(%attempt, "attempt made no progress within the task timeout: abandoned");
+        }
+        self.carry_out(effects, tick != TickOutcome::default());
+        tick
+    }
+
+    /// Feeds the scheduler an event (`f`, given it and the time), then carries out what the
+    /// event asks and wakes the long-polling GetTask calls.
+    fn event<T>(&self, f: impl FnOnce(&mut Scheduler, Millis) -> T) -> T {
+        let (value, effects) = self.locked(f);
+        self.carry_out(effects, true);
+        value
+    }
+
+    /// [`Coordinator::event`] for a call from `worker`, which is `NotFound` if this coordinator
+    /// did not register it; wakes the long-polling GetTask calls if `wake`.
+    fn worker_event<T>(
+        &self,
+        worker: u64,
+        wake: bool,
+        f: impl FnOnce(&mut Scheduler, Millis) -> T,
+    ) -> Result<T, Status> {
+        let (value, effects) = self.locked(|s, now| s.knows(worker).then(|| f(s, now)));
+        self.carry_out(effects, wake);
+        value.ok_or_else(|| unknown_worker(worker))
+    }
+
+    /// Feeds the scheduler an event under its lock, and queues the tasks it committed to the
+    /// journal before the lock is released: in the order the scheduler accepted them, and
+    /// before the call that reported them is answered. Returns the effects left to carry out.
+    fn locked<T>(&self, f: impl FnOnce(&mut Scheduler, Millis) -> T) -> (T, Vec<Effect>) {
+        let mut s = self.scheduler();
+        let value = f(&mut s, self.now());
+        let mut rest = Vec::new();
+        for effect in s.take_effects() {
+            match (effect, &self.inner.journal) {
+                (Effect::TaskCommitted { task, attempt, map_output, counters }, Some(journal)) => {
+                    let map_output = map_output.map(Arc::unwrap_or_clone);
+                    journal.record_done(task, Done { task: None, attempt, map_output, counters });
                 }
-                Err(e) => s.abort(format!("cannot commit the job: {e}")),
+                (Effect::TaskCommitted { .. }, None) => {}
+                (effect, _) => rest.push(effect),
             }
         }
-        if matches!(s.state(), JobState::Succeeded | JobState::Failed(_)) {
-            self.shared.ended.send_replace(true);
+        (value, rest)
+    }
+
+    /// Carries out, without the scheduler's lock, what an event asked: the job commit (whose
+    /// outcome is one more event) and the end of the job; then wakes the long-polling GetTask
+    /// calls if `wake`.
+    fn carry_out(&self, effects: Vec<Effect>, wake: bool) {
+        for effect in effects {
+            match effect {
+                // Journaled under the lock.
+                Effect::TaskCommitted { .. } => {}
+                Effect::CommitJob { part_bytes } => {
+                    let outcome = self.commit_job(&part_bytes);
+                    let (committed, effects) = self.locked(|s, now| match outcome {
+                        Ok(()) => {
+                            s.job_committed();
+                            (*s.state() == JobState::Succeeded).then_some(now)
+                        }
+                        Err(e) => {
+                            s.job_commit_failed(format!("cannot commit the job: {e}"));
+                            None
+                        }
+                    });
+                    if committed.is_some() {
+                        *self.inner.committed_at.lock().expect("lock poisoned") = committed;
+                    }
+                    self.carry_out(effects, false);
+                }
+                Effect::JobEnded => {
+                    self.inner.ended.send_replace(true);
+                }
+            }
         }
-        self.shared.changed.notify_waiters();
+        if wake {
+            self.inner.changed.notify_waiters();
+        }
+    }
+
+    /// The job commit: closes the journal (it lives in the directory the commit removes, and
+    /// closing it waits until every record queued is written), checks that every part file has
+    /// the size its attempt reported (`part_bytes`, by partition), removes `_temporary` and
+    /// writes `_SUCCESS`.
+    fn commit_job(&self, part_bytes: &[u64]) -> Result<()> {
+        if let Some(journal) = &self.inner.journal {
+            journal.close();
+        }
+        let output_dir = &self.inner.config.output_dir;
+        let config = &self.inner.config;
+        check_parts(output_dir, part_bytes, config.reduce_tasks == 0, config.settings.output_compression)?;
+        commit_output(output_dir)
     }
 
     /// Serves the gRPC services on `listener` (with TLS when the job has it) and runs the
     /// scheduler's timers until `shutdown`.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
-        let mut server = crate::net::rpc::server(self.shared.config.tls.as_ref())?;
+        let mut server = crate::net::rpc::server(self.inner.config.tls.as_ref())?;
         let ticker = {
             let c = self.clone();
             let shutdown = shutdown.clone();
@@ -307,21 +362,11 @@ impl Coordinator {
                         _ = shutdown.cancelled() => break,
                         _ = interval.tick() => {}
                     }
-                    let mut s = c.scheduler();
-                    let tick = s.tick(c.now());
-                    for w in &tick.dead_workers {
-                        tracing::warn!(worker = w, "worker missed its heartbeats: declared dead, its tasks rerun");
-                    }
-                    for attempt in &tick.abandoned {
-                        tracing::warn!(%attempt, "attempt made no progress within the task timeout: abandoned");
-                    }
-                    if tick != TickOutcome::default() {
-                        c.after_event(&mut s);
-                    }
+                    c.tick();
                 }
             })
         };
-        let token = &self.shared.config.token;
+        let token = &self.inner.config.token;
         let coordinator = pb::coordinator_server::CoordinatorServer::new(self.clone())
             .max_decoding_message_size(crate::net::rpc::MAX_MESSAGE_BYTES);
         let coordinator = crate::net::rpc::check_token(coordinator, token.clone());
@@ -344,19 +389,21 @@ impl Coordinator {
 /// Longest status message kept per task.
 const MAX_STATUS_CHARS: usize = 512;
 
-/// Checks, before the job commits, that every reduce task's part file is in the output with
-/// the size its committed attempt reported (`reported`: partition, bytes): an attempt that
+/// Checks, before the job commits, that every reduce task's (map-only: map task's) part file is in the output with
+/// the size its committed attempt reported (`part_bytes`, by partition): an attempt that
 /// was granted the commit and reported completion without moving its file into place (or a
 /// file removed or cut since) fails the job instead of committing it incomplete.
 fn check_parts(
     output_dir: &Path,
-    reported: &[(TaskId, u64)],
+    part_bytes: &[u64],
+    map_only: bool,
     compression: crate::data::compression::OutputCompression,
 ) -> Result<()> {
-    for &(task, bytes) in reported {
-        let name = match task.phase {
-            Phase::Map => crate::exec::maponly::part_name(task.index, compression),
-            Phase::Reduce => crate::exec::task::part_name(task.index, compression),
+    for (partition, &bytes) in part_bytes.iter().enumerate() {
+        let name = if map_only {
+            crate::exec::maponly::part_name(partition as u32, compression)
+        } else {
+            crate::exec::task::part_name(partition as u32, compression)
         };
         let part = crate::data::storage::join(output_dir, &name);
         let size = if crate::data::storage::is_url(&part) {
@@ -369,6 +416,8 @@ fn check_parts(
             Some(size) if size != bytes => format!("is {size} bytes"),
             Some(_) => continue,
         };
+        let phase = if map_only { Phase::Map } else { Phase::Reduce };
+        let task = crate::types::TaskId { phase, index: partition as u32 };
         return Err(Error::Job(format!(
             "part file '{}' {problem}, but {task}'s committed attempt reported {bytes} bytes written: \
              the output is incomplete, so the job is not committed",
@@ -379,7 +428,7 @@ fn check_parts(
 }
 
 /// Writes `_SUCCESS` and removes the reduce attempts' temporary directory.
-fn commit_job(output_dir: &Path) -> Result<()> {
+fn commit_output(output_dir: &Path) -> Result<()> {
     if crate::data::storage::is_url(output_dir) {
         return crate::data::storage::write(&crate::data::storage::join(output_dir, SUCCESS), Vec::new());
     }
@@ -390,35 +439,30 @@ fn commit_job(output_dir: &Path) -> Result<()> {
     crate::data::storage::write(&output_dir.join(SUCCESS), Vec::new())
 }
 
+/// The task message of an assigned attempt.
 fn task_message(
-    shared: &Shared,
+    inner: &Inner,
     attempt: AttemptId,
-    map_outputs: Arc<[String]>,
+    map_outputs: Arc<[Arc<MapOutputLocation>]>,
     skip_records: Vec<u64>,
-) -> Result<pb::Task, Status> {
-    let config = &shared.config;
+) -> pb::Task {
     let kind = match attempt.task.phase {
         Phase::Map => {
-            let split = &config.splits[attempt.task.index as usize];
+            let split = &inner.config.splits[attempt.task.index as usize];
             pb::task::Kind::Map(pb::MapTask { split: Some(split.into()), skip_records })
         }
         Phase::Reduce => {
-            let mut cache = shared.reduce_inputs.lock().expect("lock poisoned");
+            let mut cache = inner.reduce_inputs.lock().expect("lock poisoned");
             // The same shared list as last time (the cache holds it, so its address is not
-            // reused): no need to compare M strings.
+            // reused): no need to compare M locations.
             if !Arc::ptr_eq(&cache.0, &map_outputs) {
-                let converted = map_outputs
-                    .iter()
-                    .map(|o| serde_json::from_str::<Location>(o).map(pb::MapOutput::from))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| Status::internal(format!("a recorded map output location is unreadable: {e}")))?;
+                let converted = crate::net::convert::reduce_task(0, &map_outputs);
                 *cache = (map_outputs, converted);
             }
-            let map_outputs = cache.1.clone();
-            pb::task::Kind::Reduce(pb::ReduceTask { partition: attempt.task.index, map_outputs })
+            pb::task::Kind::Reduce(pb::ReduceTask { partition: attempt.task.index, ..cache.1.clone() })
         }
     };
-    Ok(pb::Task { task_id: attempt.task.index, attempt: attempt.attempt, kind: Some(kind) })
+    pb::Task { task_id: attempt.task.index, attempt: attempt.attempt, kind: Some(kind) }
 }
 
 /// The answer to a call from a worker that did not register with this coordinator: one
@@ -476,16 +520,15 @@ impl pb::coordinator_server::Coordinator for Coordinator {
     ) -> Result<Response<pb::RegisterWorkerReply>, Status> {
         let r = request.into_inner();
         let name = if r.host.is_empty() { r.name } else { format!("{} {}", r.host, r.name) };
-        let worker_id = {
-            let mut s = self.scheduler();
-            let id = s.register(name.clone(), self.now());
-            self.after_event(&mut s);
+        let endpoint = Endpoint { shuffle_url: r.shuffle_url, host: r.host, pid: (r.pid != 0).then_some(r.pid) };
+        // Known by its endpoint (its pid) as soon as the scheduler knows it.
+        let worker_id = self.event(|s, now| {
+            let id = s.register(name.clone(), now);
+            self.inner.endpoints.lock().expect("lock poisoned").insert(id, endpoint);
             id
-        };
-        let endpoint = Endpoint { shuffle_url: r.shuffle_url, host: r.host };
-        self.shared.endpoints.lock().expect("lock poisoned").insert(worker_id, endpoint);
+        });
         tracing::debug!(worker = worker_id, name, "worker registered");
-        let c = &self.shared.config;
+        let c = &self.inner.config;
         Ok(Response::new(pb::RegisterWorkerReply {
             worker_id,
             job: Some(pb::JobSpec {
@@ -508,25 +551,16 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let worker = request.into_inner().worker_id;
         let deadline = tokio::time::Instant::now() + LONG_POLL;
         loop {
-            let changed = self.shared.changed.notified();
+            let changed = self.inner.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let assignment = {
-                let mut s = self.scheduler();
-                if !s.knows(worker) {
-                    return Err(unknown_worker(worker));
-                }
-                let a = s.request_task(worker, self.now());
-                if matches!(a, Assignment::Run { .. }) {
-                    self.after_event(&mut s);
-                }
-                a
-            };
+            let (assignment, effects) = self.locked(|s, now| s.knows(worker).then(|| s.request_task(worker, now)));
+            let Some(assignment) = assignment else { return Err(unknown_worker(worker)) };
+            self.carry_out(effects, matches!(assignment, Assignment::Run { .. }));
             let reply = match assignment {
                 Assignment::Run { attempt, map_outputs, skip_records } => {
                     tracing::debug!(worker, %attempt, "assigned");
-                    let task = task_message(&self.shared, attempt, map_outputs, skip_records)?;
-                    pb::get_task_reply::Reply::Task(task)
+                    pb::get_task_reply::Reply::Task(task_message(&self.inner, attempt, map_outputs, skip_records))
                 }
                 Assignment::Exit => {
                     self.told_to_exit(worker);
@@ -546,20 +580,22 @@ impl pb::coordinator_server::Coordinator for Coordinator {
     async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatReply>, Status> {
         let r = request.into_inner();
         // Records read and bytes fetched both show progress.
-        let running = r.running.map(|t| attempt_id(&self.shared.config, t, "running")).transpose()?;
+        let running = r.running.map(|t| attempt_id(&self.inner.config, t, "running")).transpose()?;
         let running = running.map(|id| (id, r.records.saturating_add(r.bytes)));
-        let mut s = self.scheduler();
-        let reply = s.heartbeat(r.worker_id, running, self.now());
+        let ((reply, exit), effects) = self.locked(|s, now| {
+            let reply = s.heartbeat(r.worker_id, running, now);
+            if let Some((id, _)) = running
+                && reply.known
+                && !r.status.is_empty()
+            {
+                s.set_status(r.worker_id, id, r.status.chars().take(MAX_STATUS_CHARS).collect());
+            }
+            (reply, matches!(s.state(), JobState::Succeeded | JobState::Failed(_)))
+        });
+        self.carry_out(effects, false);
         if !reply.known {
             return Err(unknown_worker(r.worker_id));
         }
-        if let Some((id, _)) = running
-            && !r.status.is_empty()
-        {
-            s.set_status(r.worker_id, id, r.status.chars().take(MAX_STATUS_CHARS).collect());
-        }
-        let exit = matches!(s.state(), JobState::Succeeded | JobState::Failed(_));
-        drop(s);
         if exit {
             self.told_to_exit(r.worker_id);
         }
@@ -572,15 +608,11 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         request: Request<pb::CommitTaskRequest>,
     ) -> Result<Response<pb::CommitTaskReply>, Status> {
         let r = request.into_inner();
-        let attempt = task_ref(&self.shared.config, r.task)?;
-        if attempt.task.phase == Phase::Map && self.shared.config.reduce_tasks > 0 {
+        let attempt = task_ref(&self.inner.config, r.task)?;
+        if attempt.task.phase == Phase::Map && self.inner.config.reduce_tasks > 0 {
             return Err(Status::invalid_argument("task is a map attempt: map attempts commit by completing"));
         }
-        let mut s = self.scheduler();
-        if !s.knows(r.worker_id) {
-            return Err(unknown_worker(r.worker_id));
-        }
-        let granted = s.request_commit(r.worker_id, attempt, self.now());
+        let granted = self.worker_event(r.worker_id, false, |s, now| s.request_commit(r.worker_id, attempt, now))?;
         Ok(Response::new(pb::CommitTaskReply { granted }))
     }
 
@@ -589,40 +621,29 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         request: Request<pb::ReportCompletionRequest>,
     ) -> Result<Response<pb::ReportCompletionReply>, Status> {
         let r = request.into_inner();
-        let attempt = task_ref(&self.shared.config, r.task)?;
+        let attempt = task_ref(&self.inner.config, r.task)?;
         let counters: crate::types::TaskCounters = r.counters.unwrap_or_default().into();
-        let output = match attempt.task.phase {
+        // A reduce attempt's output is its part file, in place: only a map output's location is kept.
+        let map_output = match attempt.task.phase {
+            // A map-only job's map attempt writes a part file, in place, as a reduce attempt does.
+            Phase::Map if self.inner.config.reduce_tasks == 0 => None,
             Phase::Map => {
-                let endpoint = self.shared.endpoints.lock().expect("lock poisoned").get(&r.worker_id).cloned();
+                let endpoint = self.inner.endpoints.lock().expect("lock poisoned").get(&r.worker_id).cloned();
                 let Some(endpoint) = endpoint else { return Err(unknown_worker(r.worker_id)) };
-                let location = Location {
+                Some(MapOutputLocation {
                     map_task: attempt.task.index,
                     attempt: attempt.attempt,
                     host: endpoint.host,
                     path: r.output,
                     shuffle_url: endpoint.shuffle_url,
-                };
-                serde_json::to_string(&location).map_err(|e| Status::internal(e.to_string()))?
+                })
             }
-            Phase::Reduce => r.output,
+            Phase::Reduce => None,
         };
-        let mut s = self.scheduler();
-        if !s.knows(r.worker_id) {
-            return Err(unknown_worker(r.worker_id));
-        }
-        let record = self.shared.journal.as_ref().map(|_| Done {
-            task: None,
-            attempt: attempt.attempt,
-            output: output.clone(),
-            counters: counters.clone(),
-        });
-        let accepted = s.complete(r.worker_id, attempt, output, counters, self.now());
+        // Journaled, if accepted, before the answer, and before the job commit this may start.
+        let accepted =
+            self.worker_event(r.worker_id, true, |s, now| s.complete(r.worker_id, attempt, map_output, counters, now))?;
         tracing::debug!(worker = r.worker_id, %attempt, accepted, "attempt completed");
-        // Recorded before the job can commit (which closes the journal).
-        if let (true, Some(journal), Some(record)) = (accepted, &self.shared.journal, record) {
-            journal.record_done(attempt.task, record);
-        }
-        self.after_event(&mut s);
         Ok(Response::new(pb::ReportCompletionReply { accepted }))
     }
 
@@ -631,8 +652,8 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         request: Request<pb::ReportFailureRequest>,
     ) -> Result<Response<pb::ReportFailureReply>, Status> {
         let r = request.into_inner();
-        let attempt = task_ref(&self.shared.config, r.task)?;
-        check_failure(&self.shared.config, attempt, &r)?;
+        let attempt = task_ref(&self.inner.config, r.task)?;
+        check_failure(&self.inner.config, attempt, &r)?;
         tracing::warn!(worker = r.worker_id, %attempt, error = r.error, "attempt failed");
         let failure = Failure {
             error: r.error,
@@ -641,12 +662,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             lost_map_attempt: r.lost_map_attempt,
             lost_map_unreachable: r.lost_map_unreachable,
         };
-        let mut s = self.scheduler();
-        if !s.knows(r.worker_id) {
-            return Err(unknown_worker(r.worker_id));
-        }
-        s.fail(r.worker_id, attempt, failure, self.now());
-        self.after_event(&mut s);
+        self.worker_event(r.worker_id, true, |s, now| s.fail(r.worker_id, attempt, failure, now))?;
         Ok(Response::new(pb::ReportFailureReply {}))
     }
 }
@@ -655,7 +671,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
 impl pb::state_server::State for Coordinator {
     async fn get_state(&self, request: Request<pb::GetStateRequest>) -> Result<Response<pb::GetStateReply>, Status> {
         let keys = request.into_inner().keys;
-        let store = self.shared.state.lock().expect("state lock poisoned");
+        let store = self.inner.state.lock().expect("state lock poisoned");
         let values = keys
             .iter()
             .map(|k| match store.get(k) {
@@ -668,8 +684,8 @@ impl pb::state_server::State for Coordinator {
 
     async fn set_state(&self, request: Request<pb::SetStateRequest>) -> Result<Response<pb::SetStateReply>, Status> {
         let entries = request.into_inner().entries;
-        let mut store = self.shared.state.lock().expect("state lock poisoned");
-        if let Some(journal) = &self.shared.journal {
+        let mut store = self.inner.state.lock().expect("state lock poisoned");
+        if let Some(journal) = &self.inner.journal {
             journal.record_state(entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect());
         }
         for e in entries {

@@ -8,8 +8,9 @@
 //! counters), the entries of the state store, and an incarnation number that a resume
 //! increments, so that workers registered with an earlier coordinator are told apart.
 //!
-//! Records are written by a thread of their own, in batches of up to 20 ms, after the
-//! scheduler accepted them: no RPC waits for the disk. A crash can therefore lose the last few records; the
+//! Records are queued by the coordinator while it holds the scheduler's lock, so in the order
+//! the scheduler accepted them, before the call is answered; a thread of their own writes them,
+//! in batches of up to 20 ms: no RPC waits for the disk. A crash can therefore lose the last few records; the
 //! journal is then a subset of what committed, and a subset is always safe to resume from: a
 //! task missing from it runs again and writes the same output (a reduce's part file is
 //! replaced by an atomic rename). A journal that cannot be written is reported and the job
@@ -25,8 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::layout::TEMPORARY;
-use crate::types::TaskCounters;
-use crate::types::{Phase, TaskId};
+use crate::types::{MapOutputLocation, Phase, TaskCounters, TaskId};
 
 /// File name of the journal, in the output directory's `_temporary`.
 pub const FILE: &str = "journal.redb";
@@ -127,8 +127,8 @@ pub struct Done {
     pub task: Option<TaskId>,
     /// Its committed attempt.
     pub attempt: u32,
-    /// Where its output is (the scheduler's output string).
-    pub output: String,
+    /// Where a map task's output is; `None` for a reduce task (its part file is in OUT).
+    pub map_output: Option<MapOutputLocation>,
     /// Its counters.
     pub counters: TaskCounters,
 }
@@ -418,8 +418,8 @@ mod tests {
         Identity::default().with("job", "wordcount").with("splits", splits)
     }
 
-    fn done(attempt: u32) -> Done {
-        Done { task: None, attempt, output: format!("out-{attempt}"), counters: TaskCounters::default() }
+    fn done(attempt: u32, map_output: Option<MapOutputLocation>) -> Done {
+        Done { task: None, attempt, map_output, counters: TaskCounters::default() }
     }
 
     #[test]
@@ -428,9 +428,16 @@ mod tests {
         let path = path_for(dir.path());
         let journal =
             Journal::create(&path, &identity(3), Path::new("/tmp/work"), Path::new("/tmp/logs"), true).unwrap();
-        journal.record_done(TaskId { phase: Phase::Map, index: 2 }, done(1));
+        let location = MapOutputLocation {
+            map_task: 2,
+            attempt: 1,
+            host: "10.0.0.2".into(),
+            path: "/tmp/work/mr-worker-1/map-00002-1.out".into(),
+            shuffle_url: "http://10.0.0.2:4000".into(),
+        };
+        journal.record_done(TaskId { phase: Phase::Map, index: 2 }, done(1, Some(location.clone())));
         journal.record_state(vec![("k".into(), b"v".to_vec())]);
-        journal.record_done(TaskId { phase: Phase::Reduce, index: 0 }, done(0));
+        journal.record_done(TaskId { phase: Phase::Reduce, index: 0 }, done(0, None));
         journal.close();
         drop(journal);
 
@@ -439,13 +446,13 @@ mod tests {
         assert_eq!(recovered.work_dir.as_deref(), Some(Path::new("/tmp/work")));
         assert!(recovered.output_created);
         assert_eq!(recovered.logs.as_deref(), Some(Path::new("/tmp/logs")));
-        let tasks: Vec<(TaskId, u32, &str)> =
-            recovered.done.iter().map(|(t, d)| (*t, d.attempt, d.output.as_str())).collect();
+        let tasks: Vec<(TaskId, u32, Option<&MapOutputLocation>)> =
+            recovered.done.iter().map(|(t, d)| (*t, d.attempt, d.map_output.as_ref())).collect();
         assert_eq!(
             tasks,
             [
-                (TaskId { phase: Phase::Map, index: 2 }, 1, "out-1"),
-                (TaskId { phase: Phase::Reduce, index: 0 }, 0, "out-0")
+                (TaskId { phase: Phase::Map, index: 2 }, 1, Some(&location)),
+                (TaskId { phase: Phase::Reduce, index: 0 }, 0, None)
             ]
         );
         assert_eq!(recovered.state, [("k".to_string(), b"v".to_vec())]);

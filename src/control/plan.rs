@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::data::input::{self, InputFormat, Split};
 use crate::error::{Error, Result};
 use crate::exec::task::TaskSettings;
-use crate::job::{JobOptions, PlanView, Prepared, Registry};
+use crate::job::{PlanView, Prepared, Registry};
 use crate::layout::{SUCCESS, TEMPORARY};
 
 /// What the user asked for.
@@ -14,10 +14,10 @@ use crate::layout::{SUCCESS, TEMPORARY};
 pub struct JobRequest {
     /// Registry name of the job.
     pub job: String,
-    /// Job arguments.
+    /// The job's own arguments and flags, as [`crate::job::job_argv`] writes them.
     pub job_args: Vec<String>,
-    /// Job options (e.g. word-search targets).
-    pub job_options: JobOptions,
+    /// How input files are read.
+    pub input_format: InputFormat,
     /// Input files and directories.
     pub inputs: Vec<PathBuf>,
     /// Output directory.
@@ -43,6 +43,8 @@ pub struct Plan {
     pub splits: Vec<Split>,
     /// Number of reduce tasks.
     pub reduce_tasks: u32,
+    /// The job's own arguments and flags, for the workers.
+    pub job_args: Vec<String>,
     /// What the job needs on the workers.
     pub prepared: Prepared,
     /// Total input bytes.
@@ -70,12 +72,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// Checks a request and plans its job. Creates the output directory.
 pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     let factory = registry.get(&request.job)?;
-    if request.job != "streaming" && request.job_options.streaming.is_set() {
-        return Err(Error::BadOption {
-            flag: "--files, -D, --cmdenv, --key-fields, --partition-fields, --partitioner".into(),
-            message: format!("these are streaming's flags; job '{}' takes none of them", request.job),
-        });
-    }
+    let args = registry.parse(&request.job, &request.job_args)?;
     // Workers may run in another directory, or on another host: they get absolute paths.
     let inputs: Vec<PathBuf> = request.inputs.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
     let output_path = absolute(&request.output)?;
@@ -85,12 +82,15 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
         // Four splits per worker keeps every core busy while the last tasks finish.
         (input_bytes / (4 * u64::from(request.workers.max(1)))).clamp(MIN_SPLIT, MAX_SPLIT)
     });
-    let format = request.job_options.input_format;
+    let format = request.input_format;
     let mut splits = input::plan_splits(&files, split_size, format)?;
-    if factory.needs_line_numbers(&request.job_args) && format == InputFormat::Text {
+    if factory.needs_line_numbers(&args) && format == InputFormat::Text {
         input::number_lines(&mut splits)?;
     }
-    let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers.max(1));
+    let reduce_tasks = match request.reduce_tasks {
+        Some(r) => r,
+        None => factory.reduce_tasks(&args)?.unwrap_or(request.workers.max(1)),
+    };
     if reduce_tasks == 0 && !factory.allows_map_only() {
         return Err(Error::BadOption {
             flag: "--reduce-tasks 0".into(),
@@ -101,8 +101,8 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
         });
     }
     let view = PlanView {
-        args: &request.job_args,
-        options: &request.job_options,
+        args: &args,
+        input_format: format,
         splits: &splits,
         reduce_tasks,
         max_record_bytes: request.settings.max_record_bytes,
@@ -114,7 +114,16 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
         OutputDir::prepare(&output_path, &inputs, request.overwrite)?
     };
     let settings = TaskSettings { partitions: reduce_tasks, ..request.settings };
-    Ok(Plan { splits, reduce_tasks, prepared, input_bytes, output, input_format: format, settings })
+    Ok(Plan {
+        splits,
+        reduce_tasks,
+        job_args: request.job_args.clone(),
+        prepared,
+        input_bytes,
+        output,
+        input_format: format,
+        settings,
+    })
 }
 
 /// The job's output directory. Unless [`OutputDir::keep`] is called, dropping it removes

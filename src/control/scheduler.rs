@@ -2,7 +2,11 @@
 //!
 //! It does no I/O and reads no clock: the coordinator feeds it events (a worker registered,
 //! asked for a task, heartbeated, asked to commit, reported an outcome, time passed) with the
-//! current time in milliseconds, and acts on what it returns. Every rule of the Google
+//! current time in milliseconds, and acts on what it returns. What an event asks of the world
+//! (journal a committed task, commit the job, tell the workers the job ended) it leaves as
+//! [`Effect`]s, which the coordinator takes with [`Scheduler::take_effects`] under its lock
+//! and carries out after releasing it, as raft-rs's `RawNode` hands its effects back through
+//! `ready()`. Every rule of the Google
 //! MapReduce paper that `mr` follows lives here and is unit-tested without processes or sleeps:
 //!
 //! - Maps run first; reduces are handed out once every map task is done.
@@ -30,7 +34,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{AttemptId, Millis, Phase, TaskCounters, TaskId, WorkerId};
+use crate::settings::FaultTolerance;
+use crate::types::{AttemptId, MapOutputLocation, Millis, Phase, TaskCounters, TaskId, WorkerId};
 
 /// The scheduler's settings.
 #[derive(Debug, Clone)]
@@ -39,16 +44,11 @@ pub struct SchedulerConfig {
     pub map_tasks: u32,
     /// Number of reduce tasks (one per partition).
     pub reduce_tasks: u32,
-    /// A worker silent for longer than this is dead.
-    pub worker_timeout: Millis,
-    /// An attempt without progress for longer than this is abandoned.
-    pub task_timeout: Millis,
-    /// Failed attempts after which a task fails the job.
-    pub max_attempts: u32,
-    /// Whether to run backup attempts of slow tasks near the end of a phase.
-    pub speculative: bool,
-    /// Whether records that crash attempts are skipped by later attempts.
-    pub skip_bad_records: bool,
+    /// Timeouts (a silent worker is dead, an attempt without progress is abandoned), failed
+    /// attempts that fail the job, backup attempts near the end of a phase, and whether
+    /// records that crash attempts are skipped by later attempts. `max_restarts` and
+    /// `verify_inputs` are not the scheduler's.
+    pub tolerance: FaultTolerance,
     /// Whether a lost worker's committed map outputs are re-executed at once (the paper's
     /// rule: they lived on its machine). Off when every reducer can read them from a shared
     /// host; a reducer that cannot read an output reports it either way.
@@ -64,11 +64,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             map_tasks: 0,
             reduce_tasks: 0,
-            worker_timeout: 10_000,
-            task_timeout: 60_000,
-            max_attempts: 4,
-            speculative: true,
-            skip_bad_records: false,
+            tolerance: FaultTolerance::default(),
             rerun_maps_of_lost_workers: false,
             first_worker_id: 1,
         }
@@ -91,9 +87,10 @@ pub enum Assignment {
         attempt: AttemptId,
         /// Reduce only: the committed map outputs, in map task order. Every reduce attempt
         /// gets the same shared list until a map output changes, so that handing out R
-        /// reduce tasks costs O(M + R), not O(R × M).
-        map_outputs: Arc<[String]>,
-        /// Map only: offsets of records to skip.
+        /// reduce tasks costs O(M + R), not O(R × M); each location is the one the task's
+        /// state holds, shared, not a copy.
+        map_outputs: Arc<[Arc<MapOutputLocation>]>,
+        /// Map only: the numbers (in the split) of the records to skip.
         skip_records: Vec<u64>,
     },
     /// Nothing to do now; ask again later.
@@ -140,7 +137,7 @@ pub struct AttemptRecord {
 pub struct Failure {
     /// The error.
     pub error: String,
-    /// Map: the offset of the record being processed.
+    /// Map: the number (in the split) of the record being processed.
     pub bad_record: Option<u64>,
     /// Reduce: the map task whose output could not be read.
     pub lost_map_task: Option<u32>,
@@ -167,7 +164,8 @@ pub struct JobFailure {
 pub enum JobState {
     /// Tasks are running or waiting.
     Running,
-    /// Every reduce task has committed; the job commit (`_SUCCESS`) is pending.
+    /// Every reduce task has committed; the job commit (`_SUCCESS`) is under way (the
+    /// [`Effect::CommitJob`] the scheduler gave), and only its outcome ends this state.
     TasksDone,
     /// The job committed.
     Succeeded,
@@ -193,17 +191,45 @@ pub struct TickOutcome {
     pub abandoned: Vec<AttemptId>,
 }
 
+/// What an event asks of the world, for the owner of the scheduler to carry out: taken, in the
+/// order they arose, with [`Scheduler::take_effects`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A task committed (`complete` accepted its attempt): the coordinator journals it, for
+    /// `--resume`. A map task that runs again after its output was lost commits again.
+    TaskCommitted {
+        /// The task.
+        task: TaskId,
+        /// Its committed attempt.
+        attempt: u32,
+        /// A map task's output; `None` for a reduce task (its output is its part file).
+        map_output: Option<Arc<MapOutputLocation>>,
+        /// The attempt's counters.
+        counters: TaskCounters,
+    },
+    /// Every task is done: commit the job (check that each part file has the size its attempt
+    /// reported, write `_SUCCESS`), then call [`Scheduler::job_committed`] or
+    /// [`Scheduler::job_commit_failed`]. Given once per job, when it enters `TasksDone`.
+    CommitJob {
+        /// The bytes each reduce task's committed attempt wrote, by partition.
+        part_bytes: Vec<u64>,
+    },
+    /// The job ended, committed or failed: workers are told to exit.
+    JobEnded,
+}
+
 #[derive(Debug)]
 enum TaskState {
     Idle,
     Running(Vec<Running>),
     Done {
-        output: String,
+        /// Where a map task's output is; `None` for a reduce task.
+        map_output: Option<Arc<MapOutputLocation>>,
         /// The committed attempt, its worker, and its index in `Scheduler::attempts` (none
         /// for a task restored from the journal of an earlier coordinator).
         attempt: u32,
         worker: WorkerId,
-        record: Option<usize>,
+        attempt_index: Option<usize>,
     },
 }
 
@@ -212,7 +238,7 @@ struct Running {
     attempt: u32,
     worker: WorkerId,
     /// Index of its record in `Scheduler::attempts`.
-    record: usize,
+    attempt_index: usize,
     start_ms: Millis,
     last_progress_ms: Millis,
     records: u64,
@@ -226,7 +252,7 @@ struct Task {
     failures: u32,
     last_error: String,
     counters: TaskCounters,
-    /// Record offset -> attempts that failed on it.
+    /// Record number (in the split) -> attempts that failed on it.
     bad_records: BTreeMap<u64, u32>,
     /// The last status message one of its current attempts reported.
     status: String,
@@ -293,7 +319,9 @@ pub struct Scheduler {
     index: [PhaseIndex; 2],
     /// The list of committed map outputs handed to reduce attempts, built at the first reduce
     /// assignment after a map output changed (`None` until then).
-    reduce_inputs: Option<Arc<[String]>>,
+    reduce_inputs: Option<Arc<[Arc<MapOutputLocation>]>>,
+    /// What the events since the last [`Scheduler::take_effects`] ask of the world.
+    effects: Vec<Effect>,
 }
 
 /// What the scheduler keeps per phase to find tasks without scanning them all.
@@ -328,6 +356,7 @@ impl Scheduler {
             state: JobState::Running,
             index,
             reduce_inputs: None,
+            effects: Vec::new(),
         };
         s.check_done();
         s
@@ -336,6 +365,22 @@ impl Scheduler {
     /// The job's state.
     pub fn state(&self) -> &JobState {
         &self.state
+    }
+
+    /// What the events so far ask of the world, in the order they arose; the list is emptied.
+    /// The coordinator takes them under its lock after every event, journals the committed
+    /// tasks there, and carries out the rest once the lock is released.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Moves the job to a final state, once, and asks for the workers to be told.
+    fn end(&mut self, state: JobState) {
+        debug_assert!(matches!(state, JobState::Succeeded | JobState::Failed(_)));
+        if !matches!(self.state, JobState::Succeeded | JobState::Failed(_)) {
+            self.state = state;
+            self.effects.push(Effect::JobEnded);
+        }
     }
 
     /// Every attempt so far, in the order they were assigned.
@@ -424,13 +469,23 @@ impl Scheduler {
 
     /// Marks a task as committed by an earlier coordinator of this job (read from its
     /// journal), before any worker registers: it will not run again unless its output is lost.
-    /// Returns false for a task this job does not have, or one already done.
-    pub fn restore(&mut self, task: TaskId, attempt: u32, output: String, counters: TaskCounters) -> bool {
+    /// Returns false for a task this job does not have, one already done, or a map task without
+    /// its output's location.
+    pub fn restore(
+        &mut self,
+        task: TaskId,
+        attempt: u32,
+        map_output: Option<MapOutputLocation>,
+        counters: TaskCounters,
+    ) -> bool {
+        if task.phase == Phase::Map && map_output.is_none() {
+            return false;
+        }
         let Some(t) = self.task_mut(task) else { return false };
         if !matches!(t.state, TaskState::Idle) {
             return false;
         }
-        t.state = TaskState::Done { output, attempt, worker: 0, record: None };
+        t.state = TaskState::Done { map_output: map_output.map(Arc::new), attempt, worker: 0, attempt_index: None };
         t.next_attempt = t.next_attempt.max(attempt.saturating_add(1));
         t.counters = counters;
         if task.phase == Phase::Map {
@@ -484,14 +539,14 @@ impl Scheduler {
         let ix = &mut self.index[phase as usize];
         ix.idle.remove(&id.index);
         ix.running.insert(id.index);
-        let record = self.attempts.len();
+        let attempt_index = self.attempts.len();
         let task = self.task_mut(id).expect("index found above");
         let attempt = task.next_attempt;
         task.next_attempt += 1;
         let running = Running {
             attempt,
             worker,
-            record,
+            attempt_index,
             start_ms: now,
             last_progress_ms: now,
             records: 0,
@@ -501,7 +556,8 @@ impl Scheduler {
             TaskState::Running(list) => list.push(running),
             state => *state = TaskState::Running(vec![running]),
         }
-        let skip_records = task.bad_records.iter().filter(|&(_, &n)| n >= SKIP_AFTER).map(|(&o, _)| o).collect();
+        let skip_records =
+            task.bad_records.iter().filter(|&(_, &n)| n >= SKIP_AFTER).map(|(&number, _)| number).collect();
         let attempt = AttemptId { task: id, attempt };
         self.attempts.push(AttemptRecord {
             id: attempt,
@@ -520,14 +576,14 @@ impl Scheduler {
 
     /// The committed map outputs, in map task order: the shared list, rebuilt only if a map
     /// output changed since it was built. Called only when every map task is done.
-    fn reduce_inputs(&mut self) -> Arc<[String]> {
+    fn reduce_inputs(&mut self) -> Arc<[Arc<MapOutputLocation>]> {
         let maps = &self.maps;
         self.reduce_inputs
             .get_or_insert_with(|| {
                 maps.iter()
                     .map(|t| match &t.state {
-                        TaskState::Done { output, .. } => output.clone(),
-                        _ => unreachable!("reduces start only when every map is done"),
+                        TaskState::Done { map_output: Some(output), .. } => output.clone(),
+                        _ => unreachable!("reduces start only when every map is done, with its output"),
                     })
                     .collect()
             })
@@ -537,7 +593,7 @@ impl Scheduler {
     /// The task of `phase` most worth a backup attempt on `worker`, if any: one attempt
     /// running, not on this worker, for much longer than committed attempts took.
     fn speculation_candidate(&self, phase: Phase, worker: WorkerId, now: Millis) -> Option<usize> {
-        if !self.config.speculative {
+        if !self.config.tolerance.speculative {
             return None;
         }
         let ix = &self.index[phase as usize];
@@ -636,36 +692,49 @@ impl Scheduler {
         true
     }
 
-    /// An attempt finished and its output is at `output`. Returns true if this attempt is
-    /// now the task's committed attempt; false for a stale or duplicate report, whose output
-    /// the caller discards.
+    /// An attempt finished; a map attempt's output is at `map_output` (a reduce attempt's is its
+    /// part file, in place). Returns true if this attempt is now the task's committed attempt,
+    /// and gives [`Effect::TaskCommitted`]; false for a stale or duplicate report, whose output
+    /// the caller discards, or a map attempt without its output's location.
     pub fn complete(
         &mut self,
         worker: WorkerId,
         id: AttemptId,
-        output: String,
+        map_output: Option<MapOutputLocation>,
         counters: TaskCounters,
         now: Millis,
     ) -> bool {
         self.seen(worker, now);
         let Some(running) = self.running(id, worker) else { return false };
-        // A reduce attempt, or a map attempt of a map-only job, writes into the output: it needs the grant.
-        let writes_output = id.task.phase == Phase::Reduce || self.config.reduce_tasks == 0;
-        if self.state != JobState::Running || (writes_output && !running.commit_granted) {
+        // A reduce attempt, or a map attempt of a map-only job, writes into the output: it needs
+        // the grant. Any other map attempt needs its output's location.
+        let allowed = match id.task.phase {
+            Phase::Map if self.config.reduce_tasks == 0 => running.commit_granted,
+            Phase::Map => map_output.is_some(),
+            Phase::Reduce => running.commit_granted,
+        };
+        if self.state != JobState::Running || !allowed {
             return false;
         }
+        let map_output = map_output.map(Arc::new);
         let task = self.task_mut(id.task).expect("running attempt has a task");
-        let done = TaskState::Done { output, attempt: id.attempt, worker, record: Some(running.record) };
+        let done = TaskState::Done {
+            map_output: map_output.clone(),
+            attempt: id.attempt,
+            worker,
+            attempt_index: Some(running.attempt_index),
+        };
         let TaskState::Running(list) = std::mem::replace(&mut task.state, done) else {
             unreachable!("checked by running()")
         };
-        task.counters = counters;
+        task.counters = counters.clone();
+        self.effects.push(Effect::TaskCommitted { task: id.task, attempt: id.attempt, map_output, counters });
         let ix = &mut self.index[id.task.phase as usize];
         ix.running.remove(&id.task.index);
         ix.committed_ms += now - running.start_ms;
         ix.committed += 1;
         for r in list {
-            let record = &mut self.attempts[r.record];
+            let record = &mut self.attempts[r.attempt_index];
             record.end_ms = Some(now);
             record.outcome = if r.attempt == id.attempt { Outcome::Committed } else { Outcome::Discarded };
         }
@@ -680,12 +749,17 @@ impl Scheduler {
         true
     }
 
+    /// Enters `TasksDone` once every task is done, asking for the job commit.
     fn check_done(&mut self) {
         if self.state == JobState::Running
             && self.maps_done == self.config.map_tasks
             && self.reduces_done == self.config.reduce_tasks
         {
             self.state = JobState::TasksDone;
+            // The part files: the reduce tasks', or a map-only job's map tasks'.
+            let parts = if self.config.reduce_tasks == 0 { &self.maps } else { &self.reduces };
+            let part_bytes = parts.iter().map(|t| t.counters.output_bytes).collect();
+            self.effects.push(Effect::CommitJob { part_bytes });
         }
     }
 
@@ -700,10 +774,10 @@ impl Scheduler {
             return;
         }
         self.end_attempt(id.task, running, Outcome::Failed(failure.error.clone()), now);
-        let skip = self.config.skip_bad_records;
+        let skip = self.config.tolerance.skip_bad_records;
         let task = self.task_mut(id.task).expect("running attempt has a task");
         match failure.bad_record {
-            Some(offset) if skip => *task.bad_records.entry(offset).or_default() += 1,
+            Some(number) if skip => *task.bad_records.entry(number).or_default() += 1,
             _ => task.failures += 1,
         }
         task.last_error = failure.error;
@@ -712,8 +786,8 @@ impl Scheduler {
     }
 
     fn check_failures(&mut self, task: TaskId, attempts: u32, last_error: String) {
-        if attempts >= self.config.max_attempts && self.state == JobState::Running {
-            self.state = JobState::Failed(JobFailure { task: Some(task), attempts, last_error });
+        if attempts >= self.config.tolerance.max_attempts && self.state == JobState::Running {
+            self.end(JobState::Failed(JobFailure { task: Some(task), attempts, last_error }));
         }
     }
 
@@ -723,7 +797,7 @@ impl Scheduler {
     fn map_output_lost(&mut self, map: u32, attempt: u32, counts: bool, error: String) {
         let id = TaskId { phase: Phase::Map, index: map };
         let Some(task) = self.task_mut(id) else { return };
-        let TaskState::Done { attempt: committed, record, .. } = task.state else { return };
+        let TaskState::Done { attempt: committed, attempt_index, .. } = task.state else { return };
         if committed != attempt {
             return;
         }
@@ -736,8 +810,8 @@ impl Scheduler {
         self.maps_done -= 1;
         self.reduce_inputs = None;
         self.index[Phase::Map as usize].idle.insert(map);
-        if let Some(record) = record {
-            let lost = &mut self.attempts[record];
+        if let Some(index) = attempt_index {
+            let lost = &mut self.attempts[index];
             lost.outcome = Outcome::Lost;
             let took = lost.end_ms.unwrap_or(lost.start_ms) - lost.start_ms;
             let ix = &mut self.index[Phase::Map as usize];
@@ -749,7 +823,7 @@ impl Scheduler {
 
     /// Removes a running attempt; its task goes back to idle if no other attempt runs.
     fn end_attempt(&mut self, id: TaskId, running: Running, outcome: Outcome, now: Millis) {
-        let record = &mut self.attempts[running.record];
+        let record = &mut self.attempts[running.attempt_index];
         record.end_ms = Some(now);
         record.outcome = outcome;
         let task = self.task_mut(id).expect("running attempt has a task");
@@ -767,7 +841,7 @@ impl Scheduler {
     /// Time passed: workers silent for longer than the worker timeout are declared dead and
     /// their attempts lost; attempts without progress for the task timeout are abandoned.
     pub fn tick(&mut self, now: Millis) -> TickOutcome {
-        let timeout = self.config.worker_timeout;
+        let timeout = self.config.tolerance.worker_timeout.as_millis() as Millis;
         let dead_workers: Vec<WorkerId> = self
             .workers
             .iter()
@@ -777,7 +851,7 @@ impl Scheduler {
         for &worker in &dead_workers {
             self.worker_lost(worker, now);
         }
-        let task_timeout = self.config.task_timeout;
+        let task_timeout = self.config.tolerance.task_timeout.as_millis() as Millis;
         let mut hung = Vec::new();
         for phase in [Phase::Map, Phase::Reduce] {
             for (task, running) in self.running_tasks(phase) {
@@ -815,24 +889,22 @@ impl Scheduler {
             self.end_attempt(task, running, Outcome::Lost, now);
         }
         if self.config.rerun_maps_of_lost_workers {
-            let outputs: Vec<(u32, u32)> = self.map_outputs_of(worker).into_iter().map(|(m, a, _)| (m, a)).collect();
+            let outputs: Vec<(u32, u32)> =
+                self.map_outputs_of(worker).into_iter().map(|o| (o.map_task, o.attempt)).collect();
             self.map_outputs_gone(&outputs);
         }
     }
 
-    /// The committed map outputs that `worker` wrote, as (map task, attempt, output), while
-    /// the job runs and a reduce task is left to read them; empty otherwise.
-    pub fn map_outputs_of(&self, worker: WorkerId) -> Vec<(u32, u32, String)> {
+    /// The committed map outputs that `worker` wrote, while the job runs and a reduce task is
+    /// left to read them; empty otherwise.
+    pub fn map_outputs_of(&self, worker: WorkerId) -> Vec<Arc<MapOutputLocation>> {
         if self.state != JobState::Running || self.reduces_done >= self.config.reduce_tasks {
             return Vec::new();
         }
         self.maps
             .iter()
-            .enumerate()
-            .filter_map(|(i, t)| match &t.state {
-                TaskState::Done { worker: w, attempt, output, .. } if *w == worker => {
-                    Some((i as u32, *attempt, output.clone()))
-                }
+            .filter_map(|t| match &t.state {
+                TaskState::Done { worker: w, map_output: Some(output), .. } if *w == worker => Some(output.clone()),
                 _ => None,
             })
             .collect()
@@ -851,47 +923,69 @@ impl Scheduler {
         }
     }
 
-    /// The job committed its output.
+    /// The job commit that [`Effect::CommitJob`] asked for is done: the job succeeded.
     pub fn job_committed(&mut self) {
         if self.state == JobState::TasksDone {
-            self.state = JobState::Succeeded;
+            self.end(JobState::Succeeded);
         }
     }
 
-    /// The job is stopped from outside (e.g. Ctrl-C); workers are told to exit.
+    /// The job commit that [`Effect::CommitJob`] asked for failed: the job fails with `reason`.
+    pub fn job_commit_failed(&mut self, reason: String) {
+        if self.state == JobState::TasksDone {
+            self.end(JobState::Failed(JobFailure { task: None, attempts: 0, last_error: reason }));
+        }
+    }
+
+    /// The job is stopped from outside (e.g. Ctrl-C); workers are told to exit. Ignored while
+    /// the job commit runs (`TasksDone`): its outcome ends the job.
     pub fn abort(&mut self, reason: String) {
-        if !matches!(self.state, JobState::Succeeded | JobState::Failed(_)) {
-            self.state = JobState::Failed(JobFailure { task: None, attempts: 0, last_error: reason });
+        if self.state == JobState::Running {
+            self.end(JobState::Failed(JobFailure { task: None, attempts: 0, last_error: reason }));
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn scheduler(maps: u32, reduces: u32) -> Scheduler {
         Scheduler::new(SchedulerConfig {
             map_tasks: maps,
             reduce_tasks: reduces,
-            max_attempts: 3,
-            speculative: false,
+            tolerance: FaultTolerance { max_attempts: 3, speculative: false, ..FaultTolerance::default() },
             ..SchedulerConfig::default()
         })
     }
 
+    /// The paths of the map outputs an assignment lists.
     fn run(a: Assignment) -> (AttemptId, Vec<String>) {
         match a {
-            Assignment::Run { attempt, map_outputs, .. } => (attempt, map_outputs.to_vec()),
+            Assignment::Run { attempt, map_outputs, .. } => {
+                (attempt, map_outputs.iter().map(|o| o.path.clone()).collect())
+            }
             other => panic!("expected a task, got {other:?}"),
         }
+    }
+
+    /// A map output's location at `path`.
+    fn location(map_task: u32, attempt: u32, path: &str) -> MapOutputLocation {
+        MapOutputLocation { map_task, attempt, host: "h".into(), path: path.into(), shuffle_url: "http://h:1".into() }
+    }
+
+    /// What a completion of attempt `id` reports: a map attempt's output at `out-TASK`.
+    fn output(id: AttemptId) -> Option<MapOutputLocation> {
+        (id.task.phase == Phase::Map).then(|| location(id.task.index, id.attempt, &format!("out-{}", id.task.index)))
     }
 
     fn finish(s: &mut Scheduler, w: WorkerId, id: AttemptId, now: Millis) -> bool {
         if id.task.phase == Phase::Reduce {
             assert!(s.request_commit(w, id, now));
         }
-        s.complete(w, id, format!("out-{}", id.task.index), TaskCounters::default(), now)
+        s.complete(w, id, output(id), TaskCounters::default(), now)
     }
 
     #[test]
@@ -901,9 +995,9 @@ mod tests {
         let (first, _) = run(s.request_task(a, 0));
         assert_eq!(first.task.phase, Phase::Map);
         // Its output is a part file: no completion without the grant.
-        assert!(!s.complete(a, first, "part".into(), TaskCounters::default(), 1));
+        assert!(!s.complete(a, first, None, TaskCounters::default(), 1));
         assert!(s.request_commit(a, first, 2));
-        assert!(s.complete(a, first, "part".into(), TaskCounters::default(), 3));
+        assert!(s.complete(a, first, None, TaskCounters::default(), 3));
         assert_eq!(*s.state(), JobState::TasksDone);
         assert!(matches!(s.request_task(b, 4), Assignment::Wait), "no reduce task to run");
     }
@@ -917,10 +1011,11 @@ mod tests {
             ..SchedulerConfig::default()
         });
         let map = |index| TaskId { phase: Phase::Map, index };
-        assert!(s.restore(map(0), 2, "out-0".into(), TaskCounters::default()));
-        assert!(s.restore(map(2), 0, "out-2".into(), TaskCounters::default()));
-        assert!(!s.restore(map(2), 0, "again".into(), TaskCounters::default()), "already done");
-        assert!(!s.restore(map(3), 0, "none".into(), TaskCounters::default()), "no such task");
+        assert!(s.restore(map(0), 2, Some(location(0, 2, "out-0")), TaskCounters::default()));
+        assert!(s.restore(map(2), 0, Some(location(2, 0, "out-2")), TaskCounters::default()));
+        assert!(!s.restore(map(2), 0, Some(location(2, 0, "again")), TaskCounters::default()), "already done");
+        assert!(!s.restore(map(3), 0, Some(location(3, 0, "none")), TaskCounters::default()), "no such task");
+        assert!(!s.restore(map(1), 0, None, TaskCounters::default()), "a map task without its output");
         assert_eq!(s.progress(Phase::Map), (2, 3));
         let w = s.register("w".into(), 0);
         assert_eq!(w, 1 << 32, "ids start past the earlier coordinators'");
@@ -945,10 +1040,18 @@ mod tests {
     #[test]
     fn a_job_restored_whole_is_done_at_once() {
         let mut s = scheduler(1, 1);
-        assert!(s.restore(TaskId { phase: Phase::Map, index: 0 }, 0, "m".into(), TaskCounters::default()));
+        assert!(s.restore(
+            TaskId { phase: Phase::Map, index: 0 },
+            0,
+            Some(location(0, 0, "m")),
+            TaskCounters::default()
+        ));
         assert_eq!(*s.state(), JobState::Running);
-        assert!(s.restore(TaskId { phase: Phase::Reduce, index: 0 }, 0, "r".into(), TaskCounters::default()));
+        let counters = TaskCounters { output_bytes: 7, ..TaskCounters::default() };
+        assert!(s.restore(TaskId { phase: Phase::Reduce, index: 0 }, 0, None, counters));
         assert_eq!(*s.state(), JobState::TasksDone);
+        // Restored tasks were journaled already: only the job commit is asked for.
+        assert_eq!(s.take_effects(), [Effect::CommitJob { part_bytes: vec![7] }]);
     }
 
     #[test]
@@ -988,7 +1091,7 @@ mod tests {
         assert_eq!(second.task, first.task);
         assert_ne!(second.attempt, first.attempt);
         // The dead worker's late report is stale.
-        assert!(!s.complete(a, first, "late".into(), TaskCounters::default(), 10_002));
+        assert!(!s.complete(a, first, output(first), TaskCounters::default(), 10_002));
         assert!(finish(&mut s, b, second, 10_003));
         // A duplicate report of the committed attempt is ignored too.
         assert!(!finish_again(&mut s, b, second));
@@ -996,7 +1099,7 @@ mod tests {
     }
 
     fn finish_again(s: &mut Scheduler, w: WorkerId, id: AttemptId) -> bool {
-        s.complete(w, id, "again".into(), TaskCounters::default(), 20_000)
+        s.complete(w, id, output(id), TaskCounters::default(), 20_000)
     }
 
     #[test]
@@ -1013,8 +1116,8 @@ mod tests {
         assert!(s.request_commit(b, second, 20_002));
         assert!(s.request_commit(b, second, 20_003), "granting is idempotent for the winner");
         // Completion without a grant is refused.
-        assert!(!s.complete(a, first, "x".into(), TaskCounters::default(), 20_004));
-        assert!(s.complete(b, second, "x".into(), TaskCounters::default(), 20_005));
+        assert!(!s.complete(a, first, None, TaskCounters::default(), 20_004));
+        assert!(s.complete(b, second, None, TaskCounters::default(), 20_005));
     }
 
     #[test]
@@ -1072,7 +1175,7 @@ mod tests {
         assert!(finish(&mut s, fast, backup, 1_700));
         // The original is now told to cancel, and its late report is refused.
         assert_eq!(s.heartbeat(slow, Some((m0, 2)), 1_800).cancel, vec![m0]);
-        assert!(!s.complete(slow, m0, "late".into(), TaskCounters::default(), 1_900));
+        assert!(!s.complete(slow, m0, output(m0), TaskCounters::default(), 1_900));
         assert_eq!(s.attempts()[0].outcome, Outcome::Discarded);
     }
 
@@ -1089,7 +1192,12 @@ mod tests {
 
     #[test]
     fn attempt_without_progress_is_abandoned_as_a_failure() {
-        let mut s = with(SchedulerConfig { map_tasks: 1, reduce_tasks: 1, task_timeout: 1_000, ..Default::default() });
+        let mut s = with(SchedulerConfig {
+            map_tasks: 1,
+            reduce_tasks: 1,
+            tolerance: FaultTolerance { task_timeout: Duration::from_secs(1), ..FaultTolerance::default() },
+            ..Default::default()
+        });
         let w = s.register("w".into(), 0);
         let (m0, _) = run(s.request_task(w, 0));
         s.heartbeat(w, Some((m0, 10)), 900);
@@ -1107,8 +1215,7 @@ mod tests {
         let mut s = with(SchedulerConfig {
             map_tasks: 1,
             reduce_tasks: 1,
-            max_attempts: 2,
-            skip_bad_records: true,
+            tolerance: FaultTolerance { max_attempts: 2, skip_bad_records: true, ..FaultTolerance::default() },
             ..Default::default()
         });
         let w = s.register("w".into(), 0);
@@ -1144,7 +1251,12 @@ mod tests {
 
     #[test]
     fn a_stale_lost_output_report_is_ignored_and_unreachable_outputs_do_not_count() {
-        let mut s = with(SchedulerConfig { map_tasks: 1, reduce_tasks: 2, max_attempts: 1, ..Default::default() });
+        let mut s = with(SchedulerConfig {
+            map_tasks: 1,
+            reduce_tasks: 2,
+            tolerance: FaultTolerance { max_attempts: 1, ..FaultTolerance::default() },
+            ..Default::default()
+        });
         let w = s.register("w".into(), 0);
         let (m0, _) = run(s.request_task(w, 0));
         assert!(finish(&mut s, w, m0, 1));
@@ -1180,7 +1292,7 @@ mod tests {
         if let Some(i) = s.tasks(phase).iter().position(|t| matches!(t.state, TaskState::Idle)) {
             return Some((id(i), false));
         }
-        if !s.config.speculative {
+        if !s.config.tolerance.speculative {
             return None;
         }
         let durations: Vec<Millis> = s
@@ -1220,8 +1332,11 @@ mod tests {
             let mut s = with(SchedulerConfig {
                 map_tasks: 1 + next(12) as u32,
                 reduce_tasks: 1 + next(4) as u32,
-                task_timeout: 3_000,
-                max_attempts: 1_000,
+                tolerance: FaultTolerance {
+                    task_timeout: Duration::from_secs(3),
+                    max_attempts: 1_000,
+                    ..FaultTolerance::default()
+                },
                 rerun_maps_of_lost_workers: job % 2 == 0,
                 ..SchedulerConfig::default()
             });
@@ -1251,7 +1366,7 @@ mod tests {
                         if id.task.phase == Phase::Reduce {
                             s.request_commit(w, id, now);
                         }
-                        s.complete(w, id, format!("out-{}", id.task.index), TaskCounters::default(), now);
+                        s.complete(w, id, output(id), TaskCounters::default(), now);
                     }
                     (5, Some((w, id))) => {
                         let lost_map_task = (id.task.phase == Phase::Reduce && next(2) == 0).then(|| next(12) as u32);
@@ -1335,7 +1450,7 @@ mod tests {
         // a's process exited: both of its outputs are listed, and both go back to idle together.
         s.worker_lost(a, 3);
         let outputs = s.map_outputs_of(a);
-        assert_eq!(outputs.iter().map(|o| (o.0, o.1)).collect::<Vec<_>>(), [(0, 0), (2, 0)]);
+        assert_eq!(outputs.iter().map(|o| (o.map_task, o.attempt)).collect::<Vec<_>>(), [(0, 0), (2, 0)]);
         s.map_outputs_gone(&[(0, 0), (2, 0)]);
         assert_eq!(s.progress(Phase::Map), (1, 3));
         let c = s.register("c".into(), 4);
@@ -1345,5 +1460,90 @@ mod tests {
         // A stale report (an older attempt's output) changes nothing.
         s.map_outputs_gone(&[(1, 7)]);
         assert_eq!(s.progress(Phase::Map), (1, 3));
+    }
+
+    #[test]
+    fn commits_give_effects_in_order_and_the_job_commit_once() {
+        let mut s = scheduler(2, 2);
+        let w = s.register("w".into(), 0);
+        assert_eq!(s.take_effects(), [], "registering asks nothing of the world");
+        let (m0, _) = run(s.request_task(w, 0));
+        let (m1, _) = run(s.request_task(w, 0));
+        let counters = TaskCounters { input_records: 3, ..TaskCounters::default() };
+        assert!(s.complete(w, m1, output(m1), counters.clone(), 1));
+        assert!(s.complete(w, m0, output(m0), TaskCounters::default(), 2));
+        assert!(!s.complete(w, m0, output(m0), TaskCounters::default(), 3), "a duplicate");
+        let committed = |id: AttemptId, counters: TaskCounters| Effect::TaskCommitted {
+            task: id.task,
+            attempt: id.attempt,
+            map_output: output(id).map(Arc::new),
+            counters,
+        };
+        assert_eq!(s.take_effects(), [committed(m1, counters), committed(m0, TaskCounters::default())]);
+        assert_eq!(s.take_effects(), [], "taking empties the list");
+        let (r0, _) = run(s.request_task(w, 4));
+        let (r1, _) = run(s.request_task(w, 4));
+        let bytes = |n| TaskCounters { output_bytes: n, ..TaskCounters::default() };
+        assert!(s.request_commit(w, r1, 5));
+        assert!(s.complete(w, r1, None, bytes(11), 5));
+        assert_eq!(s.take_effects(), [committed(r1, bytes(11))]);
+        assert!(s.request_commit(w, r0, 6));
+        assert!(s.complete(w, r0, None, bytes(10), 6));
+        // The last commit asks for the job commit, with each part file's reported size.
+        assert_eq!(s.take_effects(), [committed(r0, bytes(10)), Effect::CommitJob { part_bytes: vec![10, 11] }]);
+        // While it runs, an abort is ignored and workers wait: only its outcome ends the job.
+        s.abort("interrupted".into());
+        assert_eq!(s.state(), &JobState::TasksDone);
+        assert_eq!(s.request_task(w, 7), Assignment::Wait);
+        assert_eq!(s.take_effects(), []);
+        s.job_committed();
+        assert_eq!(s.state(), &JobState::Succeeded);
+        assert_eq!(s.take_effects(), [Effect::JobEnded]);
+        s.job_committed();
+        s.abort("late".into());
+        assert_eq!(s.take_effects(), [], "the job ends once");
+        assert_eq!(s.state(), &JobState::Succeeded);
+    }
+
+    #[test]
+    fn a_failed_job_commit_fails_the_job() {
+        let mut s = scheduler(0, 0);
+        assert_eq!(s.take_effects(), [Effect::CommitJob { part_bytes: vec![] }], "an empty job commits at once");
+        s.job_commit_failed("part file missing".into());
+        assert!(matches!(s.state(), JobState::Failed(f) if f.last_error == "part file missing"));
+        assert_eq!(s.take_effects(), [Effect::JobEnded]);
+        s.job_committed();
+        assert!(matches!(s.state(), JobState::Failed(_)), "a failed job does not commit");
+        assert_eq!(s.take_effects(), []);
+    }
+
+    #[test]
+    fn a_failing_task_or_an_abort_ends_the_job_once() {
+        let mut s = scheduler(1, 1);
+        let w = s.register("w".into(), 0);
+        for now in 0..3 {
+            let (m0, _) = run(s.request_task(w, now));
+            s.fail(w, m0, Failure { error: "boom".into(), ..Failure::default() }, now);
+        }
+        assert!(matches!(s.state(), JobState::Failed(f) if f.attempts == 3));
+        assert_eq!(s.take_effects(), [Effect::JobEnded]);
+        s.abort("interrupted".into());
+        assert_eq!(s.take_effects(), []);
+
+        let mut s = scheduler(1, 1);
+        s.abort("interrupted".into());
+        assert_eq!(s.take_effects(), [Effect::JobEnded]);
+        let w = s.register("w".into(), 0);
+        assert_eq!(s.request_task(w, 1), Assignment::Exit);
+    }
+
+    #[test]
+    fn a_map_completion_without_its_location_is_refused() {
+        let mut s = scheduler(1, 1);
+        let w = s.register("w".into(), 0);
+        let (m0, _) = run(s.request_task(w, 0));
+        assert!(!s.complete(w, m0, None, TaskCounters::default(), 1));
+        assert_eq!(s.take_effects(), []);
+        assert!(s.complete(w, m0, output(m0), TaskCounters::default(), 2));
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use crate::data::compression::{Encoder, OutputCompression};
 use crate::data::input::{InputFormat, RecordReader, Split};
 use crate::error::{Error, Result};
-use crate::exec::task::{Progress, TaskSettings};
+use crate::exec::task::{AttemptProgress, TaskSettings};
 use crate::job::{Emit, Job, MapContext, Record, UserCounters};
 use crate::types::TaskCounters;
 
@@ -58,7 +58,7 @@ pub fn run_map_only(
     settings: &TaskSettings,
     skip: &[u64],
     output: &Path,
-    progress: &Progress,
+    progress: &AttemptProgress,
 ) -> Result<TaskCounters> {
     let mut reader = RecordReader::open(split, format, settings.max_record_bytes)?;
     let file = File::create(output).map_err(Error::io("cannot create output file", output))?;

@@ -16,9 +16,10 @@ use crate::job::{
 };
 use crate::types::TaskCounters;
 
-/// Live progress of a running attempt, read by the heartbeat, and its cancellation flag.
+/// An attempt's live state: its counters (read by the heartbeat), its cancellation flag, its
+/// injected crash threshold and the record it failed on.
 #[derive(Debug)]
-pub struct Progress {
+pub struct AttemptProgress {
     /// Records processed so far.
     pub records: AtomicU64,
     /// Bytes processed so far.
@@ -31,15 +32,15 @@ pub struct Progress {
     pub bad_record: AtomicU64,
 }
 
-/// `Progress::bad_record` and `crash_at_records` when not set.
+/// `AttemptProgress::bad_record` and `crash_at_records` when not set.
 pub const NO_RECORD: u64 = u64::MAX;
 
 /// Records between two progress checkpoints.
 const CHECKPOINT: u64 = 1024;
 
-impl Default for Progress {
-    fn default() -> Progress {
-        Progress {
+impl Default for AttemptProgress {
+    fn default() -> AttemptProgress {
+        AttemptProgress {
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             cancelled: AtomicBool::new(false),
@@ -49,7 +50,7 @@ impl Default for Progress {
     }
 }
 
-impl Progress {
+impl AttemptProgress {
     /// Publishes progress; fails with [`Error::Interrupted`] once the attempt is cancelled.
     /// The last checkpoint of an attempt is `last`: an injected crash happens there at the
     /// latest.
@@ -518,7 +519,7 @@ pub fn run_map(
     settings: &TaskSettings,
     skip: &[u64],
     output: &Path,
-    progress: &Progress,
+    progress: &AttemptProgress,
 ) -> Result<TaskCounters> {
     fixed_mmap_threshold();
     let partitions = settings.partitions;
@@ -859,7 +860,7 @@ pub fn run_reduce(
     settings: &TaskSettings,
     map_outputs: &[ReduceInput],
     output: &Path,
-    progress: &Progress,
+    progress: &AttemptProgress,
 ) -> Result<TaskCounters> {
     let mut counters = TaskCounters::default();
     let mut inputs: Vec<ReduceInput> = map_outputs.to_vec();
@@ -1025,7 +1026,8 @@ mod tests {
         let mut counters = TaskCounters::default();
         for (i, split) in splits.iter().enumerate() {
             let output = dir.path().join(format!("map-{i}.out"));
-            let c = run_map(job, split, InputFormat::Text, settings, &[], &output, &Progress::default()).unwrap();
+            let c =
+                run_map(job, split, InputFormat::Text, settings, &[], &output, &AttemptProgress::default()).unwrap();
             counters += &c;
             outputs.push(output);
         }
@@ -1033,7 +1035,7 @@ mod tests {
             .map(|p| {
                 let inputs: Vec<ReduceInput> = outputs.iter().map(|o| (o.clone(), p, settings.partitions)).collect();
                 let part = dir.path().join(format!("part-{p}"));
-                run_reduce(job, settings, &inputs, &part, &Progress::default()).unwrap();
+                run_reduce(job, settings, &inputs, &part, &AttemptProgress::default()).unwrap();
                 std::fs::read(part).unwrap()
             })
             .collect();

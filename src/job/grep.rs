@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use clap::ArgMatches;
+
 use super::{Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, StateReader, Values};
 use crate::error::{Error, Result};
 
@@ -19,14 +21,9 @@ impl Grep {
         Ok(Grep { pattern })
     }
 
-    fn from_args(args: &[String]) -> Result<Grep> {
-        match args {
-            [pattern] => Grep::new(pattern),
-            _ => Err(Error::JobArgs {
-                job: "grep".into(),
-                message: format!("takes one argument, the PATTERN (`mr run grep PATTERN ...`), got {args:?}"),
-            }),
-        }
+    fn from_args(args: &ArgMatches) -> Result<Grep> {
+        let pattern = args.get_one::<String>("pattern").map_or("", String::as_str);
+        Grep::new(pattern)
     }
 }
 
@@ -37,16 +34,26 @@ impl JobFactory for Factory {
         false
     }
 
-    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
-        Grep::from_args(plan.args)?;
-        Ok(Prepared { worker_args: plan.args.to_vec(), state: Vec::new() })
+    fn command(&self, command: clap::Command) -> clap::Command {
+        command.about("The lines that match a regular expression: path:line-number<TAB>line").arg(
+            clap::Arg::new("pattern")
+                .value_name("PATTERN")
+                .required(true)
+                .allow_hyphen_values(true)
+                .help("The regular expression (the regex crate's syntax, Unicode-aware)"),
+        )
     }
 
-    fn build(&self, args: &[String], _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        Grep::from_args(plan.args)?;
+        Ok(Prepared::default())
+    }
+
+    fn build(&self, args: &ArgMatches, _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
         Ok(Arc::new(Grep::from_args(args)?))
     }
 
-    fn needs_line_numbers(&self, _args: &[String]) -> bool {
+    fn needs_line_numbers(&self, _args: &ArgMatches) -> bool {
         true
     }
 }

@@ -14,8 +14,9 @@ mod word_search;
 mod wordcount;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
+
+use clap::ArgMatches;
 
 use crate::data::input::{InputFormat, Split};
 use crate::error::{Error, Result};
@@ -33,39 +34,20 @@ pub use streaming_args::StreamingArgs;
 pub use word_search::WordSearch;
 pub use wordcount::{WordCount, for_each_word};
 
-/// What the coordinator prepares for a job before its tasks run: the arguments workers
-/// receive, and the entries it puts in the shared state store.
+/// What the coordinator prepares for a job before its tasks run: the entries it puts in the
+/// shared state store, which workers read when they build the job.
 #[derive(Debug, Default)]
 pub struct Prepared {
-    /// Arguments passed to every worker.
-    pub worker_args: Vec<String>,
     /// Entries for the state store, read by the workers when they build the job.
     pub state: Vec<(String, Vec<u8>)>,
 }
 
-/// Options of `mr run` that some jobs use.
-#[derive(Debug, Default, Clone)]
-pub struct JobOptions {
-    /// word-search: the file of target words.
-    pub targets: Option<PathBuf>,
-    /// streaming: the mapper command.
-    pub mapper: Option<String>,
-    /// streaming: the reducer command.
-    pub reducer: Option<String>,
-    /// streaming: the combiner command.
-    pub combiner: Option<String>,
-    /// How input files are read.
-    pub input_format: InputFormat,
-    /// streaming: Hadoop Streaming's options (`--files`, `-D`, `--cmdenv`, key fields).
-    pub streaming: StreamingArgs,
-}
-
 /// What a job's preparation can see of the planned job.
 pub struct PlanView<'a> {
-    /// The job's arguments.
-    pub args: &'a [String],
-    /// The options of `mr run`.
-    pub options: &'a JobOptions,
+    /// The job's own arguments and flags, parsed by its [`JobFactory::command`].
+    pub args: &'a ArgMatches,
+    /// How input files are read (`--input-format`).
+    pub input_format: InputFormat,
     /// The input splits.
     pub splits: &'a [Split],
     /// The number of reduce tasks.
@@ -86,47 +68,138 @@ impl StateReader for HashMap<String, Vec<u8>> {
     }
 }
 
-/// Makes a job: checks its arguments and prepares shared state on the coordinator, and
-/// builds the job on every worker.
+/// Makes a job: declares its own arguments and flags, checks them and prepares shared state on
+/// the coordinator, and builds the job on every worker.
+///
+/// A job's arguments are a clap command of its own: `mr run JOB` is that command, with
+/// `mr run`'s flags around it, so `mr run JOB -h` shows the job's flags and `mr run -h` lists
+/// the jobs. The flags given reach every worker as an argument list that the same command
+/// parses again, so [`JobFactory::prepare`] and [`JobFactory::build`] see the same matches.
 pub trait JobFactory: Send + Sync {
-    /// Coordinator side, before any task runs.
-    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared>;
+    /// Adds the job's own arguments and flags, and its description (`about`), to `command`,
+    /// which is named after the job. The default adds none: a job without arguments.
+    fn command(&self, command: clap::Command) -> clap::Command {
+        command
+    }
+    /// Coordinator side, before any task runs: checks what clap cannot, and makes the state
+    /// store's entries.
+    fn prepare(&self, _plan: &PlanView<'_>) -> Result<Prepared> {
+        Ok(Prepared::default())
+    }
     /// Worker side, once per worker process.
-    fn build(&self, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>>;
+    fn build(&self, args: &ArgMatches, state: &mut dyn StateReader) -> Result<Arc<dyn Job>>;
     /// Whether the job may run map-only (`--reduce-tasks 0`): its map output, written as
     /// `key<TAB>value` lines, is output that makes sense.
     fn allows_map_only(&self) -> bool {
         true
     }
-
+    /// The number of reduce tasks the job's own flags ask for, used when `--reduce-tasks` is
+    /// not given (streaming's `-D mapreduce.job.reduces=N`). The default asks for none.
+    fn reduce_tasks(&self, _args: &ArgMatches) -> Result<Option<u32>> {
+        Ok(None)
+    }
     /// Whether records of the job with these arguments need line numbers (see
     /// [`Job::needs_line_numbers`]).
-    fn needs_line_numbers(&self, _args: &[String]) -> bool {
+    fn needs_line_numbers(&self, _args: &ArgMatches) -> bool {
         false
     }
 }
 
-/// A factory for jobs that need nothing but their arguments.
+/// A factory for jobs that need nothing but their arguments: `F` makes the job from the
+/// parsed matches. It declares no arguments; [`ArgsFactory`] declares them with a clap
+/// `Args` struct.
 pub struct SimpleFactory<F>(pub F);
 
 impl<F, J> JobFactory for SimpleFactory<F>
 where
-    F: Fn(&[String]) -> Result<J> + Send + Sync,
+    F: Fn(&ArgMatches) -> Result<J> + Send + Sync,
     J: Job + 'static,
 {
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
         (self.0)(plan.args)?;
-        Ok(Prepared { worker_args: plan.args.to_vec(), state: Vec::new() })
+        Ok(Prepared::default())
     }
 
-    fn build(&self, args: &[String], _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+    fn build(&self, args: &ArgMatches, _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
         Ok(Arc::new((self.0)(args)?))
     }
 
-    fn needs_line_numbers(&self, args: &[String]) -> bool {
+    fn needs_line_numbers(&self, args: &ArgMatches) -> bool {
         (self.0)(args).is_ok_and(|job| job.needs_line_numbers())
     }
 }
+
+/// A factory for a job whose own flags and arguments are a clap `Args` struct `A`, with a
+/// one-line description: `make` builds the job from the parsed `A`, on the coordinator (to
+/// check it) and on every worker.
+///
+/// ```no_run
+/// use mr::job::{ArgsFactory, Registry, WordCount};
+///
+/// #[derive(clap::Args)]
+/// struct Flags {
+///     /// Count only words at least this long.
+///     #[arg(long, default_value_t = 1)]
+///     min_len: usize,
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     let factory = ArgsFactory::new("Word count", |_flags: Flags| Ok(WordCount));
+///     mr::cli::main_with(Registry::builtin().with("my-wordcount", factory))
+/// }
+/// ```
+pub struct ArgsFactory<A, F> {
+    about: &'static str,
+    make: F,
+    args: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A, F> ArgsFactory<A, F> {
+    /// A factory that describes its job with `about` and makes it with `make`.
+    pub fn new(about: &'static str, make: F) -> ArgsFactory<A, F> {
+        ArgsFactory { about, make, args: std::marker::PhantomData }
+    }
+}
+
+impl<A, F, J> ArgsFactory<A, F>
+where
+    A: clap::Args + clap::FromArgMatches,
+    F: Fn(A) -> Result<J>,
+{
+    fn job(&self, matches: &ArgMatches) -> Result<J> {
+        let args = A::from_arg_matches(matches).map_err(|e| Error::Job(format!("the job's arguments: {e}")))?;
+        (self.make)(args)
+    }
+}
+
+impl<A, F, J> JobFactory for ArgsFactory<A, F>
+where
+    A: clap::Args + clap::FromArgMatches,
+    F: Fn(A) -> Result<J> + Send + Sync,
+    J: Job + 'static,
+{
+    fn command(&self, command: clap::Command) -> clap::Command {
+        // After the derive, which makes the struct's doc comment the about.
+        A::augment_args(command).about(self.about).long_about(None)
+    }
+
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        self.job(plan.args)?;
+        Ok(Prepared::default())
+    }
+
+    fn build(&self, args: &ArgMatches, _state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        Ok(Arc::new(self.job(args)?))
+    }
+
+    fn needs_line_numbers(&self, args: &ArgMatches) -> bool {
+        self.job(args).is_ok_and(|job| job.needs_line_numbers())
+    }
+}
+
+/// The arguments of a job that takes none.
+#[derive(Debug, clap::Args)]
+pub struct NoArgs {}
 
 /// The jobs a binary knows, by name. Workers are processes of the same binary, so a job
 /// registered here runs in them too.
@@ -135,7 +208,7 @@ where
 /// use mr::job::{Registry, SimpleFactory, WordCount};
 ///
 /// fn main() -> std::process::ExitCode {
-///     let registry = Registry::builtin().with("my-wordcount", SimpleFactory(|_args: &[String]| Ok(WordCount)));
+///     let registry = Registry::builtin().with("my-wordcount", SimpleFactory(|_args: &clap::ArgMatches| Ok(WordCount)));
 ///     mr::cli::main_with(registry)
 /// }
 /// ```
@@ -152,13 +225,15 @@ impl Registry {
     /// The built-in jobs: wordcount, word-search, grep, index, sort, streaming.
     pub fn builtin() -> Registry {
         Registry::empty()
-            .with(
-                "wordcount",
-                NoMapOnly(SimpleFactory(|args: &[String]| no_args("wordcount", args).map(|_| WordCount))),
-            )
+            .with("wordcount", NoMapOnly(ArgsFactory::new("Count words: word<TAB>count", |_: NoArgs| Ok(WordCount))))
             .with("word-search", word_search::Factory)
             .with("grep", grep::Factory)
-            .with("index", NoMapOnly(SimpleFactory(|args: &[String]| no_args("index", args).map(|_| InvertedIndex))))
+            .with(
+                "index",
+                NoMapOnly(ArgsFactory::new("Inverted index: word<TAB>the files that contain it", |_: NoArgs| {
+                    Ok(InvertedIndex)
+                })),
+            )
             .with("sort", sort::Factory)
             .with("streaming", streaming::Factory)
     }
@@ -169,12 +244,36 @@ impl Registry {
         self
     }
 
+    /// The names of the jobs, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.jobs.keys().map(String::as_str).collect()
+    }
+
     /// The factory of a job.
     pub fn get(&self, name: &str) -> Result<&dyn JobFactory> {
-        self.jobs.get(name).map(|f| f.as_ref()).ok_or_else(|| {
-            let names: Vec<&str> = self.jobs.keys().map(String::as_str).collect();
-            Error::UnknownJob(name.to_string(), names.join(", "))
+        self.jobs
+            .get(name)
+            .map(|f| f.as_ref())
+            .ok_or_else(|| Error::UnknownJob(name.to_string(), self.names().join(", ")))
+    }
+
+    /// The clap command of a job's own arguments and flags, named after it.
+    pub fn command(&self, name: &str) -> Result<clap::Command> {
+        Ok(self.get(name)?.command(clap::Command::new(name.to_string())))
+    }
+
+    /// Parses a job's argument list (as [`job_argv`] makes it) with the job's command.
+    pub fn parse(&self, name: &str, args: &[String]) -> Result<ArgMatches> {
+        let command = self.command(name)?.no_binary_name(true);
+        command.try_get_matches_from(args).map_err(|e| Error::JobArgs {
+            job: name.to_string(),
+            message: e.render().to_string().trim_start_matches("error: ").trim_end().to_string(),
         })
+    }
+
+    /// Builds a job on a worker from its argument list and the state store.
+    pub fn build(&self, name: &str, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        self.get(name)?.build(&self.parse(name, args)?, state)
     }
 }
 
@@ -182,11 +281,15 @@ impl Registry {
 struct NoMapOnly<F>(F);
 
 impl<F: JobFactory> JobFactory for NoMapOnly<F> {
+    fn command(&self, command: clap::Command) -> clap::Command {
+        self.0.command(command)
+    }
+
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
         self.0.prepare(plan)
     }
 
-    fn build(&self, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+    fn build(&self, args: &ArgMatches, state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
         self.0.build(args, state)
     }
 
@@ -194,17 +297,66 @@ impl<F: JobFactory> JobFactory for NoMapOnly<F> {
         false
     }
 
-    fn needs_line_numbers(&self, args: &[String]) -> bool {
+    fn reduce_tasks(&self, args: &ArgMatches) -> Result<Option<u32>> {
+        self.0.reduce_tasks(args)
+    }
+
+    fn needs_line_numbers(&self, args: &ArgMatches) -> bool {
         self.0.needs_line_numbers(args)
     }
 }
 
-pub(crate) fn no_args(name: &str, args: &[String]) -> Result<()> {
-    if args.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::JobArgs { job: name.to_string(), message: format!("takes no arguments, got {args:?}") })
+/// The argument list that gives `command` (a job's own command) the values that `matches`
+/// holds from the command line or the environment: options first, as `--flag=value`, then the
+/// positional arguments (after `--` when one starts with `-` or an option took several
+/// values). Defaults are left out; the same command supplies them.
+pub fn job_argv(command: &clap::Command, matches: &ArgMatches) -> Result<Vec<String>> {
+    use clap::parser::ValueSource;
+    let (mut options, mut positionals, mut several) = (Vec::new(), Vec::new(), false);
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if !matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
+            continue;
+        }
+        let flag = match (arg.get_long(), arg.get_short()) {
+            (Some(long), _) => format!("--{long}"),
+            (None, Some(short)) => format!("-{short}"),
+            (None, None) => String::new(),
+        };
+        if !arg.get_action().takes_values() {
+            let times = if matches!(arg.get_action(), clap::ArgAction::Count) { matches.get_count(id) } else { 1 };
+            options.extend(std::iter::repeat_n(flag, usize::from(times)));
+            continue;
+        }
+        for occurrence in matches.get_raw_occurrences(id).into_iter().flatten() {
+            let values = occurrence
+                .map(|v| {
+                    v.to_str().map(str::to_string).ok_or_else(|| Error::JobArgs {
+                        job: command.get_name().to_string(),
+                        message: format!("the value of {} is not UTF-8", if flag.is_empty() { id } else { &flag }),
+                    })
+                })
+                .collect::<Result<Vec<String>>>()?;
+            match (arg.is_positional(), values.as_slice()) {
+                (true, _) => positionals.extend(values),
+                (false, [one]) => options.push(format!("{flag}={one}")),
+                // Values split on a delimiter (`--files a,b`) go back joined by it.
+                (false, _) if arg.get_value_delimiter().is_some() => {
+                    let delimiter = arg.get_value_delimiter().map(String::from).unwrap_or_default();
+                    options.push(format!("{flag}={}", values.join(&delimiter)));
+                }
+                (false, _) => {
+                    several = true;
+                    options.extend(std::iter::once(flag.clone()).chain(values));
+                }
+            }
+        }
     }
+    if several || positionals.iter().any(|p: &String| p.starts_with('-')) {
+        options.push("--".into());
+    }
+    options.extend(positionals);
+    Ok(options)
 }
 
 /// Sums count values (u64, see [`Codec`]): the shared reduce and combine of counting jobs.

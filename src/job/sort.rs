@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, StateReader, Values, no_args};
+use super::{Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, StateReader, Values};
 use crate::data::input::{InputFormat, RecordReader};
 use crate::error::{Error, Result};
 
@@ -36,9 +36,12 @@ impl JobFactory for Factory {
         false
     }
 
+    fn command(&self, command: clap::Command) -> clap::Command {
+        command.about("The input's lines (or tera records with --input-format tera), sorted across the part files")
+    }
+
     fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
-        no_args("sort", plan.args)?;
-        let format = plan.options.input_format;
+        let format = plan.input_format;
         if format == InputFormat::WholeFile {
             return Err(Error::JobArgs { job: "sort".into(), message: "sorts text lines or tera records".into() });
         }
@@ -49,10 +52,10 @@ impl JobFactory for Factory {
             encoded.extend_from_slice(cut);
         }
         let state = vec![(CUTS_KEY.to_string(), encoded), (FORMAT_KEY.to_string(), format.name().as_bytes().to_vec())];
-        Ok(Prepared { worker_args: Vec::new(), state })
+        Ok(Prepared { state })
     }
 
-    fn build(&self, _args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+    fn build(&self, _args: &clap::ArgMatches, state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
         let missing = || Error::Job("sort: the cut points are missing from the state store".into());
         let mut values = state.get(&[CUTS_KEY.to_string(), FORMAT_KEY.to_string()])?.into_iter();
         let encoded = values.next().flatten().ok_or_else(missing)?;

@@ -22,7 +22,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::streaming_args::{Conf, ShippedFile};
+use super::streaming_args::{CONF_KEY, Conf, ShippedFile, StreamingArgs};
 use super::{
     AttemptInfo, InputRange, Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, SortedPairs,
     StateReader, UserCounters, Values,
@@ -71,28 +71,46 @@ struct Running {
 
 pub(crate) struct Factory;
 
+impl Factory {
+    fn args(matches: &clap::ArgMatches) -> Result<StreamingArgs> {
+        use clap::FromArgMatches;
+        StreamingArgs::from_arg_matches(matches).map_err(|e| Error::Job(format!("streaming: its arguments: {e}")))
+    }
+}
+
 impl JobFactory for Factory {
-    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
-        super::no_args("streaming", plan.args)?;
-        // A map-only job (--reduce-tasks 0) needs no reducer.
-        let reducer = Some(&plan.options.reducer).filter(|_| plan.reduce_tasks > 0);
-        for (flag, v) in [("--mapper", Some(&plan.options.mapper)), ("--reducer", reducer)] {
-            if v.is_some_and(Option::is_none) {
-                return Err(Error::JobArgs {
-                    job: "streaming".into(),
-                    message: format!("needs {flag} CMD (e.g. --mapper 'cat' --reducer 'uniq -c')"),
-                });
-            }
-        }
-        let (conf, state) = super::streaming_args::prepare(plan)?;
-        let conf = serde_json::to_string(&conf).map_err(|e| Error::Job(format!("streaming: {e}")))?;
-        Ok(Prepared { worker_args: vec![conf], state })
+    fn command(&self, command: clap::Command) -> clap::Command {
+        use clap::Args;
+        StreamingArgs::augment_args(command)
+            .about("Map, combine and reduce with commands, as Hadoop Streaming does")
+            .long_about(None)
     }
 
-    fn build(&self, args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
-        let [conf] = args else { return Err(Error::Job(format!("streaming: malformed worker arguments {args:?}"))) };
-        let conf: Conf = serde_json::from_str(conf)
-            .map_err(|e| Error::Job(format!("streaming: malformed worker arguments {args:?}: {e}")))?;
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        let args = Factory::args(plan.args)?;
+        // A map-only job (--reduce-tasks 0) needs no reducer.
+        if args.reducer.is_none() && plan.reduce_tasks > 0 {
+            return Err(Error::JobArgs {
+                job: "streaming".into(),
+                message: "needs --reducer CMD (e.g. --mapper 'cat' --reducer 'uniq -c'), or --reduce-tasks 0".into(),
+            });
+        }
+        let (conf, mut state) = super::streaming_args::prepare(&args, plan)?;
+        let conf = serde_json::to_vec(&conf).map_err(|e| Error::Job(format!("streaming: {e}")))?;
+        state.push((CONF_KEY.to_string(), conf));
+        Ok(Prepared { state })
+    }
+
+    fn reduce_tasks(&self, args: &clap::ArgMatches) -> Result<Option<u32>> {
+        super::streaming_args::reduce_tasks(&Factory::args(args)?.jobconf)
+    }
+
+    fn build(&self, _args: &clap::ArgMatches, state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        let found = state.get(&[CONF_KEY.to_string()])?.pop().flatten();
+        let bytes =
+            found.ok_or_else(|| Error::Job(format!("streaming: the coordinator does not hold '{CONF_KEY}'")))?;
+        let conf: Conf = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Job(format!("streaming: malformed configuration in '{CONF_KEY}': {e}")))?;
         let mut files = Vec::new();
         for file in &conf.files {
             let bytes = if file.from_store {

@@ -8,9 +8,20 @@ use serde::{Deserialize, Serialize};
 use super::PlanView;
 use crate::error::{Error, Result};
 
-/// Streaming's flags. A job other than `streaming` refuses them.
+/// Streaming's own flags (`mr run streaming -h`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StreamingArgs {
+    /// The mapper command, run with `sh -c`: records on stdin, `key<TAB>value` lines on
+    /// stdout.
+    #[arg(long, value_name = "CMD", required = true)]
+    pub mapper: String,
+    /// The reducer command: its partition's pairs, sorted by key, on stdin; its stdout is the
+    /// output. Not needed with --reduce-tasks 0 (map-only).
+    #[arg(long, value_name = "CMD")]
+    pub reducer: Option<String>,
+    /// The combiner command, run once per map task on its sorted pairs.
+    #[arg(long, value_name = "CMD")]
+    pub combiner: Option<String>,
     /// streaming: files every task finds in its working directory, as Hadoop's -files:
     /// `PATH` (under its base name) or `PATH#NAME`, comma-separated or repeated; a local path
     /// or an object store URL.
@@ -35,18 +46,6 @@ pub struct StreamingArgs {
     /// (with -D mapreduce.partition.keypartitioner.options=-k1,K) or HashPartitioner.
     #[arg(long, value_name = "CLASS")]
     pub partitioner: Option<String>,
-}
-
-impl StreamingArgs {
-    /// Whether any of the flags is given.
-    pub fn is_set(&self) -> bool {
-        !self.files.is_empty()
-            || !self.jobconf.is_empty()
-            || !self.cmdenv.is_empty()
-            || self.key_fields.is_some()
-            || self.partition_fields.is_some()
-            || self.partitioner.is_some()
-    }
 }
 
 /// `-D KEY=VALUE`: a non-empty key without spaces or `=`.
@@ -75,7 +74,7 @@ pub(crate) fn env_name(property: &str) -> String {
     property.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
-/// What every worker builds the streaming job from (its one worker argument, as JSON).
+/// What every worker builds the streaming job from (the state entry [`CONF_KEY`], as JSON).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Conf {
     /// The mapper command; none: identity (each line is a pair).
@@ -125,6 +124,9 @@ type StateEntries = Vec<(String, Vec<u8>)>;
 /// Largest file shipped through the state store (a gRPC message holds at most 16 MiB); larger
 /// ones must come from an object store.
 const MAX_SHIPPED: u64 = 15 << 20;
+
+/// The state store key of the job's [`Conf`], which every worker builds the job from.
+pub(crate) const CONF_KEY: &str = "streaming/conf";
 
 /// The state store key of the `i`th shipped file.
 fn file_key(i: usize) -> String {
@@ -240,8 +242,7 @@ fn is_key_partitioner(flag: &str, class: &str) -> Result<bool> {
 
 /// Checks streaming's flags against a planned job and makes the workers' [`Conf`] and the
 /// state entries of the shipped files. Every bad value is an error here, before a task runs.
-pub(crate) fn prepare(plan: &PlanView<'_>) -> Result<(Conf, StateEntries)> {
-    let args = &plan.options.streaming;
+pub(crate) fn prepare(args: &StreamingArgs, plan: &PlanView<'_>) -> Result<(Conf, StateEntries)> {
     let props = from_properties(&args.jobconf)?;
     let key_fields = match (args.key_fields, props.key_fields) {
         (Some(a), Some(b)) if a != b => {
@@ -271,9 +272,9 @@ pub(crate) fn prepare(plan: &PlanView<'_>) -> Result<(Conf, StateEntries)> {
     // so that a resumed run has the same id.
     let job_id = format!("job_{:013}_0001", xxhash_rust::xxh3::xxh3_64(identity.as_bytes()) % 10_000_000_000_000);
     let conf = Conf {
-        mapper: plan.options.mapper.clone(),
-        reducer: plan.options.reducer.clone(),
-        combiner: plan.options.combiner.clone(),
+        mapper: Some(args.mapper.clone()),
+        reducer: args.reducer.clone(),
+        combiner: args.combiner.clone(),
         key_fields,
         partition_fields,
         separator: props.separator.unwrap_or(b'\t'),

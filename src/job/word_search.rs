@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use clap::ArgMatches;
+
+use super::sum_counts;
 use super::{Job, JobFactory, MapContext, ONE, PlanView, Prepared, Record, ReduceContext, StateReader, Values};
-use super::{no_args, sum_counts};
 use crate::error::{Error, Result};
 
 /// State key holding the number of targets.
@@ -30,12 +32,22 @@ impl JobFactory for Factory {
         false
     }
 
-    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
-        no_args("word-search", plan.args)?;
-        prepare(plan.options.targets.as_deref())
+    fn command(&self, command: clap::Command) -> clap::Command {
+        command.about("For each target word, the lines that contain it: target<TAB>lines").arg(
+            clap::Arg::new("targets")
+                .long("targets")
+                .value_name("FILE")
+                .required(true)
+                .value_parser(clap::value_parser!(std::path::PathBuf))
+                .help("The target words, one per line (`mr gen word-search` writes one)"),
+        )
     }
 
-    fn build(&self, _args: &[String], state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        prepare(plan.args.get_one::<std::path::PathBuf>("targets").map(|p| p.as_path()))
+    }
+
+    fn build(&self, _args: &ArgMatches, state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
         Ok(Arc::new(WordSearch::from_state(state)?))
     }
 }
@@ -61,7 +73,7 @@ fn prepare(targets: Option<&std::path::Path>) -> Result<Prepared> {
     }
     let mut state = vec![(TARGET_COUNT_KEY.to_string(), targets.len().to_string().into_bytes())];
     state.extend(targets.iter().enumerate().map(|(i, t)| (target_key(i), t.as_bytes().to_vec())));
-    Ok(Prepared { worker_args: Vec::new(), state })
+    Ok(Prepared { state })
 }
 
 impl WordSearch {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::control::plan::Plan;
 use crate::control::scheduler::{AttemptRecord, Outcome};
 use crate::error::{Error, Result};
-use crate::exec::task::{self, Progress};
+use crate::exec::task::{self, AttemptProgress};
 use crate::job::{Job, Registry};
 use crate::layout::{SUCCESS, TEMPORARY};
 use crate::report::summary::{PhaseSummary, Summary};
@@ -18,11 +18,11 @@ use crate::types::{AttemptId, Millis, Phase, TaskId};
 
 /// Runs a planned job sequentially and commits its output. Cancelling `progress` stops it
 /// at its next checkpoint, and the output directory is then cleaned.
-pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress) -> Result<Summary> {
+pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &AttemptProgress) -> Result<Summary> {
     let started = Instant::now();
     let now = || started.elapsed().as_millis() as Millis;
     let mut state: HashMap<String, Vec<u8>> = plan.prepared.state.iter().cloned().collect();
-    let job = registry.get(job_name)?.build(&plan.prepared.worker_args, &mut state)?;
+    let job = registry.build(job_name, &plan.job_args, &mut state)?;
     let work_dir = tempfile::Builder::new()
         .prefix("mr-work-")
         .tempdir()
@@ -94,7 +94,7 @@ fn run_maps(
     job: &dyn Job,
     plan: &Plan,
     (work_dir, tmp_dir): (&Path, &Path),
-    progress: &Progress,
+    progress: &AttemptProgress,
     now: &dyn Fn() -> Millis,
     record: &mut dyn FnMut(u32, Millis),
 ) -> Result<(TaskCounters, Vec<PathBuf>)> {

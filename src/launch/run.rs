@@ -2,6 +2,7 @@
 //! binary, and the supervision that makes sure none of them outlives the job.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::exec::fault::Faults;
 use crate::report::progress::{ProgressMode, show};
 use crate::report::summary::{PhaseSummary, Summary, WorkerSummary};
+use crate::settings::FaultTolerance;
 use crate::types::{Millis, Phase};
 
 /// Settings of a distributed run.
@@ -29,22 +31,9 @@ pub struct RunConfig {
     pub workers: u32,
     /// Address for the coordinator's gRPC server; a free loopback port when absent.
     pub listen: Option<String>,
-    /// A worker silent for longer than this is dead.
-    pub worker_timeout: Duration,
-    /// Failed attempts after which a task fails the job.
-    pub max_attempts: u32,
-    /// How many worker processes may die in a row, with no task committed in between,
-    /// before the job fails.
-    pub max_restarts: u32,
-    /// An attempt without progress for this long is abandoned.
-    pub task_timeout: Duration,
-    /// Whether to run backup attempts of slow tasks.
-    pub speculative: bool,
-    /// Whether records that crash attempts are skipped.
-    pub skip_bad_records: bool,
-    /// Whether the journal records a content hash of every input file, which `--resume`
-    /// checks.
-    pub verify_inputs: bool,
+    /// Timeouts, retries, backups, bad records, and whether the journal records a content
+    /// hash of every input file (which `--resume` checks).
+    pub tolerance: FaultTolerance,
     /// Faults to inject.
     pub faults: Faults,
     /// Extra arguments for `mr worker` (e.g. log settings).
@@ -70,16 +59,72 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs a planned job with worker processes. Returns the summary, whose `succeeded` tells
 /// whether the output committed; on failure the output directory is cleaned.
-pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
+pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
     // Each worker process logs to its own file in `logs`; kept when the job fails. A resumed
     // job logs on in the directory of the run it continues.
-    let (work_dir, journal, recovered, logs) = open_journal(job_name, &mut plan, config.verify_inputs)?;
-    let addr = config.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener =
-        TcpListener::bind(&addr).await.map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
-    let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
-    let url = format!("{}://{}", crate::net::rpc::scheme(config.tls.as_ref()), reachable(local));
+    let (work_dir, journal, recovered, logs) = open_journal(job_name, &mut plan, config.tolerance.verify_inputs)?;
+    let (listener, local, url) = listen(config.listen.as_deref().unwrap_or("127.0.0.1:0"), config.tls.as_ref()).await?;
+    let (token, token_text) = job_token(&config, local)?;
+    let coordinator_config = coordinator_config(job_name, &plan, &config, token);
+    let coordinator = Coordinator::with_journal(coordinator_config, journal.clone(), recovered);
+    if config.standalone && config.announce {
+        eprintln!("coordinator: {url}");
+    }
+    let shutdown = CancellationToken::new();
+    let status = start_status_server(&config, &coordinator, &shutdown).await?;
+    let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));
 
+    let progress_stop = CancellationToken::new();
+    let progress = tokio::spawn(show(coordinator.clone(), plan.input_bytes, config.progress, progress_stop.clone()));
+    let worker_args = worker_args(&config, &work_dir);
+    let mut supervisor = Supervisor::new(url, worker_args, token_text, logs.path().to_path_buf())?;
+    let outcome = supervise(&coordinator, &mut supervisor, &config).await;
+    if config.standalone && outcome.is_ok() {
+        // Workers on other hosts learn that the job is over at their next call.
+        let deadline = tokio::time::Instant::now() + EXIT_GRACE;
+        while !coordinator.workers_told_to_exit() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    progress_stop.cancel();
+    let _ = progress.await;
+    supervisor.stop_all(&coordinator).await;
+    let served = stop_servers(shutdown, server, status).await;
+    drop(work_dir);
+    if let Some(journal) = &journal {
+        journal.close();
+    }
+
+    let (summary, error) = summarize(job_name, &plan, &coordinator, &supervisor, &outcome, served);
+    if let Some(e) = error {
+        // Dropping the plan's output directory removes what the job wrote.
+        drop(plan);
+        let error = match outcome {
+            Err(e) => e,
+            Ok(()) => Error::Job(e),
+        };
+        if matches!(error, Error::Interrupted) {
+            return Err(error);
+        }
+        return Err(Error::WithLogs { error: Box::new(error), logs: logs.keep() });
+    }
+    plan.output.keep();
+    drop(logs);
+    Ok(summary)
+}
+
+/// The coordinator's gRPC listener on `addr`, its address, and the URL workers reach it at.
+async fn listen(addr: &str, tls: Option<&crate::net::rpc::Tls>) -> Result<(TcpListener, SocketAddr, String)> {
+    let listen_error = |source| Error::Listen { addr: addr.to_string(), cause: source };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
+    let url = format!("{}://{}", crate::net::rpc::scheme(tls), reachable(local));
+    Ok((listener, local, url))
+}
+
+/// The job's token, and its text for the workers: the one given, else a random one (`mr
+/// coordinator`: none). A coordinator reachable from other hosts needs one.
+fn job_token(config: &RunConfig, local: SocketAddr) -> Result<(crate::net::rpc::Token, String)> {
     // An empty token is no token.
     let token_text = match config.token.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => t.to_string(),
@@ -93,70 +138,74 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
              code on its workers: give --token (or MR_TOKEN), the same to every worker"
         )));
     }
-    let coordinator = Coordinator::with_journal(
-        CoordinatorConfig {
-            job_name: job_name.to_string(),
-            job_args: plan.prepared.worker_args.clone(),
-            splits: plan.splits.clone(),
-            reduce_tasks: plan.reduce_tasks,
-            output_dir: plan.output.path().to_path_buf(),
-            worker_timeout: config.worker_timeout,
-            heartbeat_interval: (config.worker_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
-            max_attempts: config.max_attempts,
-            task_timeout: config.task_timeout,
-            speculative: config.speculative,
-            skip_bad_records: config.skip_bad_records,
-            faults: config.faults,
-            state: plan.prepared.state.clone(),
-            input_format: plan.input_format,
-            settings: plan.settings,
-            token,
-            tls: config.tls.clone(),
-            rerun_maps_of_lost_workers: config.standalone,
-        },
-        journal.clone(),
-        recovered,
-    );
-    if config.standalone && config.announce {
-        eprintln!("coordinator: {url}");
-    }
-    let shutdown = CancellationToken::new();
-    let status = match &config.http {
-        Some(addr) => {
-            let listener =
-                TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
-            let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
-            if config.announce {
-                eprintln!("status: http://{}/", reachable(local));
-            }
-            Some(tokio::spawn(crate::report::status::serve(listener, coordinator.clone(), shutdown.clone())))
-        }
-        None => None,
-    };
-    let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));
+    Ok((token, token_text))
+}
 
-    let progress_stop = CancellationToken::new();
-    let progress = tokio::spawn(show(coordinator.clone(), plan.input_bytes, config.progress, progress_stop.clone()));
-    let mut worker_args: Vec<std::ffi::OsString> = config.worker_args.iter().map(Into::into).collect();
-    worker_args.extend(["--work-dir".into(), work_dir.path().into()]);
+/// What the coordinator of a planned job is configured with.
+fn coordinator_config(
+    job_name: &str,
+    plan: &Plan,
+    config: &RunConfig,
+    token: crate::net::rpc::Token,
+) -> CoordinatorConfig {
+    CoordinatorConfig {
+        job_name: job_name.to_string(),
+        job_args: plan.job_args.clone(),
+        splits: plan.splits.clone(),
+        reduce_tasks: plan.reduce_tasks,
+        output_dir: plan.output.path().to_path_buf(),
+        heartbeat_interval: (config.tolerance.worker_timeout / 10)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        tolerance: config.tolerance.clone(),
+        faults: config.faults,
+        state: plan.prepared.state.clone(),
+        input_format: plan.input_format,
+        settings: plan.settings,
+        token,
+        tls: config.tls.clone(),
+        rerun_maps_of_lost_workers: config.standalone,
+    }
+}
+
+/// Starts the status server on `--http`'s address, if there is one, and says where it is.
+async fn start_status_server(
+    config: &RunConfig,
+    coordinator: &Coordinator,
+    shutdown: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<Result<()>>>> {
+    let Some(addr) = &config.http else { return Ok(None) };
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
+    let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.clone(), cause: source })?;
+    if config.announce {
+        eprintln!("status: http://{}/", reachable(local));
+    }
+    Ok(Some(tokio::spawn(crate::report::status::serve(listener, coordinator.clone(), shutdown.clone()))))
+}
+
+/// The arguments of every worker after `mr worker --coordinator URL`: the extra ones, the
+/// job's work directory, and the TLS files.
+fn worker_args(config: &RunConfig, work_dir: &WorkDir) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = config.worker_args.iter().map(Into::into).collect();
+    args.extend(["--work-dir".into(), work_dir.path().into()]);
     if let Some(tls) = &config.tls {
         let [cert, key, ca] = tls.files();
         for (flag, path) in [("--tls-cert", cert), ("--tls-key", key), ("--tls-ca", ca)] {
-            worker_args.extend([flag.into(), path.into()]);
+            args.extend([flag.into(), path.into()]);
         }
     }
-    let mut supervisor = Supervisor::new(url, worker_args, token_text, logs.path().to_path_buf())?;
-    let outcome = supervise(&coordinator, &mut supervisor, &config).await;
-    if config.standalone && outcome.is_ok() {
-        // Workers on other hosts learn that the job is over at their next call.
-        let deadline = tokio::time::Instant::now() + EXIT_GRACE;
-        while !coordinator.workers_told_to_exit() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    progress_stop.cancel();
-    let _ = progress.await;
-    supervisor.stop_all(&coordinator).await;
+    args
+}
+
+/// How the coordinator's server ended, if it did.
+type Served = std::result::Result<Result<()>, tokio::task::JoinError>;
+
+/// Stops the coordinator's server and the status server, and waits for them.
+async fn stop_servers(
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<Result<()>>,
+    status: Option<tokio::task::JoinHandle<Result<()>>>,
+) -> Served {
     shutdown.cancel();
     // Keepalives close connections to vanished peers within seconds; the bound is a backstop.
     let served = match tokio::time::timeout(Duration::from_secs(10), server).await {
@@ -172,18 +221,25 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
             tracing::warn!("{e}");
         }
     }
-    drop(work_dir);
-    if let Some(journal) = &journal {
-        journal.close();
-    }
+    served
+}
 
+/// The job's summary, and its error if it did not commit.
+fn summarize(
+    job_name: &str,
+    plan: &Plan,
+    coordinator: &Coordinator,
+    supervisor: &Supervisor,
+    outcome: &Result<()>,
+    served: Served,
+) -> (Summary, Option<String>) {
     let s = coordinator.scheduler();
-    let error = match (&outcome, s.state()) {
+    let error = match (outcome, s.state()) {
         (Err(e), _) => Some(e.to_string()),
         (Ok(()), JobState::Succeeded) => None,
         (Ok(()), JobState::Failed(f)) => Some(match f.task {
             Some(task) => {
-                let task = describe_task(&plan, task);
+                let task = describe_task(plan, task);
                 Error::TaskFailed { task, attempts: f.attempts, last_error: f.last_error.clone() }.to_string()
             }
             None => f.last_error.clone(),
@@ -209,22 +265,7 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
         speculative_attempts: s.attempts().iter().filter(|a| a.speculative).count() as u32,
         attempts: s.attempts().to_vec(),
     };
-    drop(s);
-    if let Some(e) = error {
-        // Dropping the plan's output directory removes what the job wrote.
-        drop(plan);
-        let error = match outcome {
-            Err(e) => e,
-            Ok(()) => Error::Job(e),
-        };
-        if matches!(error, Error::Interrupted) {
-            return Err(error);
-        }
-        return Err(Error::WithLogs { error: Box::new(error), logs: logs.keep() });
-    }
-    plan.output.keep();
-    drop(logs);
-    Ok(summary)
+    (summary, error)
 }
 
 /// A directory removed, with everything in it, when dropped.
@@ -399,7 +440,7 @@ fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
     }
     Ok(Identity::default()
         .with("job", job_name)
-        .with("job arguments", &plan.prepared.worker_args)
+        .with("job arguments", &plan.job_args)
         .with("output", crate::data::input::path_text(plan.output.path()))
         .with("input format", plan.input_format.name())
         .with("map tasks", plan.splits.len())
@@ -465,7 +506,7 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
                 }
                 committed_at_last_death = committed;
                 deaths_in_a_row += 1;
-                if deaths_in_a_row > config.max_restarts {
+                if deaths_in_a_row > config.tolerance.max_restarts {
                     coordinator.abort("worker processes keep dying");
                     return Err(Error::WorkersDied(deaths_in_a_row));
                 }

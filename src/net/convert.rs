@@ -1,13 +1,15 @@
 //! Every conversion between `mr`'s own types and the protobuf messages of
 //! `proto/mapreduce.proto`, in one place.
 
+use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::data::input;
+use crate::error::{Error, Result};
 use crate::exec::fault::{Faults, PhaseFaults};
 use crate::net::rpc::pb;
-use crate::net::shuffle::Location;
-use crate::types::{AttemptId, Phase, TaskCounters, TaskId, UserCounters};
+use crate::types::{AttemptId, MapOutputLocation, Phase, TaskCounters, TaskId, UserCounters};
 
 /// A path as it travels on the wire: the bytes of its name, whatever they are, so that a name
 /// that is not UTF-8 reaches the worker as the same file.
@@ -137,20 +139,113 @@ impl From<pb::FaultInjection> for Faults {
     }
 }
 
-impl From<pb::MapOutput> for Location {
-    fn from(m: pb::MapOutput) -> Location {
-        Location { map_task: m.map_task, attempt: m.attempt, host: m.host, path: m.path, shuffle_url: m.shuffle_url }
-    }
+/// A reduce task of partition `partition` that reads `map_outputs`, as sent: each place the
+/// outputs are (host, Shuffle URL, directory) once in `sources`, and each output as its task,
+/// attempt, source and file name, so that a place is not repeated M times.
+pub fn reduce_task<L: Borrow<MapOutputLocation>>(partition: u32, map_outputs: &[L]) -> pb::ReduceTask {
+    let mut index: HashMap<(&str, &str, &str), u32> = HashMap::new();
+    let mut sources = Vec::new();
+    let map_outputs = map_outputs
+        .iter()
+        .map(|o| {
+            let o = o.borrow();
+            let (dir, file) = split_path(&o.path);
+            let source = *index.entry((&o.host, &o.shuffle_url, dir)).or_insert_with(|| {
+                sources.push(pb::MapOutputSource {
+                    host: o.host.clone(),
+                    shuffle_url: o.shuffle_url.clone(),
+                    dir: dir.to_string(),
+                });
+                (sources.len() - 1) as u32
+            });
+            pb::MapOutput { map_task: o.map_task, attempt: o.attempt, source, file: file.to_string() }
+        })
+        .collect();
+    pb::ReduceTask { partition, sources, map_outputs }
 }
 
-impl From<Location> for pb::MapOutput {
-    fn from(l: Location) -> pb::MapOutput {
-        pb::MapOutput {
-            map_task: l.map_task,
-            attempt: l.attempt,
-            host: l.host,
-            path: l.path,
-            shuffle_url: l.shuffle_url,
+/// The map outputs a reduce task was sent ([`reduce_task`]); a map output whose source is not
+/// in the list is an error.
+pub fn map_output_locations(task: pb::ReduceTask) -> Result<Vec<MapOutputLocation>> {
+    let sources = task.sources;
+    task.map_outputs
+        .into_iter()
+        .map(|o| {
+            let source = sources.get(o.source as usize).ok_or_else(|| {
+                Error::Job(format!(
+                    "the coordinator sent map task {}'s output with source {}, of {} sources",
+                    o.map_task,
+                    o.source,
+                    sources.len()
+                ))
+            })?;
+            Ok(MapOutputLocation {
+                map_task: o.map_task,
+                attempt: o.attempt,
+                host: source.host.clone(),
+                path: format!("{}{}", source.dir, o.file),
+                shuffle_url: source.shuffle_url.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A path cut after its last `/` (the directory keeps it), so that the two parts joined are
+/// the path again, whatever it is.
+fn split_path(path: &str) -> (&str, &str) {
+    let cut = path.rfind('/').map_or(0, |i| i + 1);
+    path.split_at(cut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(map_task: u32, host: &str, path: &str) -> MapOutputLocation {
+        MapOutputLocation {
+            map_task,
+            attempt: map_task % 2,
+            host: host.into(),
+            path: path.into(),
+            shuffle_url: format!("http://{host}:7000"),
         }
+    }
+
+    #[test]
+    fn a_reduce_task_names_each_source_once_and_reads_back_the_same() {
+        let outputs = [
+            location(0, "10.0.0.1", "/w/mr-worker-a/map-00000-0.out"),
+            location(1, "10.0.0.2", "/w/mr-worker-b/map-00001-1.out"),
+            location(2, "10.0.0.1", "/w/mr-worker-a/map-00002-0.out"),
+            location(3, "10.0.0.1", "/w/mr-worker-c/map-00003-1.out"),
+            location(4, "10.0.0.2", "relative.out"),
+            location(5, "10.0.0.2", "/at-the-root"),
+            location(6, "10.0.0.2", "/dir/"),
+        ];
+        let task = reduce_task(3, &outputs);
+        assert_eq!(task.partition, 3);
+        let sources: Vec<(&str, &str)> = task.sources.iter().map(|s| (s.host.as_str(), s.dir.as_str())).collect();
+        assert_eq!(
+            sources,
+            [
+                ("10.0.0.1", "/w/mr-worker-a/"),
+                ("10.0.0.2", "/w/mr-worker-b/"),
+                ("10.0.0.1", "/w/mr-worker-c/"),
+                ("10.0.0.2", ""),
+                ("10.0.0.2", "/"),
+                ("10.0.0.2", "/dir/"),
+            ]
+        );
+        assert_eq!(task.map_outputs[2].source, 0);
+        assert_eq!(task.map_outputs[2].file, "map-00002-0.out");
+        assert_eq!(map_output_locations(task).unwrap(), outputs);
+    }
+
+    #[test]
+    fn a_map_output_of_an_unknown_source_is_an_error() {
+        let mut task = reduce_task(0, &[location(0, "h", "/d/f")]);
+        task.map_outputs[0].source = 1;
+        let err = map_output_locations(task).unwrap_err().to_string();
+        assert!(err.contains("map task 0's output with source 1, of 1 sources"), "{err}");
     }
 }

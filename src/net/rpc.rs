@@ -1,6 +1,8 @@
-//! The generated gRPC types and the conversions between them and the engine's own types, the
-//! job's token, and TLS. Only this module, the coordinator's service and the worker's client see
-//! tonic and prost; only this module sees rustls.
+//! The generated gRPC types (`pb`), the job's token (calls signed by [`AuthChannel`], checked
+//! by [`CheckToken`] in front of every service), and TLS ([`Tls`], [`server`], [`endpoint`]).
+//! The conversions between the generated types and the engine's own are in `convert.rs`.
+//! Generated types are used only in `net/`, the coordinator's services, the worker and the load
+//! test; only this module sees rustls.
 
 #[allow(missing_docs, clippy::all)]
 pub mod pb {

@@ -22,6 +22,7 @@ use crate::data::mapout::{self, Segment};
 use crate::error::{Error, Result};
 use crate::net::rpc::pb::shuffle_client::ShuffleClient;
 use crate::net::rpc::{self, CHUNK_BYTES, MAX_MESSAGE_BYTES, Tls, Token, pb};
+use crate::types::MapOutputLocation;
 
 /// How many times a fetch is tried before its map output is reported lost.
 pub const FETCH_TRIES: u32 = 4;
@@ -131,28 +132,13 @@ fn send_segment(
     }
 }
 
-/// Where one map output lives, as the coordinator tells a reduce attempt.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Location {
-    /// The map task.
-    pub map_task: u32,
-    /// Its committed attempt.
-    pub attempt: u32,
-    /// The host of the worker that wrote it.
-    pub host: String,
-    /// The file on that host.
-    pub path: String,
-    /// The Shuffle service that serves it.
-    pub shuffle_url: String,
-}
-
 /// Copies partition `partition` of the map output at `location` into the file `dest` (a map
 /// output of one partition), trying [`FETCH_TRIES`] times with a doubling pause. On a last
 /// failure the error is [`Error::LostMapOutput`], which the coordinator answers by
 /// re-executing the map task. A wrong token or a refused certificate is not tried again.
 /// `on_chunk` is called with the bytes of every chunk received.
 pub async fn fetch(
-    location: &Location,
+    location: &MapOutputLocation,
     partition: u32,
     dest: &Path,
     token: &Token,
@@ -192,7 +178,7 @@ enum FetchError {
 }
 
 async fn fetch_once(
-    location: &Location,
+    location: &MapOutputLocation,
     partition: u32,
     dest: &Path,
     token: &Token,

@@ -287,7 +287,9 @@ const TRICKY: &[&str] = &[
 /// a no-break space (White_Space) and a lone carriage return inside a line.
 const TRICKY_SEPARATORS: &[&str] = &[" \x1f", "\u{a0}", "\r", " ٣ "];
 
-/// Writes about `bytes` bytes of English-like text into `files` files `DIR/part-NNN.txt`.
+/// Writes English-like text into `files` files `DIR/part-NNN.txt`, at most `bytes` bytes in
+/// all: each file holds whole lines, as many as fit in `bytes / files` bytes (so a file is up
+/// to one line, under 200 bytes, short of it, and empty when not even one line fits).
 pub fn text(dir: &Path, bytes: u64, files: u32, seed: u64) -> Result<()> {
     text_with(dir, bytes, files, seed, false)
 }
@@ -311,8 +313,10 @@ pub fn text_with(dir: &Path, bytes: u64, files: u32, seed: u64, unicode: bool) -
     for f in 0..files {
         let path = dir.join(format!("part-{f:03}.txt"));
         write_file(&path, |out| {
+            const LAST_LINE: &str = "Last line, Ⅻ\r";
+            let budget = per_file.saturating_sub(if unicode { LAST_LINE.len() as u64 } else { 0 });
             let mut written = 0u64;
-            while written < per_file {
+            loop {
                 line.clear();
                 let words = 4 + below(&mut rng, 14);
                 for i in 0..words {
@@ -342,11 +346,14 @@ pub fn text_with(dir: &Path, bytes: u64, files: u32, seed: u64, unicode: bool) -
                 }
                 line.push_str(if below(&mut rng, 4) == 0 { "?" } else { "." });
                 line.push_str(if unicode && below(&mut rng, 8) == 0 { "\r\n" } else { "\n" });
+                if written + line.len() as u64 > budget {
+                    break;
+                }
                 out.write_all(line.as_bytes())?;
                 written += line.len() as u64;
             }
-            if unicode {
-                out.write_all("Last line, Ⅻ\r".as_bytes())?;
+            if unicode && written + LAST_LINE.len() as u64 <= per_file {
+                out.write_all(LAST_LINE.as_bytes())?;
             }
             Ok(())
         })?;

@@ -275,12 +275,8 @@ fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig 
         splits,
         reduce_tasks: options.reduces,
         output_dir: output.to_path_buf(),
-        worker_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_secs(1),
-        max_attempts: 4,
-        task_timeout: Duration::from_secs(60),
-        speculative: true,
-        skip_bad_records: false,
+        tolerance: crate::settings::FaultTolerance::default(),
         faults: crate::exec::fault::Faults::default(),
         state: Vec::new(),
         input_format: crate::data::input::InputFormat::Text,
@@ -317,8 +313,9 @@ async fn client(url: String, token: Token, work: Work, empty_calls: usize) -> Re
     let mut c = CoordinatorClient::new(crate::net::rpc::authenticated(channel, token))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let name = format!("bench pid {}", std::process::id());
-    let request =
-        pb::RegisterWorkerRequest { name, shuffle_url: "http://127.0.0.1:1".into(), host: "127.0.0.1".into() };
+    // A simulated worker is no process of its own: it gives no pid.
+    let (shuffle_url, host) = ("http://127.0.0.1:1".into(), "127.0.0.1".into());
+    let request = pb::RegisterWorkerRequest { name, shuffle_url, host, pid: 0 };
     let worker_id = c.register_worker(request).await.map_err(rpc("RegisterWorker"))?.into_inner().worker_id;
     loop {
         let start = Instant::now();

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
 
-use crate::harness::{Dir, assert_same_output, mr, run_fail, run_ok, tagged_processes, wait_for};
+use crate::harness::{Dir, assert_same_output, mr, run_fail, run_ok, run_usage, tagged_processes, wait_for};
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -215,6 +215,6 @@ fn a_coordinator_on_the_network_needs_a_token() {
     let err = run_fail(&mut cmd);
     assert!(err.contains("without a token") && err.contains("--token"), "{err}");
     assert!(!out.exists());
-    let err = run_fail(mr().args(["coordinator", "wordcount", "--input"]).arg(&input).arg("--output").arg(&out));
+    let err = run_usage(mr().args(["coordinator", "wordcount", "--input"]).arg(&input).arg("--output").arg(&out));
     assert!(err.contains("needs --listen"), "{err}");
 }

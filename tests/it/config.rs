@@ -125,8 +125,12 @@ fn file_errors_name_the_key_and_the_file() {
             ", line 2: faults.map.failure: invalid type: string \"high\"",
         ),
         ("size.toml", "sort_buffer = \"lots\"\n", ", line 1: sort_buffer: invalid value: string \"lots\""),
-        ("value.toml", "merge_fan_in = 1\n", ": merge_fan_in = 1: must be at least 2"),
-        ("probability.toml", "[faults.reduce]\nfailure = 2.0\n", ": faults.reduce.failure = 2: must be a probability"),
+        ("value.toml", "merge_fan_in = 1\n", ", line 1: merge_fan_in = 1: must be at least 2"),
+        (
+            "probability.toml",
+            "[faults.reduce]\nfailure = 2.0\n",
+            ", line 2: faults.reduce.failure = 2: must be a probability",
+        ),
     ] {
         let file = dir.write(name, text);
         let out = dir.path(&format!("out-{name}"));
@@ -175,4 +179,19 @@ fn help_shows_the_environment_variables() {
     for var in ["MR_COORDINATOR", "MR_CONNECT_TIMEOUT", "MR_LOST_TIMEOUT", "MR_CONFIG"] {
         assert!(help.contains(&format!("[env: {var}=")), "{var} missing from\n{help}");
     }
+}
+
+/// A value out of range in the config file is an error that names the file, the line and the
+/// key, as a wrong type is.
+#[test]
+fn a_range_error_in_the_file_names_its_line() {
+    let dir = Dir::new();
+    let input = small_input(&dir);
+    let file = dir.write("mr.toml", "# settings\nworkers = 2\n\nmerge_fan_in = 1\n[faults.map]\nfailure = 2.5\n");
+    let err = run_fail(wordcount(&input, &dir.path("out")).arg("--config").arg(&file));
+    assert!(err.contains("mr.toml, line 4: merge_fan_in = 1: must be at least 2"), "{err}");
+    std::fs::write(&file, "[faults.map]\nstraggler = 0.5\nfailure = 2.5\n").unwrap();
+    let err = run_fail(wordcount(&input, &dir.path("out")).arg("--config").arg(&file));
+    assert!(err.contains("mr.toml, line 3: faults.map.failure = 2.5: must be a probability"), "{err}");
+    assert!(!dir.path("out").exists());
 }

@@ -197,7 +197,7 @@ fn bad_input_is_a_clear_error_with_nothing_written() {
     assert!(err.contains("would contain the input"), "{err}");
     assert!(bad.is_file(), "the input must survive");
 
-    let err = run_fail(mr().args(["run", "no-such-job", "--input"]).arg(&bad).arg("--output").arg(&out));
+    let err = run_usage(mr().args(["run", "no-such-job", "--input"]).arg(&bad).arg("--output").arg(&out));
     assert!(err.contains("unknown job 'no-such-job'") && err.contains("wordcount"), "{err}");
 }
 

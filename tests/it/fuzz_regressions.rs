@@ -16,15 +16,19 @@ fn coordinator(dir: &Dir) -> Coordinator {
     std::fs::create_dir(dir.path("out")).unwrap();
     Coordinator::new(CoordinatorConfig {
         splits: vec![split(0), split(2)],
-        max_attempts: 2,
-        speculative: false,
-        skip_bad_records: true,
+        tolerance: mr::settings::FaultTolerance {
+            max_attempts: 2,
+            speculative: false,
+            skip_bad_records: true,
+            ..Default::default()
+        },
         ..coordinator_config(dir, Vec::new())
     })
 }
 
 async fn register(c: &Coordinator) -> u64 {
-    let request = pb::RegisterWorkerRequest { name: "w".into(), shuffle_url: "http://w".into(), host: "h".into() };
+    let request =
+        pb::RegisterWorkerRequest { name: "w".into(), shuffle_url: "http://w".into(), host: "h".into(), pid: 0 };
     c.register_worker(Request::new(request)).await.unwrap().into_inner().worker_id
 }
 

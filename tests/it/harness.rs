@@ -87,6 +87,13 @@ pub fn run_fail(cmd: &mut Command) -> String {
     stderr
 }
 
+/// Runs a command that must fail with a usage error, exit code 2; returns its stderr.
+pub fn run_usage(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "expected exit code 2\n{}", describe(cmd, &out));
+    String::from_utf8(out.stderr).unwrap()
+}
+
 /// The part files of an output directory, by name, with `_SUCCESS` required.
 pub fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
     assert!(dir.join("_SUCCESS").is_file(), "no _SUCCESS in {}: {}", dir.display(), listing(dir));
@@ -311,12 +318,8 @@ pub fn coordinator_config(
         splits,
         reduce_tasks: 1,
         output_dir: dir.path("out"),
-        worker_timeout: std::time::Duration::from_secs(10),
         heartbeat_interval: std::time::Duration::from_millis(100),
-        max_attempts: 4,
-        task_timeout: std::time::Duration::from_secs(60),
-        speculative: true,
-        skip_bad_records: false,
+        tolerance: mr::settings::FaultTolerance::default(),
         faults: Default::default(),
         state: Vec::new(),
         input_format: Default::default(),

@@ -32,7 +32,7 @@ fn grep_matches_reference_with_line_numbers_across_splits() {
         assert!(!expected.is_empty());
         assert!(sorted_lines(&out) == expected, "grep differs from ripgrep");
     }
-    let err = run_fail(&mut job("grep", &input, &dir.path("bad"), &["(unclosed"]));
+    let err = run_usage(&mut job("grep", &input, &dir.path("bad"), &["(unclosed"]));
     assert!(err.contains("invalid pattern '(unclosed'"), "{err}");
     assert!(!dir.path("bad").exists());
 }

@@ -10,7 +10,7 @@ use regex::Regex;
 /// The top-level modules of `src/`, bottom layer first. A module may import from the layers
 /// before its own, never from its own layer's other modules or from a later layer.
 const LAYERS: &[&[&str]] = &[
-    &["error", "types", "layout"],
+    &["error", "types", "layout", "settings"],
     &["data"],
     &["job"],
     &["exec"],

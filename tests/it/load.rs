@@ -13,7 +13,7 @@ fn ten_thousand_map_tasks_on_64_workers_match_local() {
     let dir = Dir::new();
     let input = dir.path("in");
     run_ok(
-        mr().arg("gen").arg("text").arg("--out").arg(&input).args(["--size", "10MB", "--files", "1", "--seed", "3"]),
+        mr().arg("gen").arg("text").arg("--out").arg(&input).args(["--size", "11MB", "--files", "1", "--seed", "3"]),
     );
     let file = input.join("part-000.txt");
     let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();

@@ -1,6 +1,7 @@
 //! Tests through the `mr` binary, in the spirit of the MIT 6.824 lab's test script: every
 //! distributed run is compared byte for byte with `--local` and with an independent reference.
 
+mod cli;
 mod cluster;
 mod config;
 mod data;

@@ -225,7 +225,7 @@ async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
         tokio_stream::wrappers::TcpListenerStream::new(listener),
         stop.clone().cancelled_owned(),
     ));
-    let location = |map_task, attempt| mr::net::shuffle::Location {
+    let location = |map_task, attempt| mr::types::MapOutputLocation {
         map_task,
         attempt,
         host: "elsewhere".into(),
@@ -274,7 +274,7 @@ async fn a_fetch_is_tried_4_times_over_about_2_seconds() {
     let file = dir.path("map-0-0.out");
     map_output(&file, 2, 100);
     let token = mr::net::rpc::Token::new("t").unwrap();
-    let location = |port: u16| mr::net::shuffle::Location {
+    let location = |port: u16| mr::types::MapOutputLocation {
         map_task: 0,
         attempt: 0,
         host: "elsewhere".into(),

@@ -479,10 +479,14 @@ fn bad_streaming_flags_are_usage_errors_that_name_the_fix() {
     let mut cmd = mr();
     cmd.args(["run", "wordcount", "--cmdenv", "A=b", "--input"]).arg(&input).arg("--output").arg(&out);
     let err = run_usage_error(&mut cmd);
-    assert!(err.contains("these are streaming's flags"), "{err}");
+    // Streaming's flags are its own subcommand's: clap refuses them on another job.
+    assert!(err.contains("'--cmdenv'"), "{err}");
     for name in ["wordcount", "sort", "grep"] {
         let mut cmd = mr();
         cmd.args(["run", name, "--reduce-tasks", "0", "--input"]).arg(&input).arg("--output").arg(&out);
+        if name == "grep" {
+            cmd.arg("a");
+        }
         let err = run_usage_error(&mut cmd);
         assert!(err.contains(&format!("--reduce-tasks 0: job '{name}' needs its reduce")), "{err}");
         assert!(!out.exists());

@@ -3,16 +3,17 @@
 //!
 //! It shows the pieces of the Job API: typed keys and values through codecs (a `u64` key that
 //! sorts numerically, a serde value as JSON), a folding combiner, a custom partitioner that keeps the
-//! part files in length order, and a user counter. The binary is `mr` plus this job: worker
-//! processes are started from it, so they run this code.
+//! part files in length order, a user counter, and a flag of the job's own (`--round N`,
+//! declared with a clap `Args` struct, shown by `line-lengths run line-lengths -h`). The binary
+//! is `mr` plus this job: worker processes are started from it, so they run this code.
 //!
 //! ```text
-//! line-lengths run line-lengths --input sample --output /tmp/lengths
+//! line-lengths run line-lengths --input sample --output /tmp/lengths [--round 10]
 //! ```
 
 use std::process::ExitCode;
 
-use mr::job::{Codec, Job, Json, MapContext, Record, ReduceContext, Registry, SimpleFactory, Values};
+use mr::job::{ArgsFactory, Codec, Job, Json, MapContext, Record, ReduceContext, Registry, Values};
 use serde::{Deserialize, Serialize};
 
 /// Lines and words seen for one length.
@@ -25,7 +26,17 @@ struct Tally {
 /// Lengths up to this many bytes per partition, so that part files are in length order.
 const BUCKET: u64 = 32;
 
-struct LineLengths;
+/// The job's own flags.
+#[derive(Debug, clap::Args)]
+struct Flags {
+    /// Count lengths rounded down to a multiple of N bytes (1: exact lengths).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    round: u64,
+}
+
+struct LineLengths {
+    round: u64,
+}
 
 impl LineLengths {
     fn sum(values: &mut Values<'_>) -> mr::Result<Tally> {
@@ -41,7 +52,8 @@ impl LineLengths {
 impl Job for LineLengths {
     fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> mr::Result<()> {
         let words = record.text.split_whitespace().count() as u64;
-        ctx.emit_encoded(&(record.text.len() as u64), &Json(Tally { lines: 1, words }));
+        let length = record.text.len() as u64 / self.round * self.round;
+        ctx.emit_encoded(&length, &Json(Tally { lines: 1, words }));
         if words == 0 {
             ctx.counter("line-lengths", "blank lines", 1);
         }
@@ -75,15 +87,9 @@ impl Job for LineLengths {
 }
 
 fn main() -> ExitCode {
-    let registry = Registry::builtin().with(
-        "line-lengths",
-        SimpleFactory(|args: &[String]| {
-            if args.is_empty() {
-                Ok(LineLengths)
-            } else {
-                Err(mr::Error::JobArgs { job: "line-lengths".into(), message: "takes no arguments".into() })
-            }
-        }),
-    );
+    let factory = ArgsFactory::new("A histogram of line lengths: length<TAB>lines words", |flags: Flags| {
+        Ok(LineLengths { round: flags.round })
+    });
+    let registry = Registry::builtin().with("line-lengths", factory);
     mr::cli::main_with(registry)
 }

@@ -17,8 +17,9 @@
 //!   on its disk, each other replica to a machine in another rack. It then asks to commit.
 //! - Workers register, heartbeat (`heartbeat_ms`), long-poll for tasks (woken when the
 //!   scheduler's state changed, at most once a step, else every second), report completions
-//!   and failures, and obey cancellations, as `worker.rs` does; the coordinator's 100 ms tick
-//!   is the scheduler's `tick` at every step.
+//!   and failures, and obey cancellations, as `worker/` does; the coordinator's 100 ms tick
+//!   is the scheduler's `tick` at every step, and the job commit it asks for
+//!   ([`Effect::CommitJob`]) succeeds at once.
 //! - Faults: worker processes that die at given times (their map outputs go with them) and
 //!   may be restarted; slowed machines (disk and CPU divided by a factor); heartbeats lost at
 //!   random; network partitions of a machine (its calls and its map outputs unreachable; past
@@ -43,10 +44,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::control::scheduler::{Assignment, Failure, JobState, Scheduler, SchedulerConfig};
-use crate::net::shuffle::Location;
-use crate::types::TaskCounters;
-use crate::types::{AttemptId, Millis, Phase, WorkerId};
+use crate::control::scheduler::{Assignment, Effect, Failure, JobState, Scheduler, SchedulerConfig};
+use crate::settings::FaultTolerance;
+use crate::types::{AttemptId, MapOutputLocation, Millis, Phase, TaskCounters, WorkerId};
 
 const MB: f64 = 1_000_000.0;
 
@@ -156,12 +156,14 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Policy {
+        // mr's defaults.
+        let t = FaultTolerance::default();
         Policy {
-            speculative: true,
-            worker_timeout_ms: 10_000,
-            task_timeout_ms: 60_000,
+            speculative: t.speculative,
+            worker_timeout_ms: t.worker_timeout.as_millis() as Millis,
+            task_timeout_ms: t.task_timeout.as_millis() as Millis,
             heartbeat_ms: 1_000,
-            max_attempts: 4,
+            max_attempts: t.max_attempts,
             rerun_maps_of_lost_workers: true,
             // 4 tries, 250 ms apart doubling (shuffle.rs).
             fetch_retry_ms: 3_750,
@@ -319,7 +321,8 @@ pub struct Report {
     pub timeline: Timeline,
     /// Real time spent in scheduler calls.
     pub scheduler_time: SchedulerTime,
-    /// Bytes of the map output locations a reduce task was told (the last assignment).
+    /// Bytes of the reduce task message of the last list of map outputs assigned: the
+    /// `ReduceTask` a GetTask reply carries (`net::convert::reduce_task`), as encoded.
     pub reduce_told_bytes: u64,
     /// Invariants broken (see [`check`]).
     pub violations: Vec<String>,
@@ -424,7 +427,7 @@ struct Sim<'a> {
     /// Bumped whenever a process dies or a machine is cut off or healed.
     epoch: u64,
     /// The resolved list of the last reduce assignment, and the list it came from.
-    last_inputs: Option<(Arc<[String]>, Arc<ReduceInputs>)>,
+    last_inputs: Option<(Arc<[Arc<MapOutputLocation>]>, Arc<ReduceInputs>)>,
     /// Per list in use: the positions of its unreachable entries, as of an epoch.
     bad_cache: Vec<(Arc<ReduceInputs>, u64, Arc<Vec<u32>>)>,
     /// Declarations of dead workers when the last list was checked.
@@ -451,8 +454,18 @@ pub fn run(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> Report {
 /// [`run`], returning the scheduler as the job left it too.
 pub fn run_keeping(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> (Report, Scheduler) {
     let started = Instant::now();
+    let mut sim = Sim::new(sc, trace);
+    sim.schedule_starts_and_faults();
+    let end = sim.main_loop();
+    let report = sim.report(end, started);
+    (report, sim.s)
+}
+
+/// Each resource's capacity, bytes/s: disks, NICs in, NICs out, rack uplinks and downlinks,
+/// the root; and each machine's slowdown (1 = normal), for the slowed machines that `rng`
+/// picks (the first of a seeded shuffle), whose disks are slowed too.
+fn capacities(sc: &Scenario, rng: &mut ChaCha8Rng) -> (Vec<f64>, Vec<f64>) {
     let c = &sc.cluster;
-    let w = &sc.workload;
     let n = c.machines as usize;
     let racks = c.racks.max(1) as usize;
     let mut capacity = Vec::with_capacity(3 * n + 2 * racks + 1);
@@ -460,11 +473,9 @@ pub fn run_keeping(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> (Report, Sched
     capacity.extend(std::iter::repeat_n(c.nic_mb_s * MB, 2 * n));
     capacity.extend(std::iter::repeat_n(c.rack_uplink_mb_s * MB, 2 * racks));
     capacity.push(c.root_mb_s * MB);
-    let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
-    // The slowed machines: the first of a seeded shuffle.
     let mut order: Vec<u32> = (0..c.machines).collect();
     for i in (1..order.len()).rev() {
-        let j = below(&mut rng, i as u64 + 1) as usize;
+        let j = below(rng, i as u64 + 1) as usize;
         order.swap(i, j);
     }
     let slowed = (sc.faults.slow_fraction * f64::from(c.machines)).round() as usize;
@@ -473,77 +484,97 @@ pub fn run_keeping(sc: &Scenario, trace: Option<&mut Vec<u8>>) -> (Report, Sched
         slow[m as usize] = sc.faults.slow_factor.max(1.0);
         capacity[m as usize] /= sc.faults.slow_factor.max(1.0);
     }
-    let s = Scheduler::new(SchedulerConfig {
-        map_tasks: w.map_tasks,
-        reduce_tasks: w.reduce_tasks,
-        worker_timeout: sc.policy.worker_timeout_ms,
-        task_timeout: sc.policy.task_timeout_ms,
-        max_attempts: sc.policy.max_attempts,
-        speculative: sc.policy.speculative,
-        skip_bad_records: false,
-        rerun_maps_of_lost_workers: sc.policy.rerun_maps_of_lost_workers,
-        first_worker_id: 1,
-    });
-    let mut sim = Sim {
-        sc,
-        s,
-        now: 0,
-        events: BinaryHeap::new(),
-        seq: 0,
-        rng,
-        procs: Vec::new(),
-        machine_proc: vec![None; n],
-        partitioned: vec![false; n],
-        slow,
-        load: vec![0.0; capacity.len()],
-        capacity,
-        outputs: HashMap::new(),
-        committed_map: vec![None; w.map_tasks as usize],
-        epoch: 0,
-        last_inputs: None,
-        bad_cache: Vec::new(),
-        checked_declarations: 0,
-        declarations: 0,
-        changed: false,
-        timeline: Timeline { bin_ms: sc.bin_ms.max(1), ..Timeline::default() },
-        times: SchedulerTime::default(),
-        violations: Vec::new(),
-        reduce_told_bytes: 0,
-        reduce_commits: vec![0; w.reduce_tasks as usize],
-        trace,
-        hasher: xxhash_rust::xxh3::Xxh3::new(),
-        trace_lines: 0,
-        line: String::new(),
-    };
-    // Workers start within the first second, in a seeded order.
-    for m in 0..c.machines {
-        let at = below(&mut sim.rng, 1_000);
-        sim.push(at, Event::Start(m));
+    (capacity, slow)
+}
+
+impl<'a> Sim<'a> {
+    /// The simulation of a scenario, before anything happened.
+    fn new(sc: &'a Scenario, trace: Option<&'a mut Vec<u8>>) -> Sim<'a> {
+        let w = &sc.workload;
+        let n = sc.cluster.machines as usize;
+        let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
+        let (capacity, slow) = capacities(sc, &mut rng);
+        let s = Scheduler::new(SchedulerConfig {
+            map_tasks: w.map_tasks,
+            reduce_tasks: w.reduce_tasks,
+            tolerance: FaultTolerance {
+                worker_timeout: Duration::from_millis(sc.policy.worker_timeout_ms),
+                task_timeout: Duration::from_millis(sc.policy.task_timeout_ms),
+                max_attempts: sc.policy.max_attempts,
+                speculative: sc.policy.speculative,
+                ..FaultTolerance::default()
+            },
+            rerun_maps_of_lost_workers: sc.policy.rerun_maps_of_lost_workers,
+            first_worker_id: 1,
+        });
+        Sim {
+            sc,
+            s,
+            now: 0,
+            events: BinaryHeap::new(),
+            seq: 0,
+            rng,
+            procs: Vec::new(),
+            machine_proc: vec![None; n],
+            partitioned: vec![false; n],
+            slow,
+            load: vec![0.0; capacity.len()],
+            capacity,
+            outputs: HashMap::new(),
+            committed_map: vec![None; w.map_tasks as usize],
+            epoch: 0,
+            last_inputs: None,
+            bad_cache: Vec::new(),
+            checked_declarations: 0,
+            declarations: 0,
+            changed: false,
+            timeline: Timeline { bin_ms: sc.bin_ms.max(1), ..Timeline::default() },
+            times: SchedulerTime::default(),
+            violations: Vec::new(),
+            reduce_told_bytes: 0,
+            reduce_commits: vec![0; w.reduce_tasks as usize],
+            trace,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            trace_lines: 0,
+            line: String::new(),
+        }
     }
-    for d in &sc.faults.deaths {
-        sim.push(d.at_ms, Event::Kill(d.machine, d.restart_after_ms.unwrap_or(Millis::MAX)));
+
+    /// Workers start within the first second, in a seeded order; the scenario's deaths and
+    /// partitions happen when it says.
+    fn schedule_starts_and_faults(&mut self) {
+        for m in 0..self.sc.cluster.machines {
+            let at = below(&mut self.rng, 1_000);
+            self.push(at, Event::Start(m));
+        }
+        let faults = &self.sc.faults;
+        for d in &faults.deaths {
+            self.push(d.at_ms, Event::Kill(d.machine, d.restart_after_ms.unwrap_or(Millis::MAX)));
+        }
+        for (i, p) in faults.partitions.iter().enumerate() {
+            self.push(p.from_ms, Event::Cut(p.machine, i));
+            self.push(p.until_ms.max(p.from_ms + 1), Event::Heal(p.machine, i));
+        }
     }
-    for (i, p) in sc.faults.partitions.iter().enumerate() {
-        sim.push(p.from_ms, Event::Cut(p.machine, i));
-        sim.push(p.until_ms.max(p.from_ms + 1), Event::Heal(p.machine, i));
+
+    /// What the simulation found, once it ended with `end`.
+    fn report(&mut self, end: End, started: Instant) -> Report {
+        let attempts = self.s.attempts();
+        Report {
+            end,
+            sim_ms: self.now,
+            attempts: attempts.len(),
+            backups: attempts.iter().filter(|a| a.speculative).count(),
+            lost: attempts.iter().filter(|a| a.outcome == crate::control::scheduler::Outcome::Lost).count(),
+            violations: std::mem::take(&mut self.violations),
+            scheduler_time: std::mem::take(&mut self.times),
+            timeline: std::mem::take(&mut self.timeline),
+            reduce_told_bytes: self.reduce_told_bytes,
+            trace_lines: self.trace_lines,
+            trace_digest: self.hasher.digest(),
+            wall_s: started.elapsed().as_secs_f64(),
+        }
     }
-    let end = sim.main_loop();
-    let attempts = sim.s.attempts();
-    let report = Report {
-        end,
-        sim_ms: sim.now,
-        attempts: attempts.len(),
-        backups: attempts.iter().filter(|a| a.speculative).count(),
-        lost: attempts.iter().filter(|a| a.outcome == crate::control::scheduler::Outcome::Lost).count(),
-        violations: std::mem::take(&mut sim.violations),
-        scheduler_time: std::mem::take(&mut sim.times),
-        timeline: std::mem::take(&mut sim.timeline),
-        reduce_told_bytes: sim.reduce_told_bytes,
-        trace_lines: sim.trace_lines,
-        trace_digest: sim.hasher.digest(),
-        wall_s: started.elapsed().as_secs_f64(),
-    };
-    (report, sim.s)
 }
 
 /// A uniform integer below `n`.
@@ -630,14 +661,18 @@ impl Sim<'_> {
         }
     }
 
+    /// Carries out what the scheduler asked (the job commit, which succeeds at once; the
+    /// journal and the end of the job have no part here), and says whether the job ended.
     fn ended(&mut self) -> Option<End> {
-        match self.s.state().clone() {
-            JobState::Running => None,
-            JobState::TasksDone => {
+        for effect in self.s.take_effects() {
+            if let Effect::CommitJob { .. } = effect {
                 self.s.job_committed();
                 self.trace(|l| l.push_str("job committed"));
-                Some(End::Succeeded(self.now))
             }
+        }
+        match self.s.state().clone() {
+            // TasksDone lasts only until the commit above.
+            JobState::Running | JobState::TasksDone => None,
             JobState::Succeeded => Some(End::Succeeded(self.now)),
             JobState::Failed(f) => {
                 let why = format!("{:?} after {} attempts: {}", f.task, f.attempts, f.last_error);
@@ -882,7 +917,7 @@ impl Sim<'_> {
         if ns_per_byte <= 0.0 { f64::INFINITY } else { 1e9 / ns_per_byte / self.slow[m as usize] }
     }
 
-    fn begin(&mut self, p: usize, attempt: AttemptId, map_outputs: Arc<[String]>) {
+    fn begin(&mut self, p: usize, attempt: AttemptId, map_outputs: Arc<[Arc<MapOutputLocation>]>) {
         let m = self.procs[p].machine;
         let w = &self.sc.workload;
         let active = match attempt.task.phase {
@@ -962,7 +997,7 @@ impl Sim<'_> {
     /// Resolves the list a reduce attempt was told, and checks it: with the re-execution of
     /// lost workers' outputs on, no entry may be an output of a worker that the scheduler had
     /// declared dead after the output committed.
-    fn resolve(&mut self, list: &Arc<[String]>, attempt: AttemptId) -> Arc<ReduceInputs> {
+    fn resolve(&mut self, list: &Arc<[Arc<MapOutputLocation>]>, attempt: AttemptId) -> Arc<ReduceInputs> {
         let fresh = match &self.last_inputs {
             Some((l, r)) if Arc::ptr_eq(l, list) => Some(r.clone()),
             _ => None,
@@ -970,17 +1005,17 @@ impl Sim<'_> {
         let resolved = match fresh {
             Some(r) => r,
             None => {
-                self.reduce_told_bytes = list.iter().map(|s| s.len() as u64).sum();
+                let message = crate::net::convert::reduce_task(attempt.task.index, list);
+                self.reduce_told_bytes = prost::Message::encoded_len(&message) as u64;
                 let mut entries = Vec::with_capacity(list.len());
-                for (i, s) in list.iter().enumerate() {
-                    let entry = serde_json::from_str::<Location>(s).ok().and_then(|l| {
-                        self.outputs.get(&(l.map_task, l.attempt)).map(|&(p, at)| (l.map_task, l.attempt, p, at))
-                    });
+                for (i, l) in list.iter().enumerate() {
+                    let entry =
+                        self.outputs.get(&(l.map_task, l.attempt)).map(|&(p, at)| (l.map_task, l.attempt, p, at));
                     match entry {
                         Some(e) if e.0 == i as u32 => entries.push(e),
                         _ => {
                             self.violations.push(format!(
-                                "{attempt} was told entry {i} = {s}, which is no map output that committed"
+                                "{attempt} was told entry {i} = {l:?}, which is no map output that committed"
                             ));
                             entries.push((i as u32, 0, usize::MAX, 0));
                         }
@@ -1013,19 +1048,8 @@ impl Sim<'_> {
     /// Advances every flow by one step, then lets the coordinator tick and waiting workers
     /// ask again.
     fn step(&mut self, dt: Millis) {
+        self.refresh_unreachable();
         self.load.iter_mut().for_each(|l| *l = 0.0);
-        // Refresh the unreachable entries of the reduce lists in use, once per list.
-        let epoch = self.epoch;
-        for p in 0..self.procs.len() {
-            let inputs = match &self.procs[p].task {
-                Some(Active { inputs: Some(i), bad_epoch, .. }) if *bad_epoch != epoch => i.clone(),
-                _ => continue,
-            };
-            let bad = self.unreachable(&inputs);
-            let a = self.procs[p].task.as_mut().expect("checked");
-            a.bad = bad;
-            a.bad_epoch = epoch;
-        }
         for proc in &self.procs {
             if let Some(a) = &proc.task
                 && proc.alive
@@ -1040,62 +1064,11 @@ impl Sim<'_> {
         let mut finished = Vec::new();
         let mut failed = Vec::new();
         for p in 0..self.procs.len() {
-            let machine = self.procs[p].machine as usize;
-            let cut = self.partitioned[machine];
-            let Some(a) = self.procs[p].task.as_mut() else { continue };
-            let mut rate = a.cpu;
-            for &(r, c) in &a.uses {
-                if c > 0.0 {
-                    rate = rate.min(self.capacity[r as usize] / self.load[r as usize]);
-                }
+            let Some((done, lost)) = self.advance(p, secs) else { continue };
+            if let Some((task, attempt)) = lost {
+                failed.push((p, task, attempt));
             }
-            let networked = a.uses.iter().any(|&(r, _)| r as usize >= self.slow.len());
-            if cut && networked {
-                rate = 0.0;
-            }
-            if !rate.is_finite() {
-                rate = a.total.max(1.0) * 1e3;
-            }
-            let mut target = (a.done + rate * secs).min(a.total);
-            if let Some(inputs) = &a.inputs
-                && a.stage == StageKind::Shuffle
-            {
-                let n = inputs.entries.len();
-                let upto = if a.total > 0.0 { ((target / a.total) * n as f64).floor() as usize } else { n };
-                let upto = if target >= a.total { n } else { upto.min(n) };
-                // The first unreachable entry at or after what it has read stops it.
-                let i = a.bad.partition_point(|&b| (b as usize) < a.fetched);
-                match a.bad.get(i) {
-                    Some(&b) if (b as usize) < upto => {
-                        let b = b as usize;
-                        a.fetched = b;
-                        target = target.min(a.total * b as f64 / n as f64).max(a.done);
-                        let since = *a.stalled_since.get_or_insert(self.now);
-                        if self.now - since >= self.sc.policy.fetch_retry_ms {
-                            let (task, attempt, _, _) = inputs.entries[b];
-                            failed.push((p, task, attempt));
-                        }
-                    }
-                    _ => {
-                        a.fetched = upto;
-                        a.stalled_since = None;
-                    }
-                }
-            }
-            let moved = target - a.done;
-            a.done = target;
-            let series = match a.stage {
-                StageKind::MapRead => Some((0, moved)),
-                StageKind::Shuffle => Some((1, moved)),
-                StageKind::Merge => Some((2, moved * self.sc.workload.output_ratio)),
-                StageKind::MapWrite => None,
-            };
-            if let Some((s, b)) = series
-                && b > 0.0
-            {
-                self.timeline.add(s, self.now, b);
-            }
-            if a.done >= a.total {
+            if done {
                 finished.push(p);
             }
         }
@@ -1105,7 +1078,81 @@ impl Sim<'_> {
         for p in finished {
             self.next_stage(p);
         }
-        // The coordinator's tick.
+        self.tick();
+        // Waiting workers ask again: woken by a change, or at the end of their long poll.
+        let changed = std::mem::take(&mut self.changed);
+        for p in 0..self.procs.len() {
+            let proc = &self.procs[p];
+            if proc.alive && proc.waiting && proc.task.is_none() && (changed || self.now >= proc.next_poll) {
+                self.ask(p);
+            }
+        }
+    }
+
+    /// Refreshes the unreachable entries of the reduce lists in use, once per list and epoch.
+    fn refresh_unreachable(&mut self) {
+        let epoch = self.epoch;
+        for p in 0..self.procs.len() {
+            let inputs = match &self.procs[p].task {
+                Some(Active { inputs: Some(i), bad_epoch, .. }) if *bad_epoch != epoch => i.clone(),
+                _ => continue,
+            };
+            let bad = self.unreachable(&inputs);
+            let a = self.procs[p].task.as_mut().expect("checked");
+            a.bad = bad;
+            a.bad_epoch = epoch;
+        }
+    }
+
+    /// The rate of process `p`'s flow, bytes/s: the smallest share of a resource it uses, or
+    /// its CPU rate; none for a flow that needs the network of a cut-off machine.
+    fn rate(&self, p: usize, a: &Active) -> f64 {
+        let mut rate = a.cpu;
+        for &(r, c) in &a.uses {
+            if c > 0.0 {
+                rate = rate.min(self.capacity[r as usize] / self.load[r as usize]);
+            }
+        }
+        let networked = a.uses.iter().any(|&(r, _)| r as usize >= self.slow.len());
+        if self.partitioned[self.procs[p].machine as usize] && networked {
+            rate = 0.0;
+        }
+        if !rate.is_finite() {
+            rate = a.total.max(1.0) * 1e3;
+        }
+        rate
+    }
+
+    /// Advances process `p`'s flow by `secs`: whether its stage is done, and the map output
+    /// (task, attempt) it gave up fetching, if it did. `None` without an attempt.
+    fn advance(&mut self, p: usize, secs: f64) -> Option<(bool, Option<(u32, u32)>)> {
+        let rate = self.rate(p, self.procs[p].task.as_ref()?);
+        let (now, retry_ms) = (self.now, self.sc.policy.fetch_retry_ms);
+        let a = self.procs[p].task.as_mut()?;
+        let mut target = (a.done + rate * secs).min(a.total);
+        let mut lost = None;
+        if a.stage == StageKind::Shuffle {
+            (target, lost) = shuffle_to(a, target, now, retry_ms);
+        }
+        let moved = target - a.done;
+        a.done = target;
+        let series = match a.stage {
+            StageKind::MapRead => Some((0, moved)),
+            StageKind::Shuffle => Some((1, moved)),
+            StageKind::Merge => Some((2, moved * self.sc.workload.output_ratio)),
+            StageKind::MapWrite => None,
+        };
+        let done = a.done >= a.total;
+        if let Some((s, b)) = series
+            && b > 0.0
+        {
+            self.timeline.add(s, now, b);
+        }
+        Some((done, lost))
+    }
+
+    /// The coordinator's tick.
+    fn tick(&mut self) {
         let t = Instant::now();
         let tick = self.s.tick(self.now);
         self.times.tick.add(t.elapsed());
@@ -1119,14 +1166,6 @@ impl Sim<'_> {
             self.trace(|l| {
                 let _ = write!(l, "{a} abandoned (task timeout)");
             });
-        }
-        // Waiting workers ask again: woken by a change, or at the end of their long poll.
-        let changed = std::mem::take(&mut self.changed);
-        for p in 0..self.procs.len() {
-            let proc = &self.procs[p];
-            if proc.alive && proc.waiting && proc.task.is_none() && (changed || self.now >= proc.next_poll) {
-                self.ask(p);
-            }
         }
     }
 
@@ -1242,10 +1281,11 @@ impl Sim<'_> {
         }
     }
 
-    fn location(&self, p: usize, attempt: AttemptId) -> String {
+    /// Where process `p` writes the output of `attempt`, as a worker would report it.
+    fn location(&self, p: usize, attempt: AttemptId) -> MapOutputLocation {
         let m = self.procs[p].machine;
         let host = format!("10.{}.{}.{}", self.rack(m), m / 250 % 250, m % 250 + 1);
-        let location = Location {
+        MapOutputLocation {
             map_task: attempt.task.index,
             attempt: attempt.attempt,
             path: format!(
@@ -1257,8 +1297,7 @@ impl Sim<'_> {
             ),
             shuffle_url: format!("http://{host}:{}", 40_000 + self.procs[p].id % 20_000),
             host,
-        };
-        serde_json::to_string(&location).expect("a location serializes")
+        }
     }
 
     fn counters(&self, a: &Active) -> TaskCounters {
@@ -1276,7 +1315,7 @@ impl Sim<'_> {
         let output = self.location(p, a.attempt);
         let counters = self.counters(&a);
         let t = Instant::now();
-        let accepted = self.s.complete(id, a.attempt, output, counters, self.now);
+        let accepted = self.s.complete(id, a.attempt, Some(output), counters, self.now);
         self.times.complete.add(t.elapsed());
         self.trace(|l| {
             let _ = write!(l, "worker {id}: {} done, {}", a.attempt, if accepted { "accepted" } else { "refused" });
@@ -1301,7 +1340,7 @@ impl Sim<'_> {
         let accepted = granted && {
             let counters = self.counters(&a);
             let t = Instant::now();
-            let ok = self.s.complete(id, a.attempt, format!("part-r-{:05}", a.attempt.task.index), counters, self.now);
+            let ok = self.s.complete(id, a.attempt, None, counters, self.now);
             self.times.complete.add(t.elapsed());
             ok
         };
@@ -1323,6 +1362,35 @@ impl Sim<'_> {
         }
         self.ask(p);
     }
+}
+
+/// How far a reduce's shuffle stage gets towards `target` bytes: the first unreachable map
+/// output at or after what it has read stops it there, and after `retry_ms` of that, it gives
+/// up on that output (returned as task, attempt).
+fn shuffle_to(a: &mut Active, mut target: f64, now: Millis, retry_ms: Millis) -> (f64, Option<(u32, u32)>) {
+    let Some(inputs) = &a.inputs else { return (target, None) };
+    let n = inputs.entries.len();
+    let upto = if a.total > 0.0 { ((target / a.total) * n as f64).floor() as usize } else { n };
+    let upto = if target >= a.total { n } else { upto.min(n) };
+    let i = a.bad.partition_point(|&b| (b as usize) < a.fetched);
+    let mut lost = None;
+    match a.bad.get(i) {
+        Some(&b) if (b as usize) < upto => {
+            let b = b as usize;
+            a.fetched = b;
+            target = target.min(a.total * b as f64 / n as f64).max(a.done);
+            let since = *a.stalled_since.get_or_insert(now);
+            if now - since >= retry_ms {
+                let (task, attempt, _, _) = inputs.entries[b];
+                lost = Some((task, attempt));
+            }
+        }
+        _ => {
+            a.fetched = upto;
+            a.stalled_since = None;
+        }
+    }
+    (target, lost)
 }
 
 /// The paper's completion time of a preset, s.
@@ -1372,7 +1440,32 @@ pub fn render(name: &str, sc: &Scenario, r: &Report) -> String {
         Timeline::peak_mb_s(&t.output, t.bin_ms),
         t.bin_ms as f64 / 1e3
     );
-    let s = &r.scheduler_time;
+    render_scheduler_time(&mut out, &r.scheduler_time);
+    if w.reduce_tasks > 0 && r.reduce_told_bytes > 0 {
+        let limit = crate::net::rpc::MAX_MESSAGE_BYTES;
+        let _ = writeln!(
+            out,
+            "  a reduce task is told {} map output locations: {:.1} MB as sent ({:.0} % of the {} MiB a message may be); R x M = {:.1} GB in all",
+            w.map_tasks,
+            r.reduce_told_bytes as f64 / 1e6,
+            r.reduce_told_bytes as f64 * 100.0 / limit as f64,
+            limit >> 20,
+            r.reduce_told_bytes as f64 * f64::from(w.reduce_tasks) / 1e9
+        );
+    }
+    for v in &r.violations {
+        let _ = writeln!(out, "  INVARIANT BROKEN: {v}");
+    }
+    let _ = writeln!(
+        out,
+        "  trace: {} events, xxh3 {:016x}; simulated in {:.1} s",
+        r.trace_lines, r.trace_digest, r.wall_s
+    );
+    out
+}
+
+/// The real time spent in scheduler calls, in all and per kind of call.
+fn render_scheduler_time(out: &mut String, s: &SchedulerTime) {
     let total = s.total();
     let _ = writeln!(
         out,
@@ -1401,22 +1494,4 @@ pub fn render(name: &str, sc: &Scenario, r: &Report) -> String {
             );
         }
     }
-    if w.reduce_tasks > 0 && r.reduce_told_bytes > 0 {
-        let _ = writeln!(
-            out,
-            "  a reduce task is told {} map output locations: {:.1} MB; R x M = {:.1} GB in all",
-            w.map_tasks,
-            r.reduce_told_bytes as f64 / 1e6,
-            r.reduce_told_bytes as f64 * f64::from(w.reduce_tasks) / 1e9
-        );
-    }
-    for v in &r.violations {
-        let _ = writeln!(out, "  INVARIANT BROKEN: {v}");
-    }
-    let _ = writeln!(
-        out,
-        "  trace: {} events, xxh3 {:016x}; simulated in {:.1} s",
-        r.trace_lines, r.trace_digest, r.wall_s
-    );
-    out
 }

@@ -404,6 +404,9 @@ enum Event {
     Heal(u32, usize),
 }
 
+/// The last reduce inputs handed out: the map output list and the inputs made of it.
+type LastInputs = (Arc<[Arc<MapOutputLocation>]>, Arc<ReduceInputs>);
+
 struct Sim<'a> {
     sc: &'a Scenario,
     s: Scheduler,
@@ -427,7 +430,7 @@ struct Sim<'a> {
     /// Bumped whenever a process dies or a machine is cut off or healed.
     epoch: u64,
     /// The resolved list of the last reduce assignment, and the list it came from.
-    last_inputs: Option<(Arc<[Arc<MapOutputLocation>]>, Arc<ReduceInputs>)>,
+    last_inputs: Option<LastInputs>,
     /// Per list in use: the positions of its unreachable entries, as of an epoch.
     bad_cache: Vec<(Arc<ReduceInputs>, u64, Arc<Vec<u32>>)>,
     /// Declarations of dead workers when the last list was checked.

@@ -29,6 +29,28 @@ pub enum Error {
         cause: std::io::Error,
     },
 
+    /// A text input file is compressed in a format mr does not read.
+    #[error(
+        "input file '{path}' is compressed with {format}, which mr does not read: decompress it, or recompress it \
+         with gzip (.gz), bzip2 (.bz2), zstd (.zst) or xz (.xz)"
+    )]
+    UnsupportedCompression {
+        /// The input file.
+        path: PathBuf,
+        /// The format's name.
+        format: &'static str,
+    },
+
+    /// A flag or a `-D` property of the command line has a value that cannot work; the
+    /// message names it and the fix.
+    #[error("{flag}: {message}")]
+    BadOption {
+        /// The flag, e.g. `--files`.
+        flag: String,
+        /// What is wrong, and the fix.
+        message: String,
+    },
+
     /// An input file holds bytes that are not UTF-8 in a text record.
     #[error(
         "invalid UTF-8 in '{path}' at byte offset {offset}: text input must be UTF-8 (convert it, e.g. with iconv)"
@@ -353,6 +375,8 @@ impl Error {
             self,
             Error::OutputOverlapsInput { .. }
                 | Error::OutputInsideInput { .. }
+                | Error::UnsupportedCompression { .. }
+                | Error::BadOption { .. }
                 | Error::Usage(_)
                 | Error::UnknownJob(..)
                 | Error::JobArgs { .. }

@@ -55,8 +55,9 @@ pub struct Resources {
     #[arg(short, long, value_name = "W", env = "MR_WORKERS", value_parser = clap::value_parser!(u32).range(1..))]
     #[serde(skip)]
     pub workers: Option<u32>,
-    /// Number of reduce tasks (and part files); default: the number of workers.
-    #[arg(short, long, value_name = "R", env = "MR_REDUCE_TASKS", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Number of reduce tasks (and part files); default: the number of workers. 0: a map-only
+    /// job, whose map tasks write the part files (part-m-NNNNN).
+    #[arg(short, long, value_name = "R", env = "MR_REDUCE_TASKS", value_parser = clap::value_parser!(u32))]
     #[serde(skip)]
     pub reduce_tasks: Option<u32>,
     /// Bytes per input split (e.g. 64MiB); default: input size / (4 x workers), clamped to

@@ -199,6 +199,7 @@ fn config(env: &Env, input: &Input) -> CoordinatorConfig {
         state: vec![("preset".into(), b"1".to_vec())],
         input_format: Default::default(),
         settings: mr::exec::task::TaskSettings {
+            output_compression: Default::default(),
             partitions: REDUCES,
             sort_buffer: 1 << 20,
             merge_fan_in: 8,
@@ -301,6 +302,7 @@ async fn run(c: &Coordinator, registered: &mut HashSet<u64>, call: &Call) {
                 running: running.as_ref().map(Task::pb),
                 records: *records,
                 bytes: *bytes,
+                status: String::new(),
             };
             check_status(call, registered, c.heartbeat(Request::new(request)).await);
         }

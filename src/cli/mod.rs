@@ -14,6 +14,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::control::plan::{self, JobRequest};
+use crate::data::compression::OutputCompression;
 use crate::data::input::InputFormat;
 use crate::error::Error;
 use crate::exec::fault::Faults;
@@ -270,6 +271,10 @@ struct InputOutput {
     /// 100-byte TeraGen records.
     #[arg(long, value_name = "FORMAT", value_enum, env = "MR_INPUT_FORMAT", default_value_t = InputFormat::Text)]
     input_format: InputFormat,
+    /// Compress part files: `gzip` writes part-r-NNNNN.gz, `zstd` part-r-NNNNN.zst (read back
+    /// as input like any compressed file).
+    #[arg(long, value_name = "none|gzip|zstd", value_enum, default_value_t = OutputCompression::None)]
+    output_compression: OutputCompression,
     /// Replace the contents of a non-empty output directory.
     #[arg(long)]
     overwrite: bool,
@@ -949,6 +954,7 @@ fn request(
             sort_buffer: r.sort_buffer.max(1),
             merge_fan_in: r.merge_fan_in as usize,
             max_record_bytes: r.max_record_bytes,
+            output_compression: args.io.output_compression,
         },
     })
 }
@@ -978,6 +984,7 @@ struct JobRecord<'a> {
     inputs: Vec<String>,
     output: String,
     input_format: InputFormat,
+    output_compression: OutputCompression,
     input_bytes: u64,
     map_tasks: usize,
     reduce_tasks: u32,
@@ -1015,6 +1022,7 @@ impl<'a> JobRecord<'a> {
             inputs: request.inputs.iter().map(|p| text(p)).collect(),
             output: text(plan.output.path()),
             input_format: request.input_format,
+            output_compression: request.settings.output_compression,
             input_bytes: plan.input_bytes,
             map_tasks: plan.splits.len(),
             reduce_tasks: plan.reduce_tasks,
@@ -1608,7 +1616,7 @@ tls_ca = "/etc/mr/worker-ca.pem"
         let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
         let expected = "args config_file faults http input_bytes input_format inputs job listen local log_format \
-                        map_tasks max_attempts max_record_bytes max_restarts merge_fan_in output reduce_tasks \
+                        map_tasks max_attempts max_record_bytes max_restarts merge_fan_in output output_compression reduce_tasks \
                         skip_bad_records sort_buffer speculative split_size task_timeout_ms tls_ca tls_cert tls_key \
                         verify_inputs worker_timeout_ms workers";
         assert_eq!(keys.join(" "), expected.split_whitespace().collect::<Vec<_>>().join(" "));

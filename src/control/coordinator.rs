@@ -345,7 +345,8 @@ impl Coordinator {
             journal.close();
         }
         let output_dir = &self.inner.config.output_dir;
-        check_parts(output_dir, part_bytes)?;
+        let config = &self.inner.config;
+        check_parts(output_dir, part_bytes, config.reduce_tasks == 0, config.settings.output_compression)?;
         commit_output(output_dir)
     }
 
@@ -387,13 +388,26 @@ impl Coordinator {
     }
 }
 
-/// Checks, before the job commits, that every reduce task's part file is in the output with
+/// Longest status message kept per task.
+const MAX_STATUS_CHARS: usize = 512;
+
+/// Checks, before the job commits, that every reduce task's (map-only: map task's) part file is in the output with
 /// the size its committed attempt reported (`part_bytes`, by partition): an attempt that
 /// was granted the commit and reported completion without moving its file into place (or a
 /// file removed or cut since) fails the job instead of committing it incomplete.
-fn check_parts(output_dir: &Path, part_bytes: &[u64]) -> Result<()> {
+fn check_parts(
+    output_dir: &Path,
+    part_bytes: &[u64],
+    map_only: bool,
+    compression: crate::data::compression::OutputCompression,
+) -> Result<()> {
     for (partition, &bytes) in part_bytes.iter().enumerate() {
-        let part = crate::data::storage::join(output_dir, &format!("part-r-{partition:05}"));
+        let name = if map_only {
+            crate::exec::maponly::part_name(partition as u32, compression)
+        } else {
+            crate::exec::task::part_name(partition as u32, compression)
+        };
+        let part = crate::data::storage::join(output_dir, &name);
         let size = if crate::data::storage::is_url(&part) {
             crate::data::storage::Object::parse(&part.to_string_lossy())?.size().ok()
         } else {
@@ -404,8 +418,10 @@ fn check_parts(output_dir: &Path, part_bytes: &[u64]) -> Result<()> {
             Some(size) if size != bytes => format!("is {size} bytes"),
             Some(_) => continue,
         };
+        let phase = if map_only { Phase::Map } else { Phase::Reduce };
+        let task = crate::types::TaskId { phase, index: partition as u32 };
         return Err(Error::Job(format!(
-            "part file '{}' {problem}, but reduce task {partition}'s committed attempt reported {bytes} bytes written: \
+            "part file '{}' {problem}, but {task}'s committed attempt reported {bytes} bytes written: \
              the output is incomplete, so the job is not committed",
             part.display()
         )));
@@ -522,6 +538,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
                 sort_buffer_bytes: c.settings.sort_buffer,
                 merge_fan_in: c.settings.merge_fan_in as u32,
                 max_record_bytes: c.settings.max_record_bytes,
+                output_compression: c.settings.output_compression.name().to_string(),
             }),
             heartbeat_interval_ms: c.heartbeat_interval.as_millis() as u64,
         }))
@@ -564,6 +581,12 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let running = running.map(|id| (id, r.records.saturating_add(r.bytes)));
         let ((reply, exit), effects) = self.locked(|s, now| {
             let reply = s.heartbeat(r.worker_id, running, now);
+            if let Some((id, _)) = running
+                && reply.known
+                && !r.status.is_empty()
+            {
+                s.set_status(r.worker_id, id, r.status.chars().take(MAX_STATUS_CHARS).collect());
+            }
             (reply, matches!(s.state(), JobState::Succeeded | JobState::Failed(_)))
         });
         self.carry_out(effects, false);
@@ -583,7 +606,7 @@ impl pb::coordinator_server::Coordinator for Coordinator {
     ) -> Result<Response<pb::CommitTaskReply>, Status> {
         let r = request.into_inner();
         let attempt = task_ref(&self.inner.config, r.task)?;
-        if attempt.task.phase == Phase::Map {
+        if attempt.task.phase == Phase::Map && self.inner.config.reduce_tasks > 0 {
             return Err(Status::invalid_argument("task is a map attempt: map attempts commit by completing"));
         }
         let granted = self.worker_event(r.worker_id, false, |s, now| s.request_commit(r.worker_id, attempt, now))?;
@@ -599,6 +622,8 @@ impl pb::coordinator_server::Coordinator for Coordinator {
         let counters: crate::types::TaskCounters = r.counters.unwrap_or_default().into();
         // A reduce attempt's output is its part file, in place: only a map output's location is kept.
         let map_output = match attempt.task.phase {
+            // A map-only job's map attempt writes a part file, in place, as a reduce attempt does.
+            Phase::Map if self.inner.config.reduce_tasks == 0 => None,
             Phase::Map => {
                 let endpoint = self.inner.endpoints.lock().expect("lock poisoned").get(&r.worker_id).cloned();
                 let Some(endpoint) = endpoint else { return Err(unknown_worker(r.worker_id)) };

@@ -87,7 +87,19 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     if factory.needs_line_numbers(&args) && format == InputFormat::Text {
         input::number_lines(&mut splits)?;
     }
-    let reduce_tasks = request.reduce_tasks.unwrap_or(request.workers).max(1);
+    let reduce_tasks = match request.reduce_tasks {
+        Some(r) => r,
+        None => factory.reduce_tasks(&args)?.unwrap_or(request.workers.max(1)),
+    };
+    if reduce_tasks == 0 && !factory.allows_map_only() {
+        return Err(Error::BadOption {
+            flag: "--reduce-tasks 0".into(),
+            message: format!(
+                "job '{}' needs its reduce (its map output is an intermediate encoding, not output): give 1 or more",
+                request.job
+            ),
+        });
+    }
     let view = PlanView {
         args: &args,
         input_format: format,

@@ -258,6 +258,8 @@ struct Task {
     counters: TaskCounters,
     /// Record number (in the split) -> attempts that failed on it.
     bad_records: BTreeMap<u64, u32>,
+    /// The last status message one of its current attempts reported.
+    status: String,
 }
 
 impl Task {
@@ -269,6 +271,7 @@ impl Task {
             last_error: String::new(),
             counters: TaskCounters::default(),
             bad_records: BTreeMap::new(),
+            status: String::new(),
         }
     }
 
@@ -413,6 +416,21 @@ impl Scheduler {
                 TaskState::Done { .. } => (TaskStatus::Done, t.counters.input_records),
             })
             .collect()
+    }
+
+    /// Each task's last status message (empty if none), in task order.
+    pub fn status_messages(&self, phase: Phase) -> Vec<&str> {
+        self.tasks(phase).iter().map(|t| t.status.as_str()).collect()
+    }
+
+    /// A running attempt reports its status message; ignored from an attempt that is not
+    /// running on `worker`.
+    pub fn set_status(&mut self, worker: WorkerId, id: AttemptId, status: String) {
+        if self.running(id, worker).is_some()
+            && let Some(task) = self.task_mut(id.task)
+        {
+            task.status = status;
+        }
     }
 
     /// Sum of the counters of the committed attempts of a phase.
@@ -692,7 +710,10 @@ impl Scheduler {
     ) -> bool {
         self.seen(worker, now);
         let Some(running) = self.running(id, worker) else { return false };
+        // A reduce attempt, or a map attempt of a map-only job, writes into the output: it needs
+        // the grant. Any other map attempt needs its output's location.
         let allowed = match id.task.phase {
+            Phase::Map if self.config.reduce_tasks == 0 => running.commit_granted,
             Phase::Map => map_output.is_some(),
             Phase::Reduce => running.commit_granted,
         };
@@ -739,7 +760,9 @@ impl Scheduler {
             && self.reduces_done == self.config.reduce_tasks
         {
             self.state = JobState::TasksDone;
-            let part_bytes = self.reduces.iter().map(|t| t.counters.output_bytes).collect();
+            // The part files: the reduce tasks', or a map-only job's map tasks'.
+            let parts = if self.config.reduce_tasks == 0 { &self.maps } else { &self.reduces };
+            let part_bytes = parts.iter().map(|t| t.counters.output_bytes).collect();
             self.effects.push(Effect::CommitJob { part_bytes });
         }
     }
@@ -967,6 +990,20 @@ mod tests {
             assert!(s.request_commit(w, id, now));
         }
         s.complete(w, id, output(id), TaskCounters::default(), now)
+    }
+
+    #[test]
+    fn map_only_maps_commit_through_the_grant_once() {
+        let mut s = Scheduler::new(SchedulerConfig { map_tasks: 1, reduce_tasks: 0, ..SchedulerConfig::default() });
+        let (a, b) = (s.register("a".into(), 0), s.register("b".into(), 0));
+        let (first, _) = run(s.request_task(a, 0));
+        assert_eq!(first.task.phase, Phase::Map);
+        // Its output is a part file: no completion without the grant.
+        assert!(!s.complete(a, first, None, TaskCounters::default(), 1));
+        assert!(s.request_commit(a, first, 2));
+        assert!(s.complete(a, first, None, TaskCounters::default(), 3));
+        assert_eq!(*s.state(), JobState::TasksDone);
+        assert!(matches!(s.request_task(b, 4), Assignment::Wait), "no reduce task to run");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! next line start, and the last line of a range is read past `end` to its newline. So every
 //! line is read exactly once, whatever the split size, as Hadoop's line record reader does.
 //!
-//! Input formats: text lines (the default; a `.gz` file is read through gzip and is one split),
+//! Input formats: text lines (the default; a `.gz`, `.bz2`, `.zst` or `.xz` file is decompressed and is one split),
 //! whole files (one record per file), and TeraGen's 100-byte records (splits aligned on
 //! records).
 
@@ -57,7 +57,7 @@ impl FileStamp {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InputFormat {
-    /// Lines of UTF-8 text ("\n" or "\r\n"); `.gz` files are decompressed.
+    /// Lines of UTF-8 text ("\n" or "\r\n"); `.gz`, `.bz2`, `.zst` and `.xz` files are decompressed.
     #[default]
     Text,
     /// One record per file: its whole contents (UTF-8).
@@ -134,8 +134,10 @@ impl Split {
 /// when the input is many tiny files.
 pub const MAX_RANGES_PER_SPLIT: usize = 4096;
 
-fn is_gzip(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "gz")
+/// Whether a text file is compressed (read whole, as one stream, by one map task); an error for
+/// a compressed format mr does not read.
+fn is_compressed(path: &Path) -> Result<bool> {
+    Ok(crate::data::compression::InputCompression::of(path)?.is_some())
 }
 
 impl std::fmt::Display for Split {
@@ -269,7 +271,7 @@ fn check_unchanged(range: &FileRange, reached: Option<u64>) -> Result<()> {
 
 /// Cuts files into ranges of at most `split_size` bytes and packs them, in file order, into
 /// splits of at most `split_size` bytes and [`MAX_RANGES_PER_SPLIT`] ranges. Empty files have
-/// no range; a gzip file and a whole-file input file are one range each (a split of its own
+/// no range; a compressed file and a whole-file input file are one range each (a split of its own
 /// when larger than `split_size`); tera ranges hold whole records.
 pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) -> Result<Vec<Split>> {
     let split_size = split_size.max(1);
@@ -277,7 +279,7 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) ->
     let mut current = Split { ranges: Vec::new() };
     let mut current_len = 0u64;
     for file in files {
-        let whole = format == InputFormat::WholeFile || (format == InputFormat::Text && is_gzip(&file.path));
+        let whole = format == InputFormat::WholeFile || (format == InputFormat::Text && is_compressed(&file.path)?);
         let size = match format {
             _ if whole => file.len.max(1),
             InputFormat::Tera => {
@@ -420,7 +422,7 @@ pub struct RecordReader {
 
 /// Reads the records of one file range.
 enum RangeReader {
-    /// Lines of text, possibly gzip-compressed.
+    /// Lines of text, possibly compressed.
     Lines(LineReader),
     /// One whole file.
     Whole {
@@ -532,7 +534,7 @@ impl RangeReader {
     }
 
     /// The offset in the file that reading the range got to, where it is known (not for a
-    /// whole file or a `.gz` range).
+    /// whole file or a compressed range).
     fn reached(&self) -> Option<u64> {
         match self {
             RangeReader::Lines(lines) => (lines.end != u64::MAX).then_some(lines.pos),
@@ -673,8 +675,8 @@ pub struct Line<'a> {
 }
 
 impl LineReader {
-    /// Opens a file range and positions the reader on its first line. A `.gz` file is one
-    /// range read through gzip. A line longer than `limit` bytes is an error.
+    /// Opens a file range and positions the reader on its first line. A compressed file is one
+    /// range read through its decoder. A line longer than `limit` bytes is an error.
     pub fn open(range: &FileRange, limit: u64) -> Result<LineReader> {
         Self::open_with_block(range, limit, BLOCK)
     }
@@ -687,18 +689,19 @@ impl LineReader {
         let mut end = range.end;
         // A range needs its own bytes and the rest of its last line: a small range, a small block.
         let mut block = block.max(1);
-        let reader: Box<dyn Read + Send> = if is_gzip(path) {
-            end = u64::MAX;
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
-        } else {
-            block = block.min((range.end - range.start).saturating_add(4096).try_into().unwrap_or(usize::MAX));
-            if range.start > 0 {
-                // The previous byte tells whether a line starts exactly at `start`.
-                file.seek(SeekFrom::Start(range.start - 1)).map_err(Error::io("cannot read input file", path))?;
-                pos = range.start - 1;
-            }
-            Box::new(file)
-        };
+        let reader: Box<dyn Read + Send> =
+            if let Some(compression) = crate::data::compression::InputCompression::of(path)? {
+                end = u64::MAX;
+                compression.decoder(Box::new(file))?
+            } else {
+                block = block.min((range.end - range.start).saturating_add(4096).try_into().unwrap_or(usize::MAX));
+                if range.start > 0 {
+                    // The previous byte tells whether a line starts exactly at `start`.
+                    file.seek(SeekFrom::Start(range.start - 1)).map_err(Error::io("cannot read input file", path))?;
+                    pos = range.start - 1;
+                }
+                Box::new(file)
+            };
         let mut lines = LineReader {
             reader,
             path: path.clone(),

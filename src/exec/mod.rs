@@ -3,4 +3,5 @@
 //! file); and fault injection inside attempts.
 
 pub mod fault;
+pub mod maponly;
 pub mod task;

@@ -11,7 +11,9 @@ use crate::data::input::{InputFormat, RecordReader, Split};
 use crate::data::mapout::{MapOutputWriter, Merger, SegmentReader};
 use crate::error::{Error, Result};
 use crate::job::buffer::MapBuffer;
-use crate::job::{Job, MapContext, Output, Record, ReduceContext, UserCounters, ValueSource, Values, guarded};
+use crate::job::{
+    AttemptInfo, InputRange, Job, MapContext, Output, Record, ReduceContext, UserCounters, ValueSource, Values, guarded,
+};
 use crate::types::TaskCounters;
 
 /// An attempt's live state: its counters (read by the heartbeat), its cancellation flag, its
@@ -52,7 +54,7 @@ impl AttemptProgress {
     /// Publishes progress; fails with [`Error::Interrupted`] once the attempt is cancelled.
     /// The last checkpoint of an attempt is `last`: an injected crash happens there at the
     /// latest.
-    fn checkpoint(&self, records: u64, bytes: u64, last: bool) -> Result<()> {
+    pub(crate) fn checkpoint(&self, records: u64, bytes: u64, last: bool) -> Result<()> {
         self.records.store(records, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
         let crash_at = self.crash_at_records.load(Ordering::Relaxed);
@@ -84,6 +86,8 @@ pub struct TaskSettings {
     pub merge_fan_in: usize,
     /// Largest input record a map task reads (`--max-record-bytes`).
     pub max_record_bytes: u64,
+    /// How reduce tasks compress their part files (`--output-compression`).
+    pub output_compression: crate::data::compression::OutputCompression,
 }
 
 /// Runs a map attempt over `split` and writes its map output to `output` (through a temporary
@@ -302,9 +306,48 @@ fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path
 
 pub use crate::job::panic_message;
 
+/// The name of reduce task `partition`'s part file: `part-r-NNNNN`, with the compression's
+/// extension.
+pub fn part_name(partition: u32, compression: crate::data::compression::OutputCompression) -> String {
+    format!("part-r-{partition:05}{}", compression.extension())
+}
+
+/// Runs one attempt's work (`run`) between the job's [`Job::attempt_start`] and
+/// [`Job::attempt_end`].
+pub fn with_attempt<T>(job: &dyn Job, info: &AttemptInfo, run: impl FnOnce() -> Result<T>) -> Result<T> {
+    guarded(|| job.attempt_start(info))?;
+    let result = run();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.attempt_end()));
+    result
+}
+
+/// The running attempt's status message, as the job tells it ([`Job::status`]).
+pub fn attempt_status(job: &dyn Job) -> Option<String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.status())).ok().flatten()
+}
+
+/// The [`AttemptInfo`] of a map attempt over `split`.
+pub fn map_attempt(task: u32, attempt: u32, work_dir: &Path, split: &Split) -> AttemptInfo {
+    let inputs = split
+        .ranges
+        .iter()
+        .map(|r| InputRange {
+            path: crate::data::input::path_text(&r.path).into_owned(),
+            start: r.start,
+            length: r.end - r.start,
+        })
+        .collect();
+    AttemptInfo { is_map: true, task, attempt, work_dir: work_dir.to_path_buf(), inputs }
+}
+
+/// The [`AttemptInfo`] of a reduce attempt of partition `task`.
+pub fn reduce_attempt(task: u32, attempt: u32, work_dir: &Path) -> AttemptInfo {
+    AttemptInfo { is_map: false, task, attempt, work_dir: work_dir.to_path_buf(), inputs: Vec::new() }
+}
+
 /// Writes reduce output lines to a part file.
 struct PartWriter {
-    out: BufWriter<File>,
+    out: BufWriter<crate::data::compression::Encoder<File>>,
     path: PathBuf,
     records: u64,
     bytes: u64,
@@ -384,6 +427,7 @@ pub fn run_reduce(
     let runs = inputs.iter().map(|(path, p, of)| SegmentReader::open(path, *p, *of)).collect::<Result<Vec<_>>>()?;
     let mut merger = Merger::new(runs)?;
     let file = File::create(output).map_err(Error::io("cannot create output file", output))?;
+    let file = settings.output_compression.encoder(file)?;
     let mut part =
         PartWriter { out: BufWriter::with_capacity(256 * 1024, file), path: output.into(), records: 0, bytes: 0 };
     let mut user = UserCounters::new();
@@ -413,10 +457,12 @@ pub fn run_reduce(
     let mut ctx = ReduceContext { sink: &mut part, counters: &mut user };
     guarded(|| job.reduce_cleanup(&mut ctx))?;
     counters.user = user;
-    let file = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
+    let encoder = part.out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
+    let file = encoder.finish().map_err(Error::io("cannot write output", output))?;
     file.sync_all().map_err(Error::io("cannot sync output", output))?;
     counters.output_records = part.records;
-    counters.output_bytes = part.bytes;
+    // The part file's size: what the job commit checks (compressed, with compression).
+    counters.output_bytes = file.metadata().map_err(Error::io("cannot read output", output))?.len();
     progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
     Ok(counters)
 }
@@ -548,7 +594,13 @@ mod tests {
             partitions in 1u32..4,
         ) {
             let text: String = records.iter().map(|(k, v)| format!("k{k} {v}\n")).collect();
-            let settings = TaskSettings { partitions, sort_buffer, merge_fan_in: 2, max_record_bytes: u64::MAX };
+            let settings = TaskSettings {
+                partitions,
+                sort_buffer,
+                merge_fan_in: 2,
+                max_record_bytes: u64::MAX,
+                output_compression: Default::default(),
+            };
             let (folded, counters) = run_job(&Sum { fold: true, combine: false }, &text, split_size, &settings);
             let (combined, _) = run_job(&Sum { fold: false, combine: true }, &text, split_size, &settings);
             proptest::prop_assert_eq!(&folded, &combined);

@@ -22,6 +22,32 @@ pub struct Record<'a> {
     pub bytes: &'a [u8],
 }
 
+/// Which attempt of which task runs, and where: what [`Job::attempt_start`] sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptInfo {
+    /// A map attempt (else a reduce attempt).
+    pub is_map: bool,
+    /// The task's index: the map task's split, or the reduce task's partition.
+    pub task: u32,
+    /// The attempt's number, from 0 per task.
+    pub attempt: u32,
+    /// A directory of this worker's own (removed with it), where an attempt may make files.
+    pub work_dir: std::path::PathBuf,
+    /// A map attempt's input: the ranges of its split, in order.
+    pub inputs: Vec<InputRange>,
+}
+
+/// A byte range of an input file that a map attempt reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputRange {
+    /// The file, as text, as [`Record::path`] names it.
+    pub path: String,
+    /// The range's first byte in the file.
+    pub start: u64,
+    /// Its length in bytes (of the file as stored: a compressed file's whole size).
+    pub length: u64,
+}
+
 /// Where map emits its intermediate pairs, and counts what it wants to.
 pub struct MapContext<'a> {
     pub(crate) sink: &'a mut crate::job::buffer::MapBuffer,
@@ -351,6 +377,23 @@ pub trait Job: Send + Sync {
     /// Whether records need their line numbers (costs a pass over the input when planning).
     fn needs_line_numbers(&self) -> bool {
         false
+    }
+
+    /// Called before anything else of each attempt (before `map_setup` or `reduce_setup`),
+    /// with which attempt it is and where it runs.
+    fn attempt_start(&self, _attempt: &AttemptInfo) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called when each attempt that [`Job::attempt_start`] began has ended, whether it
+    /// succeeded or not.
+    fn attempt_end(&self) {}
+
+    /// The running attempt's status message, shown by the status page and `mr status` (a
+    /// streaming command's last `reporter:status:` line). Called from the worker's heartbeat,
+    /// while the attempt runs on another thread.
+    fn status(&self) -> Option<String> {
+        None
     }
 
     /// Called before the first record of each map attempt.

@@ -30,6 +30,10 @@ impl Grep {
 pub(crate) struct Factory;
 
 impl JobFactory for Factory {
+    fn allows_map_only(&self) -> bool {
+        false
+    }
+
     fn command(&self, command: clap::Command) -> clap::Command {
         command.about("The lines that match a regular expression: path:line-number<TAB>line").arg(
             clap::Arg::new("pattern")

@@ -10,6 +10,7 @@ mod index;
 pub mod partition;
 mod sort;
 pub(crate) mod streaming;
+pub(crate) mod streaming_args;
 mod word_search;
 mod wordcount;
 
@@ -22,12 +23,15 @@ use crate::data::input::{InputFormat, Split};
 use crate::error::{Error, Result};
 
 pub use crate::types::UserCounters;
-pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, Values};
+pub use api::{
+    AttemptInfo, Codec, Decoded, InputRange, Job, Json, MapContext, Record, ReduceContext, SortedPairs, Values,
+};
 pub(crate) use api::{Output, ValueSource};
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use sort::Sort;
 pub use streaming::Streaming;
+pub use streaming_args::StreamingArgs;
 pub use word_search::WordSearch;
 pub(crate) use wordcount::add_count;
 pub use wordcount::{WordCount, for_each_word};
@@ -86,6 +90,16 @@ pub trait JobFactory: Send + Sync {
     }
     /// Worker side, once per worker process.
     fn build(&self, args: &ArgMatches, state: &mut dyn StateReader) -> Result<Arc<dyn Job>>;
+    /// Whether the job may run map-only (`--reduce-tasks 0`): its map output, written as
+    /// `key<TAB>value` lines, is output that makes sense.
+    fn allows_map_only(&self) -> bool {
+        true
+    }
+    /// The number of reduce tasks the job's own flags ask for, used when `--reduce-tasks` is
+    /// not given (streaming's `-D mapreduce.job.reduces=N`). The default asks for none.
+    fn reduce_tasks(&self, _args: &ArgMatches) -> Result<Option<u32>> {
+        Ok(None)
+    }
     /// Whether records of the job with these arguments need line numbers (see
     /// [`Job::needs_line_numbers`]).
     fn needs_line_numbers(&self, _args: &ArgMatches) -> bool {
@@ -213,12 +227,14 @@ impl Registry {
     /// The built-in jobs: wordcount, word-search, grep, index, sort, streaming.
     pub fn builtin() -> Registry {
         Registry::empty()
-            .with("wordcount", ArgsFactory::new("Count words: word<TAB>count", |_: NoArgs| Ok(WordCount)))
+            .with("wordcount", NoMapOnly(ArgsFactory::new("Count words: word<TAB>count", |_: NoArgs| Ok(WordCount))))
             .with("word-search", word_search::Factory)
             .with("grep", grep::Factory)
             .with(
                 "index",
-                ArgsFactory::new("Inverted index: word<TAB>the files that contain it", |_: NoArgs| Ok(InvertedIndex)),
+                NoMapOnly(ArgsFactory::new("Inverted index: word<TAB>the files that contain it", |_: NoArgs| {
+                    Ok(InvertedIndex)
+                })),
             )
             .with("sort", sort::Factory)
             .with("streaming", streaming::Factory)
@@ -263,6 +279,35 @@ impl Registry {
     }
 }
 
+/// A factory whose job needs its reduce: its map output is an encoding of its own.
+struct NoMapOnly<F>(F);
+
+impl<F: JobFactory> JobFactory for NoMapOnly<F> {
+    fn command(&self, command: clap::Command) -> clap::Command {
+        self.0.command(command)
+    }
+
+    fn prepare(&self, plan: &PlanView<'_>) -> Result<Prepared> {
+        self.0.prepare(plan)
+    }
+
+    fn build(&self, args: &ArgMatches, state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
+        self.0.build(args, state)
+    }
+
+    fn allows_map_only(&self) -> bool {
+        false
+    }
+
+    fn reduce_tasks(&self, args: &ArgMatches) -> Result<Option<u32>> {
+        self.0.reduce_tasks(args)
+    }
+
+    fn needs_line_numbers(&self, args: &ArgMatches) -> bool {
+        self.0.needs_line_numbers(args)
+    }
+}
+
 /// The argument list that gives `command` (a job's own command) the values that `matches`
 /// holds from the command line or the environment: options first, as `--flag=value`, then the
 /// positional arguments (after `--` when one starts with `-` or an option took several
@@ -297,6 +342,11 @@ pub fn job_argv(command: &clap::Command, matches: &ArgMatches) -> Result<Vec<Str
             match (arg.is_positional(), values.as_slice()) {
                 (true, _) => positionals.extend(values),
                 (false, [one]) => options.push(format!("{flag}={one}")),
+                // Values split on a delimiter (`--files a,b`) go back joined by it.
+                (false, _) if arg.get_value_delimiter().is_some() => {
+                    let delimiter = arg.get_value_delimiter().map(String::from).unwrap_or_default();
+                    options.push(format!("{flag}={}", values.join(&delimiter)));
+                }
                 (false, _) => {
                     several = true;
                     options.extend(std::iter::once(flag.clone()).chain(values));

@@ -32,6 +32,10 @@ pub struct Sort {
 pub(crate) struct Factory;
 
 impl JobFactory for Factory {
+    fn allows_map_only(&self) -> bool {
+        false
+    }
+
     fn command(&self, command: clap::Command) -> clap::Command {
         command.about("The input's lines (or tera records with --input-format tera), sorted across the part files")
     }

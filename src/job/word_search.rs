@@ -28,6 +28,10 @@ pub struct WordSearch {
 pub(crate) struct Factory;
 
 impl JobFactory for Factory {
+    fn allows_map_only(&self) -> bool {
+        false
+    }
+
     fn command(&self, command: clap::Command) -> clap::Command {
         command.about("For each target word, the lines that contain it: target<TAB>lines").arg(
             clap::Arg::new("targets")

@@ -3,14 +3,14 @@
 //! tests compare distributed runs with.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::control::plan::Plan;
 use crate::control::scheduler::{AttemptRecord, Outcome};
 use crate::error::{Error, Result};
 use crate::exec::task::{self, AttemptProgress};
-use crate::job::Registry;
+use crate::job::{Job, Registry};
 use crate::layout::{SUCCESS, TEMPORARY};
 use crate::report::summary::{PhaseSummary, Summary};
 use crate::types::TaskCounters;
@@ -23,7 +23,6 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &AttemptPr
     let now = || started.elapsed().as_millis() as Millis;
     let mut state: HashMap<String, Vec<u8>> = plan.prepared.state.iter().cloned().collect();
     let job = registry.build(job_name, &plan.job_args, &mut state)?;
-    let format = plan.input_format;
     let work_dir = tempfile::Builder::new()
         .prefix("mr-work-")
         .tempdir()
@@ -41,30 +40,26 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &AttemptPr
         });
     };
 
-    let mut map_counters = TaskCounters::default();
-    let mut map_outputs = Vec::with_capacity(plan.splits.len());
-    for (i, split) in plan.splits.iter().enumerate() {
-        let start = now();
-        let output = work_dir.path().join(format!("map-{i:05}-0.out"));
-        map_counters += &task::run_map(job.as_ref(), split, format, &plan.settings, &[], &output, progress)
-            .map_err(|e| in_task(Phase::Map, i, e))?;
-        map_outputs.push(output);
-        record(Phase::Map, i as u32, start);
-    }
-
     let out = plan.output.path().to_path_buf();
     let objects = crate::data::storage::is_url(&out);
     let tmp_dir = if objects { work_dir.path().join("output") } else { out.join(TEMPORARY) };
+    let mut record_map = |i, start| record(Phase::Map, i, start);
+    let (map_counters, map_outputs) =
+        run_maps(job.as_ref(), &plan, (work_dir.path(), &tmp_dir), progress, &now, &mut record_map)?;
+
     std::fs::create_dir_all(&tmp_dir).map_err(Error::io("cannot create", &tmp_dir))?;
     let mut reduce_counters = TaskCounters::default();
     for p in 0..plan.reduce_tasks {
         let start = now();
-        let name = format!("part-r-{p:05}");
+        let name = task::part_name(p, plan.settings.output_compression);
         let tmp: PathBuf = tmp_dir.join(format!("{name}.attempt-0"));
         let inputs: Vec<task::ReduceInput> =
             map_outputs.iter().map(|path| (path.clone(), p, plan.settings.partitions)).collect();
-        reduce_counters += &task::run_reduce(job.as_ref(), &plan.settings, &inputs, &tmp, progress)
-            .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
+        let info = task::reduce_attempt(p, 0, work_dir.path());
+        reduce_counters += &task::with_attempt(job.as_ref(), &info, || {
+            task::run_reduce(job.as_ref(), &plan.settings, &inputs, &tmp, progress)
+        })
+        .map_err(|e| in_task(Phase::Reduce, p as usize, e))?;
         crate::data::storage::commit(&tmp, &crate::data::storage::join(&out, &name))?;
         record(Phase::Reduce, p, start);
     }
@@ -90,6 +85,48 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &AttemptPr
     };
     plan.output.keep();
     Ok(summary)
+}
+
+/// Runs the map tasks in order: into map output files in `work_dir`, returned; or, for a
+/// map-only job, into part files written in `tmp_dir` and committed into the output.
+/// `record(task, start)` records each committed attempt, `now` telling the time.
+fn run_maps(
+    job: &dyn Job,
+    plan: &Plan,
+    (work_dir, tmp_dir): (&Path, &Path),
+    progress: &AttemptProgress,
+    now: &dyn Fn() -> Millis,
+    record: &mut dyn FnMut(u32, Millis),
+) -> Result<(TaskCounters, Vec<PathBuf>)> {
+    let map_only = plan.reduce_tasks == 0;
+    if map_only {
+        std::fs::create_dir_all(tmp_dir).map_err(Error::io("cannot create", tmp_dir))?;
+    }
+    let (format, settings) = (plan.input_format, &plan.settings);
+    let mut counters = TaskCounters::default();
+    let mut map_outputs = Vec::with_capacity(plan.splits.len());
+    for (i, split) in plan.splits.iter().enumerate() {
+        let start = now();
+        let info = task::map_attempt(i as u32, 0, work_dir, split);
+        let name = map_only.then(|| crate::exec::maponly::part_name(i as u32, settings.output_compression));
+        let output = match &name {
+            Some(name) => tmp_dir.join(format!("{name}.attempt-0")),
+            None => work_dir.join(format!("map-{i:05}-0.out")),
+        };
+        counters += &task::with_attempt(job, &info, || match name {
+            Some(_) => crate::exec::maponly::run_map_only(job, split, format, settings, &[], &output, progress),
+            None => task::run_map(job, split, format, settings, &[], &output, progress),
+        })
+        .map_err(|e| in_task(Phase::Map, i, e))?;
+        match name {
+            Some(name) => {
+                crate::data::storage::commit(&output, &crate::data::storage::join(plan.output.path(), &name))?
+            }
+            None => map_outputs.push(output),
+        }
+        record(i as u32, start);
+    }
+    Ok((counters, map_outputs))
 }
 
 fn in_task(phase: Phase, index: usize, e: Error) -> Error {

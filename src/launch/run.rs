@@ -445,6 +445,7 @@ fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
         .with("input format", plan.input_format.name())
         .with("map tasks", plan.splits.len())
         .with("reduce tasks", plan.reduce_tasks)
+        .with("output compression", plan.settings.output_compression.name())
         .with("input files", files)
         .with("splits", splits)
         .with("job state", format!("{:016x}", state.digest())))

@@ -88,6 +88,8 @@ pub struct TaskView {
     pub input: String,
     /// Records processed: by the committed attempt, or so far by the furthest running one.
     pub records: u64,
+    /// The last status message an attempt reported (a streaming command's `reporter:status:`).
+    pub status: String,
     /// Its attempts, in order.
     pub attempts: Vec<AttemptView>,
 }
@@ -171,6 +173,7 @@ pub fn snapshot(coordinator: &Coordinator) -> JobView {
     let mut phases = Vec::new();
     for phase in [Phase::Map, Phase::Reduce] {
         let statuses = s.task_statuses(phase);
+        let messages = s.status_messages(phase);
         let start = tasks.len();
         for (index, (state, records)) in statuses.iter().enumerate() {
             let input = match phase {
@@ -183,6 +186,7 @@ pub fn snapshot(coordinator: &Coordinator) -> JobView {
                 state: *state,
                 input,
                 records: *records,
+                status: messages.get(index).map_or_else(String::new, |m| m.to_string()),
                 attempts: Vec::new(),
             });
         }
@@ -494,13 +498,14 @@ pub fn render_page(view: &JobView) -> Markup {
                         p { "The first " (PAGE_TASKS) " of " (view.tasks.len()) " tasks; all of them are in the " a href="/api/v1/job" { "JSON" } "." }
                     }
                     table #tasks {
-                        tr { th { "task" } th { "state" } th { "input" } th { "records" } th { "attempts (worker, start, duration, outcome)" } }
+                        tr { th { "task" } th { "state" } th { "input" } th { "records" } th { "status" } th { "attempts (worker, start, duration, outcome)" } }
                         @for t in view.tasks.iter().take(PAGE_TASKS) {
                             tr .task data-phase=(phase_name(t.phase)) data-state=(format!("{:?}", t.state).to_lowercase()) {
                                 td { (phase_name(t.phase)) " " (t.index) }
                                 td { (format!("{:?}", t.state).to_lowercase()) }
                                 td { (t.input) }
                                 td .num { (t.records) }
+                                td .status { (t.status) }
                                 td {
                                     @for a in &t.attempts {
                                         div .attempt {
@@ -595,13 +600,14 @@ pub fn render_text(view: &JobView) -> String {
         for a in t.attempts.iter().filter(|a| a.outcome == "running") {
             let _ = writeln!(
                 out,
-                "  running: {} {} attempt {} on worker {} for {}, {} records",
+                "  running: {} {} attempt {} on worker {} for {}, {} records{}",
                 phase_name(t.phase),
                 t.index,
                 a.attempt,
                 a.worker,
                 secs(a.duration_ms),
-                t.records
+                t.records,
+                if t.status.is_empty() { String::new() } else { format!(": {}", t.status) }
             );
         }
     }

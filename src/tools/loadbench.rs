@@ -281,6 +281,7 @@ fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig 
         state: Vec::new(),
         input_format: crate::data::input::InputFormat::Text,
         settings: crate::exec::task::TaskSettings {
+            output_compression: Default::default(),
             partitions: options.reduces,
             sort_buffer: 64 << 20,
             merge_fan_in: 64,

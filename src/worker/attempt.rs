@@ -83,7 +83,7 @@ async fn commit(
             context.outputs.insert(attempt.task.index, attempt.attempt, output.clone());
             Ok(Some(output.clone()))
         }
-        Work::Reduce { tmp, output, .. } => {
+        Work::Reduce { tmp, output, .. } | Work::MapOnly { tmp, output, .. } => {
             let (worker_id, task) = (context.worker_id.load(Ordering::Relaxed), Some(pb::TaskRef::from(attempt)));
             let request = pb::CommitTaskRequest { worker_id, task };
             if !client.commit_task(request).await.map_err(rpc("CommitTask"))?.into_inner().granted {
@@ -117,7 +117,7 @@ async fn report_failure(
 ) -> Result<()> {
     tracing::warn!(%error, "attempt failed");
     let (bad_record, lost) = match work {
-        Work::Map { .. } => (progress.bad_record(), None),
+        Work::Map { .. } | Work::MapOnly { .. } => (progress.bad_record(), None),
         Work::Reduce { locations, inputs, .. } => (None, lost_map_output(&error, locations, inputs)),
     };
     let request = pb::ReportFailureRequest {
@@ -156,9 +156,16 @@ async fn execute(context: &Context, work: &mut Work, current: &Current) -> Optio
             _ = current.cancel.cancelled() => return None,
         }
     }
-    let settings = context.settings();
+    let settings = match context.settings() {
+        Ok(settings) => settings,
+        Err(e) => return Some(Err(e)),
+    };
     let (job, work, progress) = (context.job.clone(), work.clone(), current.progress.clone());
-    let result = tokio::task::spawn_blocking(move || work.run(job.as_ref(), &settings, &progress)).await;
+    let info = work.attempt_info(current.attempt, &context.work_dir);
+    let result = tokio::task::spawn_blocking(move || {
+        task::with_attempt(job.as_ref(), &info, || work.run(job.as_ref(), &settings, &progress))
+    })
+    .await;
     let result = match result {
         Ok(r) => r,
         Err(e) if e.is_panic() => Err(Error::Job(format!("panicked: {}", panic_message(e.into_panic().as_ref())))),
@@ -265,6 +272,14 @@ enum Work {
         skip: Vec<u64>,
         output: PathBuf,
     },
+    /// A map task of a map-only job: its part file is written to `tmp`, committed to `output`.
+    MapOnly {
+        split: Split,
+        format: InputFormat,
+        skip: Vec<u64>,
+        tmp: PathBuf,
+        output: PathBuf,
+    },
     Reduce {
         partition: u32,
         /// Where the map outputs are.
@@ -282,20 +297,29 @@ impl Work {
     /// The work of `attempt`, from its task message.
     fn new(context: &Context, attempt: AttemptId, kind: pb::task::Kind) -> Result<Work> {
         let spec = &context.spec;
+        let compression = context.settings()?.output_compression;
         match kind {
             pb::task::Kind::Map(m) => {
                 let split = m.split.ok_or_else(|| Error::Job("map task without a split".into()))?;
                 let output = context.work_dir.join(format!("map-{:05}-{}.out", attempt.task.index, attempt.attempt));
                 let format = InputFormat::from_name(&spec.input_format)
                     .ok_or_else(|| Error::Job(format!("unknown input format '{}'", spec.input_format)))?;
-                Ok(Work::Map { split: Split::from(split), format, skip: m.skip_records, output })
+                let split = Split::from(split);
+                if spec.reduce_tasks == 0 {
+                    // Map-only: the part file is written and committed as a reduce task's is.
+                    let name = crate::exec::maponly::part_name(attempt.task.index, compression);
+                    let tmp = context.work_dir.join("output").join(format!("{name}.attempt-{}", attempt.attempt));
+                    let output = crate::net::convert::path_from_bytes(spec.output_dir.clone()).join(name);
+                    return Ok(Work::MapOnly { split, format, skip: m.skip_records, tmp, output });
+                }
+                Ok(Work::Map { split, format, skip: m.skip_records, output })
             }
             pb::task::Kind::Reduce(r) => {
                 // The attempt writes under the worker's own directory, never into OUT: only the
                 // commit grant moves its file there, so an attempt still running when the job
                 // commits (a beaten backup, a cancelled one) cannot write into a committed output.
                 let output_dir = crate::net::convert::path_from_bytes(spec.output_dir.clone());
-                let name = format!("part-r-{:05}", r.partition);
+                let name = task::part_name(r.partition, compression);
                 Ok(Work::Reduce {
                     partition: r.partition,
                     fetched: context.work_dir.join(format!("fetch-{:05}-{}", r.partition, attempt.attempt)),
@@ -319,6 +343,22 @@ impl Work {
                 }
                 task::run_reduce(job, settings, inputs, tmp, progress)
             }
+            Work::MapOnly { split, format, skip, tmp, .. } => {
+                if let Some(dir) = tmp.parent() {
+                    std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
+                }
+                crate::exec::maponly::run_map_only(job, split, *format, settings, skip, tmp, progress)
+            }
+        }
+    }
+
+    /// Which attempt this is, for the job.
+    fn attempt_info(&self, attempt: AttemptId, work_dir: &Path) -> crate::job::AttemptInfo {
+        match self {
+            Work::Map { split, .. } | Work::MapOnly { split, .. } => {
+                task::map_attempt(attempt.task.index, attempt.attempt, work_dir, split)
+            }
+            Work::Reduce { .. } => task::reduce_attempt(attempt.task.index, attempt.attempt, work_dir),
         }
     }
 
@@ -326,7 +366,7 @@ impl Work {
     fn discard(&self) {
         let path = match self {
             Work::Map { output, .. } => output,
-            Work::Reduce { tmp, .. } => tmp,
+            Work::Reduce { tmp, .. } | Work::MapOnly { tmp, .. } => tmp,
         };
         let _ = std::fs::remove_file(path);
         self.discard_fetched();

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::exec::task::AttemptProgress;
+use crate::exec::task::{self, AttemptProgress};
+use crate::job::Job;
 use crate::net::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::net::rpc::{AuthChannel, pb};
 use crate::types::AttemptId;
@@ -54,6 +55,8 @@ pub(super) struct Heartbeat {
     pub(super) lost: Slot<Error>,
     /// The attempt running, if any.
     pub(super) current: Slot<Current>,
+    /// The job, asked for the running attempt's status message (`reporter:status:`).
+    pub(super) job: Arc<dyn Job>,
 }
 
 impl Heartbeat {
@@ -71,6 +74,11 @@ impl Heartbeat {
                 running: running.as_ref().map(|c| c.attempt.into()),
                 records: running.as_ref().map_or(0, |c| c.progress.records.load(Ordering::Relaxed)),
                 bytes: running.as_ref().map_or(0, |c| c.progress.bytes.load(Ordering::Relaxed)),
+                status: if running.is_some() {
+                    task::attempt_status(self.job.as_ref()).unwrap_or_default()
+                } else {
+                    String::new()
+                },
             };
             let answer =
                 tokio::time::timeout(self.interval.max(Duration::from_secs(1)), self.client.heartbeat(request));

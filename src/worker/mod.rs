@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
+use crate::data::compression::OutputCompression;
 use crate::error::{Error, Result};
 use crate::exec::task::TaskSettings;
 use crate::job::{Job, Registry, StateReader};
@@ -179,6 +180,7 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
         stop: stop.clone(),
         lost: Arc::clone(&lost),
         current: Arc::clone(&context.current),
+        job: context.job.clone(),
     };
     let heartbeat = tokio::spawn(heartbeat.run().instrument(job_span.clone()));
     let result = task_loop(&mut client, &context, &options, &stop).instrument(job_span).await;
@@ -333,14 +335,17 @@ struct Context {
 
 impl Context {
     /// The memory and merge settings of the job's attempts.
-    fn settings(&self) -> TaskSettings {
+    fn settings(&self) -> Result<TaskSettings> {
         let spec = &self.spec;
-        TaskSettings {
+        Ok(TaskSettings {
             partitions: spec.reduce_tasks,
             sort_buffer: spec.sort_buffer_bytes.max(1),
             merge_fan_in: spec.merge_fan_in.max(2) as usize,
             max_record_bytes: spec.max_record_bytes.max(1),
-        }
+            output_compression: OutputCompression::from_name(&spec.output_compression).ok_or_else(|| {
+                Error::Job(format!("unknown output compression '{}' in the job", spec.output_compression))
+            })?,
+        })
     }
 }
 

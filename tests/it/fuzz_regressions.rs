@@ -89,7 +89,8 @@ async fn invalid_requests_are_rejected_naming_the_field() {
     let beyond = pb::TaskRef { is_map: true, task_id: 2, attempt: 0 };
     let reduce = pb::TaskRef { is_map: false, task_id: 0, attempt: 0 };
 
-    let heartbeat = pb::HeartbeatRequest { worker_id: worker, running: Some(beyond), records: 1, bytes: 0 };
+    let heartbeat =
+        pb::HeartbeatRequest { worker_id: worker, running: Some(beyond), records: 1, bytes: 0, status: String::new() };
     assert_invalid(c.heartbeat(Request::new(heartbeat)).await, "running.task_id");
     let commit = |task| pb::CommitTaskRequest { worker_id: worker, task: Some(task) };
     assert_invalid(c.commit_task(Request::new(commit(pb::TaskRef { task_id: 1, ..reduce }))).await, "task.task_id");
@@ -135,7 +136,8 @@ async fn every_call_from_a_worker_never_registered_is_not_found() {
         assert!(status.message().contains("register again"), "{}", status.message());
     };
     not_found(c.get_task(Request::new(pb::GetTaskRequest { worker_id: stranger })).await.unwrap_err());
-    let heartbeat = pb::HeartbeatRequest { worker_id: stranger, running: Some(map), records: 1, bytes: 0 };
+    let heartbeat =
+        pb::HeartbeatRequest { worker_id: stranger, running: Some(map), records: 1, bytes: 0, status: String::new() };
     not_found(c.heartbeat(Request::new(heartbeat)).await.unwrap_err());
     let commit = pb::CommitTaskRequest { worker_id: stranger, task: Some(reduce) };
     not_found(c.commit_task(Request::new(commit)).await.unwrap_err());

@@ -324,6 +324,7 @@ pub fn coordinator_config(
         state: Vec::new(),
         input_format: Default::default(),
         settings: mr::exec::task::TaskSettings {
+            output_compression: Default::default(),
             partitions: 1,
             sort_buffer: 1 << 20,
             merge_fan_in: 8,

@@ -18,5 +18,6 @@ mod reliability;
 mod rpc;
 mod status;
 mod storage;
+mod streaming_compat;
 mod tls;
 mod watch;

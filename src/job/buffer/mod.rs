@@ -22,6 +22,30 @@ pub(crate) enum MapBuffer {
     Grouped(SortBuffer),
     /// A job without a combiner.
     Append(AppendBuffer),
+    /// A map-only job: pairs become output lines at once, in emission order.
+    Lines(LineSink),
+}
+
+/// A map-only job's output as it is emitted: `key<TAB>value` lines (`key` alone for an empty
+/// value), which the attempt drains into its part file after each record.
+#[derive(Default)]
+pub(crate) struct LineSink {
+    /// Lines not yet drained.
+    pub(crate) lines: Vec<u8>,
+    /// Pairs emitted.
+    pub(crate) records: u64,
+}
+
+impl LineSink {
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.lines.extend_from_slice(key);
+        if !value.is_empty() {
+            self.lines.push(b'\t');
+            self.lines.extend_from_slice(value);
+        }
+        self.lines.push(b'\n');
+        self.records += 1;
+    }
 }
 
 impl MapBuffer {
@@ -45,6 +69,7 @@ impl MapBuffer {
         match self {
             MapBuffer::Grouped(b) => b.emit(job, key, value),
             MapBuffer::Append(b) => b.emit(job, key, value),
+            MapBuffer::Lines(l) => l.emit(key, value),
         }
     }
 
@@ -53,6 +78,7 @@ impl MapBuffer {
         match self {
             MapBuffer::Grouped(b) => b.records,
             MapBuffer::Append(b) => b.records(),
+            MapBuffer::Lines(l) => l.records,
         }
     }
 
@@ -61,6 +87,7 @@ impl MapBuffer {
         match self {
             MapBuffer::Grouped(b) => b.full(),
             MapBuffer::Append(b) => b.full(),
+            MapBuffer::Lines(_) => false,
         }
     }
 
@@ -75,6 +102,7 @@ impl MapBuffer {
     ) -> Result<u64> {
         let mut writer = MapOutputWriter::create(path)?;
         let written = match self {
+            MapBuffer::Lines(_) => return Err(Error::Job("a map-only attempt writes no map output file".into())),
             MapBuffer::Append(mut b) => {
                 b.sort();
                 b.write(&mut writer)?

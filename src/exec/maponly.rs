@@ -6,18 +6,14 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 use crate::data::compression::OutputCompression;
 use crate::data::input::{InputFormat, RecordReader, Split};
 use crate::error::{Error, Result};
-use crate::exec::task::{AttemptProgress, TaskSettings};
+use crate::exec::task::{AttemptProgress, MapState, TaskSettings, map_records};
+use crate::job::Job;
 use crate::job::buffer::{LineSink, MapBuffer};
-use crate::job::{Job, MapContext, Record, UserCounters, guarded};
 use crate::types::TaskCounters;
-
-/// Records between two progress checkpoints.
-const CHECKPOINT: u64 = 1024;
 
 /// The name of map task `task`'s part file in a map-only job: `part-m-NNNNN`, with the
 /// compression's extension.
@@ -50,47 +46,10 @@ pub fn run_map_only(
     let file = File::create(output).map_err(Error::io("cannot create output file", output))?;
     let encoder = settings.output_compression.encoder(file)?;
     let mut out = BufWriter::with_capacity(256 * 1024, encoder);
-    let mut buffer = MapBuffer::Lines(LineSink::default());
-    let (mut user, mut scratch) = (UserCounters::new(), (Vec::new(), Vec::new()));
-    let mut counters = TaskCounters::default();
-    guarded(|| job.map_setup())?;
-    loop {
-        let record = match reader.next_record() {
-            Ok(Some(record)) => record,
-            Ok(None) => break,
-            Err(e @ Error::InputChanged { .. }) => return Err(e),
-            Err(e) => {
-                let number = reader.record_number();
-                if skip.contains(&number) {
-                    counters.skipped_records += 1;
-                    continue;
-                }
-                progress.bad_record.store(number, Ordering::Relaxed);
-                return Err(e);
-            }
-        };
-        if skip.contains(&record.number) {
-            counters.skipped_records += 1;
-            continue;
-        }
-        let (path, offset, number) = (record.path, record.offset, record.number);
-        let record = Record { path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
-        let mut ctx = MapContext { sink: &mut buffer, job, counters: &mut user, scratch: &mut scratch };
-        if let Err(e) = guarded(|| job.map(record, &mut ctx)) {
-            progress.bad_record.store(number, Ordering::Relaxed);
-            return Err(Error::Job(format!("record at {path}:{offset}: {e}")));
-        }
-        drain(&mut buffer, &mut out, output)?;
-        counters.input_records += 1;
-        if counters.input_records % CHECKPOINT == 0 {
-            progress.checkpoint(counters.input_records, reader.consumed(), false)?;
-        }
-    }
-    let mut ctx = MapContext { sink: &mut buffer, job, counters: &mut user, scratch: &mut scratch };
-    guarded(|| job.map_cleanup(&mut ctx))?;
-    drain(&mut buffer, &mut out, output)?;
-    counters.input_bytes = reader.consumed();
-    progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
+    let mut state = MapState::new(MapBuffer::Lines(LineSink::default()));
+    map_records(job, &mut reader, skip, progress, &mut state, |s| drain(&mut s.buffer, &mut out, output))?;
+    drain(&mut state.buffer, &mut out, output)?;
+    let MapState { buffer, mut counters, user, .. } = state;
     let encoder = out.into_inner().map_err(|e| Error::io("cannot write output", output)(e.into_error()))?;
     let file = encoder.finish().map_err(Error::io("cannot write output", output))?;
     file.sync_all().map_err(Error::io("cannot sync output", output))?;

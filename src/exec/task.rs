@@ -107,54 +107,18 @@ pub fn run_map(
     fixed_mmap_threshold();
     let partitions = settings.partitions;
     let mut reader = RecordReader::open(split, format, settings.max_record_bytes)?;
-    let mut buffer = MapBuffer::new(job, partitions, settings.sort_buffer);
-    let mut scratch = (Vec::new(), Vec::new());
     let mut spills = Spills { output: output.to_path_buf(), runs: Vec::new() };
-    let mut user = UserCounters::new();
-    let mut counters = TaskCounters::default();
-    guarded(|| job.map_setup())?;
-    loop {
-        let record = match reader.next_record() {
-            Ok(Some(record)) => record,
-            Ok(None) => break,
-            // A file that changed is no bad record: the task fails, whatever is skipped.
-            Err(e @ Error::InputChanged { .. }) => return Err(e),
-            Err(e) => {
-                let number = reader.record_number();
-                if skip.contains(&number) {
-                    counters.skipped_records += 1;
-                    continue;
-                }
-                progress.bad_record.store(number, Ordering::Relaxed);
-                return Err(e);
-            }
-        };
-        if skip.contains(&record.number) {
-            counters.skipped_records += 1;
-            continue;
-        }
-        let (path, offset, number) = (record.path, record.offset, record.number);
-        let record = Record { path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
-        let mut ctx = MapContext { sink: &mut buffer, job, counters: &mut user, scratch: &mut scratch };
-        if let Err(e) = guarded(|| job.map(record, &mut ctx)) {
-            progress.bad_record.store(number, Ordering::Relaxed);
-            return Err(Error::Job(format!("record at {path}:{offset}: {e}")));
-        }
-        counters.input_records += 1;
-        if counters.input_records % CHECKPOINT == 0 {
-            progress.checkpoint(counters.input_records, reader.consumed(), false)?;
-        }
-        if buffer.full() && buffer.records() > 0 {
-            let full = std::mem::replace(&mut buffer, MapBuffer::new(job, partitions, settings.sort_buffer));
+    let mut state = MapState::new(MapBuffer::new(job, partitions, settings.sort_buffer));
+    map_records(job, &mut reader, skip, progress, &mut state, |s| {
+        if s.buffer.full() && s.buffer.records() > 0 {
+            let full = std::mem::replace(&mut s.buffer, MapBuffer::new(job, partitions, settings.sort_buffer));
             let run = spills.next_path();
-            full.write_sorted(job, &run, &mut counters, &mut user)?;
+            full.write_sorted(job, &run, &mut s.counters, &mut s.user)?;
             spills.runs.push(run);
         }
-    }
-    let mut ctx = MapContext { sink: &mut buffer, job, counters: &mut user, scratch: &mut scratch };
-    guarded(|| job.map_cleanup(&mut ctx))?;
-    counters.input_bytes = reader.consumed();
-    progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
+        Ok(())
+    })?;
+    let MapState { buffer, mut counters, mut user, .. } = state;
     let tmp = tmp_name(output);
     if spills.runs.is_empty() {
         counters.output_records = buffer.write_sorted(job, &tmp, &mut counters, &mut user)?;
@@ -170,6 +134,75 @@ pub fn run_map(
     std::fs::rename(&tmp, output).map_err(Error::io("cannot rename map output", output))?;
     counters.user = user;
     Ok(counters)
+}
+
+/// What a map attempt's record loop fills: the buffer map emits into, the attempt's counters,
+/// the job's counters, and the buffers `emit_encoded` borrows.
+pub(crate) struct MapState {
+    pub(crate) buffer: MapBuffer,
+    pub(crate) counters: TaskCounters,
+    pub(crate) user: UserCounters,
+    scratch: (Vec<u8>, Vec<u8>),
+}
+
+impl MapState {
+    pub(crate) fn new(buffer: MapBuffer) -> MapState {
+        MapState { buffer, counters: TaskCounters::default(), user: UserCounters::new(), scratch: Default::default() }
+    }
+}
+
+/// The record loop of every map attempt: reads the split's records, skips and counts those
+/// whose numbers are in `skip`, calls map between `map_setup` and `map_cleanup`, checkpoints
+/// progress, and calls `after` after each record (a spill when the buffer is full, or a
+/// map-only attempt's drain into its part file). When a record fails, its number is left in
+/// `progress` for the bad-record rule.
+pub(crate) fn map_records(
+    job: &dyn Job,
+    reader: &mut RecordReader,
+    skip: &[u64],
+    progress: &AttemptProgress,
+    state: &mut MapState,
+    mut after: impl FnMut(&mut MapState) -> Result<()>,
+) -> Result<()> {
+    guarded(|| job.map_setup())?;
+    loop {
+        let record = match reader.next_record() {
+            Ok(Some(record)) => record,
+            Ok(None) => break,
+            // A file that changed is no bad record: the task fails, whatever is skipped.
+            Err(e @ Error::InputChanged { .. }) => return Err(e),
+            Err(e) => {
+                let number = reader.record_number();
+                if skip.contains(&number) {
+                    state.counters.skipped_records += 1;
+                    continue;
+                }
+                progress.bad_record.store(number, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        if skip.contains(&record.number) {
+            state.counters.skipped_records += 1;
+            continue;
+        }
+        let (path, offset, number) = (record.path, record.offset, record.number);
+        let record = Record { path, offset, line_number: record.line_number, text: record.text, bytes: record.bytes };
+        let mut ctx =
+            MapContext { sink: &mut state.buffer, job, counters: &mut state.user, scratch: &mut state.scratch };
+        if let Err(e) = guarded(|| job.map(record, &mut ctx)) {
+            progress.bad_record.store(number, Ordering::Relaxed);
+            return Err(Error::Job(format!("record at {path}:{offset}: {e}")));
+        }
+        state.counters.input_records += 1;
+        if state.counters.input_records.is_multiple_of(CHECKPOINT) {
+            progress.checkpoint(state.counters.input_records, reader.consumed(), false)?;
+        }
+        after(state)?;
+    }
+    let mut ctx = MapContext { sink: &mut state.buffer, job, counters: &mut state.user, scratch: &mut state.scratch };
+    guarded(|| job.map_cleanup(&mut ctx))?;
+    state.counters.input_bytes = reader.consumed();
+    progress.checkpoint(state.counters.input_records, state.counters.input_bytes, true)
 }
 
 /// Makes glibc serve every allocation of 128 KiB or more with its own mapping, returned to

@@ -9,6 +9,9 @@ pub const HISTORY: &str = "_job.json";
 /// Directory under the output dir where attempts write before they commit, and where the
 /// journal lives while the job runs.
 pub const TEMPORARY: &str = "_temporary";
+/// Directory under [`TEMPORARY`] where a multi-step job keeps its steps' outputs (`step-N`)
+/// and the list of its steps, until its last step commits.
+pub const STEPS: &str = "steps";
 
 /// The name a worker process registers under.
 pub fn process_name(pid: u32) -> String {

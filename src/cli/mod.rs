@@ -2,6 +2,7 @@
 //! their whole chain. Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted.
 
 pub mod config;
+mod steps;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -843,6 +844,10 @@ fn run(args: JobArgs, selected: Selected, registry: Registry, log_format: LogFor
     };
     let sample = job.is_none() && args.io.input.is_empty() && args.io.output.is_none();
     let job = job.unwrap_or_else(|| "wordcount".into());
+    let registry = Arc::new(registry);
+    if let Some(steps) = registry.get(&job)?.steps(&registry.parse(&job, &job_args)?)? {
+        return steps::run(&args, &job, job_args, steps, &registry, log_format, mode);
+    }
     let request = request(&args, &job, job_args, sample, &registry)?;
     let faults = args.faults();
     let local = mode == Mode::Run { local: true };
@@ -856,39 +861,51 @@ fn run(args: JobArgs, selected: Selected, registry: Registry, log_format: LogFor
     let record = JobRecord::new(&args, &request, &plan, workers, local, log_format, faults);
     let record = serde_json::to_value(&record)?;
     let plan_output = plan.output.path().to_path_buf();
-    let summary = if local {
-        run_local(registry, &job, plan)?
-    } else {
-        let config = RunConfig {
-            workers,
-            listen: args.addresses.listen.clone(),
-            tolerance: args.tolerance.clone(),
-            faults,
-            worker_args: worker_args(&args, log_format)?,
-            progress: if args.format.quiet || args.format.json { ProgressMode::Off } else { ProgressMode::Auto },
-            http: match args.addresses.http.as_deref() {
-                Some("off") => None,
-                Some(addr) => Some(addr.to_string()),
-                None => Some("127.0.0.1:0".to_string()),
-            },
-            announce: !args.format.quiet,
-            token: args.security.token.clone(),
-            tls,
-            standalone: mode == Mode::Coordinator,
-        };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(crate::launch::run::run_job(&job, plan, config))?
-    };
+    let summary = execute(&args, &job, plan, &registry, log_format, mode, tls)?;
     // The job's data is committed: a history that cannot be written is worth a warning, not a
     // failed command.
     if let Err(e) = write_history(plan_output.as_path(), record, &summary) {
         eprintln!("mr: warning: the job committed, but {e:#}");
     }
     report(&args.format, &summary, sample)
+}
+
+/// Runs a planned job, in this process (`--local`) or with worker processes, to its summary.
+fn execute(
+    args: &JobArgs,
+    job: &str,
+    plan: plan::Plan,
+    registry: &Arc<Registry>,
+    log_format: LogFormat,
+    mode: Mode,
+    tls: Option<crate::net::rpc::Tls>,
+) -> anyhow::Result<Summary> {
+    if mode == (Mode::Run { local: true }) {
+        return run_local(registry.clone(), job, plan);
+    }
+    let config = RunConfig {
+        workers: local_workers(args, mode),
+        listen: args.addresses.listen.clone(),
+        tolerance: args.tolerance.clone(),
+        faults: args.faults(),
+        worker_args: worker_args(args, log_format)?,
+        progress: if args.format.quiet || args.format.json { ProgressMode::Off } else { ProgressMode::Auto },
+        http: match args.addresses.http.as_deref() {
+            Some("off") => None,
+            Some(addr) => Some(addr.to_string()),
+            None => Some("127.0.0.1:0".to_string()),
+        },
+        announce: !args.format.quiet,
+        token: args.security.token.clone(),
+        tls,
+        standalone: mode == Mode::Coordinator,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(crate::launch::run::run_job(job, plan, config))?)
 }
 
 /// A usage error (exit code 2).
@@ -1076,7 +1093,7 @@ fn worker_args(args: &JobArgs, log_format: LogFormat) -> anyhow::Result<Vec<Stri
 
 /// Writes `_job.json` into a committed job's output: its configuration, counters, and every
 /// attempt with its timings and outcome.
-fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) -> anyhow::Result<()> {
+fn write_history(output: &Path, config: serde_json::Value, summary: &impl serde::Serialize) -> anyhow::Result<()> {
     let history = serde_json::json!({ "config": config, "summary": summary });
     if crate::data::storage::is_url(output) {
         let path = crate::data::storage::join(output, crate::layout::HISTORY);
@@ -1091,7 +1108,7 @@ fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) ->
 }
 
 /// Runs local mode on a blocking thread, so that Ctrl-C can cancel it and clean its output.
-fn run_local(registry: Registry, job: &str, plan: plan::Plan) -> anyhow::Result<Summary> {
+fn run_local(registry: Arc<Registry>, job: &str, plan: plan::Plan) -> anyhow::Result<Summary> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let progress = Arc::new(AttemptProgress::default());

@@ -7,7 +7,7 @@ use crate::data::input::{self, InputFormat, Split};
 use crate::error::{Error, Result};
 use crate::exec::task::TaskSettings;
 use crate::job::{PlanView, Prepared, Registry};
-use crate::layout::{SUCCESS, TEMPORARY};
+use crate::layout::{STEPS, SUCCESS, TEMPORARY};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -71,6 +71,29 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 
 /// Checks a request and plans its job. Creates the output directory.
 pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
+    plan_with(request, registry, |output, inputs| {
+        if request.resume {
+            OutputDir::resume(output, inputs)
+        } else {
+            OutputDir::prepare(output, inputs, request.overwrite)
+        }
+    })
+}
+
+/// Plans one step of a multi-step job into `output`, which the job has already claimed (a
+/// step's directory under the job's `_temporary`, or, for the last step, the job's output):
+/// the request's output, `overwrite` and `resume` are not looked at.
+pub fn plan_into(request: &JobRequest, registry: &Registry, output: OutputDir) -> Result<Plan> {
+    plan_with(request, registry, |_, _| Ok(output))
+}
+
+/// Plans a job, its output directory made by `output` from the output's absolute path and the
+/// inputs' once everything else is checked.
+fn plan_with(
+    request: &JobRequest,
+    registry: &Registry,
+    output: impl FnOnce(&Path, &[PathBuf]) -> Result<OutputDir>,
+) -> Result<Plan> {
     let factory = registry.get(&request.job)?;
     let args = registry.parse(&request.job, &request.job_args)?;
     // Workers may run in another directory, or on another host: they get absolute paths.
@@ -108,11 +131,7 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
         max_record_bytes: request.settings.max_record_bytes,
     };
     let prepared = factory.prepare(&view)?;
-    let output = if request.resume {
-        OutputDir::resume(&output_path, &inputs)?
-    } else {
-        OutputDir::prepare(&output_path, &inputs, request.overwrite)?
-    };
+    let output = output(&output_path, &inputs)?;
     let settings = TaskSettings { partitions: reduce_tasks, ..request.settings };
     Ok(Plan {
         splits,
@@ -229,16 +248,16 @@ impl OutputDir {
         let (lock, created) = claim(&path)?;
         let mut entries = std::fs::read_dir(&path).map_err(Error::io("cannot use output directory", &path))?;
         if entries.next().is_some() {
-            let journal = crate::control::journal::path_for(&path);
+            let journals = journals(&path);
             if !overwrite {
-                if journal.exists() {
+                if !journals.is_empty() || path.join(TEMPORARY).join(STEPS).is_dir() {
                     return Err(Error::OutputInterrupted(path));
                 }
                 return Err(Error::OutputNotEmpty(path));
             }
-            if journal.exists() {
+            for journal in journals {
                 // A run killed before it committed, replaced rather than resumed: the work and
-                // log directories its journal names go with it.
+                // log directories its journal names go with it (a multi-step job's: each step's).
                 match crate::control::journal::remove_directories(&journal) {
                     Ok(removed) => {
                         for dir in removed {
@@ -294,16 +313,75 @@ impl OutputDir {
             tracing::info!(output = %path.display(), "nothing to resume: the job starts afresh");
             return Ok(OutputDir { path, created: false, keep: false, resuming: false, _claim: Some(lock) });
         }
-        let tmp = path.join(TEMPORARY);
-        for entry in std::fs::read_dir(&tmp).map_err(Error::io("cannot list", &tmp))? {
-            let entry = entry.map_err(Error::io("cannot list", &tmp))?;
-            if entry.file_name() != crate::control::journal::FILE {
-                let p = entry.path();
-                let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
-                removed.map_err(Error::io("cannot remove a dead attempt's file", &p))?;
-            }
-        }
+        remove_dead_attempts(&path.join(TEMPORARY))?;
         Ok(OutputDir { path, created: false, keep: false, resuming: true, _claim: Some(lock) })
+    }
+
+    /// The output directory of a multi-step job run with `--resume`: one that holds the steps
+    /// of an interrupted run (`_temporary/steps`), claimed; each step then resumes from its own
+    /// journal ([`OutputDir::step`], [`OutputDir::into_last_step`]). An absent or empty
+    /// directory has nothing to resume: the job starts afresh.
+    pub fn resume_steps(output: &Path, inputs: &[PathBuf]) -> Result<OutputDir> {
+        let nothing = |reason: &str| Error::NothingToResume { output: output.to_path_buf(), reason: reason.into() };
+        if crate::data::storage::is_url(output) {
+            return Err(nothing("an object-store output keeps no journal, so its jobs cannot be resumed"));
+        }
+        let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
+        check_overlap(&path, inputs)?;
+        if !path.exists() {
+            tracing::info!(output = %path.display(), "nothing to resume: the job starts afresh");
+            return OutputDir::prepare(&path, inputs, false);
+        }
+        let (lock, _) = claim(&path)?;
+        let steps = path.join(TEMPORARY).join(STEPS);
+        let empty = std::fs::read_dir(&path).map_or(true, |mut entries| entries.next().is_none());
+        if !steps.is_dir() && !empty {
+            return Err(nothing(&if path.join(SUCCESS).exists() {
+                "it holds a committed job (_SUCCESS): there is nothing to resume; choose another output, or remove \
+                 it to run the job again"
+                    .to_string()
+            } else {
+                format!(
+                    "it holds no steps of an interrupted multi-step job ({}): choose another output, or pass \
+                     --overwrite instead of --resume to replace it",
+                    steps.display()
+                )
+            }));
+        }
+        Ok(OutputDir { path, created: false, keep: false, resuming: !empty, _claim: Some(lock) })
+    }
+
+    /// The directory of a step of a multi-step job, `OUT/_temporary/steps/step-N`, under the
+    /// job's claimed output: it resumes from its journal if it holds one (its dead attempts'
+    /// files removed); else whatever it holds is from a run that never journaled it, and is
+    /// removed. A failed step's directory is removed when dropped.
+    pub fn step(path: &Path) -> Result<OutputDir> {
+        let resuming = crate::control::journal::path_for(path).exists();
+        if resuming {
+            remove_dead_attempts(&path.join(TEMPORARY))?;
+        } else {
+            if path.exists() {
+                std::fs::remove_dir_all(path).map_err(Error::io("cannot remove an unfinished step's output", path))?;
+            }
+            std::fs::create_dir_all(path).map_err(Error::io("cannot create a step's output directory", path))?;
+        }
+        Ok(OutputDir { path: path.to_path_buf(), created: true, keep: false, resuming, _claim: None })
+    }
+
+    /// A multi-step job's output, made the output of its last step: resumed from the last
+    /// step's journal if it holds one (dead attempts' files removed, the steps' outputs kept
+    /// until the commit removes `_temporary`).
+    pub fn into_last_step(mut self) -> Result<OutputDir> {
+        self.resuming = crate::control::journal::path_for(&self.path).exists();
+        if self.resuming {
+            remove_dead_attempts(&self.path.join(TEMPORARY))?;
+        }
+        Ok(self)
+    }
+
+    /// True if it holds the steps of an interrupted multi-step job, to continue.
+    pub fn holds_steps(&self) -> bool {
+        self.path.join(TEMPORARY).join(STEPS).is_dir()
     }
 
     /// True if it holds the journal of a job to continue.
@@ -387,6 +465,34 @@ impl Drop for OutputDir {
             }
         }
     }
+}
+
+/// Removes what dead attempts left in a `_temporary` directory: everything but the journal and
+/// a multi-step job's steps.
+fn remove_dead_attempts(tmp: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(tmp).map_err(Error::io("cannot list", tmp))? {
+        let entry = entry.map_err(Error::io("cannot list", tmp))?;
+        let name = entry.file_name();
+        if name != crate::control::journal::FILE && name != STEPS {
+            let p = entry.path();
+            let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            removed.map_err(Error::io("cannot remove a dead attempt's file", &p))?;
+        }
+    }
+    Ok(())
+}
+
+/// The journals of an interrupted job in an output directory: its own, and those of a
+/// multi-step job's steps.
+fn journals(path: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = vec![crate::control::journal::path_for(path)];
+    if let Ok(steps) = std::fs::read_dir(path.join(TEMPORARY).join(STEPS)) {
+        let mut dirs: Vec<PathBuf> = steps.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        found.extend(dirs.iter().map(|dir| crate::control::journal::path_for(dir)));
+    }
+    found.retain(|journal| journal.exists());
+    found
 }
 
 fn clear_dir(path: &Path) -> Result<()> {

@@ -11,6 +11,7 @@ pub mod partition;
 mod sort;
 pub(crate) mod streaming;
 pub(crate) mod streaming_args;
+mod streaming_steps;
 mod word_search;
 mod wordcount;
 
@@ -105,6 +106,21 @@ pub trait JobFactory: Send + Sync {
     fn needs_line_numbers(&self, _args: &ArgMatches) -> bool {
         false
     }
+    /// The steps of a multi-step job (streaming's `--steps FILE`), each run as a job of its own
+    /// with the step's arguments, its input the previous step's output; none for a job of one
+    /// step, the default. Every step's arguments are checked here, before the first one runs.
+    fn steps(&self, _args: &ArgMatches) -> Result<Option<Vec<JobStep>>> {
+        Ok(None)
+    }
+}
+
+/// One step of a multi-step job ([`JobFactory::steps`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobStep {
+    /// The step's own argument list, for the same job's command.
+    pub args: Vec<String>,
+    /// The reduce tasks the step asks for (0: map-only); none: as for a job of one step.
+    pub reduce_tasks: Option<u32>,
 }
 
 /// A factory for jobs that need nothing but their arguments: `F` makes the job from the
@@ -305,6 +321,10 @@ impl<F: JobFactory> JobFactory for NoMapOnly<F> {
 
     fn needs_line_numbers(&self, args: &ArgMatches) -> bool {
         self.0.needs_line_numbers(args)
+    }
+
+    fn steps(&self, args: &ArgMatches) -> Result<Option<Vec<JobStep>>> {
+        self.0.steps(args)
     }
 }
 

@@ -105,6 +105,20 @@ impl JobFactory for Factory {
         super::streaming_args::reduce_tasks(&Factory::args(args)?.jobconf)
     }
 
+    fn steps(&self, args: &clap::ArgMatches) -> Result<Option<Vec<super::JobStep>>> {
+        let args = Factory::args(args)?;
+        let Some(path) = &args.steps else { return Ok(None) };
+        let parse_step = |step: &[String]| {
+            let command = self.command(clap::Command::new("streaming")).no_binary_name(true);
+            let matches = command.try_get_matches_from(step).map_err(|e| Error::JobArgs {
+                job: "streaming".into(),
+                message: e.render().to_string().trim_start_matches("error: ").trim_end().to_string(),
+            })?;
+            Factory::args(&matches)
+        };
+        super::streaming_steps::load(path, &args, &parse_step).map(Some)
+    }
+
     fn build(&self, _args: &clap::ArgMatches, state: &mut dyn StateReader) -> Result<Arc<dyn Job>> {
         let found = state.get(&[CONF_KEY.to_string()])?.pop().flatten();
         let bytes =

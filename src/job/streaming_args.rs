@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StreamingArgs {
     /// The mapper command, run with `sh -c`: records on stdin, `key<TAB>value` lines on
-    /// stdout.
-    #[arg(long, value_name = "CMD", required = true)]
-    pub mapper: String,
+    /// stdout. Required unless --steps gives the commands.
+    #[arg(long, value_name = "CMD", required_unless_present = "steps")]
+    pub mapper: Option<String>,
     /// The reducer command: its partition's pairs, sorted by key, on stdin; its stdout is the
     /// output. Not needed with --reduce-tasks 0 (map-only).
     #[arg(long, value_name = "CMD")]
@@ -46,6 +46,12 @@ pub struct StreamingArgs {
     /// (with -D mapreduce.partition.keypartitioner.options=-k1,K) or HashPartitioner.
     #[arg(long, value_name = "CLASS")]
     pub partitioner: Option<String>,
+    /// streaming: a multi-step job: a TOML file of `[[step]]` tables (mapper, combiner,
+    /// reducer, reduce_tasks, key_fields, partition_fields, partitioner, jobconf, cmdenv), run
+    /// in order, each step's output the next one's input; instead of --mapper, --combiner and
+    /// --reducer. The other flags apply to every step.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["mapper", "combiner", "reducer"])]
+    pub steps: Option<std::path::PathBuf>,
 }
 
 /// `-D KEY=VALUE`: a non-empty key without spaces or `=`.
@@ -240,9 +246,9 @@ fn is_key_partitioner(flag: &str, class: &str) -> Result<bool> {
     }
 }
 
-/// Checks streaming's flags against a planned job and makes the workers' [`Conf`] and the
-/// state entries of the shipped files. Every bad value is an error here, before a task runs.
-pub(crate) fn prepare(args: &StreamingArgs, plan: &PlanView<'_>) -> Result<(Conf, StateEntries)> {
+/// The key fields, the partition fields, and the `-D` properties that set flags: checked
+/// against each other.
+fn fields(args: &StreamingArgs) -> Result<(u32, Option<u32>, FromProperties)> {
     let props = from_properties(&args.jobconf)?;
     let key_fields = match (args.key_fields, props.key_fields) {
         (Some(a), Some(b)) if a != b => {
@@ -264,6 +270,23 @@ pub(crate) fn prepare(args: &StreamingArgs, plan: &PlanView<'_>) -> Result<(Conf
             format!("{k} is more than the key's {key_fields} field(s): give at most --key-fields, or raise it"),
         ));
     }
+    Ok((key_fields, partition_fields, props))
+}
+
+/// Checks streaming's flags as far as they can be checked before the job is planned (key
+/// fields, partitioner, the `-D` properties that set them), as every step of a multi-step
+/// job is before its first step runs.
+pub(crate) fn check(args: &StreamingArgs) -> Result<()> {
+    fields(args).map(drop)
+}
+
+/// Checks streaming's flags against a planned job and makes the workers' [`Conf`] and the
+/// state entries of the shipped files. Every bad value is an error here, before a task runs.
+pub(crate) fn prepare(args: &StreamingArgs, plan: &PlanView<'_>) -> Result<(Conf, StateEntries)> {
+    let mapper = args.mapper.clone().ok_or_else(|| {
+        bad("--steps", "a multi-step job runs each step as a job of its own: run it with mr run".into())
+    })?;
+    let (key_fields, partition_fields, props) = fields(args)?;
     let mut env: Vec<(String, String)> = args.jobconf.iter().map(|(k, v)| (env_name(k), v.clone())).collect();
     env.extend(args.cmdenv.iter().cloned());
     let (files, state) = ship_files(&args.files)?;
@@ -272,7 +295,7 @@ pub(crate) fn prepare(args: &StreamingArgs, plan: &PlanView<'_>) -> Result<(Conf
     // so that a resumed run has the same id.
     let job_id = format!("job_{:013}_0001", xxhash_rust::xxh3::xxh3_64(identity.as_bytes()) % 10_000_000_000_000);
     let conf = Conf {
-        mapper: Some(args.mapper.clone()),
+        mapper: Some(mapper),
         reducer: args.reducer.clone(),
         combiner: args.combiner.clone(),
         key_fields,

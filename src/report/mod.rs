@@ -2,4 +2,5 @@
 
 pub mod progress;
 pub mod status;
+pub mod steps;
 pub mod summary;

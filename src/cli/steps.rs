@@ -69,11 +69,12 @@ pub(super) fn run(
         // Checked before anything is written, as for a job of one step.
         args.security.tls()?;
     }
-    let mut output = claim(args, &base, job, &steps)?;
-    let steps_dir = output.path().join(TEMPORARY).join(STEPS);
+    // The job's output, until the last step takes it: dropped on an error, it removes what the
+    // job wrote.
+    let mut output = Some(claim(args, &base, job, &steps)?);
+    let steps_dir = output.as_ref().map(|o| o.path().join(TEMPORARY).join(STEPS)).context("the job's output")?;
     let runner = Runner { args, job, registry, log_format, mode };
     let mut reports: Vec<StepSummary> = Vec::with_capacity(steps.len());
-    let mut output = Some(output.take());
     for (i, step) in steps.iter().enumerate() {
         let last = i + 1 == steps.len();
         let dir = steps_dir.join(format!("step-{i}"));
@@ -122,22 +123,9 @@ fn check(args: &JobArgs, mode: Mode) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A guard that owns the job's output directory until the last step takes it.
-struct Claimed(Option<OutputDir>);
-
-impl Claimed {
-    fn path(&self) -> &Path {
-        self.0.as_ref().map_or(Path::new(""), OutputDir::path)
-    }
-
-    fn take(&mut self) -> OutputDir {
-        self.0.take().expect("the job's output directory is taken once")
-    }
-}
-
 /// Claims the job's output directory: a new one (absent, empty, or emptied by `--overwrite`),
 /// or with `--resume` the one of the interrupted run, whose steps must be these.
-fn claim(args: &JobArgs, base: &JobRequest, job: &str, steps: &[JobStep]) -> anyhow::Result<Claimed> {
+fn claim(args: &JobArgs, base: &JobRequest, job: &str, steps: &[JobStep]) -> anyhow::Result<OutputDir> {
     let mut output = if args.io.resume {
         OutputDir::resume_steps(&base.output, &base.inputs)?
     } else {
@@ -169,12 +157,12 @@ fn claim(args: &JobArgs, base: &JobRequest, job: &str, steps: &[JobStep]) -> any
             .into());
         }
         output.set_created(manifest.output_created);
-        return Ok(Claimed(Some(output)));
+        return Ok(output);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
         .with_context(|| format!("cannot write the list of steps {}", path.display()))?;
-    Ok(Claimed(Some(output)))
+    Ok(output)
 }
 
 /// The request of step `i`: the job's, with the step's arguments, input and output. Only the

@@ -474,7 +474,7 @@ impl Scheduler {
     /// Marks a task as committed by an earlier coordinator of this job (read from its
     /// journal), before any worker registers: it will not run again unless its output is lost.
     /// Returns false for a task this job does not have, one already done, or a map task without
-    /// its output's location.
+    /// its output's location (but in a map-only job, whose map tasks' output is a part file).
     pub fn restore(
         &mut self,
         task: TaskId,
@@ -482,7 +482,9 @@ impl Scheduler {
         map_output: Option<MapOutputLocation>,
         counters: TaskCounters,
     ) -> bool {
-        if task.phase == Phase::Map && map_output.is_none() {
+        // A map task's output is its map output file, except in a map-only job, where its
+        // output is its part file in OUT.
+        if task.phase == Phase::Map && map_output.is_none() && self.config.reduce_tasks > 0 {
             return false;
         }
         let Some(t) = self.task_mut(task) else { return false };
@@ -1020,6 +1022,10 @@ mod tests {
         assert!(!s.restore(map(2), 0, Some(location(2, 0, "again")), TaskCounters::default()), "already done");
         assert!(!s.restore(map(3), 0, Some(location(3, 0, "none")), TaskCounters::default()), "no such task");
         assert!(!s.restore(map(1), 0, None, TaskCounters::default()), "a map task without its output");
+        let mut map_only =
+            Scheduler::new(SchedulerConfig { map_tasks: 2, reduce_tasks: 0, ..SchedulerConfig::default() });
+        assert!(map_only.restore(map(1), 0, None, TaskCounters::default()), "a map-only job's part file is its output");
+        assert_eq!(map_only.progress(Phase::Map), (1, 2));
         assert_eq!(s.progress(Phase::Map), (2, 3));
         let w = s.register("w".into(), 0);
         assert_eq!(w, 1 << 32, "ids start past the earlier coordinators'");

@@ -17,6 +17,7 @@ mod load;
 mod reliability;
 mod rpc;
 mod status;
+mod steps;
 mod storage;
 mod streaming_compat;
 mod tls;

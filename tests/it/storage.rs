@@ -175,3 +175,45 @@ fn an_interrupted_object_store_job_deletes_what_it_wrote() {
     let left: Vec<_> = std::fs::read_dir(&out).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "an interrupted job left {left:?} under its output prefix");
 }
+
+/// `--files` from an object store URL: every worker reads the file from the store itself (it
+/// is nowhere on the local disk), and the commands find it under its `#NAME`; equal to
+/// `--local`, and to the same job shipping a local copy. A missing object is a usage error
+/// before any task runs.
+#[test]
+fn shipped_files_come_from_an_object_store_url() {
+    let Some(s3) = S3::start() else { return };
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let table = "the\tTHE\nand\tAND\nof\tOF\n";
+    dir.write("side/names.tsv", table);
+    s3.helper("put", "side", &dir.path("side"));
+    std::fs::remove_dir_all(dir.path("side")).unwrap();
+    // The table's words, renamed, each counted.
+    let mapper = "awk -F'\\t' 'NR == FNR { up[$1] = $2; next } { n = split($0, w, \" \"); for (i = 1; i <= n; i++) \
+                  if (w[i] in up) print up[w[i]] \"\\t1\" }' lookup.tsv -";
+    let reducer = "awk -F'\\t' '{ c[$1] += $2 } END { for (k in c) print k \"\\t\" c[k] }'";
+    let job = |files: &str, out: &Path, extra: &[&str]| {
+        let mut cmd = s3.mr();
+        cmd.args(["run", "streaming", "--mapper", mapper, "--reducer", reducer, "--files", files]);
+        cmd.args(["--split-size", "700", "--reduce-tasks", "1", "--input"]).arg(&input).arg("--output").arg(out);
+        cmd.args(extra);
+        cmd
+    };
+    let url = "s3://mrtest/side/names.tsv#lookup.tsv";
+    let (dist, local) = (dir.path("dist"), dir.path("local"));
+    run_ok(&mut job(url, &dist, &["--workers", "2", "--quiet"]));
+    run_ok(&mut job(url, &local, &["--local", "--quiet"]));
+    assert_same_output(&dist, &local);
+    let copy = dir.write("copy/names.tsv", table);
+    let from_disk = dir.path("from-disk");
+    run_ok(&mut job(&format!("{}#lookup.tsv", copy.display()), &from_disk, &["--local", "--quiet"]));
+    assert_same_output(&dist, &from_disk);
+    let text = String::from_utf8(crate::harness::sorted_lines(&dist)).unwrap();
+    assert!(text.contains("THE\t") && text.contains("AND\t"), "{text}");
+
+    let missing = dir.path("missing");
+    let err = crate::harness::run_usage(&mut job("s3://mrtest/side/absent.tsv", &missing, &["--workers", "2"]));
+    assert!(err.contains("s3://mrtest/side/absent.tsv"), "{err}");
+    assert!(!missing.exists(), "a refused job left its output");
+}

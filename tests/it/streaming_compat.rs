@@ -640,3 +640,69 @@ fn reporter_status_lines_show_on_the_status_page_and_in_mr_status() {
     assert!(!rest.contains("reporter:status"), "{rest}");
     assert_eq!(sorted_lines(&dir.path("out")), b"one\ntwo\n");
 }
+
+/// The same two-step job with `--steps`: one command, its steps in a TOML file, each step's
+/// output the next one's input under `OUT/_temporary` until the last commits; equal to the two
+/// chained runs, to `--local` and to mrjob's inline runner, with a summary and `_job.json` of
+/// each step, and nothing left of the steps but the output.
+#[test]
+fn mrjob_most_used_word_runs_with_steps_as_one_command() {
+    let Some(examples) = mrjob_examples() else { return };
+    let dir = Dir::new();
+    let input = mixed_text(&dir);
+    let script = examples.join("mr_most_used_word.py");
+    let files = format!("{},{}", script.display(), examples.join("stop_words.txt").display());
+    let role = |step: u32, role: &str| format!("\"python3 mr_most_used_word.py --step-num={step} --{role}\"");
+    let steps = dir.write(
+        "steps.toml",
+        format!(
+            "# mrjob's mr_most_used_word.py, as Hadoop Streaming runs its two steps\n[[step]]\nmapper = {}\n\
+             combiner = {}\nreducer = {}\n\n[[step]]\nreducer = {}\n",
+            role(0, "mapper"),
+            role(0, "combiner"),
+            role(0, "reducer"),
+            role(1, "reducer")
+        ),
+    );
+    let args = ["--steps", steps.to_str().unwrap(), "--files", &files, "--split-size", "20000"];
+    let tmp = dir.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = dir.path("steps-dist");
+    let json = run_ok(job(&input, &out, &args).args(["--workers", "2", "--json"]).env("TMPDIR", &tmp));
+    let local = dir.path("steps-local");
+    run_ok(job(&input, &local, &args).args(["--local", "--quiet"]));
+    assert_same_output(&out, &local);
+
+    // The chained runs of the two steps.
+    let chained = |n: u32, mapper: bool, combiner: bool, input: &Path, out: &Path| {
+        let mut flags = vec!["--files".to_string(), files.clone(), "--split-size".into(), "20000".into()];
+        flags.extend(mrjob_step("mr_most_used_word.py", n, mapper, combiner));
+        run_ok(job(input, out, &flags.iter().map(String::as_str).collect::<Vec<_>>()).args(["--workers", "2", "-q"]));
+    };
+    chained(0, true, true, &input, &dir.path("chain0"));
+    chained(1, false, false, &dir.path("chain0"), &dir.path("chain1"));
+    assert_same_output(&out, &dir.path("chain1"));
+    let expected = inline(&script, &files_of(&input));
+    assert!(!expected.is_empty() && sorted_lines(&out) == expected, "differs from mrjob's inline runner");
+
+    let summary = crate::harness::summary(&json);
+    let steps = summary["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{summary}");
+    assert!(steps.iter().all(|s| s["summary"]["succeeded"] == true && s["earlier_run"] == false), "{summary}");
+    let lines: usize = files_of(&input).iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).sum();
+    assert_eq!(steps[0]["summary"]["map"]["counters"]["input_records"], lines as u64, "{summary}");
+    assert!(steps[0]["summary"]["map"]["counters"]["combine_input_records"].as_u64().unwrap() > 0);
+    assert_eq!(steps[1]["summary"]["output"], out.display().to_string());
+    assert!(steps[1]["args"][0] == "--mapper=cat", "a step without a mapper runs cat: {summary}");
+    let history: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();
+    assert_eq!(history["config"]["steps"], 2);
+    assert!(history["config"]["args"].to_string().contains("--steps"), "{history}");
+    assert_eq!(history["summary"]["steps"][1]["config"]["reduce_tasks"], 2);
+    assert!(!out.join("_temporary").exists(), "the steps' outputs outlived the commit");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // The text summary names each step.
+    let text = run_ok(job(&input, &dir.path("steps-text"), &args).args(["--local"]));
+    assert!(text.contains("2 steps") && text.contains("step 1 of 2") && text.contains("step 2 of 2"), "{text}");
+}

@@ -37,7 +37,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a job. With no arguments: word count on the bundled sample corpus.
+    /// Run a job. With no arguments: word count on a generated sample corpus.
     Run(Box<RunArgs>),
     /// Run a job's coordinator alone, for workers that join from any host (`mr worker
     /// --coordinator URL`); local workers only with --workers N. Exits with the job's status.
@@ -243,9 +243,13 @@ struct RunArgs {
     /// Number of reduce tasks (and part files); default: the number of workers.
     #[arg(short, long, value_name = "R", env = "MR_REDUCE_TASKS", value_parser = clap::value_parser!(u32).range(1..))]
     reduce_tasks: Option<u32>,
-    /// Number of worker processes; default: the number of cores.
+    /// Number of worker processes; default: the number of cores. At most 8 per core unless
+    /// --oversubscribe.
     #[arg(short, long, value_name = "W", env = "MR_WORKERS", value_parser = clap::value_parser!(u32).range(1..))]
     workers: Option<u32>,
+    /// Start more than 8 local worker processes per core when --workers asks for them.
+    #[arg(long, env = "MR_OVERSUBSCRIBE", value_parser = clap::builder::BoolishValueParser::new())]
+    oversubscribe: bool,
     /// Intermediate data a map task holds in memory before it spills a sorted run to disk.
     #[arg(
         long,
@@ -616,11 +620,6 @@ fn parse_positive_size(s: &str) -> Result<u64, String> {
     }
 }
 
-/// The sample corpus that ships with the repository.
-fn sample_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample")
-}
-
 /// Entry point of the `mr` binary: the built-in jobs.
 pub fn main() -> ExitCode {
     main_with(Registry::builtin())
@@ -645,7 +644,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mr: error: {e:#}");
-            if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
+            if e.downcast_ref::<Error>().is_some_and(Error::is_interrupted) {
                 ExitCode::from(130)
             } else if e.downcast_ref::<Error>().is_some_and(Error::is_usage) {
                 ExitCode::from(2)
@@ -789,8 +788,42 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// `mr run`, or with `standalone` `mr coordinator`.
+/// Local worker processes allowed per core without --oversubscribe.
+const WORKERS_PER_CORE: u32 = 8;
+
+/// `mr run`, or with `standalone` `mr coordinator`. With `--json`, a job that fails or is
+/// interrupted prints its summary too (`succeeded` false, `error` set).
 fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: bool) -> anyhow::Result<()> {
+    let json = args.json;
+    let (job, local) = (args.job.clone(), args.local);
+    let mut summary = None;
+    let result = run_job(args, registry, log_format, standalone, &mut summary);
+    if let (true, Err(e)) = (json, &result) {
+        let interrupted = e.downcast_ref::<Error>().is_some_and(Error::is_interrupted);
+        let failed = match summary {
+            Some(summary) => serde_json::to_value(&summary)?,
+            None => serde_json::json!({
+                "job": job.unwrap_or_else(|| "wordcount".into()),
+                "mode": if local { "local" } else { "distributed" },
+                "succeeded": false,
+                "interrupted": interrupted,
+                "error": format!("{e:#}"),
+            }),
+        };
+        println!("{}", serde_json::to_string_pretty(&failed)?);
+    }
+    result
+}
+
+/// Runs a job; when it ran far enough to have a summary and then failed, leaves that in
+/// `failed`.
+fn run_job(
+    args: RunArgs,
+    registry: Registry,
+    log_format: LogFormat,
+    standalone: bool,
+    failed: &mut Option<Summary>,
+) -> anyhow::Result<()> {
     if standalone && args.local {
         bail!("mr coordinator runs distributed; use mr run --local for a local run");
     }
@@ -804,17 +837,10 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
     }
     let sample = args.job.is_none() && args.input.is_empty() && args.output.is_none();
     let job = args.job.clone().unwrap_or_else(|| "wordcount".into());
-    let (inputs, output) = if sample {
-        let dir = sample_dir();
-        if !dir.is_dir() {
-            bail!("the sample corpus is not at {}: give --input and --output", dir.display());
-        }
-        let out = tempfile::Builder::new()
-            .prefix("mr-sample-")
-            .tempdir()
-            .context("cannot create an output directory for the sample")?
-            .keep();
-        (vec![dir], out)
+    // The sample's corpus lives until the job ends.
+    let sample_data = if sample { Some(crate::sample::Sample::create()?) } else { None };
+    let (inputs, output) = if let Some(data) = &sample_data {
+        (vec![data.input().to_path_buf()], data.output().to_path_buf())
     } else {
         if args.input.is_empty() {
             bail!("job '{job}' needs --input PATH...");
@@ -827,6 +853,10 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
     // about as many workers as this host has cores.
     let workers = args.workers.unwrap_or(if standalone { 0 } else { cores });
     let planned_workers = args.workers.unwrap_or(cores);
+    let limit = WORKERS_PER_CORE.saturating_mul(cores);
+    if !args.local && !args.oversubscribe && workers > limit {
+        return Err(Error::TooManyWorkers { workers, cores, per_core: WORKERS_PER_CORE, limit }.into());
+    }
     let request = JobRequest {
         job: job.clone(),
         job_args: args.job_args.clone(),
@@ -928,7 +958,13 @@ fn run(args: RunArgs, registry: Registry, log_format: LogFormat, standalone: boo
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        runtime.block_on(crate::run::run(&job, plan, config))?
+        match runtime.block_on(crate::run::run(&job, plan, config)) {
+            Ok(summary) => summary,
+            Err(crate::run::Failed { error, summary }) => {
+                *failed = summary.map(|s| *s);
+                return Err(error.into());
+            }
+        }
     };
     // The job's data is committed: a history that cannot be written is worth a warning, not a
     // failed command.

@@ -96,6 +96,35 @@ pub enum Error {
     )]
     OutputInterrupted(PathBuf),
 
+    /// `--overwrite` on a directory that holds files no job wrote.
+    #[error(
+        "output directory '{output}' holds files that are not a job's output ({files}): --overwrite replaces only a \
+         previous job's output (_SUCCESS, _job.json, _temporary, part-*); choose another output directory, or move \
+         those files away"
+    )]
+    OverwriteForeign {
+        /// The output directory.
+        output: PathBuf,
+        /// The first few names that are not a job's output.
+        files: String,
+    },
+
+    /// More local worker processes than the host can run sensibly.
+    #[error(
+        "--workers {workers} is more than {limit} ({per_core} per core on {cores} cores): lower --workers, or pass \
+         --oversubscribe to start them anyway"
+    )]
+    TooManyWorkers {
+        /// The worker processes asked for.
+        workers: u32,
+        /// The host's cores.
+        cores: u32,
+        /// Workers allowed per core.
+        per_core: u32,
+        /// The most workers allowed without --oversubscribe.
+        limit: u32,
+    },
+
     /// The output directory already holds files.
     #[error("output directory '{0}' is not empty: choose another one, or pass --overwrite to replace its contents")]
     OutputNotEmpty(PathBuf),
@@ -312,6 +341,11 @@ pub enum Error {
     #[error("interrupted: the job was stopped and its partial output removed")]
     Interrupted,
 
+    /// The job was stopped by a signal (Ctrl-C, SIGTERM), and its journal and committed tasks
+    /// are kept, so that it can go on with `--resume`.
+    #[error("interrupted: resume with the same command and --resume, or remove {}", .0.display())]
+    InterruptedResumable(PathBuf),
+
     /// A job failed; its worker processes' logs are kept for a look.
     #[error("{error}\nworker logs: {}", logs.display())]
     WithLogs {
@@ -344,7 +378,18 @@ impl Error {
     /// True for an error in what the command asked for (exit code 2), rather than in what
     /// happened when it ran.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::OutputOverlapsInput { .. } | Error::OutputInsideInput { .. })
+        matches!(
+            self,
+            Error::OutputOverlapsInput { .. }
+                | Error::OutputInsideInput { .. }
+                | Error::TooManyWorkers { .. }
+                | Error::OverwriteForeign { .. }
+        )
+    }
+
+    /// True for a job stopped by a signal (exit code 130).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Interrupted | Error::InterruptedResumable(_))
     }
 
     /// Wraps an I/O error with what was being done and the path involved.

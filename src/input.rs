@@ -28,6 +28,9 @@ pub struct InputFile {
     /// Modification time of a local file when the job was planned, in nanoseconds since the
     /// Unix epoch; `None` for an object.
     pub modified_ns: Option<i64>,
+    /// The file as reached from the input as given, when that differs from `path`: jobs see
+    /// this name ([`FileRange::name`]).
+    pub name: Option<PathBuf>,
 }
 
 /// What a local input file was when the job was planned. A map task checks it when it opens a
@@ -98,6 +101,16 @@ pub struct FileRange {
     pub first_line: u64,
     /// The file as planned (local files only): checked when the range is opened and read.
     pub stamp: Option<FileStamp>,
+    /// The file as reached from the input as given (`in/a.txt` for `--input in`), when that
+    /// differs from `path`.
+    pub name: Option<PathBuf>,
+}
+
+impl FileRange {
+    /// The file's name as jobs see it (`Record::path`): relative to the input as given.
+    pub fn name(&self) -> &Path {
+        self.name.as_deref().unwrap_or(&self.path)
+    }
 }
 
 impl std::fmt::Display for FileRange {
@@ -116,7 +129,7 @@ pub struct Split {
 impl Split {
     /// A split of one range.
     pub fn single(path: PathBuf, start: u64, end: u64) -> Split {
-        Split { ranges: vec![FileRange { path, start, end, first_line: 0, stamp: None }] }
+        Split { ranges: vec![FileRange { path, start, end, first_line: 0, stamp: None, name: None }] }
     }
 
     /// Bytes of input the split covers.
@@ -171,26 +184,27 @@ pub fn is_skipped_name(name: &[u8]) -> bool {
 /// name, before anything would block on it. Every file is opened once, so that an unreadable
 /// file is reported before the job starts.
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
+    discover_as(inputs, inputs)
+}
+
+/// [`discover`], naming each file as reached from the input as the user gave it
+/// (`given[i]` for `inputs[i]`, which is its absolute form): a file given directly is named as
+/// given, a file found under a directory D as D joined with its path inside the directory.
+pub fn discover_as(inputs: &[PathBuf], given: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut files = Vec::new();
-    for input in inputs {
-        if crate::storage::is_url(input) {
-            let objects = crate::storage::Object::parse(&input.to_string_lossy())?.list()?;
-            if objects.is_empty() {
-                return Err(Error::InputMissing(input.clone()));
-            }
-            for (object, len) in objects {
-                files.push(InputFile { path: PathBuf::from(object.url()), len, modified_ns: None });
-            }
+    for (input, given) in inputs.iter().zip(given) {
+        let found = files.len();
+        discover_one(input, &mut files)?;
+        if given == input {
             continue;
         }
-        let meta = std::fs::metadata(input).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::InputMissing(input.clone()),
-            _ => Error::io("cannot read input", input)(e),
-        })?;
-        if meta.is_dir() {
-            walk(input, &mut files)?;
-        } else {
-            files.push(open_checked(input, &meta)?);
+        for file in &mut files[found..] {
+            let name = match file.path.strip_prefix(input) {
+                Ok(inside) if inside.as_os_str().is_empty() => given.clone(),
+                Ok(inside) => given.join(inside),
+                Err(_) => continue,
+            };
+            file.name = Some(name);
         }
     }
     if files.is_empty() {
@@ -198,6 +212,32 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
         return Err(Error::NoInputFiles(names.join(", ")));
     }
     Ok(files)
+}
+
+/// The files of one input path.
+fn discover_one(input: &PathBuf, files: &mut Vec<InputFile>) -> Result<()> {
+    {
+        if crate::storage::is_url(input) {
+            let objects = crate::storage::Object::parse(&input.to_string_lossy())?.list()?;
+            if objects.is_empty() {
+                return Err(Error::InputMissing(input.clone()));
+            }
+            for (object, len) in objects {
+                files.push(InputFile { path: PathBuf::from(object.url()), len, modified_ns: None, name: None });
+            }
+            return Ok(());
+        }
+        let meta = std::fs::metadata(input).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::InputMissing(input.clone()),
+            _ => Error::io("cannot read input", input)(e),
+        })?;
+        if meta.is_dir() {
+            walk(input, files)?;
+        } else {
+            files.push(open_checked(input, &meta)?);
+        }
+    }
+    Ok(())
 }
 
 fn walk(dir: &Path, files: &mut Vec<InputFile>) -> Result<()> {
@@ -247,7 +287,7 @@ fn open_checked(path: &Path, meta: &std::fs::Metadata) -> Result<InputFile> {
     let file = File::open(path).map_err(Error::io("cannot read input file", path))?;
     let meta = file.metadata().map_err(Error::io("cannot read input file", path))?;
     let stamp = FileStamp::of(&meta);
-    Ok(InputFile { path: path.to_path_buf(), len: stamp.len, modified_ns: Some(stamp.modified_ns) })
+    Ok(InputFile { path: path.to_path_buf(), len: stamp.len, modified_ns: Some(stamp.modified_ns), name: None })
 }
 
 /// Checks a local range's file against its stamp: the same size and modification time as
@@ -311,7 +351,8 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) ->
                 current_len = 0;
             }
             let stamp = file.modified_ns.map(|modified_ns| FileStamp { len: file.len, modified_ns });
-            current.ranges.push(FileRange { path: file.path.clone(), start, end, first_line: 0, stamp });
+            let name = file.name.clone();
+            current.ranges.push(FileRange { path: file.path.clone(), start, end, first_line: 0, stamp, name });
             current_len += len;
             start = end;
         }
@@ -581,7 +622,7 @@ impl RecordReader {
         loop {
             let Some(reader) = self.current.as_mut() else {
                 let Some(range) = self.ranges.get(self.index) else { return Ok(None) };
-                self.path = path_text(&range.path).into_owned();
+                self.path = path_text(range.name()).into_owned();
                 match check_unchanged(range, None)
                     .and_then(|()| RangeReader::open(range, self.format, self.max_record_bytes))
                 {
@@ -898,7 +939,7 @@ mod tests {
     use super::*;
 
     fn lines_of(path: &Path, len: u64, split_size: u64) -> Vec<(u64, String)> {
-        let files = [InputFile { path: path.to_path_buf(), len, modified_ns: None }];
+        let files = [InputFile { path: path.to_path_buf(), len, modified_ns: None, name: None }];
         let mut out = Vec::new();
         let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
         number_lines(&mut splits).unwrap();
@@ -947,7 +988,7 @@ mod tests {
             let expected = simple_lines(&text);
             let len = text.len() as u64;
             for split_size in 1..=len.max(1) + 1 {
-                let files = [InputFile { path: path.clone(), len, modified_ns: None }];
+                let files = [InputFile { path: path.clone(), len, modified_ns: None, name: None }];
                 let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
                 number_lines(&mut splits).unwrap();
                 let mut got = Vec::new();
@@ -1005,7 +1046,7 @@ mod tests {
                 expected.push((path.clone(), offset, format!("{}:{line}", n + 1)));
                 offset += piece.len() as u64;
             }
-            files.push(InputFile { path, len: text.len() as u64, modified_ns: None });
+            files.push(InputFile { path, len: text.len() as u64, modified_ns: None, name: None });
         }
         let total: u64 = files.iter().map(|f| f.len).sum();
         for split_size in (1..=total + 1).step_by(7).chain([8, 64, total]) {
@@ -1033,7 +1074,7 @@ mod tests {
     #[test]
     fn many_tiny_files_pack_into_few_splits_of_bounded_ranges() {
         let files: Vec<InputFile> = (0..10_000)
-            .map(|i| InputFile { path: PathBuf::from(format!("/in/{i:05}")), len: 10, modified_ns: None })
+            .map(|i| InputFile { path: PathBuf::from(format!("/in/{i:05}")), len: 10, modified_ns: None, name: None })
             .collect();
         let splits = plan_splits(&files, 1 << 20, InputFormat::Text).unwrap();
         assert_eq!(splits.len(), 10_000usize.div_ceil(MAX_RANGES_PER_SPLIT));
@@ -1050,8 +1091,8 @@ mod tests {
         std::fs::write(&a, b"one\n\xff\n").unwrap();
         std::fs::write(&b, b"\xfe").unwrap();
         let files = [
-            InputFile { path: a.clone(), len: 5, modified_ns: None },
-            InputFile { path: b.clone(), len: 1, modified_ns: None },
+            InputFile { path: a.clone(), len: 5, modified_ns: None, name: None },
+            InputFile { path: b.clone(), len: 1, modified_ns: None, name: None },
         ];
         for format in [InputFormat::Text, InputFormat::WholeFile] {
             let splits = plan_splits(&files, 100, format).unwrap();
@@ -1092,7 +1133,7 @@ mod tests {
         let long = "y".repeat(100_000);
         let text = format!("short\n{long}\r\nexactly10!\n{long}x");
         std::fs::write(&path, &text).unwrap();
-        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None }];
+        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None, name: None }];
         for (split_size, limit) in [(1 << 20, 10), (7, 10), (1 << 20, 5000)] {
             let mut seen = Vec::new();
             for split in plan_splits(&files, split_size, InputFormat::Text).unwrap() {
@@ -1131,7 +1172,7 @@ mod tests {
         let path = dir.path().join("f.txt");
         let text = "too long\r\n\nok\nalso too long\nend";
         std::fs::write(&path, text).unwrap();
-        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None }];
+        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None, name: None }];
         for split_size in 1..=text.len() as u64 {
             let mut seen = Vec::new();
             let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
@@ -1156,7 +1197,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.txt");
         std::fs::write(&path, b"ok\nab\xffcd\n").unwrap();
-        let range = FileRange { path: path.clone(), start: 0, end: 9, first_line: 0, stamp: None };
+        let range = FileRange { path: path.clone(), start: 0, end: 9, first_line: 0, stamp: None, name: None };
         let mut reader = LineReader::open(&range, u64::MAX).unwrap();
         assert_eq!(reader.next_line().unwrap().unwrap().text, "ok");
         match reader.next_line() {

@@ -15,6 +15,8 @@
 //! - [`run`]: `mr run`: a coordinator plus supervised worker processes.
 //! - [`local`]: the sequential local mode, the tests' oracle.
 //! - [`plan`]: checking a request and preparing the output directory.
+//! - [`interrupted`]: what an interrupted job keeps for `--resume`.
+//! - [`sample`]: the corpus of `mr run` with no arguments.
 //! - [`progress`]: progress bars (or plain lines) while a job runs.
 //! - [`status`]: the status page, JSON API and metrics served while a job runs; `mr status`.
 //! - [`bench`]: `mr bench`; [`loadbench`]: `mr bench-coordinator`.
@@ -30,6 +32,7 @@ pub mod datagen;
 pub mod error;
 pub mod fault;
 pub mod input;
+pub mod interrupted;
 pub mod job;
 pub mod journal;
 pub mod loadbench;
@@ -40,6 +43,7 @@ pub mod plan;
 pub mod progress;
 pub mod rpc;
 pub mod run;
+pub mod sample;
 pub mod scheduler;
 pub mod shuffle;
 pub mod simulate;

@@ -266,6 +266,7 @@ fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig 
                 end: (i + 1) * 1000,
                 first_line: 0,
                 stamp: None,
+                name: None,
             }],
         })
         .collect();

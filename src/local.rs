@@ -76,6 +76,7 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
         job: job_name.to_string(),
         mode: "local",
         succeeded: true,
+        interrupted: false,
         error: None,
         output: out.display().to_string(),
         map: PhaseSummary::from_attempts(Phase::Map, plan.splits.len() as u32, map_counters, &attempts),
@@ -85,6 +86,7 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
         workers: Vec::new(),
         speculative_attempts: 0,
         attempts,
+        notes: plan.notes.clone(),
     };
     plan.output.keep();
     Ok(summary)

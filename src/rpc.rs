@@ -516,6 +516,7 @@ impl From<&crate::input::Split> for pb::Split {
                 end: r.end,
                 first_line: r.first_line,
                 stamp: r.stamp.map(|s| pb::FileStamp { len: s.len, modified_ns: s.modified_ns }),
+                name: r.name.as_deref().map(path_bytes),
             })
             .collect();
         pb::Split { ranges }
@@ -533,6 +534,7 @@ impl From<pb::Split> for crate::input::Split {
                 end: r.end,
                 first_line: r.first_line,
                 stamp: r.stamp.map(|s| crate::input::FileStamp { len: s.len, modified_ns: s.modified_ns }),
+                name: r.name.map(path_from_bytes),
             })
             .collect();
         crate::input::Split { ranges }

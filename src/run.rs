@@ -69,7 +69,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs a planned job with worker processes. Returns the summary, whose `succeeded` tells
 /// whether the output committed; on failure the output directory is cleaned.
-pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
+pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> std::result::Result<Summary, Failed> {
     // Each worker process logs to its own file in `logs`; kept when the job fails. A resumed
     // job logs on in the directory of the run it continues.
     let (work_dir, journal, recovered, logs) = open_journal(job_name, &mut plan, config.verify_inputs)?;
@@ -87,10 +87,10 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
     };
     let token = crate::rpc::Token::new(&token_text)?;
     if !token.is_set() && !local.ip().is_loopback() {
-        return Err(Error::Config(format!(
+        return Err(Failed::from(Error::Config(format!(
             "the coordinator would listen on {local} without a token, so anyone who can reach it could run jobs' \
              code on its workers: give --token (or MR_TOKEN), the same to every worker"
-        )));
+        ))));
     }
     let coordinator = Coordinator::with_journal(
         CoordinatorConfig {
@@ -171,11 +171,49 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
             tracing::warn!("{e}");
         }
     }
-    drop(work_dir);
     if let Some(journal) = &journal {
         journal.close();
     }
 
+    let ended = Ended { outcome, served, work_dir, logs, journal };
+    conclude(job_name, plan, &coordinator, &supervisor, ended)
+}
+
+/// A distributed run that did not commit: its error, and its summary when the job got as far
+/// as running (`--json` prints it).
+#[derive(Debug)]
+pub struct Failed {
+    /// Why the job did not commit.
+    pub error: Error,
+    /// The summary of what ran (`succeeded` false, `error` set).
+    pub summary: Option<Box<Summary>>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed { error, summary: None }
+    }
+}
+
+/// How the run ended, and what it still holds.
+struct Ended {
+    outcome: Result<()>,
+    served: std::result::Result<Result<()>, tokio::task::JoinError>,
+    work_dir: WorkDir,
+    logs: WorkDir,
+    journal: Option<std::sync::Arc<Journal>>,
+}
+
+/// Builds the summary and settles the output: kept when the job committed; kept for
+/// `--resume` when it was interrupted and has a journal; else removed.
+fn conclude(
+    job_name: &str,
+    mut plan: Plan,
+    coordinator: &Coordinator,
+    supervisor: &Supervisor,
+    ended: Ended,
+) -> std::result::Result<Summary, Failed> {
+    let Ended { outcome, served, work_dir, logs, journal } = ended;
     let s = coordinator.scheduler();
     let error = match (&outcome, s.state()) {
         (Err(e), _) => Some(e.to_string()),
@@ -194,10 +232,11 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
         Err(e) => Some(format!("coordinator server panicked: {e}")),
         Ok(Ok(())) => None,
     });
-    let summary = Summary {
+    let mut summary = Summary {
         job: job_name.to_string(),
         mode: "distributed",
         succeeded: error.is_none(),
+        interrupted: matches!(outcome, Err(Error::Interrupted)),
         error: error.clone(),
         output: plan.output.path().display().to_string(),
         map: PhaseSummary::from_attempts(Phase::Map, plan.splits.len() as u32, s.counters(Phase::Map), s.attempts()),
@@ -207,23 +246,40 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Su
         workers: supervisor.summaries(),
         speculative_attempts: s.attempts().iter().filter(|a| a.speculative).count() as u32,
         attempts: s.attempts().to_vec(),
+        notes: plan.notes.clone(),
     };
     drop(s);
-    if let Some(e) = error {
-        // Dropping the plan's output directory removes what the job wrote.
-        drop(plan);
-        let error = match outcome {
-            Err(e) => e,
-            Ok(()) => Error::Job(e),
-        };
-        if matches!(error, Error::Interrupted) {
-            return Err(error);
+    let Some(e) = error else {
+        drop(work_dir);
+        plan.output.keep();
+        drop(logs);
+        return Ok(summary);
+    };
+    let error = match outcome {
+        Err(e) => e,
+        Ok(()) => Error::Job(e),
+    };
+    let error = match (error, &journal) {
+        (Error::Interrupted, Some(journal)) => {
+            // Like a crash, an interrupt leaves what --resume needs: the journal, the committed
+            // part files and map outputs, and the log directory.
+            plan.output.leave_alone();
+            crate::interrupted::keep_for_resume(&work_dir.keep(), journal.path());
+            logs.keep();
+            Error::InterruptedResumable(plan.output.path().to_path_buf())
         }
-        return Err(Error::WithLogs { error: Box::new(error), logs: logs.keep() });
-    }
-    plan.output.keep();
-    drop(logs);
-    Ok(summary)
+        (error, _) => {
+            // Dropping the plan's output directory removes what the job wrote.
+            drop(plan);
+            drop(work_dir);
+            match error {
+                Error::Interrupted => error,
+                error => Error::WithLogs { error: Box::new(error), logs: logs.keep() },
+            }
+        }
+    };
+    summary.error = Some(error.to_string());
+    Err(Failed { error, summary: Some(Box::new(summary)) })
 }
 
 /// A directory removed, with everything in it, when dropped.
@@ -379,15 +435,12 @@ fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
         };
         files.push((path, stamp.0, stamp.1));
     }
-    let splits: Vec<Vec<(String, u64, u64, u64)>> = plan
+    // A file's name as jobs see it is part of the output (grep, index): it must not change.
+    let text = |p: &std::path::Path| crate::input::path_text(p).into_owned();
+    let splits: Vec<Vec<(String, String, u64, u64, u64)>> = plan
         .splits
         .iter()
-        .map(|s| {
-            s.ranges
-                .iter()
-                .map(|r| (crate::input::path_text(&r.path).into_owned(), r.start, r.end, r.first_line))
-                .collect()
-        })
+        .map(|s| s.ranges.iter().map(|r| (text(&r.path), text(r.name()), r.start, r.end, r.first_line)).collect())
         .collect();
     let mut state = xxhash_rust::xxh3::Xxh3::new();
     for (key, value) in &plan.prepared.state {

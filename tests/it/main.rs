@@ -17,4 +17,5 @@ mod rpc;
 mod status;
 mod storage;
 mod tls;
+mod usage;
 mod watch;

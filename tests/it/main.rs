@@ -12,6 +12,7 @@ mod harness;
 mod jobs;
 mod journal;
 mod load;
+mod progress;
 mod reliability;
 mod rpc;
 mod status;

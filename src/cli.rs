@@ -45,10 +45,14 @@ enum Command {
     /// Run a worker that pulls tasks from a coordinator (started by `mr run`, or by hand).
     Worker(WorkerArgs),
     /// Print the state of a running job, from its status server (the `status:` URL that
-    /// `mr run` prints).
+    /// `mr run` prints), or of a finished one, from its output's `_job.json`.
     Status {
-        /// The status server's URL, e.g. http://127.0.0.1:40123/.
-        url: String,
+        /// The status server's URL, e.g. http://127.0.0.1:40123/; or a job's output directory
+        /// (or its `_job.json`).
+        target: String,
+        /// Print the status page's HTML instead of text (offline, for a finished job).
+        #[arg(long)]
+        html: bool,
     },
     /// Generate deterministic sample data.
     #[command(subcommand)]
@@ -764,7 +768,9 @@ fn dispatch(cli: Cli, registry: Registry) -> anyhow::Result<()> {
         Command::Run(args) => run(*args, registry, cli.log_format, false),
         Command::Coordinator(args) => run(*args, registry, cli.log_format, true),
         Command::Worker(args) => worker(args, registry),
-        Command::Status { url } => crate::status::print_status(&url).map(|text| print!("{text}")).map_err(Into::into),
+        Command::Status { target, html } => {
+            crate::status::show(&target, html).map(|text| print!("{text}")).map_err(Into::into)
+        }
         Command::Gen(cmd) => generate(cmd),
         Command::Bench(args) => bench(args),
         Command::BenchCoordinator(args) => bench_coordinator(args),
@@ -951,6 +957,7 @@ fn run_job(
             announce: !args.quiet,
             token: args.token.clone(),
             tls,
+            about: crate::status::About { command: command_line(), settings: config.clone(), logs: None },
             standalone,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1004,7 +1011,8 @@ fn worker_args(args: &RunArgs, log_format: LogFormat) -> anyhow::Result<Vec<Stri
 /// Writes `_job.json` into a committed job's output: its configuration, counters, and every
 /// attempt with its timings and outcome.
 fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) -> anyhow::Result<()> {
-    let history = serde_json::json!({ "config": config, "summary": summary });
+    let history =
+        serde_json::json!({ "command": command_line(), "config": config, "summary": summary, "status": summary.view });
     if crate::storage::is_url(output) {
         let path = crate::storage::join(output, crate::coordinator::HISTORY);
         return Ok(crate::storage::write(&path, serde_json::to_vec_pretty(&history)?)?);
@@ -1015,6 +1023,20 @@ fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) ->
         .with_context(|| format!("cannot write the job history {}", path.display()))?;
     crate::storage::follow_umask(&tmp)?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write the job history {}", path.display()))
+}
+
+/// This process's command line, as the status page and `_job.json` show it: a `--token`'s
+/// value is replaced by `***`.
+fn command_line() -> Vec<String> {
+    let mut args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    for i in 1..args.len() {
+        if args[i - 1] == "--token" {
+            args[i] = "***".into();
+        } else if args[i].starts_with("--token=") {
+            args[i] = "--token=***".into();
+        }
+    }
+    args
 }
 
 /// Runs local mode on a blocking thread, so that Ctrl-C can cancel it and clean its output.

@@ -223,6 +223,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// A status server could not be reached, or did not answer as one.
+    #[error(
+        "cannot reach the status server at {url}: {reason}: check the address (the `status:` URL that mr run prints); \
+         the server stops with its job, and a finished job's history is in its output: mr status OUT"
+    )]
+    StatusUnreachable {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A job history (`_job.json`) that cannot be read or shown.
+    #[error("job history '{path}': {reason}")]
+    History {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// A service refused this process's token.
     #[error(
         "{url} refused the token: give every process of the job the same --token (or MR_TOKEN), the one the coordinator was started with"

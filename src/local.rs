@@ -87,6 +87,7 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &Progress)
         speculative_attempts: 0,
         attempts,
         notes: plan.notes.clone(),
+        view: None,
     };
     plan.output.keep();
     Ok(summary)

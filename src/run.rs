@@ -59,6 +59,8 @@ pub struct RunConfig {
     pub token: Option<String>,
     /// TLS on every service; `mr run` hands its files to its workers.
     pub tls: Option<crate::rpc::Tls>,
+    /// How the job was asked for, for the status page.
+    pub about: crate::status::About,
     /// `mr coordinator`: workers join from other hosts (their map outputs are re-executed when
     /// they are lost), and the coordinator waits for them to hear that the job is over.
     pub standalone: bool,
@@ -128,7 +130,8 @@ pub async fn run(job_name: &str, mut plan: Plan, config: RunConfig) -> std::resu
             if config.announce {
                 eprintln!("status: http://{}/", reachable(local));
             }
-            Some(tokio::spawn(crate::status::serve(listener, coordinator.clone(), shutdown.clone())))
+            let about = crate::status::About { logs: Some(logs.path().to_path_buf()), ..config.about.clone() };
+            Some(tokio::spawn(crate::status::serve(listener, coordinator.clone(), about, shutdown.clone())))
         }
         None => None,
     };
@@ -247,8 +250,10 @@ fn conclude(
         speculative_attempts: s.attempts().iter().filter(|a| a.speculative).count() as u32,
         attempts: s.attempts().to_vec(),
         notes: plan.notes.clone(),
+        view: None,
     };
     drop(s);
+    summary.view = Some(crate::status::snapshot(coordinator));
     let Some(e) = error else {
         drop(work_dir);
         plan.output.keep();

@@ -62,6 +62,9 @@ pub struct Summary {
     /// What the plan chose that the command line did not say (e.g. fewer reduce tasks than
     /// workers for a small input).
     pub notes: Vec<String>,
+    /// The status server's last view of a distributed job, for `_job.json`.
+    #[serde(skip)]
+    pub view: Option<crate::status::JobView>,
 }
 
 impl PhaseSummary {
@@ -183,6 +186,7 @@ mod tests {
             speculative_attempts: 0,
             attempts: Vec::new(),
             notes: vec![crate::plan::reduce_cap_note(9_999, 9_999)],
+            view: None,
         };
         let text = summary.to_string();
         assert!(text.lines().count() >= 7, "{text}");

@@ -112,13 +112,19 @@ impl std::fmt::Display for Summary {
             m.counters.output_records,
             bytes(m.counters.output_bytes),
         )?;
-        writeln!(f, "  reduce: {} tasks, {} attempts, {}", r.tasks, r.attempts, secs(r.wall_ms))?;
         writeln!(
             f,
-            "          in {} records ({}), {} keys, out {} records ({})",
+            "  reduce: {} tasks, {} attempts, {} keys, {}",
+            r.tasks,
+            r.attempts,
+            r.counters.groups,
+            secs(r.wall_ms)
+        )?;
+        writeln!(
+            f,
+            "          in {} records ({}), out {} records ({})",
             r.counters.input_records,
             bytes(r.counters.input_bytes),
-            r.counters.groups,
             r.counters.output_records,
             bytes(r.counters.output_bytes),
         )?;

@@ -40,6 +40,19 @@ pub enum Error {
         offset: u64,
     },
 
+    /// A csv or jsonl record that does not parse.
+    #[error("bad {format} record in '{path}' at line {line}: {reason}")]
+    BadRecord {
+        /// The input format.
+        format: &'static str,
+        /// The input file.
+        path: PathBuf,
+        /// The record's first line, from 1.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// An input record is larger than `--max-record-bytes`.
     #[error(
         "the record at byte offset {offset} of '{path}' is {size} bytes, more than --max-record-bytes ({limit} bytes): \

@@ -67,6 +67,11 @@ pub enum InputFormat {
     WholeFile,
     /// TeraGen records of 100 bytes, keyed by their first 10 bytes.
     Tera,
+    /// One JSON value per line, checked; split like text.
+    Jsonl,
+    /// RFC 4180 records (quoted newlines included), each as a JSON array of its fields; a
+    /// file is read whole by one map task.
+    Csv,
 }
 
 /// Size of a TeraGen record.
@@ -79,12 +84,16 @@ impl InputFormat {
             InputFormat::Text => "text",
             InputFormat::WholeFile => "whole-file",
             InputFormat::Tera => "tera",
+            InputFormat::Jsonl => "jsonl",
+            InputFormat::Csv => "csv",
         }
     }
 
     /// The format with this name.
     pub fn from_name(name: &str) -> Option<InputFormat> {
-        [InputFormat::Text, InputFormat::WholeFile, InputFormat::Tera].into_iter().find(|f| f.name() == name)
+        [InputFormat::Text, InputFormat::WholeFile, InputFormat::Tera, InputFormat::Jsonl, InputFormat::Csv]
+            .into_iter()
+            .find(|f| f.name() == name)
     }
 }
 
@@ -325,7 +334,9 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) ->
     let mut current = Split { ranges: Vec::new() };
     let mut current_len = 0u64;
     for file in files {
-        let whole = format == InputFormat::WholeFile || (format == InputFormat::Text && is_gzip(&file.path));
+        // A csv file is read whole: a quote changes the meaning of all that follows it.
+        let whole = matches!(format, InputFormat::WholeFile | InputFormat::Csv)
+            || (format == InputFormat::Text && is_gzip(&file.path));
         let size = match format {
             _ if whole => file.len.max(1),
             InputFormat::Tera => {
@@ -471,6 +482,10 @@ pub struct RecordReader {
 enum RangeReader {
     /// Lines of text, possibly gzip-compressed.
     Lines(LineReader),
+    /// Lines of JSON, checked.
+    Jsonl(LineReader),
+    /// A whole csv file.
+    Csv(crate::structured::CsvRecords),
     /// One whole file.
     Whole {
         /// The file.
@@ -500,6 +515,8 @@ impl RangeReader {
         let path = &range.path;
         match format {
             InputFormat::Text => Ok(RangeReader::Lines(LineReader::open(range, max_record_bytes)?)),
+            InputFormat::Jsonl => Ok(RangeReader::Jsonl(LineReader::open(range, max_record_bytes)?)),
+            InputFormat::Csv => Ok(RangeReader::Csv(crate::structured::CsvRecords::open(path, max_record_bytes)?)),
             InputFormat::WholeFile => {
                 Ok(RangeReader::Whole { path: path.clone(), contents: None, done: false, limit: max_record_bytes })
             }
@@ -516,6 +533,16 @@ impl RangeReader {
     fn advance(&mut self) -> Result<bool> {
         match self {
             RangeReader::Lines(lines) => lines.advance(),
+            RangeReader::Jsonl(lines) => {
+                if !lines.advance()? {
+                    return Ok(false);
+                }
+                let line = lines.line();
+                let text = crate::structured::jsonl_text(line.offset, line.text);
+                crate::structured::check_jsonl(&lines.path, line.line_number, text)?;
+                Ok(true)
+            }
+            RangeReader::Csv(records) => records.advance(),
             RangeReader::Whole { path, contents, done, limit } => {
                 if *done {
                     return Ok(false);
@@ -561,6 +588,15 @@ impl RangeReader {
                 let line = lines.line();
                 (line.offset, line.line_number, line.text.as_bytes(), line.text)
             }
+            RangeReader::Jsonl(lines) => {
+                let line = lines.line();
+                let text = crate::structured::jsonl_text(line.offset, line.text);
+                (line.offset, line.line_number, text.as_bytes(), text)
+            }
+            RangeReader::Csv(records) => {
+                let (offset, line, text) = records.record();
+                (offset, line, text.as_bytes(), text)
+            }
             RangeReader::Whole { contents, .. } => {
                 let text = contents.as_deref().unwrap_or("");
                 (0, 0, text.as_bytes(), text)
@@ -574,7 +610,8 @@ impl RangeReader {
     /// Offset of the record last read or rejected.
     fn record_offset(&self) -> u64 {
         match self {
-            RangeReader::Lines(lines) => lines.line_offset(),
+            RangeReader::Lines(lines) | RangeReader::Jsonl(lines) => lines.line_offset(),
+            RangeReader::Csv(records) => records.offset(),
             RangeReader::Whole { .. } => 0,
             RangeReader::Tera { pos, .. } => pos.saturating_sub(TERA_RECORD),
         }
@@ -584,8 +621,8 @@ impl RangeReader {
     /// whole file or a `.gz` range).
     fn reached(&self) -> Option<u64> {
         match self {
-            RangeReader::Lines(lines) => (lines.end != u64::MAX).then_some(lines.pos),
-            RangeReader::Whole { .. } => None,
+            RangeReader::Lines(lines) | RangeReader::Jsonl(lines) => (lines.end != u64::MAX).then_some(lines.pos),
+            RangeReader::Whole { .. } | RangeReader::Csv(_) => None,
             RangeReader::Tera { pos, .. } => Some(*pos),
         }
     }
@@ -593,7 +630,8 @@ impl RangeReader {
     /// Bytes of the range consumed so far.
     fn consumed(&self, range: &FileRange) -> u64 {
         match self {
-            RangeReader::Lines(lines) => lines.position() - lines.first_line_offset,
+            RangeReader::Lines(lines) | RangeReader::Jsonl(lines) => lines.position() - lines.first_line_offset,
+            RangeReader::Csv(records) => records.consumed(),
             RangeReader::Whole { contents, .. } => contents.as_ref().map_or(0, |c| c.len() as u64),
             RangeReader::Tera { pos, .. } => pos - range.start,
         }

@@ -3,6 +3,7 @@
 //!
 //! Layout, in the order a record travels:
 //! - [`input`]: finding input files, cutting line-aligned splits, reading records.
+//! - [`structured`]: the csv and jsonl input formats.
 //! - [`storage`]: input and output in object stores (`s3://`, `gs://`, `az://`, `file://`).
 //! - [`job`]: the `Job` trait and the built-in jobs.
 //! - [`partition`]: the stable hash partitioner.
@@ -49,6 +50,7 @@ pub mod shuffle;
 pub mod simulate;
 pub mod status;
 pub mod storage;
+pub mod structured;
 pub mod summary;
 pub mod task;
 pub mod tera;

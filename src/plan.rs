@@ -84,7 +84,9 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     });
     let format = request.job_options.input_format;
     let mut splits = input::plan_splits(&files, split_size, format)?;
-    if factory.needs_line_numbers(&request.job_args) && format == InputFormat::Text {
+    // jsonl errors name the line.
+    let numbered = factory.needs_line_numbers(&request.job_args) && format == InputFormat::Text;
+    if numbered || format == InputFormat::Jsonl {
         input::number_lines(&mut splits)?;
     }
     // By default one reduce task per worker, but no more than there are map tasks: a small

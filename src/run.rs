@@ -500,11 +500,15 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
     loop {
         tokio::select! {
             _ = ended.wait_for(|&e| e) => return Ok(()),
+            // Workers are killed before the job is aborted: told that the job is over, a worker
+            // would remove its directory, and with it map outputs that a resume reads.
             _ = interrupt.recv() => {
+                supervisor.kill_all(Signal::SIGKILL);
                 coordinator.abort("interrupted");
                 return Err(Error::Interrupted);
             }
             _ = terminate.recv() => {
+                supervisor.kill_all(Signal::SIGKILL);
                 coordinator.abort("terminated");
                 return Err(Error::Interrupted);
             }

@@ -6,6 +6,7 @@ mod config;
 mod data;
 mod engine;
 mod faults;
+mod formats;
 mod fuzz_regressions;
 mod hardening;
 mod harness;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mr::mapout::{Merger, SegmentReader, read_index};
+use mr::data::mapout::{Merger, SegmentReader, read_index};
 
 fn path() -> &'static PathBuf {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();

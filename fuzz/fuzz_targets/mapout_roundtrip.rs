@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use mr::mapout::{MapOutputWriter, Merger, SegmentReader};
+use mr::data::mapout::{MapOutputWriter, Merger, SegmentReader};
 
 #[derive(Debug, Arbitrary)]
 struct Input {

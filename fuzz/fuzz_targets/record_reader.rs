@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use mr::input::{FileRange, InputFile, InputFormat, RecordReader, Split, TERA_RECORD, number_lines, plan_splits};
+use mr::data::input::{FileRange, InputFile, InputFormat, RecordReader, Split, TERA_RECORD, number_lines, plan_splits};
 
 #[derive(Debug, Arbitrary)]
 struct Input {

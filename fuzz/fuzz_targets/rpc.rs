@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use mr::coordinator::{Coordinator, CoordinatorConfig};
-use mr::rpc::pb;
-use mr::rpc::pb::coordinator_server::Coordinator as _;
-use mr::rpc::pb::state_server::State as _;
-use mr::scheduler::{JobState, Outcome, Phase, TaskStatus};
+use mr::control::coordinator::{Coordinator, CoordinatorConfig};
+use mr::net::rpc::pb;
+use mr::net::rpc::pb::coordinator_server::Coordinator as _;
+use mr::net::rpc::pb::state_server::State as _;
+use mr::control::scheduler::{JobState, Outcome, TaskStatus};
+use mr::types::Phase;
 use tonic::{Code, Request};
 
 const MAPS: u32 = 3;
@@ -184,7 +185,7 @@ fn config(env: &Env, input: &Input) -> CoordinatorConfig {
     CoordinatorConfig {
         job_name: "wordcount".into(),
         job_args: Vec::new(),
-        splits: (0..MAPS as u64).map(|i| mr::input::Split::single(env.input.clone(), i * 10, i * 10 + 10)).collect(),
+        splits: (0..MAPS as u64).map(|i| mr::data::input::Split::single(env.input.clone(), i * 10, i * 10 + 10)).collect(),
         reduce_tasks: REDUCES,
         output_dir: env.output.clone(),
         worker_timeout: Duration::from_secs(10),
@@ -196,13 +197,13 @@ fn config(env: &Env, input: &Input) -> CoordinatorConfig {
         faults: Default::default(),
         state: vec![("preset".into(), b"1".to_vec())],
         input_format: Default::default(),
-        settings: mr::task::TaskSettings {
+        settings: mr::exec::task::TaskSettings {
             partitions: REDUCES,
             sort_buffer: 1 << 20,
             merge_fan_in: 8,
             max_record_bytes: 1 << 20,
         },
-        token: mr::rpc::Token::new("").expect("no token"),
+        token: mr::net::rpc::Token::new("").expect("no token"),
         tls: None,
         rerun_maps_of_lost_workers: input.rerun_maps_of_lost_workers,
     }
@@ -267,7 +268,7 @@ async fn run(c: &Coordinator, registered: &mut HashSet<u64>, call: &Call) {
     match call {
         Call::Register { name, shuffle_url, host } => {
             let request =
-                pb::RegisterWorkerRequest { name: name.clone(), shuffle_url: shuffle_url.clone(), host: host.clone() };
+                pb::RegisterWorkerRequest { name: name.clone(), shuffle_url: shuffle_url.clone(), host: host.clone(), pid: 0 };
             if let Some(reply) = check_status(call, registered, c.register_worker(Request::new(request)).await) {
                 let reply = reply.into_inner();
                 assert_ne!(reply.worker_id, 0);

@@ -1,14 +1,13 @@
 //! The public Job API: what a job's map, combine and reduce functions see.
 
-use std::collections::BTreeMap;
-
 use crate::error::{Error, Result};
+use crate::types::{UserCounters, add_counter};
 
 /// One input record and where it comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     /// The input file, as found from the input arguments, as text: `%`, `,`, control
-    /// characters and bytes that are not UTF-8 percent-encoded ([`crate::input::path_text`]).
+    /// characters and bytes that are not UTF-8 percent-encoded ([`crate::data::input::path_text`]).
     pub path: &'a str,
     /// Byte offset of the record in the file (in the decompressed stream for gzip input).
     pub offset: u64,
@@ -21,32 +20,6 @@ pub struct Record<'a> {
     pub text: &'a str,
     /// The record's raw bytes (the same as `text` except for tera records).
     pub bytes: &'a [u8],
-}
-
-/// User-defined counters: group -> name -> amount.
-pub type UserCounters = BTreeMap<String, BTreeMap<String, u64>>;
-
-/// Adds `amount` to a user counter.
-pub(crate) fn add_counter(counters: &mut UserCounters, group: &str, name: &str, amount: u64) {
-    let group = match counters.get_mut(group) {
-        Some(g) => g,
-        None => counters.entry(group.to_string()).or_default(),
-    };
-    match group.get_mut(name) {
-        Some(c) => *c = c.saturating_add(amount),
-        None => {
-            group.insert(name.to_string(), amount);
-        }
-    }
-}
-
-/// Adds every counter of `from` to `into`.
-pub(crate) fn merge_counters(into: &mut UserCounters, from: &UserCounters) {
-    for (group, names) in from {
-        for (name, amount) in names {
-            add_counter(into, group, name, *amount);
-        }
-    }
 }
 
 /// Where map emits its intermediate pairs, and counts what it wants to.
@@ -364,7 +337,7 @@ pub trait Job: Send + Sync {
 
     /// The reduce task a key goes to, from its encoding. Default: a stable hash (XXH3).
     fn partition(&self, key: &[u8], partitions: u32) -> u32 {
-        crate::partition::partition(key, partitions)
+        super::partition::partition(key, partitions)
     }
 
     /// Whether records need their line numbers (costs a pass over the input when planning).

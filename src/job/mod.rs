@@ -6,6 +6,7 @@
 mod api;
 mod grep;
 mod index;
+pub mod partition;
 mod sort;
 pub(crate) mod streaming;
 mod word_search;
@@ -15,11 +16,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::data::input::{InputFormat, Split};
 use crate::error::{Error, Result};
-use crate::input::{InputFormat, Split};
 
-pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, UserCounters, Values};
-pub(crate) use api::{Emit, Output, ValueSource, merge_counters};
+pub use crate::types::UserCounters;
+pub use api::{Codec, Decoded, Job, Json, MapContext, Record, ReduceContext, SortedPairs, Values};
+pub(crate) use api::{Emit, Output, ValueSource};
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use sort::Sort;

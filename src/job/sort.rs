@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use super::{Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, StateReader, Values, no_args};
+use crate::data::input::{InputFormat, RecordReader};
 use crate::error::{Error, Result};
-use crate::input::{InputFormat, RecordReader};
 
 /// State key of the cut points.
 const CUTS_KEY: &str = "sort/cuts";

@@ -21,9 +21,10 @@ use std::thread::JoinHandle;
 
 use super::{
     Job, JobFactory, MapContext, PlanView, Prepared, Record, ReduceContext, SortedPairs, StateReader, UserCounters,
-    Values, api::add_counter, api::merge_counters,
+    Values,
 };
 use crate::error::{Error, Result};
+use crate::types::{add_counter, merge_counters};
 
 /// Lines of a command's stderr kept for its error message.
 const STDERR_TAIL: usize = 20;
@@ -104,7 +105,7 @@ impl Process {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
                 use nix::sys::signal::Signal;
                 // The command creates files as the user's umask says, not privately.
-                crate::storage::restore_umask();
+                crate::data::storage::restore_umask();
                 nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
                 // The guard cleans up when the worker dies; a bare `sh` just dies.
                 let signal = if GUARD.get().is_some() { Signal::SIGTERM } else { Signal::SIGKILL };

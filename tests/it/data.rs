@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use mr::coordinator::Coordinator;
-use mr::rpc::pb;
+use mr::control::coordinator::Coordinator;
+use mr::net::rpc::pb;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::*;
@@ -142,7 +142,7 @@ fn two_jobs_on_one_output_never_mix() {
     first.arg("--config").arg(&config);
     let first = Background::start(first, &dir, "first");
     // Planned and claimed when the directory exists; its maps sleep 2 s before they start.
-    wait_for(60, "the first job to claim its output", || mr::journal::path_for(&out).exists());
+    wait_for(60, "the first job to claim its output", || mr::control::journal::path_for(&out).exists());
     // A file in _temporary, such as an attempt's, must outlive every refused command.
     let attempt = out.join("_temporary/part-r-00009.attempt-0");
     std::fs::write(&attempt, "").unwrap();
@@ -175,7 +175,7 @@ async fn a_reported_commit_without_its_part_file_fails_the_job() {
     for written in [None, Some(&b"short\n"[..])] {
         let dir = Dir::new();
         std::fs::create_dir(dir.path("out")).unwrap();
-        let split = mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2);
+        let split = mr::data::input::Split::single(dir.write("in.txt", "a\n"), 0, 2);
         let coordinator = Coordinator::new(coordinator_config(&dir, vec![split]));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -206,7 +206,9 @@ async fn a_reported_commit_without_its_part_file_fails_the_job() {
         let completed = report(task_ref(false, &reduce), part.to_str().unwrap(), 1234);
         assert!(client.report_completion(completed).await.unwrap().into_inner().accepted);
         let state = coordinator.scheduler().state().clone();
-        let mr::scheduler::JobState::Failed(failure) = state else { panic!("the job did not fail: {state:?}") };
+        let mr::control::scheduler::JobState::Failed(failure) = state else {
+            panic!("the job did not fail: {state:?}")
+        };
         let what = if written.is_some() { "is 6 bytes" } else { "is missing" };
         assert!(failure.last_error.contains(&format!("part-r-00000' {what}")), "{}", failure.last_error);
         assert!(failure.last_error.contains("reported 1234 bytes"), "{}", failure.last_error);

@@ -108,7 +108,7 @@ fn tasks_of_a_phase_run_in_parallel_and_exactly_once() {
         let index: u32 = name.strip_prefix("part-r-").unwrap().parse().unwrap();
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let word = line.split(|&b| b == b'\t').next().unwrap();
-            assert_eq!(mr::partition::partition(word, 2), index, "{} in {name}", String::from_utf8_lossy(word));
+            assert_eq!(mr::job::partition::partition(word, 2), index, "{} in {name}", String::from_utf8_lossy(word));
         }
     }
 }
@@ -238,7 +238,7 @@ fn ctrl_c_stops_everything_and_keeps_only_what_resume_needs() {
 /// An interrupted distributed job keeps its output directory with the journal and no
 /// `_SUCCESS`, and in TMPDIR only its work directory (committed map outputs) and its logs.
 fn assert_kept_for_resume(out: &Path, work: &Path, name: &str) {
-    assert!(mr::journal::path_for(out).exists(), "{name}: the journal is gone");
+    assert!(mr::control::journal::path_for(out).exists(), "{name}: the journal is gone");
     assert!(!out.join("_SUCCESS").exists(), "{name}: an interrupted job committed");
     for entry in std::fs::read_dir(work).unwrap().flatten() {
         let entry = entry.file_name().to_string_lossy().into_owned();

@@ -161,8 +161,8 @@ fn straggler_setup(dir: &Dir, input: &Path, args: &[&str]) -> (PathBuf, String) 
 /// A seed under which exactly one of `maps` map tasks straggles on its first attempt, and
 /// its backup does not.
 fn seed_with_one_straggler(maps: u32, p: f64) -> u64 {
-    use mr::fault::{Faults, PhaseFaults};
-    use mr::scheduler::{AttemptId, Phase, TaskId};
+    use mr::exec::fault::{Faults, PhaseFaults};
+    use mr::types::{AttemptId, Phase, TaskId};
     (0..10_000)
         .find(|&seed| {
             let faults = Faults {
@@ -331,7 +331,7 @@ fn a_corrupt_map_output_counts_against_max_attempts() {
         for file in &files {
             // The last byte of partition 0 (the only one): the low byte of the last record's
             // count, so the records still parse and only the segment's CRC32 tells.
-            let segment = &mr::mapout::read_index(file, 1).unwrap()[0];
+            let segment = &mr::data::mapout::read_index(file, 1).unwrap()[0];
             assert!(segment.len > 0, "{}", file.display());
             let mut bytes = std::fs::read(file).unwrap();
             bytes[(segment.offset + segment.len - 1) as usize] ^= 0x01;

@@ -2,9 +2,9 @@
 //! coordinator's handlers are called directly, as the `rpc` target calls them. (The map output
 //! format's cases are unit tests in src/mapout.rs.)
 
-use mr::coordinator::{Coordinator, CoordinatorConfig};
-use mr::rpc::pb;
-use mr::rpc::pb::coordinator_server::Coordinator as _;
+use mr::control::coordinator::{Coordinator, CoordinatorConfig};
+use mr::net::rpc::pb;
+use mr::net::rpc::pb::coordinator_server::Coordinator as _;
 use tonic::{Code, Request};
 
 use crate::harness::*;
@@ -12,7 +12,7 @@ use crate::harness::*;
 /// A job of two map tasks and one reduce task that nobody runs but the test.
 fn coordinator(dir: &Dir) -> Coordinator {
     let input = dir.write("in.txt", "a\nb\n");
-    let split = |start| mr::input::Split::single(input.clone(), start, start + 2);
+    let split = |start| mr::data::input::Split::single(input.clone(), start, start + 2);
     std::fs::create_dir(dir.path("out")).unwrap();
     Coordinator::new(CoordinatorConfig {
         splits: vec![split(0), split(2)],
@@ -24,7 +24,8 @@ fn coordinator(dir: &Dir) -> Coordinator {
 }
 
 async fn register(c: &Coordinator) -> u64 {
-    let request = pb::RegisterWorkerRequest { name: "w".into(), shuffle_url: "http://w".into(), host: "h".into() };
+    let request =
+        pb::RegisterWorkerRequest { name: "w".into(), shuffle_url: "http://w".into(), host: "h".into(), pid: 0 };
     c.register_worker(Request::new(request)).await.unwrap().into_inner().worker_id
 }
 
@@ -61,7 +62,7 @@ async fn counters_a_worker_reports_saturate() {
             pb::Counters { input_records: u64::MAX, user: vec![huge(u64::MAX), huge(7)], ..Default::default() };
         assert!(complete(&c, worker, task, counters).await);
     }
-    let total = c.scheduler().counters(mr::scheduler::Phase::Map);
+    let total = c.scheduler().counters(mr::types::Phase::Map);
     assert_eq!(total.input_records, u64::MAX);
     assert_eq!(total.user["g"]["n"], u64::MAX);
 }
@@ -108,7 +109,7 @@ async fn invalid_requests_are_rejected_naming_the_field() {
     assert_invalid(fail(failure(reduce, None, Some(2))).await, "lost_map_task");
 
     // None of them touched the job: the map attempt still runs, and a real failure counts.
-    assert_eq!(c.scheduler().task_statuses(mr::scheduler::Phase::Map)[0].0, mr::scheduler::TaskStatus::Running);
+    assert_eq!(c.scheduler().task_statuses(mr::types::Phase::Map)[0].0, mr::control::scheduler::TaskStatus::Running);
     fail(failure(map, None, None)).await.unwrap();
     let again = next_task(&c, worker).await;
     assert_eq!((again.task_id, again.attempt), (0, 1));

@@ -108,11 +108,11 @@ fn an_empty_token_is_no_token() {
     let refused = runtime.block_on(async {
         let url = format!("http://127.0.0.1:{port}");
         let channel = mr::worker::connect(&url, Duration::from_secs(30), None).await.unwrap();
-        let mut state = mr::rpc::pb::state_client::StateClient::new(mr::rpc::authenticated(
+        let mut state = mr::net::rpc::pb::state_client::StateClient::new(mr::net::rpc::authenticated(
             channel,
-            mr::rpc::Token::new("").unwrap(),
+            mr::net::rpc::Token::new("").unwrap(),
         ));
-        state.get_state(mr::rpc::pb::GetStateRequest { keys: vec![] }).await
+        state.get_state(mr::net::rpc::pb::GetStateRequest { keys: vec![] }).await
     });
     let code = refused.as_ref().map_err(|s| s.code());
     assert_eq!(code.err(), Some(tonic::Code::Unauthenticated), "{refused:?}");
@@ -489,8 +489,8 @@ async fn a_worker_refuses_a_server_that_cannot_prove_it_holds_the_token() {
     let dir = Dir::new();
     // What holds the coordinator's port: a coordinator that does not know the job's token (it
     // checks none), with a job for any worker that believes it.
-    let split = mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2);
-    let impostor = mr::coordinator::Coordinator::new(crate::harness::coordinator_config(&dir, vec![split]));
+    let split = mr::data::input::Split::single(dir.write("in.txt", "a\n"), 0, 2);
+    let impostor = mr::control::coordinator::Coordinator::new(crate::harness::coordinator_config(&dir, vec![split]));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -301,8 +301,11 @@ impl Background {
 
 /// The settings of a coordinator of a small wordcount job over `splits` into `dir/out`, that
 /// nobody runs but the test calling it directly; tests change what they need.
-pub fn coordinator_config(dir: &Dir, splits: Vec<mr::input::Split>) -> mr::coordinator::CoordinatorConfig {
-    mr::coordinator::CoordinatorConfig {
+pub fn coordinator_config(
+    dir: &Dir,
+    splits: Vec<mr::data::input::Split>,
+) -> mr::control::coordinator::CoordinatorConfig {
+    mr::control::coordinator::CoordinatorConfig {
         job_name: "wordcount".into(),
         job_args: Vec::new(),
         splits,
@@ -317,13 +320,13 @@ pub fn coordinator_config(dir: &Dir, splits: Vec<mr::input::Split>) -> mr::coord
         faults: Default::default(),
         state: Vec::new(),
         input_format: Default::default(),
-        settings: mr::task::TaskSettings {
+        settings: mr::exec::task::TaskSettings {
             partitions: 1,
             sort_buffer: 1 << 20,
             merge_fan_in: 8,
             max_record_bytes: 1 << 20,
         },
-        token: mr::rpc::Token::new("").unwrap(),
+        token: mr::net::rpc::Token::new("").unwrap(),
         tls: None,
         rerun_maps_of_lost_workers: false,
     }

@@ -60,7 +60,7 @@ fn sigkill(child: &mut Child) {
 
 /// The tasks of `phase` that the journal of `out` holds.
 fn journaled(out: &Path, phase: &str) -> BTreeSet<u64> {
-    let recovered = mr::journal::Journal::inspect(&mr::journal::path_for(out)).unwrap();
+    let recovered = mr::control::journal::Journal::inspect(&mr::control::journal::path_for(out)).unwrap();
     recovered
         .done
         .iter()
@@ -144,7 +144,7 @@ fn resume_refuses_another_job_and_a_committed_output() {
     // Another reduce count is another job: refused, naming the difference, journal kept.
     let err = run_fail(wordcount_into(&input, &out, &config, 4).arg("--resume"));
     assert!(err.contains("reduce tasks: the journal has 3, this command plans 4"), "{err}");
-    assert!(mr::journal::path_for(&out).exists());
+    assert!(mr::control::journal::path_for(&out).exists());
     let usage = wordcount(&input, &out, &config).args(["--resume", "--local"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&usage.stderr).contains("--local"));
@@ -271,7 +271,7 @@ fn verify_inputs_refuses_to_resume_over_an_edit_that_keeps_size_and_mtime() {
     set(&edited);
     let err = run_fail(wordcount(&input, &out, &config).arg("--resume"));
     assert!(err.contains("input contents (xxh3-128): the journal has"), "{err}");
-    assert!(mr::journal::path_for(&out).exists(), "a refused resume removed the journal");
+    assert!(mr::control::journal::path_for(&out).exists(), "a refused resume removed the journal");
 
     set(&original);
     let mut resume = wordcount(&input, &out, &config);
@@ -307,7 +307,7 @@ fn resume_refuses_changed_inputs_and_accepts_changed_memory_settings() {
     set_mtime(modified);
     let err = run_fail(wordcount(&input, &out, &config).arg("--resume"));
     assert!(err.contains("input files: the journal has") && err.contains("words.txt"), "{err}");
-    assert!(mr::journal::path_for(&out).exists(), "a refused resume removed the journal");
+    assert!(mr::control::journal::path_for(&out).exists(), "a refused resume removed the journal");
 
     // The input as it was, and other memory settings: resumed.
     std::fs::write(&input, &original).unwrap();

@@ -12,6 +12,7 @@ mod hardening;
 mod harness;
 mod jobs;
 mod journal;
+mod layout;
 mod load;
 mod progress;
 mod reliability;

@@ -216,7 +216,7 @@ impl tonic::codec::Decoder for RawCodec {
 /// Calls `path` on the coordinator at `url` with `body` as the encoded request.
 async fn raw_call(url: &str, token: &str, path: &'static str, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
     let channel = mr::worker::connect(url, std::time::Duration::from_secs(10), None).await.unwrap();
-    let service = mr::rpc::authenticated(channel, mr::rpc::Token::new(token).unwrap());
+    let service = mr::net::rpc::authenticated(channel, mr::net::rpc::Token::new(token).unwrap());
     let mut grpc = tonic::client::Grpc::new(service);
     grpc.ready().await.unwrap();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use mr::coordinator::{Coordinator, CoordinatorConfig};
-use mr::rpc::pb;
+use mr::control::coordinator::{Coordinator, CoordinatorConfig};
+use mr::net::rpc::pb;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::*;
@@ -17,9 +17,9 @@ fn config(dir: &Dir, state: Vec<(String, Vec<u8>)>) -> CoordinatorConfig {
 fn with_token(dir: &Dir, state: Vec<(String, Vec<u8>)>, token: &str) -> CoordinatorConfig {
     CoordinatorConfig {
         state,
-        token: mr::rpc::Token::new(token).unwrap(),
+        token: mr::net::rpc::Token::new(token).unwrap(),
         // One split keeps the job running: no worker will ever take it.
-        ..coordinator_config(dir, vec![mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)])
+        ..coordinator_config(dir, vec![mr::data::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)])
     }
 }
 
@@ -59,7 +59,7 @@ async fn a_worker_exits_when_its_coordinator_goes_away() {
     {
         let mut s = coordinator.scheduler();
         let holder = s.register("holder".into(), 0);
-        assert!(matches!(s.request_task(holder, 0), mr::scheduler::Assignment::Run { .. }));
+        assert!(matches!(s.request_task(holder, 0), mr::control::scheduler::Assignment::Run { .. }));
     }
     let (url, shutdown, server) = serve(coordinator.clone()).await;
     let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_mr"));
@@ -128,7 +128,7 @@ async fn a_worker_retries_until_its_coordinator_listens() {
     {
         let mut s = coordinator.scheduler();
         let holder = s.register("holder".into(), 0);
-        assert!(matches!(s.request_task(holder, 0), mr::scheduler::Assignment::Run { .. }));
+        assert!(matches!(s.request_task(holder, 0), mr::control::scheduler::Assignment::Run { .. }));
     }
     let port = crate::cluster::free_port();
     let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_mr"));
@@ -168,11 +168,11 @@ async fn every_service_refuses_a_missing_or_wrong_token() {
     let channel = mr::worker::connect(&url, Duration::from_secs(5), None).await.unwrap();
     let keys = vec!["k".to_string()];
     for (token, accepted) in [("", false), ("wrong", false), ("righ", false), ("right", true)] {
-        let token = mr::rpc::Token::new(token).unwrap();
-        let mut state = pb::state_client::StateClient::new(mr::rpc::authenticated(channel.clone(), token.clone()));
+        let token = mr::net::rpc::Token::new(token).unwrap();
+        let mut state = pb::state_client::StateClient::new(mr::net::rpc::authenticated(channel.clone(), token.clone()));
         let got = state.get_state(pb::GetStateRequest { keys: keys.clone() }).await;
         let mut coord =
-            pb::coordinator_client::CoordinatorClient::new(mr::rpc::authenticated(channel.clone(), token.clone()));
+            pb::coordinator_client::CoordinatorClient::new(mr::net::rpc::authenticated(channel.clone(), token.clone()));
         let registered = coord.register_worker(pb::RegisterWorkerRequest::default()).await;
         if accepted {
             assert!(got.is_ok() && registered.is_ok(), "{got:?} {registered:?}");
@@ -187,7 +187,7 @@ async fn every_service_refuses_a_missing_or_wrong_token() {
 
 /// A map output of `partitions` partitions, partition p holding keys "p-0".."p-(n-1)".
 fn map_output(path: &std::path::Path, partitions: u32, n: usize) {
-    let mut w = mr::mapout::MapOutputWriter::create(path).unwrap();
+    let mut w = mr::data::mapout::MapOutputWriter::create(path).unwrap();
     for p in 0..partitions {
         w.start_partition();
         for i in 0..n {
@@ -198,7 +198,7 @@ fn map_output(path: &std::path::Path, partitions: u32, n: usize) {
 }
 
 fn read_all(path: &std::path::Path, partition: u32, partitions: u32) -> mr::Result<Vec<Vec<u8>>> {
-    let mut r = mr::mapout::SegmentReader::open(path, partition, partitions)?;
+    let mut r = mr::data::mapout::SegmentReader::open(path, partition, partitions)?;
     let (mut k, mut v) = (Vec::new(), Vec::new());
     let mut keys = Vec::new();
     while r.next_into(&mut k, &mut v)? {
@@ -213,11 +213,11 @@ async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
     let file = dir.path("map-3-1.out");
     // Big enough for several chunks.
     map_output(&file, 3, 40_000);
-    let outputs = mr::shuffle::Outputs::default();
+    let outputs = mr::net::shuffle::Outputs::default();
     outputs.insert(3, 1, file.clone());
-    let token = mr::rpc::Token::new("t").unwrap();
-    let service = pb::shuffle_server::ShuffleServer::new(mr::shuffle::ShuffleServer::new(outputs, 3));
-    let service = mr::rpc::check_token(service, token.clone());
+    let token = mr::net::rpc::Token::new("t").unwrap();
+    let service = pb::shuffle_server::ShuffleServer::new(mr::net::shuffle::ShuffleServer::new(outputs, 3));
+    let service = mr::net::rpc::check_token(service, token.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
@@ -225,7 +225,7 @@ async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
         tokio_stream::wrappers::TcpListenerStream::new(listener),
         stop.clone().cancelled_owned(),
     ));
-    let location = |map_task, attempt| mr::shuffle::Location {
+    let location = |map_task, attempt| mr::types::MapOutputLocation {
         map_task,
         attempt,
         host: "elsewhere".into(),
@@ -238,32 +238,32 @@ async fn the_shuffle_service_streams_a_partition_by_task_and_attempt_only() {
     let count = |n: u64| {
         bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     };
-    mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, None, &count).await.unwrap();
+    mr::net::shuffle::fetch(&location(3, 1), 1, &dest, &token, None, &count).await.unwrap();
     let expected = read_all(&file, 1, 3).unwrap();
     assert_eq!(read_all(&dest, 0, 1).unwrap(), expected);
     assert_eq!(bytes.into_inner(), std::fs::metadata(&dest).unwrap().len() - 28 - 12);
 
     // Unknown attempt, or a wrong token: not served.
-    let err = mr::shuffle::fetch(&location(3, 0), 1, &dest, &token, None, &|_| {}).await.unwrap_err();
+    let err = mr::net::shuffle::fetch(&location(3, 0), 1, &dest, &token, None, &|_| {}).await.unwrap_err();
     assert!(matches!(err, mr::Error::LostMapOutput { map_task: 3, attempt: 0, .. }), "{err}");
     assert!(err.to_string().contains("no output of map task 3 attempt 0"), "{err}");
-    let wrong = mr::rpc::Token::new("x").unwrap();
-    let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &wrong, None, &|_| {}).await.unwrap_err();
+    let wrong = mr::net::rpc::Token::new("x").unwrap();
+    let err = mr::net::shuffle::fetch(&location(3, 1), 1, &dest, &wrong, None, &|_| {}).await.unwrap_err();
     assert!(matches!(err, mr::Error::Unauthenticated { .. }), "{err}");
 
     // A corrupt byte on the server's disk is caught by the segment checksum after the copy.
     let mut raw = std::fs::read(&file).unwrap();
-    let segments = mr::mapout::read_index(&file, 3).unwrap();
+    let segments = mr::data::mapout::read_index(&file, 3).unwrap();
     raw[segments[2].offset as usize + 100] ^= 0x01;
     std::fs::write(&file, raw).unwrap();
-    mr::shuffle::fetch(&location(3, 1), 2, &dest, &token, None, &|_| {}).await.unwrap();
+    mr::net::shuffle::fetch(&location(3, 1), 2, &dest, &token, None, &|_| {}).await.unwrap();
     let err = read_all(&dest, 0, 1).unwrap_err();
     assert!(matches!(err, mr::Error::CorruptMapOutput { .. }), "{err}");
 
     stop.cancel();
     server.await.unwrap().unwrap();
     // A server that is gone: the output is reported lost after the retries.
-    let err = mr::shuffle::fetch(&location(3, 1), 1, &dest, &token, None, &|_| {}).await.unwrap_err();
+    let err = mr::net::shuffle::fetch(&location(3, 1), 1, &dest, &token, None, &|_| {}).await.unwrap_err();
     assert!(matches!(err, mr::Error::LostMapOutput { .. }), "{err}");
     assert!(err.to_string().contains("4 tries"), "{err}");
 }
@@ -273,8 +273,8 @@ async fn a_fetch_is_tried_4_times_over_about_2_seconds() {
     let dir = Dir::new();
     let file = dir.path("map-0-0.out");
     map_output(&file, 2, 100);
-    let token = mr::rpc::Token::new("t").unwrap();
-    let location = |port: u16| mr::shuffle::Location {
+    let token = mr::net::rpc::Token::new("t").unwrap();
+    let location = |port: u16| mr::types::MapOutputLocation {
         map_task: 0,
         attempt: 0,
         host: "elsewhere".into(),
@@ -296,7 +296,7 @@ async fn a_fetch_is_tried_4_times_over_about_2_seconds() {
         }
     });
     let start = Instant::now();
-    let err = mr::shuffle::fetch(&location(port), 1, &dir.path("a.out"), &token, None, &|_| {}).await.unwrap_err();
+    let err = mr::net::shuffle::fetch(&location(port), 1, &dir.path("a.out"), &token, None, &|_| {}).await.unwrap_err();
     let elapsed = start.elapsed();
     assert!(matches!(err, mr::Error::LostMapOutput { .. }) && err.to_string().contains("(4 tries)"), "{err}");
     let times = accepted.lock().unwrap().clone();
@@ -316,7 +316,7 @@ async fn a_fetch_is_tried_4_times_over_about_2_seconds() {
 
     // A server that comes up 600 ms late: a later try gets the partition.
     let port = crate::cluster::free_port();
-    let outputs = mr::shuffle::Outputs::default();
+    let outputs = mr::net::shuffle::Outputs::default();
     outputs.insert(0, 0, file.clone());
     let stop = CancellationToken::new();
     let server = {
@@ -324,8 +324,8 @@ async fn a_fetch_is_tried_4_times_over_about_2_seconds() {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(600)).await;
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-            let service = pb::shuffle_server::ShuffleServer::new(mr::shuffle::ShuffleServer::new(outputs, 2));
-            let service = mr::rpc::check_token(service, token_of("t"));
+            let service = pb::shuffle_server::ShuffleServer::new(mr::net::shuffle::ShuffleServer::new(outputs, 2));
+            let service = mr::net::rpc::check_token(service, token_of("t"));
             tonic::transport::Server::builder()
                 .add_service(service)
                 .serve_with_incoming_shutdown(
@@ -336,13 +336,13 @@ async fn a_fetch_is_tried_4_times_over_about_2_seconds() {
         })
     };
     let start = Instant::now();
-    mr::shuffle::fetch(&location(port), 1, &dir.path("b.out"), &token, None, &|_| {}).await.unwrap();
+    mr::net::shuffle::fetch(&location(port), 1, &dir.path("b.out"), &token, None, &|_| {}).await.unwrap();
     assert!(start.elapsed() >= Duration::from_millis(600), "fetched before the server was up");
     assert_eq!(read_all(&dir.path("b.out"), 0, 1).unwrap(), read_all(&file, 1, 2).unwrap());
     stop.cancel();
     server.await.unwrap().unwrap();
 }
 
-fn token_of(token: &str) -> mr::rpc::Token {
-    mr::rpc::Token::new(token).unwrap()
+fn token_of(token: &str) -> mr::net::rpc::Token {
+    mr::net::rpc::Token::new(token).unwrap()
 }

@@ -7,8 +7,8 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mr::coordinator::{Coordinator, CoordinatorConfig};
-use mr::rpc::pb;
+use mr::control::coordinator::{Coordinator, CoordinatorConfig};
+use mr::net::rpc::pb;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use rcgen::{KeyUsagePurpose, SanType};
 use tokio_util::sync::CancellationToken;
@@ -56,8 +56,8 @@ impl Certs {
         vec![OsStr::new("--tls-cert"), cert, OsStr::new("--tls-key"), key, OsStr::new("--tls-ca"), ca]
     }
 
-    pub fn load(&self) -> mr::rpc::Tls {
-        mr::rpc::Tls::load(Some(&self.cert), Some(&self.key), Some(&self.ca)).unwrap().unwrap()
+    pub fn load(&self) -> mr::net::rpc::Tls {
+        mr::net::rpc::Tls::load(Some(&self.cert), Some(&self.key), Some(&self.ca)).unwrap().unwrap()
     }
 }
 
@@ -198,12 +198,12 @@ fn missing_garbled_or_mismatched_tls_files_are_named() {
     assert!(err.contains("--tls-ca missing"), "{err}");
 }
 
-fn config(dir: &Dir, tls: mr::rpc::Tls) -> CoordinatorConfig {
+fn config(dir: &Dir, tls: mr::net::rpc::Tls) -> CoordinatorConfig {
     CoordinatorConfig {
         state: vec![("k".into(), b"v".to_vec())],
-        token: mr::rpc::Token::new("right").unwrap(),
+        token: mr::net::rpc::Token::new("right").unwrap(),
         tls: Some(tls),
-        ..coordinator_config(dir, vec![mr::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)])
+        ..coordinator_config(dir, vec![mr::data::input::Split::single(dir.write("in.txt", "a\n"), 0, 2)])
     }
 }
 
@@ -221,8 +221,8 @@ async fn tls_servers_require_a_client_certificate_and_the_token() {
     let channel = mr::worker::connect(&url, Duration::from_secs(5), Some(&tls)).await.unwrap();
     let get = pb::GetStateRequest { keys: vec!["k".into()] };
     for (token, accepted) in [("wrong", false), ("right", true)] {
-        let token = mr::rpc::Token::new(token).unwrap();
-        let mut state = pb::state_client::StateClient::new(mr::rpc::authenticated(channel.clone(), token));
+        let token = mr::net::rpc::Token::new(token).unwrap();
+        let mut state = pb::state_client::StateClient::new(mr::net::rpc::authenticated(channel.clone(), token));
         let got = state.get_state(get.clone()).await;
         if accepted {
             assert_eq!(got.unwrap().into_inner().values[0].value, b"v");
@@ -236,12 +236,12 @@ async fn tls_servers_require_a_client_certificate_and_the_token() {
     let anonymous = tonic::transport::ClientTlsConfig::new().ca_certificate(ca).domain_name("127.0.0.1");
     let endpoint = tonic::transport::Endpoint::from_shared(url.clone()).unwrap().tls_config(anonymous).unwrap();
     let refused = match endpoint.connect().await {
-        Err(e) => mr::rpc::tls_failure(&e),
+        Err(e) => mr::net::rpc::tls_failure(&e),
         Ok(channel) => {
-            let token = mr::rpc::Token::new("right").unwrap();
-            let mut state = pb::state_client::StateClient::new(mr::rpc::authenticated(channel, token));
+            let token = mr::net::rpc::Token::new("right").unwrap();
+            let mut state = pb::state_client::StateClient::new(mr::net::rpc::authenticated(channel, token));
             let status = state.get_state(get.clone()).await.unwrap_err();
-            mr::rpc::tls_failure(&status).or(Some(status.to_string()))
+            mr::net::rpc::tls_failure(&status).or(Some(status.to_string()))
         }
     };
     let refused = refused.unwrap();

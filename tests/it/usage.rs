@@ -161,6 +161,6 @@ fn json_prints_a_summary_on_success_failure_and_interruption() {
     let interrupted = valid_summary(&validator, &stdout);
     assert_eq!((interrupted["succeeded"].as_bool(), interrupted["interrupted"].as_bool()), (Some(false), Some(true)));
     assert!(interrupted["error"].as_str().unwrap().contains("--resume"), "{interrupted}");
-    let kept: PathBuf = mr::journal::path_for(&dir.path("interrupted"));
+    let kept: PathBuf = mr::control::journal::path_for(&dir.path("interrupted"));
     assert!(kept.exists(), "the interrupted job's journal is gone");
 }

@@ -541,18 +541,8 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
     loop {
         tokio::select! {
             _ = ended.wait_for(|&e| e) => return Ok(()),
-            // Workers are killed before the job is aborted: told that the job is over, a worker
-            // would remove its directory, and with it map outputs that a resume reads.
-            _ = interrupt.recv() => {
-                supervisor.kill_all(Signal::SIGKILL);
-                coordinator.abort("interrupted");
-                return Err(Error::Interrupted);
-            }
-            _ = terminate.recv() => {
-                supervisor.kill_all(Signal::SIGKILL);
-                coordinator.abort("terminated");
-                return Err(Error::Interrupted);
-            }
+            _ = interrupt.recv() => return Err(interrupted(coordinator, supervisor, "interrupted")),
+            _ = terminate.recv() => return Err(interrupted(coordinator, supervisor, "terminated")),
             Some((pid, status)) = supervisor.exits.recv() => {
                 supervisor.exited(pid, status, coordinator.now());
                 if coordinator.has_ended() {
@@ -574,6 +564,19 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
             }
         }
     }
+}
+
+/// Stops an interrupted job. With a journal (a local output), the workers are killed before
+/// the job is aborted: told that the job is over, a worker would remove its directory, and
+/// with it map outputs that a resume reads. An object-store output keeps no journal: its
+/// workers hear of the abort first, as they always did.
+fn interrupted(coordinator: &Coordinator, supervisor: &Supervisor, reason: &str) -> Error {
+    let journaled = !crate::data::storage::is_url(&coordinator.config().output_dir);
+    if journaled {
+        supervisor.kill_all(Signal::SIGKILL);
+    }
+    coordinator.abort(reason);
+    Error::Interrupted
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal> {

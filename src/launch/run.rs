@@ -483,7 +483,9 @@ fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
     }
     // A file's name as jobs see it is part of the output (grep, index): it must not change.
     let text = |p: &std::path::Path| crate::data::input::path_text(p).into_owned();
-    let splits: Vec<Vec<(String, String, u64, u64, u64)>> = plan
+    // (path, name, start, end, first line) of each range.
+    type Range = (String, String, u64, u64, u64);
+    let splits: Vec<Vec<Range>> = plan
         .splits
         .iter()
         .map(|s| s.ranges.iter().map(|r| (text(&r.path), text(r.name()), r.start, r.end, r.first_line)).collect())

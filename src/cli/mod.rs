@@ -438,10 +438,9 @@ const SUPERVISED_LOST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 enum GenCommand {
-    /// Word-search test data, as the word-search benchmark of the system `mr` was modelled on
-    /// uses it: strings.txt, random lowercase strings one per line, and targets.txt, random
-    /// lowercase target words (`mr run word-search --input strings.txt --targets
-    /// targets.txt`).
+    /// Data for the word-search job and its benchmark: strings.txt, random lowercase strings
+    /// one per line, and targets.txt, random lowercase target words (`mr run word-search
+    /// --input strings.txt --targets targets.txt` counts, for each target, the lines that contain it).
     WordSearch {
         /// Directory to write strings.txt and targets.txt into (--out is an alias).
         #[arg(short, long = "output", visible_alias = "out", value_name = "DIR")]

@@ -14,7 +14,10 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{JobArgs, JobRecord, LogFormat, Mode, execute, local_workers, request, usage, write_history};
+use super::{
+    JobArgs, JobRecord, LogFormat, Mode, check_workers, command_line, execute, local_workers, request, usage,
+    write_history, write_history_value,
+};
 use crate::control::plan::{self, JobRequest, OutputDir};
 use crate::data::compression::OutputCompression;
 use crate::data::input::InputFormat;
@@ -58,7 +61,8 @@ pub(super) fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     check(args, mode)?;
-    let base = request(args, job, job_args.clone(), false, registry)?;
+    let base = request(args, job, job_args.clone(), None, registry)?;
+    check_workers(args, mode)?;
     if crate::data::storage::is_url(&base.output) {
         return Err(usage(
             "--steps keeps each step's output under OUT/_temporary until the last step commits: give a local --output \
@@ -93,10 +97,13 @@ pub(super) fn run(
         match report {
             Ok(report) => reports.push(report),
             Err(e) => {
-                // A step that refused to resume touched nothing: neither does the job.
-                if let (Some(out), Some(Error::JournalMismatch { .. } | Error::Journal { .. })) =
-                    (output.as_mut(), e.downcast_ref::<Error>())
-                {
+                // A step that refused to resume touched nothing, and one interrupted with a
+                // journal is kept for --resume: the job's output is left as it is.
+                let keep = matches!(
+                    e.downcast_ref::<Error>(),
+                    Some(Error::JournalMismatch { .. } | Error::Journal { .. } | Error::InterruptedResumable(_))
+                );
+                if let (true, Some(out)) = (keep, output.as_mut()) {
                     out.leave_alone();
                 }
                 return Err(e.context(format!("step {} of {}", i + 1, steps.len())));
@@ -209,7 +216,16 @@ impl Runner<'_> {
         let record = serde_json::to_value(&record)?;
         let plan_output = plan.output.path().to_path_buf();
         let tls = if local { None } else { self.args.security.tls()? };
-        let summary = execute(self.args, self.job, plan, self.registry, self.log_format, self.mode, tls)?;
+        let mut failed = None;
+        let summary = execute(
+            self.args,
+            (self.job, plan),
+            self.registry,
+            (self.log_format, self.mode),
+            tls,
+            &record,
+            &mut failed,
+        )?;
         if !last {
             // What a resumed run reports of the step: a step committed without it is reported
             // as committed, with no numbers.
@@ -258,11 +274,14 @@ fn finish(
         job: job.to_string(),
         mode: if mode == (Mode::Run { local: true }) { "local" } else { "distributed" },
         succeeded: true,
+        interrupted: false,
+        error: None,
         output: output_text,
         wall_ms: started.elapsed().as_millis() as u64,
         steps: reports,
     };
-    if let Err(e) = write_history(&output, config, &summary) {
+    let history = serde_json::json!({ "command": command_line(), "config": config, "summary": &summary });
+    if let Err(e) = write_history_value(&output, &history) {
         eprintln!("mr: warning: the job committed, but {e:#}");
     }
     if args.format.json {

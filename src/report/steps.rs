@@ -48,6 +48,11 @@ pub struct StepsSummary {
     pub mode: &'static str,
     /// True when the last step's output committed.
     pub succeeded: bool,
+    /// True when SIGINT or SIGTERM stopped the job (a summary is printed only for a job that
+    /// committed: false).
+    pub interrupted: bool,
+    /// Why the job did not commit (none: it committed).
+    pub error: Option<String>,
     /// The job's output directory: the last step's output.
     pub output: String,
     /// This run, from planning to the last commit.

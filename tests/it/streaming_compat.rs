@@ -688,6 +688,11 @@ fn mrjob_most_used_word_runs_with_steps_as_one_command() {
     assert!(!expected.is_empty() && sorted_lines(&out) == expected, "differs from mrjob's inline runner");
 
     let summary = crate::harness::summary(&json);
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/summary.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap();
+    let errors: Vec<String> =
+        jsonschema::validator_for(&schema).unwrap().iter_errors(&summary).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "not as docs/summary.schema.json says: {errors:?}");
     let steps = summary["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2, "{summary}");
     assert!(steps.iter().all(|s| s["summary"]["succeeded"] == true && s["earlier_run"] == false), "{summary}");

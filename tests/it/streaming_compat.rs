@@ -704,7 +704,8 @@ fn mrjob_most_used_word_runs_with_steps_as_one_command() {
     let history: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_job.json")).unwrap()).unwrap();
     assert_eq!(history["config"]["steps"], 2);
     assert!(history["config"]["args"].to_string().contains("--steps"), "{history}");
-    assert_eq!(history["summary"]["steps"][1]["config"]["reduce_tasks"], 2);
+    let reduces = &history["summary"]["steps"][1]["config"]["reduce_tasks"];
+    assert!(reduces.as_u64().is_some_and(|r| r >= 1) && *reduces == steps[1]["summary"]["reduce"]["tasks"]);
     assert!(!out.join("_temporary").exists(), "the steps' outputs outlived the commit");
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");

@@ -726,13 +726,19 @@ mod tests {
     /// The values a model expects for a key, from the values emitted for it.
     type ValuesOf = dyn Fn(&[u64]) -> Vec<Vec<u8>>;
 
-    /// Emits `pairs` into a fresh buffer of `job`, writes it, and reads every partition back.
+    /// Emits `pairs` into a fresh buffer of `job` (as bytes and as short keys), writes it, and
+    /// reads every partition back.
     fn round_trip(job: &Test, pairs: &[(Vec<u8>, Vec<u8>)], partitions: u32) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
         let mut buffer = MapBuffer::new(job, partitions, u64::MAX);
-        for (k, v) in pairs {
-            buffer.emit(job, k, v);
+        // Every other pair whose key fits is emitted as a `ShortKey`: both forms of a key
+        // must be one key.
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            match ShortKey::new(k) {
+                Some(short) if i % 2 == 0 => buffer.emit_short(job, short, v),
+                _ => buffer.emit(job, k, v),
+            }
         }
         let mut counters = TaskCounters::default();
         buffer.write_sorted(job, &path, &mut counters, &mut UserCounters::new()).unwrap();
@@ -798,6 +804,8 @@ mod tests {
             for b in keys {
                 assert_eq!(a == b, a.len() == b.len() && key_words(a) == key_words(b), "{a:?} {b:?}");
             }
+            // The table's words of a key are its short key's.
+            assert_eq!(ShortKey::new(a).map(|k| k.words()), Some(key_words(a)));
         }
     }
 

@@ -77,7 +77,7 @@ impl MapContext<'_> {
     /// # use mr::job::{MapContext, ShortKey};
     /// fn emit_letters(word: &[u8], ctx: &mut MapContext<'_>) {
     ///     // The word's first two letters as the key, built as an integer.
-    ///     let prefix = word.iter().take(2).rev().fold(0u64, |k, &b| k << 8 | u64::from(b));
+    ///     let prefix = word.iter().take(2).rev().fold(0u64, |k, &b| (k << 8) | u64::from(b));
     ///     ctx.emit_short(ShortKey::from_words([prefix, 0], word.len().min(2)), b"x");
     /// }
     /// ```

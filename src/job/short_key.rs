@@ -102,7 +102,7 @@ pub(crate) fn padded_words(key: &[u8]) -> [u64; 2] {
         [load8(0), hi]
     } else if n >= 4 {
         // The two 4-byte loads overlap on equal bytes.
-        [load4(0) | load4(n - 4) << (8 * (n - 4)), 0]
+        [load4(0) | (load4(n - 4) << (8 * (n - 4))), 0]
     } else if n > 0 {
         let b = |i: usize| u64::from(key[i]) << (8 * i);
         [b(0) | b(n / 2) | b(n - 1), 0]

@@ -137,7 +137,7 @@ fn load(bytes: &[u8], i: usize) -> u64 {
 #[inline(never)]
 fn short_load(bytes: &[u8], i: usize) -> u64 {
     let rest = bytes.get(i..).unwrap_or_default();
-    rest.iter().rev().fold(0, |v, &b| v << 8 | u64::from(b))
+    rest.iter().rev().fold(0, |v, &b| (v << 8) | u64::from(b))
 }
 
 /// Of 8 bytes: the high bit of each one that is an ASCII letter, and each one lowercased if it
@@ -145,7 +145,7 @@ fn short_load(bytes: &[u8], i: usize) -> u64 {
 /// byte carries into the next; a letter ORed with 0x20 is its lowercase.
 #[inline(always)]
 fn letters(x: u64) -> (u64, u64) {
-    let lower = (x | 0x20 * ONES) & (0x7f * ONES);
+    let lower = (x | (0x20 * ONES)) & (0x7f * ONES);
     let from_a = lower + (0x80 - u64::from(b'a')) * ONES;
     let past_z = lower + (0x80 - u64::from(b'z') - 1) * ONES;
     (from_a & !past_z & !x & HIGH, lower)

@@ -1,6 +1,7 @@
 //! The public Job API: what a job's map, combine and reduce functions see.
 
 use crate::error::{Error, Result};
+use crate::job::ShortKey;
 use crate::types::{UserCounters, add_counter};
 
 /// One input record and where it comes from.
@@ -64,6 +65,25 @@ impl MapContext<'_> {
     #[inline]
     pub fn emit(&mut self, key: &[u8], value: &[u8]) {
         self.sink.emit(self.job, key, value);
+    }
+
+    /// Emits one intermediate pair whose key is a [`ShortKey`]: the same pair as
+    /// `emit(key.bytes().as_slice(), value)`, but a map that builds its keys as integers (a
+    /// tokenizer that assembles each word's bytes as it scans them) hands them over as they
+    /// are. With a combiner, a key already in the map buffer is found by comparing two
+    /// integers and a length, and the key's bytes are never read again.
+    ///
+    /// ```
+    /// # use mr::job::{MapContext, ShortKey};
+    /// fn emit_letters(word: &[u8], ctx: &mut MapContext<'_>) {
+    ///     // The word's first two letters as the key, built as an integer.
+    ///     let prefix = word.iter().take(2).rev().fold(0u64, |k, &b| (k << 8) | u64::from(b));
+    ///     ctx.emit_short(ShortKey::from_words([prefix, 0], word.len().min(2)), b"x");
+    /// }
+    /// ```
+    #[inline]
+    pub fn emit_short(&mut self, key: ShortKey, value: &[u8]) {
+        self.sink.emit_short(self.job, key, value);
     }
 
     /// Emits one intermediate pair encoded by their codecs.

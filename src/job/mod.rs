@@ -8,6 +8,7 @@ pub(crate) mod buffer;
 mod grep;
 mod index;
 pub mod partition;
+mod short_key;
 mod sort;
 pub(crate) mod streaming;
 pub(crate) mod streaming_args;
@@ -30,12 +31,13 @@ pub use api::{
 pub(crate) use api::{Output, ValueSource};
 pub use grep::Grep;
 pub use index::InvertedIndex;
+pub use short_key::{ShortKey, ShortKeyBytes};
 pub use sort::Sort;
 pub use streaming::Streaming;
 pub use streaming_args::StreamingArgs;
 pub use word_search::WordSearch;
 pub(crate) use wordcount::add_count;
-pub use wordcount::{WordCount, for_each_word};
+pub use wordcount::{WordCount, WordSink, for_each_word, for_each_word_key};
 
 /// What the coordinator prepares for a job before its tasks run: the entries it puts in the
 /// shared state store, which workers read when they build the job.

@@ -12,7 +12,8 @@ pub(crate) use append::AppendBuffer;
 
 use crate::data::mapout::MapOutputWriter;
 use crate::error::{Error, Result};
-use crate::job::{Job, SortedPairs, UserCounters, ValueSource, Values, guarded};
+use crate::job::short_key::padded_words;
+use crate::job::{Job, ShortKey, SortedPairs, UserCounters, ValueSource, Values, guarded};
 use crate::types::TaskCounters;
 
 /// The buffer of a map task: one per job kind, chosen once, so `emit` branches on a value that
@@ -70,6 +71,16 @@ impl MapBuffer {
             MapBuffer::Grouped(b) => b.emit(job, key, value),
             MapBuffer::Append(b) => b.emit(job, key, value),
             MapBuffer::Lines(l) => l.emit(key, value),
+        }
+    }
+
+    /// Adds a pair whose key is a [`ShortKey`].
+    #[inline(always)]
+    pub(crate) fn emit_short(&mut self, job: &dyn Job, key: ShortKey, value: &[u8]) {
+        match self {
+            MapBuffer::Grouped(b) => b.emit_short(job, key, value),
+            MapBuffer::Append(b) => b.emit(job, key.bytes().as_slice(), value),
+            MapBuffer::Lines(l) => l.emit(key.bytes().as_slice(), value),
         }
     }
 
@@ -155,7 +166,6 @@ enum Mode {
 
 /// Keys of up to this many bytes are compared as two integers kept in their table entry.
 const INLINE: usize = 16;
-const NONE: u32 = u32::MAX;
 /// With the all-values combiner, a key's values are combined once it holds this many.
 const COMBINE_EVERY: u32 = 64;
 
@@ -190,17 +200,17 @@ pub(crate) struct SortBuffer {
     limit: usize,
 }
 
-/// A distinct key: `data[offset..][..key_len]`, and when folding its value right after it.
+/// A distinct key: `data[offset..][..key_len]`, and with a fold its value right after it.
 #[derive(Clone, Copy)]
 struct Entry {
     /// [`key_words`] of the key.
     words: [u64; 2],
     offset: usize,
     key_len: u32,
-    value_len: u32,
     partition: u32,
-    /// With the all-values combiner: the key's values, `locals[local]`.
-    local: u32,
+    /// By mode: the key's count (`Sum`), its value's length (`Fold`: the value is in the arena
+    /// right after the key), or the index of its values in `locals` (`AllValues`).
+    value: u64,
 }
 
 impl Entry {
@@ -215,9 +225,20 @@ impl Entry {
         &data[self.offset..self.offset + self.key_len as usize]
     }
 
+    /// With a fold: the length of the key's value.
+    fn value_len(&self) -> usize {
+        self.value as usize
+    }
+
+    /// With a fold: the key's value.
     fn value<'d>(&self, data: &'d [u8]) -> &'d [u8] {
         let start = self.offset + self.key_len as usize;
-        &data[start..start + self.value_len as usize]
+        &data[start..start + self.value_len()]
+    }
+
+    /// With the all-values combiner: the index of the key's values in `locals`.
+    fn local(&self) -> usize {
+        self.value as usize
     }
 }
 
@@ -232,8 +253,7 @@ struct KeyTable {
 }
 
 impl KeyTable {
-    const EMPTY_ENTRY: Entry =
-        Entry { words: [0, 0], offset: 0, key_len: EMPTY, value_len: 0, partition: 0, local: NONE };
+    const EMPTY_ENTRY: Entry = Entry { words: [0, 0], offset: 0, key_len: EMPTY, partition: 0, value: 0 };
 
     fn new() -> KeyTable {
         KeyTable { slots: vec![Self::EMPTY_ENTRY; 16], len: 0 }
@@ -256,6 +276,24 @@ impl KeyTable {
         }
     }
 
+    /// The slot of a short key (`Ok`), or the empty slot where it goes (`Err`): integers
+    /// compared, no arena read.
+    #[inline(always)]
+    fn find_short(&self, hash: u64, key: ShortKey) -> std::result::Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let e = &self.slots[i];
+            if e.key_len == EMPTY {
+                return Err(i);
+            }
+            if e.key_len as usize == key.len() && e.words == key.words() {
+                return Ok(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// Doubles the table, placing every entry again by `hash`.
     fn grow(&mut self, hash: impl Fn(&Entry) -> u64) {
         let doubled = vec![Self::EMPTY_ENTRY; self.slots.len() * 2];
@@ -271,38 +309,27 @@ impl KeyTable {
     }
 }
 
-/// Two integers that, with its length, identify a key of up to 16 bytes: its first and last 8
-/// bytes (overlapping when it is shorter than 16), its first and last 4, or, below 4 bytes, its
-/// first, middle and last byte. For a longer key: its first and last 8 bytes.
-#[inline]
+/// Two integers that, with its length, identify a key of up to 16 bytes: its bytes as
+/// [`ShortKey`] holds them (little-endian, zero-padded), so that a key emitted as bytes and
+/// the same key emitted as a [`ShortKey`] are one key. For a longer key: its first 16 bytes.
+#[inline(always)]
 fn key_words(key: &[u8]) -> [u64; 2] {
-    let n = key.len();
-    if n >= 8 {
-        let first = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
-        let last = u64::from_le_bytes(key[n - 8..].try_into().expect("8 bytes"));
-        [first, last]
-    } else if n >= 4 {
-        let first = u32::from_le_bytes(key[..4].try_into().expect("4 bytes"));
-        let last = u32::from_le_bytes(key[n - 4..].try_into().expect("4 bytes"));
-        [u64::from(first) | u64::from(last) << 32, 0]
-    } else if n > 0 {
-        [u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16, 0]
-    } else {
-        [0, 0]
-    }
+    padded_words(key)
 }
 
-/// The hash of a key: of its words and length up to `INLINE` bytes (a folded multiply, as
-/// foldhash's), of its bytes beyond.
+/// The hash of a key of up to `INLINE` bytes: of its words and length (a folded multiply, as
+/// foldhash's).
+#[inline(always)]
+fn short_hash(words: [u64; 2], len: usize) -> u64 {
+    let product =
+        u128::from(words[0] ^ 0x243f_6a88_85a3_08d3) * u128::from(words[1] ^ 0x1319_8a2e_0370_7344 ^ len as u64);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// The hash of a key: [`short_hash`] up to `INLINE` bytes, of its bytes beyond.
 #[inline]
 fn key_hash(key: &[u8], words: [u64; 2], long: &foldhash::fast::FixedState) -> u64 {
-    if key.len() <= INLINE {
-        let product = u128::from(words[0] ^ 0x243f_6a88_85a3_08d3)
-            * u128::from(words[1] ^ 0x1319_8a2e_0370_7344 ^ key.len() as u64);
-        (product as u64) ^ ((product >> 64) as u64)
-    } else {
-        std::hash::BuildHasher::hash_one(long, key)
-    }
+    if key.len() <= INLINE { short_hash(words, key.len()) } else { std::hash::BuildHasher::hash_one(long, key) }
 }
 
 /// A key's own values, with the all-values combiner.
@@ -374,38 +401,52 @@ impl SortBuffer {
     fn emit(&mut self, job: &dyn Job, key: &[u8], value: &[u8]) {
         let words = key_words(key);
         let hash = key_hash(key, words, &self.long);
-        let data = &self.data;
-        match self.table.find(hash, key, words, data) {
-            Ok(slot) if self.mode == Mode::Sum && self.table.slots[slot].value_len == 8 => {
-                let entry = self.table.slots[slot];
-                let Ok(value) = <[u8; 8]>::try_from(value) else {
-                    return self.combine_into(job, slot, key, value);
-                };
-                self.combine_input += 1;
-                let start = entry.offset + entry.key_len as usize;
-                if let Some(acc) = self.data.get_mut(start..start + 8).and_then(|a| <&mut [u8; 8]>::try_from(a).ok()) {
-                    *acc = u64::from_be_bytes(*acc).saturating_add(u64::from_be_bytes(value)).to_be_bytes();
-                }
-            }
+        match self.table.find(hash, key, words, &self.data) {
+            Ok(slot) if self.mode == Mode::Sum => self.add_count(slot, value),
             Ok(slot) => self.combine_into(job, slot, key, value),
             Err(slot) => self.insert(job, slot, words, key, value),
         }
     }
 
-    /// Gives `value` to the key of `entry`, present: folded into its value, or kept with its
-    /// values.
+    /// [`SortBuffer::emit`] of a short key: found by its integers, its bytes made only when it
+    /// is new.
+    #[inline(always)]
+    fn emit_short(&mut self, job: &dyn Job, key: ShortKey, value: &[u8]) {
+        let hash = short_hash(key.words(), key.len());
+        match self.table.find_short(hash, key) {
+            Ok(slot) if self.mode == Mode::Sum => self.add_count(slot, value),
+            Ok(slot) => self.combine_into(job, slot, key.bytes().as_slice(), value),
+            Err(slot) => self.insert(job, slot, key.words(), key.bytes().as_slice(), value),
+        }
+    }
+
+    /// Adds the count `value` (a `u64`, big-endian) to the count of the key in `slot`.
+    #[inline(always)]
+    fn add_count(&mut self, slot: usize, value: &[u8]) {
+        self.combine_input += 1;
+        match <[u8; 8]>::try_from(value) {
+            Ok(v) => {
+                let e = &mut self.table.slots[slot];
+                e.value = e.value.saturating_add(u64::from_be_bytes(v));
+            }
+            Err(_) => self.count_error(value),
+        }
+    }
+
+    /// Keeps the error of a count that is not 8 bytes long.
+    #[inline(never)]
+    fn count_error(&mut self, value: &[u8]) {
+        let e = Error::Job(format!("a count value has {} bytes, not 8", value.len()));
+        self.error.get_or_insert(e);
+    }
+
+    /// Gives `value` to the key of `entry`, present and folded or combined: folded into its
+    /// value, or kept with its values.
     #[inline(never)]
     fn combine_into(&mut self, job: &dyn Job, slot: usize, key: &[u8], value: &[u8]) {
         let entry = self.table.slots[slot];
         match self.mode {
-            Mode::Sum => {
-                self.combine_input += 1;
-                let start = entry.offset + entry.key_len as usize;
-                let acc = &mut self.data[start..start + entry.value_len as usize];
-                if let Err(e) = crate::job::add_count(acc, value) {
-                    self.error.get_or_insert(e);
-                }
-            }
+            Mode::Sum => self.add_count(slot, value),
             Mode::Fold => self.fold(job, slot, key, value),
             Mode::AllValues => self.push_local(job, entry, value),
         }
@@ -414,8 +455,7 @@ impl SortBuffer {
     /// Inserts a key not yet present, with its partition and its first value.
     #[inline(never)]
     fn insert(&mut self, job: &dyn Job, slot: usize, words: [u64; 2], key: &[u8], value: &[u8]) {
-        let folding = self.mode != Mode::AllValues;
-        let grow = key.len() + if folding { value.len() } else { 0 };
+        let grow = key.len() + if self.mode == Mode::Fold { value.len() } else { 0 };
         if self.data.capacity() - self.data.len() < grow {
             let free = self.free();
             make_room(&mut self.data, grow, free);
@@ -423,18 +463,28 @@ impl SortBuffer {
         let offset = self.data.len();
         self.data.extend_from_slice(key);
         let partition = job.partition(key, self.partitions).min(self.partitions - 1);
-        let mut entry = Entry { words, offset, key_len: key.len() as u32, value_len: 0, partition, local: NONE };
-        if folding {
-            // The key's first value is its accumulator, right after the key.
-            self.data.extend_from_slice(value);
-            entry.value_len = value.len() as u32;
-            self.combine_input += 1;
-        } else {
-            let mut values = Vec::new();
-            push_value(&mut values, value);
-            self.local_bytes += values.capacity();
-            self.locals.push(Local { values, count: 1, combine_at: COMBINE_EVERY });
-            entry.local = (self.locals.len() - 1) as u32;
+        let mut entry = Entry { words, offset, key_len: key.len() as u32, partition, value: 0 };
+        match self.mode {
+            Mode::Sum => {
+                self.combine_input += 1;
+                match <[u8; 8]>::try_from(value) {
+                    Ok(v) => entry.value = u64::from_be_bytes(v),
+                    Err(_) => self.count_error(value),
+                }
+            }
+            Mode::Fold => {
+                // The key's first value is its accumulator, right after the key.
+                self.data.extend_from_slice(value);
+                entry.value = value.len() as u64;
+                self.combine_input += 1;
+            }
+            Mode::AllValues => {
+                let mut values = Vec::new();
+                push_value(&mut values, value);
+                self.local_bytes += values.capacity();
+                self.locals.push(Local { values, count: 1, combine_at: COMBINE_EVERY });
+                entry.value = (self.locals.len() - 1) as u64;
+            }
         }
         self.records += 1;
         self.table.slots[slot] = entry;
@@ -451,7 +501,7 @@ impl SortBuffer {
     fn fold(&mut self, job: &dyn Job, slot: usize, key: &[u8], value: &[u8]) {
         let entry = self.table.slots[slot];
         let offset = entry.offset + entry.key_len as usize;
-        let len = entry.value_len as usize;
+        let len = entry.value_len();
         self.acc.clear();
         self.acc.extend_from_slice(&self.data[offset..offset + len]);
         if let Err(e) = job.fold(key, &mut self.acc, value) {
@@ -467,13 +517,13 @@ impl SortBuffer {
         self.data.extend_from_slice(&self.acc);
         let e = &mut self.table.slots[slot];
         e.offset = key_offset;
-        e.value_len = self.acc.len() as u32;
+        e.value = self.acc.len() as u64;
     }
 
     /// Adds a value to a key's own values, combining them when there are enough.
     fn push_local(&mut self, job: &dyn Job, entry: Entry, value: &[u8]) {
         self.records += 1;
-        let local = &mut self.locals[entry.local as usize];
+        let local = &mut self.locals[entry.local()];
         let before = local.values.capacity();
         push_value(&mut local.values, value);
         self.local_bytes += local.values.capacity() - before;
@@ -486,7 +536,7 @@ impl SortBuffer {
     /// Combines the values a key holds into fewer.
     fn combine_local(&mut self, job: &dyn Job, entry: Entry) {
         let key = entry.key(&self.data);
-        let local = std::mem::take(&mut self.locals[entry.local as usize].values);
+        let local = std::mem::take(&mut self.locals[entry.local()].values);
         self.local_bytes -= local.capacity();
         let mut combined = Vec::new();
         let mut count = 0;
@@ -501,7 +551,7 @@ impl SortBuffer {
         if let Err(e) = result {
             self.error.get_or_insert(e);
         }
-        let local = &mut self.locals[entry.local as usize];
+        let local = &mut self.locals[entry.local()];
         self.combine_input += u64::from(local.count);
         self.records = self.records - u64::from(local.count) + u64::from(count);
         self.local_bytes += combined.capacity();
@@ -558,7 +608,11 @@ impl SortBuffer {
         for p in 0..self.partitions {
             out.start_partition();
             while let Some(e) = keys.next_if(|e| e.partition == p) {
-                out.write(e.key(&self.data), e.value(&self.data))?;
+                if self.mode == Mode::Sum {
+                    out.write(e.key(&self.data), &e.value.to_be_bytes())?;
+                } else {
+                    out.write(e.key(&self.data), e.value(&self.data))?;
+                }
             }
         }
         Ok(self.records)
@@ -580,7 +634,7 @@ impl SortedPairs for SortedGroups<'_> {
         let buffer = self.buffer;
         let e = self.keys.get(self.next)?;
         self.next += 1;
-        self.local = LocalValues { rest: &buffer.locals[e.local as usize].values };
+        self.local = LocalValues { rest: &buffer.locals[e.local()].values };
         Some(e.key(&buffer.data))
     }
 
@@ -672,13 +726,19 @@ mod tests {
     /// The values a model expects for a key, from the values emitted for it.
     type ValuesOf = dyn Fn(&[u64]) -> Vec<Vec<u8>>;
 
-    /// Emits `pairs` into a fresh buffer of `job`, writes it, and reads every partition back.
+    /// Emits `pairs` into a fresh buffer of `job` (as bytes and as short keys), writes it, and
+    /// reads every partition back.
     fn round_trip(job: &Test, pairs: &[(Vec<u8>, Vec<u8>)], partitions: u32) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
         let mut buffer = MapBuffer::new(job, partitions, u64::MAX);
-        for (k, v) in pairs {
-            buffer.emit(job, k, v);
+        // Every other pair whose key fits is emitted as a `ShortKey`: both forms of a key
+        // must be one key.
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            match ShortKey::new(k) {
+                Some(short) if i % 2 == 0 => buffer.emit_short(job, short, v),
+                _ => buffer.emit(job, k, v),
+            }
         }
         let mut counters = TaskCounters::default();
         buffer.write_sorted(job, &path, &mut counters, &mut UserCounters::new()).unwrap();
@@ -744,6 +804,8 @@ mod tests {
             for b in keys {
                 assert_eq!(a == b, a.len() == b.len() && key_words(a) == key_words(b), "{a:?} {b:?}");
             }
+            // The table's words of a key are its short key's.
+            assert_eq!(ShortKey::new(a).map(|k| k.words()), Some(key_words(a)));
         }
     }
 

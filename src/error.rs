@@ -186,6 +186,23 @@ pub enum Error {
         difference: String,
     },
 
+    /// `--resume` with a journal that this build cannot read: written by another version of mr.
+    #[error(
+        "cannot resume into '{output}': its journal '{journal}' is in format {found}, written by another version of \
+         mr, and this build resumes format {expected} only; remove '{output}' and rerun without --resume, or rerun \
+         with --overwrite instead of --resume to replace it"
+    )]
+    JournalFormat {
+        /// The output directory.
+        output: PathBuf,
+        /// The journal file.
+        journal: PathBuf,
+        /// The format the journal is in.
+        found: u32,
+        /// The format this build reads.
+        expected: u32,
+    },
+
     /// `--resume` with nothing to resume.
     #[error("cannot resume into '{output}': {reason}")]
     NothingToResume {
@@ -450,6 +467,7 @@ impl Error {
                 | Error::JobArgs { .. }
                 | Error::TooManyWorkers { .. }
                 | Error::OverwriteForeign { .. }
+                | Error::JournalFormat { .. }
         )
     }
 

@@ -29,7 +29,7 @@ use crate::settings::{
 };
 use crate::tools::datagen;
 use crate::worker::WorkerOptions;
-use config::{FileConfig, LogFormat, WorkerFileConfig};
+use config::{FileConfig, LogFormat};
 
 /// A MapReduce engine: count, index, grep and sort files with worker processes.
 #[derive(Debug, Parser)]
@@ -492,44 +492,7 @@ enum GenCommand {
     },
 }
 
-/// Whether a flag or an environment variable set a setting; if not, the config file may.
-fn explicit(matches: &ArgMatches, id: &str) -> bool {
-    matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
-}
-
-/// Sets a setting from the config file, unless a flag or an environment variable set it.
-fn layer<T>(setting: &mut T, file: Option<T>, matches: &ArgMatches, id: &str) {
-    if let Some(value) = file
-        && !explicit(matches, id)
-    {
-        *setting = value;
-    }
-}
-
 impl JobArgs {
-    /// Takes from the config file the settings that no flag and no environment variable set.
-    fn layer_file(&mut self, file: &FileConfig, matches: &ArgMatches) {
-        let (r, t) = (&mut self.resources, &mut self.tolerance);
-        layer(&mut r.workers, file.workers.map(Some), matches, "workers");
-        layer(&mut r.reduce_tasks, file.reduce_tasks.map(Some), matches, "reduce_tasks");
-        layer(&mut r.split_size, file.split_size.map(Some), matches, "split_size");
-        layer(&mut r.sort_buffer, file.sort_buffer, matches, "sort_buffer");
-        layer(&mut r.merge_fan_in, file.merge_fan_in, matches, "merge_fan_in");
-        layer(&mut r.max_record_bytes, file.max_record_bytes, matches, "max_record_bytes");
-        layer(&mut self.addresses.listen, file.listen.clone().map(Some), matches, "listen");
-        layer(&mut self.addresses.http, file.http.clone().map(Some), matches, "http");
-        layer(&mut t.worker_timeout, file.worker_timeout, matches, "worker_timeout");
-        layer(&mut t.task_timeout, file.task_timeout, matches, "task_timeout");
-        layer(&mut t.max_attempts, file.max_attempts, matches, "max_attempts");
-        layer(&mut t.max_restarts, file.max_restarts, matches, "max_restarts");
-        layer(&mut t.speculative, file.speculative, matches, "speculative");
-        layer(&mut t.skip_bad_records, file.skip_bad_records, matches, "skip_bad_records");
-        layer(&mut t.verify_inputs, file.verify_inputs, matches, "verify_inputs");
-        layer(&mut self.io.input_format, file.input_format, matches, "input_format");
-        self.security.layer_file(&file.tls(), matches);
-        self.file_faults = file.faults;
-    }
-
     /// The faults to inject: the config file's, overridden for both phases by the `--inject-*`
     /// flags (or their variables).
     fn faults(&self) -> Faults {
@@ -557,24 +520,6 @@ impl Security {
     fn tls(&self) -> crate::Result<Option<crate::net::rpc::Tls>> {
         crate::net::rpc::Tls::load(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref())
     }
-
-    /// Takes the TLS files from the config file where no flag and no variable set them.
-    fn layer_file(&mut self, (cert, key, ca): &config::TlsFiles, matches: &ArgMatches) {
-        layer(&mut self.tls_cert, cert.clone().map(Some), matches, "tls_cert");
-        layer(&mut self.tls_key, key.clone().map(Some), matches, "tls_key");
-        layer(&mut self.tls_ca, ca.clone().map(Some), matches, "tls_ca");
-    }
-}
-
-impl WorkerArgs {
-    /// Takes from the config file's `[worker]` table the settings that no flag and no
-    /// environment variable set.
-    fn layer_file(&mut self, file: &WorkerFileConfig, matches: &ArgMatches) {
-        layer(&mut self.coordinator, file.coordinator.clone().map(Some), matches, "coordinator");
-        layer(&mut self.connect_timeout, file.connect_timeout, matches, "connect_timeout");
-        layer(&mut self.lost_timeout, file.lost_timeout, matches, "lost_timeout");
-        self.security.layer_file(&file.tls(), matches);
-    }
 }
 
 /// Entry point of the `mr` binary: the built-in jobs.
@@ -597,7 +542,8 @@ pub fn main_with(registry: Registry) -> ExitCode {
     if let Ok(exe) = std::env::current_exe() {
         crate::job::streaming::set_guard(exe);
     }
-    let result = configure(cli, &matches).and_then(|cli| dispatch(cli, &matches, registry));
+    let configured = configure(cli, matches, &registry, |command| parse_command_line(command, &registry));
+    let result = configured.and_then(|(cli, matches)| dispatch(cli, &matches, registry));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -709,26 +655,32 @@ fn token_on_command_line() -> bool {
     std::env::args_os().any(|a| a == "--token" || a.to_string_lossy().starts_with("--token="))
 }
 
-/// Layers the config file, if there is one, under the flags and environment variables.
-fn configure(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
-    let config = match &cli.command {
-        Command::Run(args) => args.job.file.config.as_deref(),
-        Command::Coordinator(args) => args.file.config.as_deref(),
-        Command::Worker(args) => args.file.config.as_deref(),
+/// Layers the config file, if there is one, under the flags and environment variables: its
+/// settings become the defaults of a new `mr` command, which `parse` parses the command line
+/// with again.
+fn configure(
+    cli: Cli,
+    matches: ArgMatches,
+    registry: &Registry,
+    parse: impl FnOnce(&mut clap::Command) -> ArgMatches,
+) -> anyhow::Result<(Cli, ArgMatches)> {
+    let path = match &cli.command {
+        Command::Run(args) => args.job.file.config.clone(),
+        Command::Coordinator(args) => args.file.config.clone(),
+        Command::Worker(args) => args.file.config.clone(),
         _ => None,
     };
-    let Some(path) = config else { return Ok(cli) };
-    let file = FileConfig::load(path)?;
-    layer(&mut cli.log_format, file.log_format, matches, "log_format");
-    if let Some((_, sub)) = matches.subcommand() {
-        match &mut cli.command {
-            Command::Run(args) => args.job.layer_file(&file, sub),
-            Command::Coordinator(args) => args.layer_file(&file, sub),
-            Command::Worker(args) => args.layer_file(&file.worker, sub),
-            _ => {}
-        }
+    let Some(path) = path else { return Ok((cli, matches)) };
+    let file = FileConfig::load(&path, &command(registry))?;
+    let mut command = file.layer(command(registry));
+    let matches = parse(&mut command);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    match &mut cli.command {
+        Command::Run(args) => args.job.file_faults = file.faults,
+        Command::Coordinator(args) => args.file_faults = file.faults,
+        _ => {}
     }
-    Ok(cli)
+    Ok((cli, matches))
 }
 
 fn dispatch(cli: Cli, matches: &ArgMatches, registry: Registry) -> anyhow::Result<()> {
@@ -1481,8 +1433,10 @@ mod tests {
     use super::*;
 
     fn resolve(argv: &[&str]) -> Cli {
-        let matches = command(&Registry::builtin()).try_get_matches_from(argv).unwrap();
-        configure(Cli::from_arg_matches(&matches).unwrap(), &matches).unwrap()
+        let registry = Registry::builtin();
+        let matches = command(&registry).try_get_matches_from(argv).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        configure(cli, matches, &registry, |c| c.try_get_matches_from_mut(argv).unwrap()).unwrap().0
     }
 
     /// Every setting of `mr run`, resolved, for comparisons.

@@ -40,6 +40,11 @@ const INCARNATION: &str = "incarnation";
 const WORK_DIR: &str = "work_dir";
 const OUTPUT_CREATED: &str = "output_created";
 const LOGS: &str = "logs";
+const FORMAT: &str = "format";
+
+/// The journal's format, in its `meta` table under `format`: a build resumes only a journal of
+/// its own format. Journals without the key are format 1 (map outputs as JSON strings).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Where the journal of a job writing to `output` lives.
 pub fn path_for(output: &Path) -> PathBuf {
@@ -56,11 +61,13 @@ pub const LOGS_PREFIX: &str = "mr-logs-";
 /// before it committed left in `TMPDIR` (its workers' map outputs, their logs), when the job
 /// is not resumed but replaced (`--overwrite`). A directory is removed only if it looks like
 /// one `mr` made: a directory (not a symbolic link) whose name has the expected prefix, owned
-/// by this user; any other path is left alone. Returns the directories removed.
+/// by this user; any other path is left alone. Returns the directories removed. It reads only
+/// the two names, which every format of the journal holds.
 pub fn remove_directories(path: &Path) -> Result<Vec<PathBuf>> {
-    let recovered = Journal::inspect(path)?;
+    let db = Database::open(path).map_err(|e| failed(path, "cannot open it")(e.into()))?;
+    let (work_dir, logs) = read_directories(&db).map_err(failed(path, "cannot read it"))?;
     let mut removed = Vec::new();
-    for (dir, prefix) in [(recovered.work_dir, WORK_DIR_PREFIX), (recovered.logs, LOGS_PREFIX)] {
+    for (dir, prefix) in [(work_dir, WORK_DIR_PREFIX), (logs, LOGS_PREFIX)] {
         let Some(dir) = dir else { continue };
         if !made_by_mr(&dir, prefix) {
             tracing::debug!(dir = %dir.display(), "not a directory of mr's own: left alone");
@@ -165,13 +172,17 @@ pub struct Journal {
 /// Opens an existing journal; one that another coordinator holds open is an error saying that
 /// its job is still running.
 fn open_existing(path: &Path) -> Result<Database> {
-    match Database::open(path) {
-        Ok(db) => Ok(db),
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Journal {
+    Database::open(path).map_err(|e| open_failed(path, e))
+}
+
+/// Why a journal cannot be opened; one that another coordinator holds open is still running.
+fn open_failed(path: &Path, e: redb::DatabaseError) -> Error {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::Journal {
             path: path.to_path_buf(),
             reason: "another coordinator has it open: that job is still running".into(),
-        }),
-        Err(e) => Err(failed(path, "cannot open it")(e.into())),
+        },
+        e => failed(path, "cannot open it")(e.into()),
     }
 }
 fn failed(path: &Path, what: &str) -> impl Fn(redb::Error) -> Error {
@@ -213,6 +224,7 @@ impl Journal {
             let tx = db.begin_write()?;
             {
                 let mut meta = tx.open_table(META)?;
+                meta.insert(FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 meta.insert(IDENTITY, identity.as_slice())?;
                 meta.insert(INCARNATION, 0u64.to_le_bytes().as_slice())?;
                 meta.insert(WORK_DIR, work_dir.as_os_str().as_encoded_bytes())?;
@@ -232,6 +244,7 @@ impl Journal {
     /// `identity`, counts one more incarnation, and returns what it holds.
     pub fn resume(path: &Path, identity: &Identity) -> Result<(Journal, Recovered)> {
         let db = open_existing(path)?;
+        check_format(&db, path)?;
         let mut recovered = read(&db, path)?;
         let journaled = read_identity(&db, path)?;
         if let Some(difference) = journaled.difference(identity) {
@@ -249,15 +262,26 @@ impl Journal {
         Ok((Journal::start(path, db), recovered))
     }
 
-    /// The job that the journal at `path` belongs to, read without changing anything.
+    /// The job that the journal at `path` belongs to, read without changing anything. A
+    /// journal of another format than this build's is [`Error::JournalFormat`].
+    /// The file is opened read-only, so it is left as it is, unless a crash left it to be
+    /// repaired (then it is opened to be written, which repairs it).
     pub fn identity(path: &Path) -> Result<Identity> {
-        let db = open_existing(path)?;
-        read_identity(&db, path)
+        let identity = |db: &dyn ReadableDatabase| {
+            check_format(db, path)?;
+            read_identity(db, path)
+        };
+        match redb::ReadOnlyDatabase::open(path) {
+            Ok(db) => identity(&db),
+            Err(redb::DatabaseError::RepairAborted) => identity(&open_existing(path)?),
+            Err(e) => Err(open_failed(path, e)),
+        }
     }
 
     /// Reads a journal without changing it (e.g. one left by a killed coordinator).
     pub fn inspect(path: &Path) -> Result<Recovered> {
         let db = Database::open(path).map_err(|e| failed(path, "cannot open it")(e.into()))?;
+        check_format(&db, path)?;
         read(&db, path)
     }
 
@@ -354,7 +378,47 @@ fn write_batch(db: &Database, batch: &[Entry]) -> std::result::Result<(), redb::
     Ok(())
 }
 
-fn read_identity(db: &Database, path: &Path) -> Result<Identity> {
+/// The format a journal was written in: [`FORMAT_VERSION`] or an earlier one, 1 when it
+/// names none.
+fn read_format(db: &dyn ReadableDatabase, path: &Path) -> Result<u32> {
+    let read = || -> std::result::Result<Option<Vec<u8>>, redb::Error> {
+        let tx = db.begin_read()?;
+        Ok(tx.open_table(META)?.get(FORMAT)?.map(|v| v.value().to_vec()))
+    };
+    match read().map_err(failed(path, "cannot read it"))? {
+        None => Ok(1),
+        Some(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_le_bytes)
+            .map_err(|_| Error::Journal { path: path.to_path_buf(), reason: "its format is unreadable".into() }),
+    }
+}
+
+/// Refuses a journal of another format than this build's, naming the output directory.
+fn check_format(db: &dyn ReadableDatabase, path: &Path) -> Result<()> {
+    let found = read_format(db, path)?;
+    if found == FORMAT_VERSION {
+        return Ok(());
+    }
+    let output = path.parent().and_then(Path::parent).unwrap_or(path).to_path_buf();
+    Err(Error::JournalFormat { output, journal: path.to_path_buf(), found, expected: FORMAT_VERSION })
+}
+
+/// The work and log directories a journal names, in any format.
+fn read_directories(db: &Database) -> std::result::Result<(Option<PathBuf>, Option<PathBuf>), redb::Error> {
+    let tx = db.begin_read()?;
+    let meta = tx.open_table(META)?;
+    let path = |key: &str| -> std::result::Result<Option<PathBuf>, redb::Error> {
+        Ok(meta.get(key)?.map(|v| as_path(v.value().to_vec())))
+    };
+    Ok((path(WORK_DIR)?, path(LOGS)?))
+}
+
+/// A path written as its bytes (`as_encoded_bytes`), which on Unix are the bytes themselves.
+fn as_path(bytes: Vec<u8>) -> PathBuf {
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes))
+}
+
+fn read_identity(db: &dyn ReadableDatabase, path: &Path) -> Result<Identity> {
     let read = || -> std::result::Result<Option<Vec<u8>>, redb::Error> {
         let tx = db.begin_read()?;
         Ok(tx.open_table(META)?.get(IDENTITY)?.map(|v| v.value().to_vec()))
@@ -392,8 +456,6 @@ fn read(db: &Database, path: &Path) -> Result<Recovered> {
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
         .map(u64::from_le_bytes)
         .ok_or_else(|| corrupt("its incarnation"))?;
-    // Written as the path's bytes (`as_encoded_bytes`), which on Unix are the bytes themselves.
-    let as_path = |b: Vec<u8>| PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(b));
     let (work_dir, logs) = (work_dir.map(as_path), logs.map(as_path));
     let mut done = Vec::with_capacity(rows.len());
     for ((phase, index), bytes) in rows {
@@ -517,5 +579,43 @@ mod tests {
         std::fs::write(&path, b"not a database at all, just some text").unwrap();
         let err = Journal::resume(&path, &identity(1)).err().unwrap().to_string();
         assert!(err.contains("cannot open it"), "{err}");
+    }
+
+    /// A journal without a format (as builds before typed map outputs wrote them) or of
+    /// another format is refused, naming OUT, before anything is written to it.
+    #[test]
+    fn a_journal_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path());
+        let journal = Journal::create(&path, &identity(1), dir.path(), dir.path(), true).unwrap();
+        journal.close();
+        drop(journal);
+        assert_eq!(Journal::identity(&path).unwrap(), identity(1), "this build's format");
+        let set_format = |format: Option<u32>| {
+            let db = Database::open(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut meta = tx.open_table(META).unwrap();
+                match format {
+                    Some(f) => meta.insert(FORMAT, f.to_le_bytes().as_slice()).map(drop).unwrap(),
+                    None => meta.remove(FORMAT).map(drop).unwrap(),
+                }
+            }
+            tx.commit().unwrap();
+        };
+        for (format, found) in [(None, 1), (Some(3), 3)] {
+            set_format(format);
+            let err = Journal::identity(&path).unwrap_err();
+            assert!(err.is_usage(), "{err:?}");
+            assert!(matches!(err, Error::JournalFormat { found: f, expected: FORMAT_VERSION, .. } if f == found));
+            let text = err.to_string();
+            assert!(text.contains(&format!("cannot resume into '{}'", dir.path().display())), "{text}");
+            let err = Journal::resume(&path, &identity(1)).err().unwrap();
+            assert!(matches!(err, Error::JournalFormat { .. }), "{err:?}");
+            assert!(Journal::inspect(&path).is_err());
+        }
+        let db = Database::open(&path).unwrap();
+        let incarnation = read(&db, &path).unwrap().incarnation;
+        assert_eq!(incarnation, 0, "a refused resume counts no incarnation");
     }
 }

@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::coordinator::Coordinator;
-use crate::control::scheduler::{JobState, Outcome, TaskStatus};
+use crate::control::scheduler::{JobState, Outcome, Scheduler, TaskStatus};
+use crate::data::input::Split;
 use crate::error::{Error, Result};
 use crate::types::TaskCounters;
 use crate::types::{Millis, Phase};
@@ -171,6 +172,23 @@ pub fn snapshot(coordinator: &Coordinator) -> JobView {
         JobState::Succeeded => ("succeeded", None),
         JobState::Failed(f) => ("failed", Some(f.last_error.clone())),
     };
+    let (phases, tasks) = phase_views(&s, &config.splits, now);
+    JobView {
+        api_version: API_VERSION,
+        job: config.job_name.clone(),
+        state: state.to_string(),
+        error,
+        started_unix_ms: coordinator.started_unix_ms(),
+        elapsed_ms: now,
+        phases,
+        tasks,
+        workers: worker_views(&s, now),
+        counters: CountersView { map: s.counters(Phase::Map), reduce: s.counters(Phase::Reduce) },
+    }
+}
+
+/// Each phase's counts of tasks and attempts, and each task with its attempts.
+fn phase_views(s: &Scheduler, splits: &[Split], now: Millis) -> (Vec<PhaseView>, Vec<TaskView>) {
     let mut tasks = Vec::new();
     let mut phases = Vec::new();
     for phase in [Phase::Map, Phase::Reduce] {
@@ -179,7 +197,7 @@ pub fn snapshot(coordinator: &Coordinator) -> JobView {
         let start = tasks.len();
         for (index, (state, records)) in statuses.iter().enumerate() {
             let input = match phase {
-                Phase::Map => config.splits.get(index).map_or_else(String::new, |split| split.to_string()),
+                Phase::Map => splits.get(index).map_or_else(String::new, |split| split.to_string()),
                 Phase::Reduce => format!("partition {index}"),
             };
             tasks.push(TaskView {
@@ -224,6 +242,11 @@ pub fn snapshot(coordinator: &Coordinator) -> JobView {
         }
         phases.push(view);
     }
+    (phases, tasks)
+}
+
+/// Each worker, with its running attempts and its count of committed ones.
+fn worker_views(s: &Scheduler, now: Millis) -> Vec<WorkerView> {
     let mut workers: BTreeMap<u64, WorkerView> = s
         .workers()
         .iter()
@@ -250,18 +273,7 @@ pub fn snapshot(coordinator: &Coordinator) -> JobView {
             }
         }
     }
-    JobView {
-        api_version: API_VERSION,
-        job: config.job_name.clone(),
-        state: state.to_string(),
-        error,
-        started_unix_ms: coordinator.started_unix_ms(),
-        elapsed_ms: now,
-        phases,
-        tasks,
-        workers: workers.into_values().collect(),
-        counters: CountersView { map: s.counters(Phase::Map), reduce: s.counters(Phase::Reduce) },
-    }
+    workers.into_values().collect()
 }
 
 /// What the page shows besides the scheduler's state: how the job was asked for.
@@ -591,7 +603,6 @@ fn job_section(view: &JobView, about: &About) -> Markup {
 /// The HTML status page: the live one, or (with `mr status --html OUT`) a finished job's,
 /// from its history.
 pub fn render_page(view: &JobView, about: &About) -> Markup {
-    let counters = [("map", &view.counters.map), ("reduce", &view.counters.reduce)];
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -610,17 +621,7 @@ pub fn render_page(view: &JobView, about: &About) -> Markup {
                     }
                     @if let Some(error) = &view.error { p #job-error .dead .error { "Error: " (error) } }
                     (job_section(view, about))
-                    h2 { "Phases" }
-                    div .wide { table #phases {
-                        tr { th { "phase" } th { "tasks" } th { "idle" } th { "running" } th { "done" } th { "attempts" } th { "failed" } th { "lost" } th { "backup" } }
-                        @for p in &view.phases {
-                            tr .phase data-phase=(phase_name(p.phase)) {
-                                td { (phase_name(p.phase)) } td .num { (p.tasks) } td .num { (p.idle) } td .num { (p.running) }
-                                td .num { (p.done) } td .num { (p.attempts) } td .num { (p.failed_attempts) }
-                                td .num { (p.lost_attempts) } td .num { (p.speculative_attempts) }
-                            }
-                        }
-                    } }
+                    (phases_table(view))
                     h2 { "Task durations" }
                     p #naming { "Each execution of a task is an attempt, named TASK.ATTEMPT: " code { "map 3.0" } " is attempt 0 of map task 3, " code { "map 3.1" } " the next one (a retry, or a backup of a slow attempt)." }
                     div .wide { (chart(view)) }
@@ -629,61 +630,100 @@ pub fn render_page(view: &JobView, about: &About) -> Markup {
                             span style=(format!("color:{}", outcome_color(outcome))) { "■ " } (outcome) " "
                         }
                     }
-                    h2 { "Workers" }
-                    div .wide { table #workers {
-                        tr { th { "id" } th { "name" } th { "liveness" } th { "last heard" } th { "running" } th { "committed" } }
-                        @for w in &view.workers {
-                            tr .worker {
-                                td .num { (w.id) } td { (w.name) }
-                                td class=(if w.alive { "alive" } else { "dead" }) { (if w.alive { "alive" } else { "dead" }) }
-                                td .num { (secs(w.last_seen_ago_ms)) " ago" } td { (w.running.join(", ")) } td .num { (w.committed) }
-                            }
-                        }
-                    } }
-                    h2 { "Counters" }
-                    div .wide { table #counters {
-                        tr { th { "counter" } th { "map" } th { "reduce" } }
-                        @for (name, m, r) in counter_rows(&view.counters) {
-                            tr { td { (name) } td .num { (m) } td .num { (r) } }
-                        }
-                    } }
-                    @for (phase, c) in counters {
-                        @for (group, names) in &c.user {
-                            @for (name, amount) in names {
-                                p .user-counter { (phase) " counter " (group) "/" (name) ": " (amount) }
-                            }
-                        }
-                    }
-                    h2 { "Tasks" }
-                    @if view.tasks.len() > PAGE_TASKS {
-                        p { "The first " (PAGE_TASKS) " of " (view.tasks.len()) " tasks; all of them are in the " a href="/api/v1/job" { "JSON" } "." }
-                    }
-                    div .wide { table #tasks {
-                        tr { th { "task" } th { "state" } th { "input" } th { "records" } th { "status" } th { "attempts (worker, start, duration, outcome)" } }
-                        @for t in view.tasks.iter().take(PAGE_TASKS) {
-                            tr .task data-phase=(phase_name(t.phase)) data-state=(format!("{:?}", t.state).to_lowercase()) {
-                                td { (phase_name(t.phase)) " " (t.index) }
-                                td { (format!("{:?}", t.state).to_lowercase()) }
-                                td { (t.input) }
-                                td .num { (t.records) }
-                                td .status { (t.status) }
-                                td {
-                                    @for a in &t.attempts {
-                                        div .attempt {
-                                            "#" (a.attempt) " on worker " (a.worker) ", at " (secs(a.start_ms)) ", " (secs(a.duration_ms)) ", "
-                                            span class=(format!("outcome-{}", a.outcome)) { (a.outcome) }
-                                            @if a.speculative { " (backup)" }
-                                            @if let Some(e) = &a.error { ": " span .error { (e) } }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    } }
+                    (workers_table(view))
+                    (counters_section(view))
+                    (tasks_section(view))
                 }
                 script { (PreEscaped(SCRIPT)) }
             }
         }
+    }
+}
+
+/// The page's table of phases.
+fn phases_table(view: &JobView) -> Markup {
+    html! {
+        h2 { "Phases" }
+        div .wide { table #phases {
+            tr { th { "phase" } th { "tasks" } th { "idle" } th { "running" } th { "done" } th { "attempts" } th { "failed" } th { "lost" } th { "backup" } }
+            @for p in &view.phases {
+                tr .phase data-phase=(phase_name(p.phase)) {
+                    td { (phase_name(p.phase)) } td .num { (p.tasks) } td .num { (p.idle) } td .num { (p.running) }
+                    td .num { (p.done) } td .num { (p.attempts) } td .num { (p.failed_attempts) }
+                    td .num { (p.lost_attempts) } td .num { (p.speculative_attempts) }
+                }
+            }
+        } }
+    }
+}
+
+/// The page's table of workers.
+fn workers_table(view: &JobView) -> Markup {
+    html! {
+        h2 { "Workers" }
+        div .wide { table #workers {
+            tr { th { "id" } th { "name" } th { "liveness" } th { "last heard" } th { "running" } th { "committed" } }
+            @for w in &view.workers {
+                tr .worker {
+                    td .num { (w.id) } td { (w.name) }
+                    td class=(if w.alive { "alive" } else { "dead" }) { (if w.alive { "alive" } else { "dead" }) }
+                    td .num { (secs(w.last_seen_ago_ms)) " ago" } td { (w.running.join(", ")) } td .num { (w.committed) }
+                }
+            }
+        } }
+    }
+}
+
+/// The page's counters: the engine's, then the job's own.
+fn counters_section(view: &JobView) -> Markup {
+    let counters = [("map", &view.counters.map), ("reduce", &view.counters.reduce)];
+    html! {
+        h2 { "Counters" }
+        div .wide { table #counters {
+            tr { th { "counter" } th { "map" } th { "reduce" } }
+            @for (name, m, r) in counter_rows(&view.counters) {
+                tr { td { (name) } td .num { (m) } td .num { (r) } }
+            }
+        } }
+        @for (phase, c) in counters {
+            @for (group, names) in &c.user {
+                @for (name, amount) in names {
+                    p .user-counter { (phase) " counter " (group) "/" (name) ": " (amount) }
+                }
+            }
+        }
+    }
+}
+
+/// The page's table of tasks, each with its attempts.
+fn tasks_section(view: &JobView) -> Markup {
+    html! {
+        h2 { "Tasks" }
+        @if view.tasks.len() > PAGE_TASKS {
+            p { "The first " (PAGE_TASKS) " of " (view.tasks.len()) " tasks; all of them are in the " a href="/api/v1/job" { "JSON" } "." }
+        }
+        div .wide { table #tasks {
+            tr { th { "task" } th { "state" } th { "input" } th { "records" } th { "status" } th { "attempts (worker, start, duration, outcome)" } }
+            @for t in view.tasks.iter().take(PAGE_TASKS) {
+                tr .task data-phase=(phase_name(t.phase)) data-state=(format!("{:?}", t.state).to_lowercase()) {
+                    td { (phase_name(t.phase)) " " (t.index) }
+                    td { (format!("{:?}", t.state).to_lowercase()) }
+                    td { (t.input) }
+                    td .num { (t.records) }
+                    td .status { (t.status) }
+                    td {
+                        @for a in &t.attempts {
+                            div .attempt {
+                                "#" (a.attempt) " on worker " (a.worker) ", at " (secs(a.start_ms)) ", " (secs(a.duration_ms)) ", "
+                                span class=(format!("outcome-{}", a.outcome)) { (a.outcome) }
+                                @if a.speculative { " (backup)" }
+                                @if let Some(e) = &a.error { ": " span .error { (e) } }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
     }
 }
 

@@ -316,6 +316,61 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// A benchmark variant: its name, and the command line that `bench-exec` measures.
+type Variant = (String, Vec<String>);
+
+/// The files the variants write, which must hold the baseline's answer.
+struct Outputs {
+    /// The baseline's, with 2 threads and with 1.
+    baselines: [PathBuf; 2],
+    /// The output directories of `mr run wordcount`.
+    jobs: Vec<PathBuf>,
+    /// The ASCII-only count's files.
+    ascii: Vec<PathBuf>,
+}
+
+/// The command lines of a benchmark: this executable, the corpus and the directory the
+/// variants write into.
+struct Commands {
+    exe: String,
+    corpus: String,
+    sort_buffer: String,
+    dir: PathBuf,
+}
+
+impl Commands {
+    /// A path in the benchmark's directory, with what a previous run left there removed.
+    fn out(&self, name: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        let _ = std::fs::remove_dir_all(&p);
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    /// `mr run wordcount` with `workers` worker processes (or `local`).
+    fn mr_run(&self, workers: &str, input: &str, output: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            [&self.exe, "run", "wordcount", "--input", input, "--quiet", "--sort-buffer", &self.sort_buffer]
+                .map(String::from)
+                .to_vec();
+        v.push("--output".into());
+        v.push(output.to_string_lossy().into_owned());
+        match workers {
+            "local" => v.push("--local".into()),
+            w => v.extend(["--workers".into(), w.into(), "--reduce-tasks".into(), "2".into()]),
+        }
+        v
+    }
+
+    /// The hand-written baseline with `threads` threads.
+    fn hand(&self, threads: &str, output: &Path) -> Vec<String> {
+        let output = output.to_string_lossy();
+        [&self.exe, "bench-wordcount", "--threads", threads, "--input", &self.corpus, "--output", &output]
+            .map(String::from)
+            .to_vec()
+    }
+}
+
 /// Runs the benchmark and returns its rows, the Unicode-correct 2-thread baseline first.
 pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>> {
     let exe = std::env::current_exe().map_err(|e| Error::Job(format!("cannot find this executable: {e}")))?;
@@ -328,62 +383,62 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec
         }
     };
     std::fs::create_dir_all(&dir).map_err(Error::io("cannot create", &dir))?;
-    let corpus = match &options.corpus {
-        Some(c) => c.clone(),
-        None => {
-            // With the ASCII-only count, the corpus is ASCII, so that both word rules agree.
-            let ascii = options.ascii_count.is_some();
-            let corpus = dir.join(if ascii { "corpus-ascii" } else { "corpus" });
-            if !corpus.is_dir() {
-                progress(&format!("generating {} of text", bytesize::ByteSize::b(options.size).display().iec()));
-                crate::tools::datagen::text(&corpus, options.size, 8, 1)?;
-                if ascii {
-                    fold_to_ascii(&corpus)?;
-                }
-            }
-            corpus
+    let corpus = corpus(options, &dir, progress)?;
+    let commands = Commands {
+        exe: exe.to_string_lossy().into_owned(),
+        corpus: corpus.to_string_lossy().into_owned(),
+        sort_buffer: options.sort_buffer.to_string(),
+        dir,
+    };
+    let (mut variants, outputs) = wordcount_variants(&commands, options, &corpus, progress)?;
+    if !options.wordcount_only {
+        variants.extend(other_variants(&commands, options)?);
+    }
+    let runs = measure(&exe, &variants, options.repeat.max(1), progress)?;
+    check_outputs(&outputs)?;
+    Ok(rows(variants, runs))
+}
+
+/// The corpus to count: `--corpus`, or text generated into `dir` (kept for the next run).
+fn corpus(options: &BenchOptions, dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    if let Some(c) = &options.corpus {
+        return Ok(c.clone());
+    }
+    // With the ASCII-only count, the corpus is ASCII, so that both word rules agree.
+    let ascii = options.ascii_count.is_some();
+    let corpus = dir.join(if ascii { "corpus-ascii" } else { "corpus" });
+    if !corpus.is_dir() {
+        progress(&format!("generating {} of text", bytesize::ByteSize::b(options.size).display().iec()));
+        crate::tools::datagen::text(&corpus, options.size, 8, 1)?;
+        if ascii {
+            fold_to_ascii(&corpus)?;
         }
-    };
-    let out = |name: &str| {
-        let p = dir.join(name);
-        let _ = std::fs::remove_dir_all(&p);
-        let _ = std::fs::remove_file(&p);
-        p
-    };
-    let exe_s = exe.to_string_lossy().into_owned();
-    let corpus_s = corpus.to_string_lossy().into_owned();
-    let sort_buffer = options.sort_buffer.to_string();
-    let mr_run = |workers: &str, input: &str, output: &Path| -> Vec<String> {
-        let mut v: Vec<String> =
-            [&exe_s, "run", "wordcount", "--input", input, "--quiet", "--sort-buffer", &sort_buffer]
-                .map(String::from)
-                .to_vec();
-        v.push("--output".into());
-        v.push(output.to_string_lossy().into_owned());
-        match workers {
-            "local" => v.push("--local".into()),
-            w => v.extend(["--workers".into(), w.into(), "--reduce-tasks".into(), "2".into()]),
-        }
-        v
-    };
-    let hand = |threads: &str, output: &Path| -> Vec<String> {
-        [&exe_s, "bench-wordcount", "--threads", threads, "--input", &corpus_s, "--output", &output.to_string_lossy()]
-            .map(String::from)
-            .to_vec()
-    };
+    }
+    Ok(corpus)
+}
+
+/// The word counts: the baselines, the ASCII-only count if asked for (and the corpus is
+/// ASCII), and `mr run wordcount`; with the files they write.
+fn wordcount_variants(
+    commands: &Commands,
+    options: &BenchOptions,
+    corpus: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Vec<Variant>, Outputs)> {
+    let out = |name: &str| commands.out(name);
     let (hand2, hand1) = (out("baseline-2.txt"), out("baseline-1.txt"));
     let (mr2, mr1, local) = (out("mr-2"), out("mr-1"), out("mr-local"));
-    let mut variants: Vec<(String, Vec<String>)> = vec![
-        ("Unicode-correct count, 2 threads (baseline)".into(), hand("2", &hand2)),
-        ("Unicode-correct count, 1 thread".into(), hand("1", &hand1)),
+    let mut variants: Vec<Variant> = vec![
+        ("Unicode-correct count, 2 threads (baseline)".into(), commands.hand("2", &hand2)),
+        ("Unicode-correct count, 1 thread".into(), commands.hand("1", &hand1)),
     ];
     let mut ascii_outputs = Vec::new();
     if let Some(ascii) = &options.ascii_count {
-        if corpus_is_ascii(&corpus)? {
+        if corpus_is_ascii(corpus)? {
             for threads in ["2", "1"] {
                 let output = out(&format!("ascii-{threads}.txt"));
                 let command =
-                    format!("'{}' '{}' --threads {threads} > '{}'", ascii.display(), corpus_s, output.display());
+                    format!("'{}' '{}' --threads {threads} > '{}'", ascii.display(), commands.corpus, output.display());
                 let name =
                     format!("ASCII-only count (wc_rust), {threads} thread{}", if threads == "1" { "" } else { "s" });
                 variants.push((name, vec!["sh".into(), "-c".into(), command]));
@@ -393,58 +448,70 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec
             progress("the corpus is not ASCII: the ASCII-only count does not run (its word rule differs)");
         }
     }
+    let corpus = &commands.corpus;
     variants.extend([
-        ("mr run wordcount --workers 2".to_string(), mr_run("2", &corpus_s, &mr2)),
-        ("mr run wordcount --workers 1".to_string(), mr_run("1", &corpus_s, &mr1)),
-        ("mr run wordcount --local".to_string(), mr_run("local", &corpus_s, &local)),
+        ("mr run wordcount --workers 2".to_string(), commands.mr_run("2", corpus, &mr2)),
+        ("mr run wordcount --workers 1".to_string(), commands.mr_run("1", corpus, &mr1)),
+        ("mr run wordcount --local".to_string(), commands.mr_run("local", corpus, &local)),
     ]);
-    if !options.wordcount_only {
-        if !options.no_pipeline {
-            let pipeline = format!(
-                "cat {}/* | tr -cs 'A-Za-z' '\\n' | tr 'A-Z' 'a-z' | LC_ALL=C sort | uniq -c > {}",
-                corpus_s,
-                out("pipeline.txt").display()
-            );
-            variants.push(("tr \\| sort \\| uniq -c".into(), vec!["sh".into(), "-c".into(), pipeline]));
-        }
-        let ws = dir.join("word-search");
-        let ws_strings = ws.join("strings.txt").to_string_lossy().into_owned();
-        let ws_targets = ws.join("targets.txt").to_string_lossy().into_owned();
-        crate::tools::datagen::word_search(
-            &ws,
-            &crate::tools::datagen::WordSearchSpec {
-                strings: options.word_search_strings,
-                max_len: 15,
-                targets: 100,
-                target_len: 3,
-                seed: 1,
-            },
-        )?;
-        let ws_out = out("word-search-out");
-        let word_search: Vec<String> = [
-            &exe_s,
-            "run",
-            "word-search",
-            "--input",
-            &ws_strings,
-            "--targets",
-            &ws_targets,
-            "--quiet",
-            "--output",
-            &ws_out.to_string_lossy(),
-        ]
-        .map(String::from)
-        .to_vec();
-        variants
-            .push((format!("mr run word-search ({} strings, 100 targets)", options.word_search_strings), word_search));
-        let small = dir.join("small.txt");
-        std::fs::write(&small, "the quick brown fox jumps over the lazy dog\n".repeat(23))
-            .map_err(Error::io("cannot write", &small))?;
-        let small_out = out("small-out");
-        variants
-            .push(("mr run wordcount --workers 2 on 1 KB".into(), mr_run("2", &small.to_string_lossy(), &small_out)));
+    Ok((variants, Outputs { baselines: [hand2, hand1], jobs: vec![mr2, mr1, local], ascii: ascii_outputs }))
+}
+
+/// The variants besides word count: the shell pipeline, word search, and a tiny job.
+fn other_variants(commands: &Commands, options: &BenchOptions) -> Result<Vec<Variant>> {
+    let mut variants = Vec::new();
+    let dir = &commands.dir;
+    if !options.no_pipeline {
+        let pipeline = format!(
+            "cat {}/* | tr -cs 'A-Za-z' '\\n' | tr 'A-Z' 'a-z' | LC_ALL=C sort | uniq -c > {}",
+            commands.corpus,
+            commands.out("pipeline.txt").display()
+        );
+        variants.push(("tr \\| sort \\| uniq -c".into(), vec!["sh".into(), "-c".into(), pipeline]));
     }
-    let repeat = options.repeat.max(1);
+    let ws = dir.join("word-search");
+    let ws_strings = ws.join("strings.txt").to_string_lossy().into_owned();
+    let ws_targets = ws.join("targets.txt").to_string_lossy().into_owned();
+    crate::tools::datagen::word_search(
+        &ws,
+        &crate::tools::datagen::WordSearchSpec {
+            strings: options.word_search_strings,
+            max_len: 15,
+            targets: 100,
+            target_len: 3,
+            seed: 1,
+        },
+    )?;
+    let ws_out = commands.out("word-search-out");
+    let word_search: Vec<String> = [
+        &commands.exe,
+        "run",
+        "word-search",
+        "--input",
+        &ws_strings,
+        "--targets",
+        &ws_targets,
+        "--quiet",
+        "--output",
+        &ws_out.to_string_lossy(),
+    ]
+    .map(String::from)
+    .to_vec();
+    variants.push((format!("mr run word-search ({} strings, 100 targets)", options.word_search_strings), word_search));
+    let small = dir.join("small.txt");
+    std::fs::write(&small, "the quick brown fox jumps over the lazy dog\n".repeat(23))
+        .map_err(Error::io("cannot write", &small))?;
+    let small_out = commands.out("small-out");
+    variants.push((
+        "mr run wordcount --workers 2 on 1 KB".into(),
+        commands.mr_run("2", &small.to_string_lossy(), &small_out),
+    ));
+    Ok(variants)
+}
+
+/// Runs every variant `repeat` times, in rounds, each under `bench-exec`; returns each
+/// variant's usages.
+fn measure(exe: &Path, variants: &[Variant], repeat: usize, progress: &mut dyn FnMut(&str)) -> Result<Vec<Vec<Usage>>> {
     let mut runs: Vec<Vec<Usage>> = vec![Vec::new(); variants.len()];
     for round in 0..repeat {
         for (i, (name, argv)) in variants.iter().enumerate() {
@@ -455,7 +522,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec
                     let _ = std::fs::remove_dir_all(o);
                 }
             }
-            let mut cmd = Command::new(&exe);
+            let mut cmd = Command::new(exe);
             cmd.arg("bench-exec").arg("--").args(argv).stdout(Stdio::piped());
             let output = cmd.output().map_err(|e| Error::Job(format!("cannot run bench-exec: {e}")))?;
             if !output.status.success() {
@@ -469,17 +536,22 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec
             runs[i].push(usage);
         }
     }
-    // Every answer must be the baseline's.
-    let expected = std::fs::read(&hand2).map_err(Error::io("cannot read", &hand2))?;
-    if std::fs::read(&hand1).map_err(Error::io("cannot read", &hand1))? != expected {
+    Ok(runs)
+}
+
+/// Checks that every answer is the baseline's.
+fn check_outputs(outputs: &Outputs) -> Result<()> {
+    let [hand2, hand1] = &outputs.baselines;
+    let expected = std::fs::read(hand2).map_err(Error::io("cannot read", hand2))?;
+    if std::fs::read(hand1).map_err(Error::io("cannot read", hand1))? != expected {
         return Err(Error::Job("benchmark: the 1-thread baseline's output differs from the 2-thread one's".into()));
     }
-    for dir in [&mr2, &mr1, &local] {
+    for dir in &outputs.jobs {
         if concat_sorted(dir)? != expected {
             return Err(Error::Job(format!("benchmark: the output in {} differs from the baseline's", dir.display())));
         }
     }
-    for output in &ascii_outputs {
+    for output in &outputs.ascii {
         // `word count` lines in byte order, as `word<TAB>count`.
         let text = std::fs::read_to_string(output).map_err(Error::io("cannot read", output))?;
         let mut lines: Vec<String> = text.lines().map(|l| l.replacen(' ', "\t", 1)).collect();
@@ -492,6 +564,11 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec
             )));
         }
     }
+    Ok(())
+}
+
+/// Each variant's row: the medians of its runs, and their ratios to the baselines'.
+fn rows(variants: Vec<Variant>, runs: Vec<Vec<Usage>>) -> Vec<Row> {
     let summarize = |runs: &[Usage]| -> Usage {
         Usage {
             wall_s: median(runs.iter().map(|u| u.wall_s).collect()),
@@ -502,7 +579,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec
     let medians: Vec<Usage> = runs.iter().map(|r| summarize(r)).collect();
     let base = medians[0];
     let ascii = variants.iter().position(|(n, _)| n.starts_with("ASCII-only count (wc_rust), 2")).map(|i| medians[i]);
-    Ok(variants
+    variants
         .into_iter()
         .zip(runs)
         .zip(medians)
@@ -514,7 +591,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec
             wall_ratio_ascii: ascii.map(|a| usage.wall_s / a.wall_s),
             cpu_ratio_ascii: ascii.map(|a| usage.cpu_s / a.cpu_s),
         })
-        .collect())
+        .collect()
 }
 
 /// The part files' lines, sorted.

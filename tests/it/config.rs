@@ -124,8 +124,22 @@ fn file_errors_name_the_key_and_the_file() {
             "[faults.map]\nfailure = \"high\"\n",
             ", line 2: faults.map.failure: invalid type: string \"high\"",
         ),
-        ("size.toml", "sort_buffer = \"lots\"\n", ", line 1: sort_buffer: invalid value: string \"lots\""),
-        ("value.toml", "merge_fan_in = 1\n", ", line 1: merge_fan_in = 1: must be at least 2"),
+        (
+            "size.toml",
+            "sort_buffer = \"lots\"\n",
+            ", line 1: sort_buffer = \"lots\": invalid value 'lots' for '--sort-buffer <BYTES>': invalid size 'lots'",
+        ),
+        ("value.toml", "merge_fan_in = 1\n", ", line 1: merge_fan_in = 1: invalid value '1' for '--merge-fan-in <N>'"),
+        (
+            "key.toml",
+            "workers = 2\nmax_atempts = 3\n",
+            ", line 2: max_atempts: unknown key (the closest is max_attempts; mr.example.toml lists them all)",
+        ),
+        (
+            "flag.toml",
+            "\noutput = \"elsewhere\"\n",
+            ", line 2: output: --output is a flag only, not a key of the config file",
+        ),
         (
             "probability.toml",
             "[faults.reduce]\nfailure = 2.0\n",
@@ -189,7 +203,10 @@ fn a_range_error_in_the_file_names_its_line() {
     let input = small_input(&dir);
     let file = dir.write("mr.toml", "# settings\nworkers = 2\n\nmerge_fan_in = 1\n[faults.map]\nfailure = 2.5\n");
     let err = run_fail(wordcount(&input, &dir.path("out")).arg("--config").arg(&file));
-    assert!(err.contains("mr.toml, line 4: merge_fan_in = 1: must be at least 2"), "{err}");
+    assert!(
+        err.contains("mr.toml, line 4: merge_fan_in = 1: invalid value '1' for '--merge-fan-in <N>': 1 is not in 2.."),
+        "{err}"
+    );
     std::fs::write(&file, "[faults.map]\nstraggler = 0.5\nfailure = 2.5\n").unwrap();
     let err = run_fail(wordcount(&input, &dir.path("out")).arg("--config").arg(&file));
     assert!(err.contains("mr.toml, line 3: faults.map.failure = 2.5: must be a probability"), "{err}");

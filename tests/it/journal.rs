@@ -391,3 +391,65 @@ fn an_interrupted_run_keeps_what_resume_needs_and_resumes() {
     }
     assert!(tree(&work).is_empty(), "left behind after the resume: {:?}", tree(&work));
 }
+
+/// Writes at `out`'s journal path a journal as builds before typed map output locations wrote
+/// it: no `format` key, and each committed task's output a JSON string.
+fn write_format_1_journal(out: &Path, work_dir: &Path, logs: &Path) -> PathBuf {
+    use redb::TableDefinition;
+    let meta: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    let done: TableDefinition<(u8, u32), &[u8]> = TableDefinition::new("done");
+    let state: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+    let path = mr::control::journal::path_for(out);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let db = redb::Database::create(&path).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut m = tx.open_table(meta).unwrap();
+        m.insert("identity", br#"[["job","wordcount"],["reduce tasks",3]]"#.as_slice()).unwrap();
+        m.insert("incarnation", 0u64.to_le_bytes().as_slice()).unwrap();
+        m.insert("work_dir", work_dir.as_os_str().as_encoded_bytes()).unwrap();
+        m.insert("logs", logs.as_os_str().as_encoded_bytes()).unwrap();
+        m.insert("output_created", [1u8].as_slice()).unwrap();
+        let location = r#"{"map_task":0,"attempt":0,"host":"127.0.0.1","path":"/tmp/mr-work-x/map-00000-0.out","shuffle_url":"http://127.0.0.1:4000"}"#;
+        let entry = serde_json::json!({ "attempt": 0, "output": location, "counters": {} });
+        let mut d = tx.open_table(done).unwrap();
+        d.insert((0u8, 0u32), serde_json::to_vec(&entry).unwrap().as_slice()).unwrap();
+        tx.open_table(state).unwrap();
+    }
+    tx.commit().unwrap();
+    path
+}
+
+/// A journal written before map output locations were typed (no format version) is refused by
+/// `--resume` with a usage error that names the output directory and the fix, and nothing is
+/// touched; `--overwrite` replaces it, with the directories it names.
+#[test]
+fn a_journal_of_an_older_format_is_refused_and_overwrite_replaces_it() {
+    let dir = Dir::new();
+    let input = input(&dir);
+    let config = dir.write("mr.toml", "");
+    let out = dir.path("out");
+    let (work_dir, logs) = (dir.path("mr-work-old"), dir.path("mr-logs-old"));
+    std::fs::create_dir_all(&work_dir).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    let journal = write_format_1_journal(&out, &work_dir, &logs);
+    let bytes = std::fs::read(&journal).unwrap();
+    let untouched =
+        || tree(&out) == ["_temporary/", "_temporary/journal.redb"] && std::fs::read(&journal).unwrap() == bytes;
+
+    let err = run_usage(wordcount(&input, &out, &config).arg("--resume"));
+    let output = out.display().to_string();
+    assert!(err.contains(&format!("cannot resume into '{output}'")), "{err}");
+    assert!(err.contains("format 1") && err.contains("resumes format 2"), "{err}");
+    assert!(err.contains(&format!("remove '{output}' and rerun without --resume")), "{err}");
+    assert!(err.contains("--overwrite"), "{err}");
+    assert!(untouched(), "nothing is touched: {:?}", tree(&out));
+    assert!(work_dir.is_dir() && logs.is_dir());
+    let err = run_usage(wordcount(&input, &out, &config).arg("--resume").arg("--json"));
+    assert!(err.contains("format 1"), "{err}");
+    assert!(untouched(), "nothing is touched: {:?}", tree(&out));
+
+    run_ok(wordcount(&input, &out, &config).args(["--overwrite", "--quiet"]));
+    assert_same_output(&out, &local_oracle(&dir, &input));
+    assert!(!work_dir.exists() && !logs.exists(), "--overwrite removes the directories the old journal names");
+}

@@ -4,5 +4,8 @@
 //! submit` sends.
 
 pub mod queue;
+pub mod rpc;
+pub mod service;
 pub mod store;
 pub mod submission;
+pub mod web;

@@ -340,9 +340,7 @@ mod tests {
         let (mut a, mut b) = (4u32, 0u32);
         for _ in 0..8 {
             // One of job 1's attempts ends, and the slot is offered.
-            if a > 0 {
-                a -= 1;
-            }
+            a = a.saturating_sub(1);
             q.set_load(1, a, 100);
             q.set_load(2, b, 100);
             match q.offer_order(4)[0] {

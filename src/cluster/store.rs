@@ -61,6 +61,9 @@ pub struct JobRecord {
     pub summary: Option<serde_json::Value>,
     /// The summary as `mr run` prints it.
     pub summary_text: Option<String>,
+    /// Its status page's data when it ended (`/api/v1/job`'s `JobView`), served once it is
+    /// over.
+    pub view: Option<serde_json::Value>,
     /// The secret its map outputs are served with (hex): a reducer of another job cannot
     /// fetch them.
     pub secret: String,
@@ -210,6 +213,7 @@ mod tests {
             error: None,
             summary: None,
             summary_text: None,
+            view: None,
             secret: "00".into(),
         }
     }

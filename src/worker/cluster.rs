@@ -274,8 +274,31 @@ async fn heartbeat(mut cluster: ClusterClient<AuthChannel>, shared: Arc<Shared>,
             if cancelled || reply.ended_jobs.contains(job) {
                 tracing::info!(job, attempt = %c.attempt, "cancelled by the cluster");
                 c.stop();
+                tokio::spawn(exit_if_stuck(Arc::clone(&shared), *job, c.attempt));
             }
         }
         shared.ended.lock().expect("lock poisoned").extend(reply.ended_jobs);
+    }
+}
+
+/// How long a cancelled attempt may take to stop (it sees the cancellation at its next
+/// checkpoint; a streaming command that reads nothing may never reach one).
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Exit status of a slot process that could not stop a cancelled attempt: its supervisor
+/// starts another slot, which removes this one's directory.
+pub const STUCK_EXIT: i32 = 75;
+
+/// Ends the slot process if the cancelled attempt is still running after [`STOP_GRACE`]: the
+/// slot is freed for other jobs, and the attempt's processes die with it.
+async fn exit_if_stuck(shared: Arc<Shared>, job: u64, attempt: crate::types::AttemptId) {
+    tokio::time::sleep(STOP_GRACE).await;
+    let current = shared.current.lock().expect("lock poisoned");
+    let stuck = current.as_ref().is_some_and(|(j, slot)| {
+        *j == job && slot.lock().expect("lock poisoned").as_ref().is_some_and(|c| c.attempt == attempt)
+    });
+    if stuck {
+        tracing::error!(job, %attempt, "the cancelled attempt did not stop: the slot process exits");
+        std::process::exit(STUCK_EXIT);
     }
 }

@@ -14,6 +14,7 @@ mod jobs;
 mod journal;
 mod layout;
 mod load;
+mod multijob;
 mod reliability;
 mod rpc;
 mod status;

@@ -62,6 +62,19 @@ pub enum Error {
         offset: u64,
     },
 
+    /// A csv or jsonl record that does not parse.
+    #[error("bad {format} record in '{path}' at line {line}: {reason}")]
+    BadRecord {
+        /// The input format.
+        format: &'static str,
+        /// The input file.
+        path: PathBuf,
+        /// The record's first line, from 1.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// An input record is larger than `--max-record-bytes`.
     #[error(
         "the record at byte offset {offset} of '{path}' is {size} bytes, more than --max-record-bytes ({limit} bytes): \
@@ -117,6 +130,35 @@ pub enum Error {
          --resume to continue it, or pass --overwrite to replace it"
     )]
     OutputInterrupted(PathBuf),
+
+    /// `--overwrite` on a directory that holds files no job wrote.
+    #[error(
+        "output directory '{output}' holds files that are not a job's output ({files}): --overwrite replaces only a \
+         previous job's output (_SUCCESS, _job.json, _temporary, part-*); choose another output directory, or move \
+         those files away"
+    )]
+    OverwriteForeign {
+        /// The output directory.
+        output: PathBuf,
+        /// The first few names that are not a job's output.
+        files: String,
+    },
+
+    /// More local worker processes than the host can run sensibly.
+    #[error(
+        "--workers {workers} is more than {limit} ({per_core} per core on {cores} cores): lower --workers, or pass \
+         --oversubscribe to start them anyway"
+    )]
+    TooManyWorkers {
+        /// The worker processes asked for.
+        workers: u32,
+        /// The host's cores.
+        cores: u32,
+        /// Workers allowed per core.
+        per_core: u32,
+        /// The most workers allowed without --oversubscribe.
+        limit: u32,
+    },
 
     /// The output directory already holds files.
     #[error("output directory '{0}' is not empty: choose another one, or pass --overwrite to replace its contents")]
@@ -213,6 +255,27 @@ pub enum Error {
         /// The coordinator's URL.
         url: String,
         /// The last error seen.
+        reason: String,
+    },
+
+    /// A status server could not be reached, or did not answer as one.
+    #[error(
+        "cannot reach the status server at {url}: {reason}: check the address (the `status:` URL that mr run prints); \
+         the server stops with its job, and a finished job's history is in its output: mr status OUT"
+    )]
+    StatusUnreachable {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A job history (`_job.json`) that cannot be read or shown.
+    #[error("job history '{path}': {reason}")]
+    History {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
         reason: String,
     },
 
@@ -343,6 +406,11 @@ pub enum Error {
     #[error("interrupted: the job was stopped and its partial output removed")]
     Interrupted,
 
+    /// The job was stopped by a signal (Ctrl-C, SIGTERM), and its journal and committed tasks
+    /// are kept, so that it can go on with `--resume`.
+    #[error("interrupted: resume with the same command and --resume, or remove {}", .0.display())]
+    InterruptedResumable(PathBuf),
+
     /// A job failed; its worker processes' logs are kept for a look.
     #[error("{error}\nworker logs: {}", logs.display())]
     WithLogs {
@@ -389,7 +457,14 @@ impl Error {
                 | Error::Usage(_)
                 | Error::UnknownJob(..)
                 | Error::JobArgs { .. }
+                | Error::TooManyWorkers { .. }
+                | Error::OverwriteForeign { .. }
         )
+    }
+
+    /// True for a job stopped by a signal (exit code 130).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Interrupted | Error::InterruptedResumable(_))
     }
 
     /// Wraps an I/O error with what was being done and the path involved.

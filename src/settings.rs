@@ -50,11 +50,15 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, PartialEq, Args, Serialize)]
 #[command(next_help_heading = heading::RESOURCES)]
 pub struct Resources {
-    /// Number of worker processes; default: the number of cores. For teragen, the number of
-    /// files.
+    /// Number of worker processes; default: the number of cores. At most 8 per core unless
+    /// --oversubscribe. For teragen, the number of files.
     #[arg(short, long, value_name = "W", env = "MR_WORKERS", value_parser = clap::value_parser!(u32).range(1..))]
     #[serde(skip)]
     pub workers: Option<u32>,
+    /// Start more than 8 local worker processes per core when --workers asks for them.
+    #[arg(long, env = "MR_OVERSUBSCRIBE", value_parser = clap::builder::BoolishValueParser::new())]
+    #[serde(skip)]
+    pub oversubscribe: bool,
     /// Number of reduce tasks (and part files); default: the number of workers. 0: a map-only
     /// job, whose map tasks write the part files (part-m-NNNNN).
     #[arg(short, long, value_name = "R", env = "MR_REDUCE_TASKS", value_parser = clap::value_parser!(u32))]

@@ -182,7 +182,7 @@ fuzz_target!(|input: Input| {
             .iter()
             .map(|(path, contents)| {
                 std::fs::write(path, contents).expect("write a fuzz input file");
-                InputFile { path: path.clone(), len: contents.len() as u64, modified_ns: None }
+                InputFile { path: path.clone(), len: contents.len() as u64, modified_ns: None, name: None }
             })
             .collect()
     };
@@ -236,6 +236,7 @@ fuzz_target!(|input: Input| {
             end: f.len,
             first_line: u64::from(format == InputFormat::Text),
             stamp: None,
+            name: None,
         })
         .collect();
     match whole.as_slice() {

@@ -186,7 +186,7 @@ fn submission(args: &JobArgs, selected: Selected, registry: &Registry) -> anyhow
             return Err(usage("teragen and teravalidate run with `mr run`, not on a cluster"));
         }
     };
-    let request = request(args, &job, job_args, false, registry)?;
+    let request = request(args, &job, job_args, None, registry)?;
     let absolute = |p: &PathBuf| -> anyhow::Result<PathBuf> {
         if crate::data::storage::is_url(p) {
             return Ok(p.clone());

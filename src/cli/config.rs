@@ -329,8 +329,8 @@ mod tests {
         assert!(e.contains("workers: invalid value: integer `-1`, expected u32"), "{e}");
         let e = parse("speculative = \"on\"\n").unwrap_err();
         assert!(e.contains("speculative: invalid type: string \"on\", expected a boolean"), "{e}");
-        let e = parse("input_format = \"csv\"\n").unwrap_err();
-        assert!(e.contains("input_format: unknown variant `csv`"), "{e}");
+        let e = parse("input_format = \"xml\"\n").unwrap_err();
+        assert!(e.contains("input_format: unknown variant `xml`"), "{e}");
         let e = parse("[faults]\nmap = 1\n").unwrap_err();
         assert!(e.contains("faults.map: invalid type: integer `1`"), "{e}");
         let e = parse("workers = \n").unwrap_err();

@@ -45,7 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a job: `mr run JOB [FLAGS]`, the flags before or after the job's name. With no job,
-    /// wordcount; with no job, --input or --output, word count on the bundled sample corpus.
+    /// wordcount; with no job, --input or --output, word count on a generated sample corpus.
     Run(Box<RunArgs>),
     /// Run a job's coordinator alone, for workers that join from any host (`mr worker
     /// --coordinator URL`); local workers only with --workers N. Exits with the job's status.
@@ -64,10 +64,15 @@ enum Command {
     /// Kill a cluster's job: its attempts stop and its output is removed.
     Kill(cluster::KillArgs),
     /// Print the state of a running job, from its status server (the `status:` URL that
-    /// `mr run` prints, or a cluster job's page, http://HOST:PORT/jobs/ID/).
+    /// `mr run` prints, or a cluster job's page, http://HOST:PORT/jobs/ID/), or of a finished
+    /// one, from its output's `_job.json`.
     Status {
-        /// The status server's URL, e.g. http://127.0.0.1:40123/.
-        url: String,
+        /// The status server's URL, e.g. http://127.0.0.1:40123/; or a job's output directory
+        /// (or its `_job.json`).
+        target: String,
+        /// Print the status page's HTML instead of text (offline, for a finished job).
+        #[arg(long)]
+        html: bool,
     },
     /// Generate deterministic sample data.
     #[command(subcommand)]
@@ -463,10 +468,9 @@ const SUPERVISED_LOST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 enum GenCommand {
-    /// Word-search test data, as the word-search benchmark of the system `mr` was modelled on
-    /// uses it: strings.txt, random lowercase strings one per line, and targets.txt, random
-    /// lowercase target words (`mr run word-search --input strings.txt --targets
-    /// targets.txt`).
+    /// Data for the word-search job and its benchmark: strings.txt, random lowercase strings
+    /// one per line, and targets.txt, random lowercase target words (`mr run word-search
+    /// --input strings.txt --targets targets.txt` counts, for each target, the lines that contain it).
     WordSearch {
         /// Directory to write strings.txt and targets.txt into (--out is an alias).
         #[arg(short, long = "output", visible_alias = "out", value_name = "DIR")]
@@ -602,11 +606,6 @@ impl WorkerArgs {
     }
 }
 
-/// The sample corpus that ships with the repository.
-fn sample_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample")
-}
-
 /// Entry point of the `mr` binary: the built-in jobs.
 pub fn main() -> ExitCode {
     main_with(Registry::builtin())
@@ -632,7 +631,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mr: error: {e:#}");
-            if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
+            if e.downcast_ref::<Error>().is_some_and(Error::is_interrupted) {
                 ExitCode::from(130)
             } else if e.downcast_ref::<Error>().is_some_and(Error::is_usage) {
                 ExitCode::from(2)
@@ -793,8 +792,8 @@ fn dispatch(cli: Cli, matches: &ArgMatches, registry: Registry) -> anyhow::Resul
         }
         Command::Jobs(args) => cluster::jobs(args),
         Command::Kill(args) => cluster::kill(args),
-        Command::Status { url } => {
-            crate::report::status::print_status(&url).map(|text| print!("{text}")).map_err(Into::into)
+        Command::Status { target, html } => {
+            crate::report::status::show(&target, html).map(|text| print!("{text}")).map_err(Into::into)
         }
         Command::Gen(cmd) => generate(cmd),
         Command::Bench(args) => bench(args),
@@ -865,8 +864,48 @@ enum Mode {
     Coordinator,
 }
 
-/// `mr run` or `mr coordinator`: plans the job, runs it, records it and prints its summary.
+/// Local worker processes allowed per core without --oversubscribe.
+const WORKERS_PER_CORE: u32 = 8;
+
+/// `mr run` or `mr coordinator`. With `--json`, a job that fails or is interrupted prints its
+/// summary too (`succeeded` false, `error` set).
 fn run(args: JobArgs, selected: Selected, registry: Registry, log_format: LogFormat, mode: Mode) -> anyhow::Result<()> {
+    let json = args.format.json;
+    let job = match &selected {
+        Selected::Job { name, .. } => name.clone(),
+        Selected::Teragen { .. } => "teragen".into(),
+        Selected::Teravalidate => "teravalidate".into(),
+        Selected::Default => "wordcount".into(),
+    };
+    let mut summary = None;
+    let result = run_job(args, selected, registry, log_format, mode, &mut summary);
+    if let (true, Err(e)) = (json, &result) {
+        let interrupted = e.downcast_ref::<Error>().is_some_and(Error::is_interrupted);
+        let failed = match summary {
+            Some(summary) => serde_json::to_value(&summary)?,
+            None => serde_json::json!({
+                "job": job,
+                "mode": if mode == (Mode::Run { local: true }) { "local" } else { "distributed" },
+                "succeeded": false,
+                "interrupted": interrupted,
+                "error": format!("{e:#}"),
+            }),
+        };
+        println!("{}", serde_json::to_string_pretty(&failed)?);
+    }
+    result
+}
+
+/// Plans the job, runs it, records it and prints its summary. When it ran far enough to have a
+/// summary and then failed, leaves that in `failed`.
+fn run_job(
+    args: JobArgs,
+    selected: Selected,
+    registry: Registry,
+    log_format: LogFormat,
+    mode: Mode,
+    failed: &mut Option<Summary>,
+) -> anyhow::Result<()> {
     if mode == Mode::Coordinator && args.addresses.listen.is_none() {
         return Err(usage(
             "mr coordinator needs --listen ADDR (e.g. 0.0.0.0:7000, or MR_LISTEN, or listen in the config file) so \
@@ -881,16 +920,23 @@ fn run(args: JobArgs, selected: Selected, registry: Registry, log_format: LogFor
     };
     let sample = job.is_none() && args.io.input.is_empty() && args.io.output.is_none();
     let job = job.unwrap_or_else(|| "wordcount".into());
-    let request = request(&args, &job, job_args, sample, &registry)?;
+    // The sample's corpus lives until the job ends.
+    let sample_data = if sample { Some(crate::tools::sample::Sample::create()?) } else { None };
+    let request = request(&args, &job, job_args, sample_data.as_ref(), &registry)?;
     let faults = args.faults();
     let local = mode == Mode::Run { local: true };
+    let workers = local_workers(&args, mode);
+    let cores = cores();
+    let limit = WORKERS_PER_CORE.saturating_mul(cores);
+    if !local && !args.resources.oversubscribe && workers > limit {
+        return Err(Error::TooManyWorkers { workers, cores, per_core: WORKERS_PER_CORE, limit }.into());
+    }
     // Checked before the plan touches the output directory; a local run has no services.
     let tls = if local { None } else { args.security.tls()? };
     let plan = plan::plan(&request, &registry)?;
     // From here on, what this process and its workers create is private to the user (work
     // files, logs, the journal); the output's files follow the umask it was started with.
     crate::data::storage::private_umask();
-    let workers = local_workers(&args, mode);
     let record = JobRecord::new(&args, &request, &plan, workers, local, log_format, faults);
     let record = serde_json::to_value(&record)?;
     let plan_output = plan.output.path().to_path_buf();
@@ -912,6 +958,7 @@ fn run(args: JobArgs, selected: Selected, registry: Registry, log_format: LogFor
             announce: !args.format.quiet,
             token: args.security.token.clone(),
             tls,
+            about: crate::report::status::About { command: command_line(), settings: record.clone(), logs: None },
             standalone: mode == Mode::Coordinator,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -919,7 +966,13 @@ fn run(args: JobArgs, selected: Selected, registry: Registry, log_format: LogFor
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        runtime.block_on(crate::launch::run::run_job(&job, plan, config))?
+        match runtime.block_on(crate::launch::run::run_job(&job, plan, config)) {
+            Ok(summary) => summary,
+            Err(crate::launch::run::Failed { error, summary }) => {
+                *failed = summary.map(|s| *s);
+                return Err(error.into());
+            }
+        }
     };
     // The job's data is committed: a history that cannot be written is worth a warning, not a
     // failed command.
@@ -951,20 +1004,11 @@ fn request(
     args: &JobArgs,
     job: &str,
     job_args: Vec<String>,
-    sample: bool,
+    sample: Option<&crate::tools::sample::Sample>,
     registry: &Registry,
 ) -> anyhow::Result<JobRequest> {
-    let (inputs, output) = if sample {
-        let dir = sample_dir();
-        if !dir.is_dir() {
-            return Err(usage(format!("the sample corpus is not at {}: give --input and --output", dir.display())));
-        }
-        let out = tempfile::Builder::new()
-            .prefix("mr-sample-")
-            .tempdir()
-            .context("cannot create an output directory for the sample")?
-            .keep();
-        (vec![dir], out)
+    let (inputs, output) = if let Some(data) = sample {
+        (vec![data.input().to_path_buf()], data.output().to_path_buf())
     } else {
         if args.io.input.is_empty() {
             return Err(usage(format!("job '{job}' needs --input PATH...")));
@@ -1115,7 +1159,8 @@ fn worker_args(args: &JobArgs, log_format: LogFormat) -> anyhow::Result<Vec<Stri
 /// Writes `_job.json` into a committed job's output: its configuration, counters, and every
 /// attempt with its timings and outcome.
 fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) -> anyhow::Result<()> {
-    let history = serde_json::json!({ "config": config, "summary": summary });
+    let history =
+        serde_json::json!({ "command": command_line(), "config": config, "summary": summary, "status": summary.view });
     if crate::data::storage::is_url(output) {
         let path = crate::data::storage::join(output, crate::layout::HISTORY);
         return Ok(crate::data::storage::write(&path, serde_json::to_vec_pretty(&history)?)?);
@@ -1126,6 +1171,20 @@ fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) ->
         .with_context(|| format!("cannot write the job history {}", path.display()))?;
     crate::data::storage::follow_umask(&tmp)?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write the job history {}", path.display()))
+}
+
+/// This process's command line, as the status page and `_job.json` show it: a `--token`'s
+/// value is replaced by `***`.
+fn command_line() -> Vec<String> {
+    let mut args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    for i in 1..args.len() {
+        if args[i - 1] == "--token" {
+            args[i] = "***".into();
+        } else if args[i].starts_with("--token=") {
+            args[i] = "--token=***".into();
+        }
+    }
+    args
 }
 
 /// Runs local mode on a blocking thread, so that Ctrl-C can cancel it and clean its output.
@@ -1650,7 +1709,7 @@ tls_ca = "/etc/mr/worker-ca.pem"
         let argv = ["mr", "run", "wordcount", "-i", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
         let Command::Run(args) = resolve(&argv).command else { panic!("not mr run") };
         let registry = Registry::builtin();
-        let request = request(&args.job, "wordcount", Vec::new(), false, &registry).unwrap();
+        let request = request(&args.job, "wordcount", Vec::new(), None, &registry).unwrap();
         let plan = plan::plan(&request, &registry).unwrap();
         let record = JobRecord::new(&args.job, &request, &plan, 2, false, LogFormat::Text, args.job.faults());
         let value = serde_json::to_value(&record).unwrap();

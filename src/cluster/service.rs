@@ -556,6 +556,9 @@ fn summary(name: &str, job: &RunningJob) -> Summary {
         workers: Vec::new(),
         speculative_attempts: s.attempts().iter().filter(|a| a.speculative).count() as u32,
         attempts: s.attempts().to_vec(),
+        interrupted: false,
+        notes: plan.notes.clone(),
+        view: None,
     }
 }
 

@@ -137,9 +137,24 @@ fn job_view(cluster: &Cluster, id: JobId) -> Option<JobView> {
 
 async fn job_page(State(cluster): State<Cluster>, Path(id): Path<JobId>) -> Response {
     match job_view(&cluster, id) {
-        Some(view) => Html(crate::report::status::render_page(&view).into_string()).into_response(),
+        Some(view) => {
+            let about = about(&cluster, id);
+            Html(crate::report::status::render_page(&view, &about).into_string()).into_response()
+        }
         None => not_found(id),
     }
+}
+
+/// How the job was asked for, as its page shows it: the submission's settings.
+fn about(cluster: &Cluster, id: JobId) -> crate::report::status::About {
+    let submission = cluster.state().records.get(&id).map(|r| r.submission.clone());
+    let Some(submission) = submission else { return crate::report::status::About::default() };
+    let mut command = vec!["mr".to_string(), "submit".into(), submission.job.clone()];
+    command.extend(submission.job_args.iter().cloned());
+    command.extend(submission.inputs.iter().flat_map(|i| ["--input".to_string(), i.display().to_string()]));
+    command.extend(["--output".to_string(), submission.output.display().to_string()]);
+    let settings = serde_json::to_value(&submission).unwrap_or_default();
+    crate::report::status::About { command, settings, logs: None }
 }
 
 async fn job_api(State(cluster): State<Cluster>, Path(id): Path<JobId>) -> Response {

@@ -7,7 +7,7 @@ use crate::data::input::{self, InputFormat, Split};
 use crate::error::{Error, Result};
 use crate::exec::task::TaskSettings;
 use crate::job::{PlanView, Prepared, Registry};
-use crate::layout::{SUCCESS, TEMPORARY};
+use crate::layout::{HISTORY, SUCCESS, TEMPORARY};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -55,6 +55,8 @@ pub struct Plan {
     pub input_format: InputFormat,
     /// Memory and merge settings of the tasks.
     pub settings: TaskSettings,
+    /// What the plan chose that the request did not say, for the summary.
+    pub notes: Vec<String>,
 }
 
 /// Smallest and largest split sizes chosen automatically.
@@ -76,7 +78,8 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     // Workers may run in another directory, or on another host: they get absolute paths.
     let inputs: Vec<PathBuf> = request.inputs.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
     let output_path = absolute(&request.output)?;
-    let files = input::discover(&inputs)?;
+    // Jobs see each file as reached from the input as given (`in/a.txt` for `--input in`).
+    let files = input::discover_as(&inputs, &request.inputs)?;
     let input_bytes: u64 = files.iter().map(|f| f.len).sum();
     let split_size = request.split_size.unwrap_or_else(|| {
         // Four splits per worker keeps every core busy while the last tasks finish.
@@ -84,12 +87,30 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
     });
     let format = request.input_format;
     let mut splits = input::plan_splits(&files, split_size, format)?;
-    if factory.needs_line_numbers(&args) && format == InputFormat::Text {
+    // jsonl errors name the line.
+    let numbered = factory.needs_line_numbers(&args) && format == InputFormat::Text;
+    if numbered || format == InputFormat::Jsonl {
         input::number_lines(&mut splits)?;
     }
+    let mut notes = Vec::new();
     let reduce_tasks = match request.reduce_tasks {
         Some(r) => r,
-        None => factory.reduce_tasks(&args)?.unwrap_or(request.workers.max(1)),
+        None => match factory.reduce_tasks(&args)? {
+            Some(r) => r,
+            // By default one reduce task per worker, but no more than there are map tasks: a
+            // small input does not need thousands of part files.
+            None if request.workers as usize > splits.len() => {
+                let capped = (splits.len() as u32).max(1);
+                tracing::info!(
+                    workers = request.workers,
+                    reduce_tasks = capped,
+                    "reduce tasks capped at the map tasks"
+                );
+                notes.push(reduce_cap_note(capped, request.workers));
+                capped
+            }
+            None => request.workers.max(1),
+        },
     };
     if reduce_tasks == 0 && !factory.allows_map_only() {
         return Err(Error::BadOption {
@@ -123,7 +144,47 @@ pub fn plan(request: &JobRequest, registry: &Registry) -> Result<Plan> {
         output,
         input_format: format,
         settings,
+        notes,
     })
+}
+
+/// The summary's note when the default reduce count is capped by the number of map tasks.
+pub fn reduce_cap_note(reduce_tasks: u32, workers: u32) -> String {
+    format!("{reduce_tasks} reduce tasks: one per map task, fewer than the {workers} workers (--reduce-tasks sets it)")
+}
+
+/// Whether a name in an output directory is part of a job's output, which `--overwrite`
+/// replaces: `_SUCCESS`, `_job.json` (and its temporary file), `_temporary`, `part-*`.
+fn is_job_output(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name == SUCCESS.as_bytes()
+        || name == HISTORY.as_bytes()
+        || name == format!(".{HISTORY}.tmp").as_bytes()
+        || name == TEMPORARY.as_bytes()
+        || name.starts_with(b"part-")
+}
+
+/// Refuses `--overwrite` of a directory that holds anything but a job's output, naming the
+/// first few such entries.
+fn check_only_job_output(path: &Path) -> Result<()> {
+    let mut foreign = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(Error::io("cannot list output directory", path))? {
+        let entry = entry.map_err(Error::io("cannot list output directory", path))?;
+        if !is_job_output(&entry.file_name()) {
+            foreign.push(input::path_text(Path::new(&entry.file_name())).into_owned());
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let more = foreign.len().saturating_sub(5);
+    foreign.truncate(5);
+    let mut files = foreign.join(", ");
+    if more > 0 {
+        files.push_str(&format!(" and {more} more"));
+    }
+    Err(Error::OverwriteForeign { output: path.to_path_buf(), files })
 }
 
 /// The job's output directory. Unless [`OutputDir::keep`] is called, dropping it removes
@@ -236,6 +297,7 @@ impl OutputDir {
                 }
                 return Err(Error::OutputNotEmpty(path));
             }
+            check_only_job_output(&path)?;
             if journal.exists() {
                 // A run killed before it committed, replaced rather than resumed: the work and
                 // log directories its journal names go with it.

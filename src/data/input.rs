@@ -28,6 +28,9 @@ pub struct InputFile {
     /// Modification time of a local file when the job was planned, in nanoseconds since the
     /// Unix epoch; `None` for an object.
     pub modified_ns: Option<i64>,
+    /// The file as reached from the input as given, when that differs from `path`: jobs see
+    /// this name ([`FileRange::name`]).
+    pub name: Option<PathBuf>,
 }
 
 /// What a local input file was when the job was planned. A map task checks it when it opens a
@@ -64,6 +67,11 @@ pub enum InputFormat {
     WholeFile,
     /// TeraGen records of 100 bytes, keyed by their first 10 bytes.
     Tera,
+    /// One JSON value per line, checked; split like text.
+    Jsonl,
+    /// RFC 4180 records (quoted newlines included), each as a JSON array of its fields; a
+    /// file is read whole by one map task.
+    Csv,
 }
 
 /// Size of a TeraGen record.
@@ -76,12 +84,16 @@ impl InputFormat {
             InputFormat::Text => "text",
             InputFormat::WholeFile => "whole-file",
             InputFormat::Tera => "tera",
+            InputFormat::Jsonl => "jsonl",
+            InputFormat::Csv => "csv",
         }
     }
 
     /// The format with this name.
     pub fn from_name(name: &str) -> Option<InputFormat> {
-        [InputFormat::Text, InputFormat::WholeFile, InputFormat::Tera].into_iter().find(|f| f.name() == name)
+        [InputFormat::Text, InputFormat::WholeFile, InputFormat::Tera, InputFormat::Jsonl, InputFormat::Csv]
+            .into_iter()
+            .find(|f| f.name() == name)
     }
 }
 
@@ -98,6 +110,16 @@ pub struct FileRange {
     pub first_line: u64,
     /// The file as planned (local files only): checked when the range is opened and read.
     pub stamp: Option<FileStamp>,
+    /// The file as reached from the input as given (`in/a.txt` for `--input in`), when that
+    /// differs from `path`.
+    pub name: Option<PathBuf>,
+}
+
+impl FileRange {
+    /// The file's name as jobs see it (`Record::path`): relative to the input as given.
+    pub fn name(&self) -> &Path {
+        self.name.as_deref().unwrap_or(&self.path)
+    }
 }
 
 impl std::fmt::Display for FileRange {
@@ -116,7 +138,7 @@ pub struct Split {
 impl Split {
     /// A split of one range.
     pub fn single(path: PathBuf, start: u64, end: u64) -> Split {
-        Split { ranges: vec![FileRange { path, start, end, first_line: 0, stamp: None }] }
+        Split { ranges: vec![FileRange { path, start, end, first_line: 0, stamp: None, name: None }] }
     }
 
     /// Bytes of input the split covers.
@@ -165,26 +187,27 @@ impl std::fmt::Display for Split {
 /// name, before anything would block on it. Every file is opened once, so that an unreadable
 /// file is reported before the job starts.
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
+    discover_as(inputs, inputs)
+}
+
+/// [`discover`], naming each file as reached from the input as the user gave it
+/// (`given[i]` for `inputs[i]`, which is its absolute form): a file given directly is named as
+/// given, a file found under a directory D as D joined with its path inside the directory.
+pub fn discover_as(inputs: &[PathBuf], given: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut files = Vec::new();
-    for input in inputs {
-        if crate::data::storage::is_url(input) {
-            let objects = crate::data::storage::Object::parse(&input.to_string_lossy())?.list()?;
-            if objects.is_empty() {
-                return Err(Error::InputMissing(input.clone()));
-            }
-            for (object, len) in objects {
-                files.push(InputFile { path: PathBuf::from(object.url()), len, modified_ns: None });
-            }
+    for (input, given) in inputs.iter().zip(given) {
+        let found = files.len();
+        discover_one(input, &mut files)?;
+        if given == input {
             continue;
         }
-        let meta = std::fs::metadata(input).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::InputMissing(input.clone()),
-            _ => Error::io("cannot read input", input)(e),
-        })?;
-        if meta.is_dir() {
-            walk(input, &mut files)?;
-        } else {
-            files.push(open_checked(input, &meta)?);
+        for file in &mut files[found..] {
+            let name = match file.path.strip_prefix(input) {
+                Ok(inside) if inside.as_os_str().is_empty() => given.clone(),
+                Ok(inside) => given.join(inside),
+                Err(_) => continue,
+            };
+            file.name = Some(name);
         }
     }
     if files.is_empty() {
@@ -192,6 +215,32 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<InputFile>> {
         return Err(Error::NoInputFiles(names.join(", ")));
     }
     Ok(files)
+}
+
+/// The files of one input path.
+fn discover_one(input: &PathBuf, files: &mut Vec<InputFile>) -> Result<()> {
+    {
+        if crate::data::storage::is_url(input) {
+            let objects = crate::data::storage::Object::parse(&input.to_string_lossy())?.list()?;
+            if objects.is_empty() {
+                return Err(Error::InputMissing(input.clone()));
+            }
+            for (object, len) in objects {
+                files.push(InputFile { path: PathBuf::from(object.url()), len, modified_ns: None, name: None });
+            }
+            return Ok(());
+        }
+        let meta = std::fs::metadata(input).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::InputMissing(input.clone()),
+            _ => Error::io("cannot read input", input)(e),
+        })?;
+        if meta.is_dir() {
+            walk(input, files)?;
+        } else {
+            files.push(open_checked(input, &meta)?);
+        }
+    }
+    Ok(())
 }
 
 fn walk(dir: &Path, files: &mut Vec<InputFile>) -> Result<()> {
@@ -241,7 +290,7 @@ fn open_checked(path: &Path, meta: &std::fs::Metadata) -> Result<InputFile> {
     let file = File::open(path).map_err(Error::io("cannot read input file", path))?;
     let meta = file.metadata().map_err(Error::io("cannot read input file", path))?;
     let stamp = FileStamp::of(&meta);
-    Ok(InputFile { path: path.to_path_buf(), len: stamp.len, modified_ns: Some(stamp.modified_ns) })
+    Ok(InputFile { path: path.to_path_buf(), len: stamp.len, modified_ns: Some(stamp.modified_ns), name: None })
 }
 
 /// Checks a local range's file against its stamp: the same size and modification time as
@@ -279,7 +328,9 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) ->
     let mut current = Split { ranges: Vec::new() };
     let mut current_len = 0u64;
     for file in files {
-        let whole = format == InputFormat::WholeFile || (format == InputFormat::Text && is_compressed(&file.path)?);
+        // A csv file is read whole: a quote changes the meaning of all that follows it.
+        let whole = matches!(format, InputFormat::WholeFile | InputFormat::Csv)
+            || (format == InputFormat::Text && is_compressed(&file.path)?);
         let size = match format {
             _ if whole => file.len.max(1),
             InputFormat::Tera => {
@@ -305,7 +356,8 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, format: InputFormat) ->
                 current_len = 0;
             }
             let stamp = file.modified_ns.map(|modified_ns| FileStamp { len: file.len, modified_ns });
-            current.ranges.push(FileRange { path: file.path.clone(), start, end, first_line: 0, stamp });
+            let name = file.name.clone();
+            current.ranges.push(FileRange { path: file.path.clone(), start, end, first_line: 0, stamp, name });
             current_len += len;
             start = end;
         }
@@ -424,6 +476,10 @@ pub struct RecordReader {
 enum RangeReader {
     /// Lines of text, possibly compressed.
     Lines(LineReader),
+    /// Lines of JSON, checked.
+    Jsonl(LineReader),
+    /// A whole csv file.
+    Csv(crate::data::structured::CsvRecords),
     /// One whole file.
     Whole {
         /// The file.
@@ -453,6 +509,10 @@ impl RangeReader {
         let path = &range.path;
         match format {
             InputFormat::Text => Ok(RangeReader::Lines(LineReader::open(range, max_record_bytes)?)),
+            InputFormat::Jsonl => Ok(RangeReader::Jsonl(LineReader::open(range, max_record_bytes)?)),
+            InputFormat::Csv => {
+                Ok(RangeReader::Csv(crate::data::structured::CsvRecords::open(path, max_record_bytes)?))
+            }
             InputFormat::WholeFile => {
                 Ok(RangeReader::Whole { path: path.clone(), contents: None, done: false, limit: max_record_bytes })
             }
@@ -469,6 +529,16 @@ impl RangeReader {
     fn advance(&mut self) -> Result<bool> {
         match self {
             RangeReader::Lines(lines) => lines.advance(),
+            RangeReader::Jsonl(lines) => {
+                if !lines.advance()? {
+                    return Ok(false);
+                }
+                let line = lines.line();
+                let text = crate::data::structured::jsonl_text(line.offset, line.text);
+                crate::data::structured::check_jsonl(&lines.path, line.line_number, text)?;
+                Ok(true)
+            }
+            RangeReader::Csv(records) => records.advance(),
             RangeReader::Whole { path, contents, done, limit } => {
                 if *done {
                     return Ok(false);
@@ -514,6 +584,15 @@ impl RangeReader {
                 let line = lines.line();
                 (line.offset, line.line_number, line.text.as_bytes(), line.text)
             }
+            RangeReader::Jsonl(lines) => {
+                let line = lines.line();
+                let text = crate::data::structured::jsonl_text(line.offset, line.text);
+                (line.offset, line.line_number, text.as_bytes(), text)
+            }
+            RangeReader::Csv(records) => {
+                let (offset, line, text) = records.record();
+                (offset, line, text.as_bytes(), text)
+            }
             RangeReader::Whole { contents, .. } => {
                 let text = contents.as_deref().unwrap_or("");
                 (0, 0, text.as_bytes(), text)
@@ -527,7 +606,8 @@ impl RangeReader {
     /// Offset of the record last read or rejected.
     fn record_offset(&self) -> u64 {
         match self {
-            RangeReader::Lines(lines) => lines.line_offset(),
+            RangeReader::Lines(lines) | RangeReader::Jsonl(lines) => lines.line_offset(),
+            RangeReader::Csv(records) => records.offset(),
             RangeReader::Whole { .. } => 0,
             RangeReader::Tera { pos, .. } => pos.saturating_sub(TERA_RECORD),
         }
@@ -537,8 +617,8 @@ impl RangeReader {
     /// whole file or a compressed range).
     fn reached(&self) -> Option<u64> {
         match self {
-            RangeReader::Lines(lines) => (lines.end != u64::MAX).then_some(lines.pos),
-            RangeReader::Whole { .. } => None,
+            RangeReader::Lines(lines) | RangeReader::Jsonl(lines) => (lines.end != u64::MAX).then_some(lines.pos),
+            RangeReader::Whole { .. } | RangeReader::Csv(_) => None,
             RangeReader::Tera { pos, .. } => Some(*pos),
         }
     }
@@ -546,7 +626,8 @@ impl RangeReader {
     /// Bytes of the range consumed so far.
     fn consumed(&self, range: &FileRange) -> u64 {
         match self {
-            RangeReader::Lines(lines) => lines.position() - lines.first_line_offset,
+            RangeReader::Lines(lines) | RangeReader::Jsonl(lines) => lines.position() - lines.first_line_offset,
+            RangeReader::Csv(records) => records.consumed(),
             RangeReader::Whole { contents, .. } => contents.as_ref().map_or(0, |c| c.len() as u64),
             RangeReader::Tera { pos, .. } => pos - range.start,
         }
@@ -575,7 +656,7 @@ impl RecordReader {
         loop {
             let Some(reader) = self.current.as_mut() else {
                 let Some(range) = self.ranges.get(self.index) else { return Ok(None) };
-                self.path = path_text(&range.path).into_owned();
+                self.path = path_text(range.name()).into_owned();
                 match check_unchanged(range, None)
                     .and_then(|()| RangeReader::open(range, self.format, self.max_record_bytes))
                 {
@@ -893,7 +974,7 @@ mod tests {
     use super::*;
 
     fn lines_of(path: &Path, len: u64, split_size: u64) -> Vec<(u64, String)> {
-        let files = [InputFile { path: path.to_path_buf(), len, modified_ns: None }];
+        let files = [InputFile { path: path.to_path_buf(), len, modified_ns: None, name: None }];
         let mut out = Vec::new();
         let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
         number_lines(&mut splits).unwrap();
@@ -942,7 +1023,7 @@ mod tests {
             let expected = simple_lines(&text);
             let len = text.len() as u64;
             for split_size in 1..=len.max(1) + 1 {
-                let files = [InputFile { path: path.clone(), len, modified_ns: None }];
+                let files = [InputFile { path: path.clone(), len, modified_ns: None, name: None }];
                 let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
                 number_lines(&mut splits).unwrap();
                 let mut got = Vec::new();
@@ -1000,7 +1081,7 @@ mod tests {
                 expected.push((path.clone(), offset, format!("{}:{line}", n + 1)));
                 offset += piece.len() as u64;
             }
-            files.push(InputFile { path, len: text.len() as u64, modified_ns: None });
+            files.push(InputFile { path, len: text.len() as u64, modified_ns: None, name: None });
         }
         let total: u64 = files.iter().map(|f| f.len).sum();
         for split_size in (1..=total + 1).step_by(7).chain([8, 64, total]) {
@@ -1028,7 +1109,7 @@ mod tests {
     #[test]
     fn many_tiny_files_pack_into_few_splits_of_bounded_ranges() {
         let files: Vec<InputFile> = (0..10_000)
-            .map(|i| InputFile { path: PathBuf::from(format!("/in/{i:05}")), len: 10, modified_ns: None })
+            .map(|i| InputFile { path: PathBuf::from(format!("/in/{i:05}")), len: 10, modified_ns: None, name: None })
             .collect();
         let splits = plan_splits(&files, 1 << 20, InputFormat::Text).unwrap();
         assert_eq!(splits.len(), 10_000usize.div_ceil(MAX_RANGES_PER_SPLIT));
@@ -1045,8 +1126,8 @@ mod tests {
         std::fs::write(&a, b"one\n\xff\n").unwrap();
         std::fs::write(&b, b"\xfe").unwrap();
         let files = [
-            InputFile { path: a.clone(), len: 5, modified_ns: None },
-            InputFile { path: b.clone(), len: 1, modified_ns: None },
+            InputFile { path: a.clone(), len: 5, modified_ns: None, name: None },
+            InputFile { path: b.clone(), len: 1, modified_ns: None, name: None },
         ];
         for format in [InputFormat::Text, InputFormat::WholeFile] {
             let splits = plan_splits(&files, 100, format).unwrap();
@@ -1087,7 +1168,7 @@ mod tests {
         let long = "y".repeat(100_000);
         let text = format!("short\n{long}\r\nexactly10!\n{long}x");
         std::fs::write(&path, &text).unwrap();
-        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None }];
+        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None, name: None }];
         for (split_size, limit) in [(1 << 20, 10), (7, 10), (1 << 20, 5000)] {
             let mut seen = Vec::new();
             for split in plan_splits(&files, split_size, InputFormat::Text).unwrap() {
@@ -1126,7 +1207,7 @@ mod tests {
         let path = dir.path().join("f.txt");
         let text = "too long\r\n\nok\nalso too long\nend";
         std::fs::write(&path, text).unwrap();
-        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None }];
+        let files = [InputFile { path: path.clone(), len: text.len() as u64, modified_ns: None, name: None }];
         for split_size in 1..=text.len() as u64 {
             let mut seen = Vec::new();
             let mut splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
@@ -1151,7 +1232,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.txt");
         std::fs::write(&path, b"ok\nab\xffcd\n").unwrap();
-        let range = FileRange { path: path.clone(), start: 0, end: 9, first_line: 0, stamp: None };
+        let range = FileRange { path: path.clone(), start: 0, end: 9, first_line: 0, stamp: None, name: None };
         let mut reader = LineReader::open(&range, u64::MAX).unwrap();
         assert_eq!(reader.next_line().unwrap().unwrap().text, "ok");
         match reader.next_line() {

@@ -22,6 +22,12 @@ const MAGIC: &[u8; 8] = b"MRMO0001";
 const INDEX_ENTRY: usize = 8 + 8 + 8 + 4;
 const FOOTER: usize = 4 + 8;
 
+/// Bytes of a map output file of `partitions` partitions that are not records: its index and
+/// footer. A file's size less this is what its reducers read.
+pub fn overhead(partitions: u32) -> u64 {
+    (INDEX_ENTRY * partitions as usize + FOOTER) as u64
+}
+
 /// Where one partition lives in a map output file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {

@@ -5,3 +5,4 @@ pub mod compression;
 pub mod input;
 pub mod mapout;
 pub mod storage;
+pub mod structured;

@@ -593,7 +593,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.txt");
         std::fs::write(&input, text).unwrap();
-        let files = [InputFile { path: input, len: text.len() as u64, modified_ns: None }];
+        let files = [InputFile { path: input, len: text.len() as u64, modified_ns: None, name: None }];
         let splits = plan_splits(&files, split_size, InputFormat::Text).unwrap();
         let mut outputs = Vec::new();
         let mut counters = TaskCounters::default();

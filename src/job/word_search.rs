@@ -1,4 +1,4 @@
-//! Word search, the original system's workload: for each target word, the number of input
+//! Word search: for each target word, the number of input
 //! lines that contain it as a substring. The targets reach the workers through the state store:
 //! the coordinator sets one entry per target, and each worker reads them in one batched get.
 

@@ -73,6 +73,7 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &AttemptPr
         job: job_name.to_string(),
         mode: "local",
         succeeded: true,
+        interrupted: false,
         error: None,
         output: out.display().to_string(),
         map: PhaseSummary::from_attempts(Phase::Map, plan.splits.len() as u32, map_counters, &attempts),
@@ -82,6 +83,8 @@ pub fn run(registry: &Registry, job_name: &str, plan: Plan, progress: &AttemptPr
         workers: Vec::new(),
         speculative_attempts: 0,
         attempts,
+        notes: plan.notes.clone(),
+        view: None,
     };
     plan.output.keep();
     Ok(summary)

@@ -19,6 +19,7 @@ use crate::control::plan::Plan;
 use crate::control::scheduler::JobState;
 use crate::error::{Error, Result};
 use crate::exec::fault::Faults;
+use crate::launch::interrupted::keep_for_resume;
 use crate::report::progress::{ProgressMode, show};
 use crate::report::summary::{PhaseSummary, Summary, WorkerSummary};
 use crate::settings::FaultTolerance;
@@ -49,6 +50,8 @@ pub struct RunConfig {
     pub token: Option<String>,
     /// TLS on every service; `mr run` hands its files to its workers.
     pub tls: Option<crate::net::rpc::Tls>,
+    /// How the job was asked for, for the status page.
+    pub about: crate::report::status::About,
     /// `mr coordinator`: workers join from other hosts (their map outputs are re-executed when
     /// they are lost), and the coordinator waits for them to hear that the job is over.
     pub standalone: bool,
@@ -57,9 +60,10 @@ pub struct RunConfig {
 /// How long workers get to exit by themselves after the job ends before they are killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// Runs a planned job with worker processes. Returns the summary, whose `succeeded` tells
-/// whether the output committed; on failure the output directory is cleaned.
-pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> Result<Summary> {
+/// Runs a planned job with worker processes. Returns the summary of a committed job; on
+/// failure the output directory is cleaned, and on an interrupt it is kept for `--resume`
+/// when it has a journal ([`settle`]).
+pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> std::result::Result<Summary, Failed> {
     // Each worker process logs to its own file in `logs`; kept when the job fails. A resumed
     // job logs on in the directory of the run it continues.
     let (work_dir, journal, recovered, logs) = open_journal(job_name, &mut plan, config.tolerance.verify_inputs)?;
@@ -71,7 +75,7 @@ pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> Resul
         eprintln!("coordinator: {url}");
     }
     let shutdown = CancellationToken::new();
-    let status = start_status_server(&config, &coordinator, &shutdown).await?;
+    let status = start_status_server(&config, &coordinator, logs.path(), &shutdown).await?;
     let server = tokio::spawn(coordinator.clone().serve(listener, shutdown.clone()));
 
     let progress_stop = CancellationToken::new();
@@ -90,27 +94,63 @@ pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> Resul
     let _ = progress.await;
     supervisor.stop_all(&coordinator).await;
     let served = stop_servers(shutdown, server, status).await;
-    drop(work_dir);
     if let Some(journal) = &journal {
         journal.close();
     }
 
-    let (summary, error) = summarize(job_name, &plan, &coordinator, &supervisor, &outcome, served);
-    if let Some(e) = error {
-        // Dropping the plan's output directory removes what the job wrote.
-        drop(plan);
-        let error = match outcome {
-            Err(e) => e,
-            Ok(()) => Error::Job(e),
-        };
-        if matches!(error, Error::Interrupted) {
-            return Err(error);
-        }
-        return Err(Error::WithLogs { error: Box::new(error), logs: logs.keep() });
+    let (mut summary, error) = summarize(job_name, &plan, &coordinator, &supervisor, &outcome, served);
+    summary.view = Some(crate::report::status::snapshot(&coordinator));
+    let Some(e) = error else {
+        drop(work_dir);
+        plan.output.keep();
+        drop(logs);
+        return Ok(summary);
+    };
+    let error = match outcome {
+        Err(e) => e,
+        Ok(()) => Error::Job(e),
+    };
+    let error = settle(error, plan, work_dir, logs, journal.as_deref());
+    summary.error = Some(error.to_string());
+    Err(Failed { error, summary: Some(Box::new(summary)) })
+}
+
+/// A distributed run that did not commit: its error, and its summary when the job got as far
+/// as running (`--json` prints it).
+#[derive(Debug)]
+pub struct Failed {
+    /// Why the job did not commit.
+    pub error: Error,
+    /// The summary of what ran (`succeeded` false, `error` set).
+    pub summary: Option<Box<Summary>>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed { error, summary: None }
     }
-    plan.output.keep();
-    drop(logs);
-    Ok(summary)
+}
+
+/// Leaves the output of a job that did not commit: an interrupted job with a journal keeps
+/// what `--resume` needs, like a crashed one (pruned by [`keep_for_resume`]); any other job's
+/// output is removed (dropping the plan's output directory) and its logs kept for a look.
+fn settle(error: Error, mut plan: Plan, work_dir: WorkDir, logs: WorkDir, journal: Option<&Journal>) -> Error {
+    match (error, journal) {
+        (Error::Interrupted, Some(journal)) => {
+            plan.output.leave_alone();
+            keep_for_resume(&work_dir.keep(), journal.path());
+            logs.keep();
+            Error::InterruptedResumable(plan.output.path().to_path_buf())
+        }
+        (error, _) => {
+            drop(plan);
+            drop(work_dir);
+            match error {
+                Error::Interrupted => error,
+                error => Error::WithLogs { error: Box::new(error), logs: logs.keep() },
+            }
+        }
+    }
 }
 
 /// The coordinator's gRPC listener on `addr`, its address, and the URL workers reach it at.
@@ -171,6 +211,7 @@ fn coordinator_config(
 async fn start_status_server(
     config: &RunConfig,
     coordinator: &Coordinator,
+    logs: &std::path::Path,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<Result<()>>>> {
     let Some(addr) = &config.http else { return Ok(None) };
@@ -180,7 +221,8 @@ async fn start_status_server(
     if config.announce {
         eprintln!("status: http://{}/", reachable(local));
     }
-    Ok(Some(tokio::spawn(crate::report::status::serve(listener, coordinator.clone(), shutdown.clone()))))
+    let about = crate::report::status::About { logs: Some(logs.to_path_buf()), ..config.about.clone() };
+    Ok(Some(tokio::spawn(crate::report::status::serve(listener, coordinator.clone(), about, shutdown.clone()))))
 }
 
 /// The arguments of every worker after `mr worker --coordinator URL`: the extra ones, the
@@ -255,6 +297,7 @@ fn summarize(
         job: job_name.to_string(),
         mode: "distributed",
         succeeded: error.is_none(),
+        interrupted: matches!(outcome, Err(Error::Interrupted)),
         error: error.clone(),
         output: plan.output.path().display().to_string(),
         map: PhaseSummary::from_attempts(Phase::Map, plan.splits.len() as u32, s.counters(Phase::Map), s.attempts()),
@@ -264,6 +307,8 @@ fn summarize(
         workers: supervisor.summaries(),
         speculative_attempts: s.attempts().iter().filter(|a| a.speculative).count() as u32,
         attempts: s.attempts().to_vec(),
+        notes: plan.notes.clone(),
+        view: None,
     };
     (summary, error)
 }
@@ -421,15 +466,14 @@ pub fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
         };
         files.push((path, stamp.0, stamp.1));
     }
-    let splits: Vec<Vec<(String, u64, u64, u64)>> = plan
+    // A file's name as jobs see it is part of the output (grep, index): it must not change.
+    let text = |p: &std::path::Path| crate::data::input::path_text(p).into_owned();
+    // (path, name, start, end, first line) of each range.
+    type Range = (String, String, u64, u64, u64);
+    let splits: Vec<Vec<Range>> = plan
         .splits
         .iter()
-        .map(|s| {
-            s.ranges
-                .iter()
-                .map(|r| (crate::data::input::path_text(&r.path).into_owned(), r.start, r.end, r.first_line))
-                .collect()
-        })
+        .map(|s| s.ranges.iter().map(|r| (text(&r.path), text(r.name()), r.start, r.end, r.first_line)).collect())
         .collect();
     let mut state = xxhash_rust::xxh3::Xxh3::new();
     for (key, value) in &plan.prepared.state {
@@ -485,14 +529,8 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
     loop {
         tokio::select! {
             _ = ended.wait_for(|&e| e) => return Ok(()),
-            _ = interrupt.recv() => {
-                coordinator.abort("interrupted");
-                return Err(Error::Interrupted);
-            }
-            _ = terminate.recv() => {
-                coordinator.abort("terminated");
-                return Err(Error::Interrupted);
-            }
+            _ = interrupt.recv() => return Err(interrupted(coordinator, supervisor, "interrupted")),
+            _ = terminate.recv() => return Err(interrupted(coordinator, supervisor, "terminated")),
             Some((pid, status)) = supervisor.exits.recv() => {
                 supervisor.exited(pid, status, coordinator.now());
                 if coordinator.has_ended() {
@@ -514,6 +552,19 @@ async fn supervise(coordinator: &Coordinator, supervisor: &mut Supervisor, confi
             }
         }
     }
+}
+
+/// Stops an interrupted job. With a journal (a local output), the workers are killed before
+/// the job is aborted: told that the job is over, a worker would remove its directory, and
+/// with it map outputs that a resume reads. An object-store output keeps no journal: its
+/// workers hear of the abort first, as they always did.
+fn interrupted(coordinator: &Coordinator, supervisor: &Supervisor, reason: &str) -> Error {
+    let journaled = !crate::data::storage::is_url(&coordinator.config().output_dir);
+    if journaled {
+        supervisor.kill_all(Signal::SIGKILL);
+    }
+    coordinator.abort(reason);
+    Error::Interrupted
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal> {

@@ -35,6 +35,7 @@ impl From<&input::Split> for pb::Split {
                 end: r.end,
                 first_line: r.first_line,
                 stamp: r.stamp.map(|s| pb::FileStamp { len: s.len, modified_ns: s.modified_ns }),
+                name: r.name.as_deref().map(path_bytes),
             })
             .collect();
         pb::Split { ranges }
@@ -52,6 +53,7 @@ impl From<pb::Split> for input::Split {
                 end: r.end,
                 first_line: r.first_line,
                 stamp: r.stamp.map(|s| input::FileStamp { len: s.len, modified_ns: s.modified_ns }),
+                name: r.name.map(path_from_bytes),
             })
             .collect();
         input::Split { ranges }

@@ -1,6 +1,7 @@
-//! Progress of a running job on stderr: two bars (map: bytes of input, with tasks, rate and
-//! ETA; reduce: tasks) on a terminal, plain lines every few seconds and at the end of each
-//! phase otherwise, nothing with `--quiet` or `--json`.
+//! Progress of a running job on stderr: two bars on a terminal (map: bytes of input read;
+//! reduce: bytes of map output merged; each with its tasks, rate, elapsed time, and an ETA once
+//! there is a rate), plain lines every few seconds and at the end of each phase otherwise,
+//! nothing with `--quiet` or `--json`.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -37,33 +38,76 @@ pub async fn show(coordinator: Coordinator, input_bytes: u64, mode: ProgressMode
     }
 }
 
-/// (map done, map total, map input bytes committed, reduce done, reduce total)
-fn snapshot(coordinator: &Coordinator) -> (u32, u32, u64, u32, u32) {
+/// What the display shows of a job at one moment.
+struct Snapshot {
+    map_done: u32,
+    maps: u32,
+    /// Input bytes of the committed map attempts.
+    map_bytes: u64,
+    reduce_done: u32,
+    reduces: u32,
+    /// Bytes the committed reduce attempts merged.
+    reduce_bytes: u64,
+    /// Bytes the reduce tasks merge in all: the records of every committed map output.
+    reduce_total: u64,
+}
+
+fn snapshot(coordinator: &Coordinator) -> Snapshot {
     let s = coordinator.scheduler();
     let (map_done, maps) = s.progress(Phase::Map);
     let (reduce_done, reduces) = s.progress(Phase::Reduce);
-    (map_done, maps, s.counters(Phase::Map).input_bytes, reduce_done, reduces)
+    let map = s.counters(Phase::Map);
+    let overhead = crate::data::mapout::overhead(reduces) * u64::from(map_done);
+    Snapshot {
+        map_done,
+        maps,
+        map_bytes: map.input_bytes,
+        reduce_done,
+        reduces,
+        reduce_bytes: s.counters(Phase::Reduce).input_bytes,
+        reduce_total: map.output_bytes.saturating_sub(overhead),
+    }
+}
+
+/// A bar's style: the estimated time left only once there is a rate to estimate it from.
+fn style(phase: &str, with_eta: bool) -> ProgressStyle {
+    let eta = if with_eta { " ETA {eta}" } else { "" };
+    let template = format!(
+        "{phase:<6} [{{bar:24}}] {{bytes}}/{{total_bytes}} {{msg}} {{binary_bytes_per_sec}}{eta} in {{elapsed}}"
+    );
+    ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
+}
+
+/// The reduce bar's style before the first map output is committed: nothing to merge yet.
+fn waiting_style() -> ProgressStyle {
+    ProgressStyle::with_template("reduce waiting for map outputs, {msg} in {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// Moves a bar to `position`, showing the ETA from the first byte on.
+fn advance(bar: &ProgressBar, phase: &str, position: u64) {
+    if position > 0 && bar.position() == 0 {
+        bar.set_style(style(phase, true));
+    }
+    bar.set_position(position.min(bar.length().unwrap_or(0)));
 }
 
 async fn bars(coordinator: Coordinator, input_bytes: u64, stop: CancellationToken) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5));
-    let map_style =
-        ProgressStyle::with_template("map    [{bar:30}] {bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-    let reduce_style = ProgressStyle::with_template("reduce [{bar:30}] {pos}/{len} tasks {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    let map = multi.add(ProgressBar::new(input_bytes).with_style(map_style));
-    let reduce = multi.add(ProgressBar::new(0).with_style(reduce_style));
+    let map = multi.add(ProgressBar::new(input_bytes).with_style(style("map", false)));
+    let reduce = multi.add(ProgressBar::new(0).with_style(waiting_style()));
     loop {
         // Once stopped, draw the final state, then leave.
         let stopped = stop.is_cancelled();
-        let (map_done, maps, bytes, reduce_done, reduces) = snapshot(&coordinator);
-        map.set_position(bytes.min(input_bytes));
-        map.set_message(format!("{map_done}/{maps} tasks"));
-        reduce.set_length(u64::from(reduces));
-        reduce.set_position(u64::from(reduce_done));
+        let now = snapshot(&coordinator);
+        advance(&map, "map", now.map_bytes);
+        map.set_message(format!("{}/{} tasks", now.map_done, now.maps));
+        if now.reduce_total > 0 && reduce.length() == Some(0) {
+            reduce.set_style(style("reduce", false));
+        }
+        reduce.set_length(now.reduce_total);
+        advance(&reduce, "reduce", now.reduce_bytes);
+        reduce.set_message(format!("{}/{} tasks", now.reduce_done, now.reduces));
         if stopped {
             break;
         }
@@ -81,7 +125,7 @@ async fn plain(coordinator: Coordinator, stop: CancellationToken) {
     let mut printed = Instant::now();
     loop {
         let stopped = stop.is_cancelled();
-        let (map_done, maps, _, reduce_done, reduces) = snapshot(&coordinator);
+        let Snapshot { map_done, maps, reduce_done, reduces, .. } = snapshot(&coordinator);
         let phase_ended = |l: Option<(u32, u32)>| {
             l.is_some_and(|(m, r)| (m < maps && map_done == maps) || (r < reduces && reduce_done == reduces))
         };

@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
@@ -262,18 +264,47 @@ pub fn snapshot(coordinator: &Coordinator) -> JobView {
     }
 }
 
+/// What the page shows besides the scheduler's state: how the job was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct About {
+    /// The command line, e.g. `mr run wordcount -i in -o out`.
+    pub command: Vec<String>,
+    /// The resolved settings, as `_job.json`'s `config` records them.
+    pub settings: serde_json::Value,
+    /// The worker log directory, when the page may link its files (a server on loopback).
+    pub logs: Option<PathBuf>,
+}
+
+/// The state the routes share.
+#[derive(Clone)]
+struct Served {
+    coordinator: Coordinator,
+    about: Arc<About>,
+}
+
 /// The status server's routes.
-pub fn router(coordinator: Coordinator) -> Router {
+pub fn router(coordinator: Coordinator, about: About) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/v1/job", get(api))
         .route("/metrics", get(metrics))
-        .with_state(coordinator)
+        .route("/logs/{name}", get(log_file))
+        .with_state(Served { coordinator, about: Arc::new(about) })
 }
 
-/// Serves the status server on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, coordinator: Coordinator, shutdown: CancellationToken) -> Result<()> {
-    let server = axum::serve(listener, router(coordinator)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+/// Serves the status server on `listener` until `shutdown`. Worker logs are linked only when
+/// it listens on a loopback address.
+pub async fn serve(
+    listener: TcpListener,
+    coordinator: Coordinator,
+    mut about: About,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    if !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+        about.logs = None;
+    }
+    let server =
+        axum::serve(listener, router(coordinator, about)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     // Requests in flight get a short grace period; a client that holds a connection open (an
     // idle keep-alive, a request it never finishes) does not hold the job's end.
     let grace = async {
@@ -292,16 +323,49 @@ pub async fn serve(listener: TcpListener, coordinator: Coordinator, shutdown: Ca
 /// How long the status server lets requests in flight finish once the job is over.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
-async fn api(State(coordinator): State<Coordinator>) -> Json<JobView> {
-    Json(snapshot(&coordinator))
+async fn api(State(served): State<Served>) -> Json<JobView> {
+    Json(snapshot(&served.coordinator))
 }
 
-async fn page(State(coordinator): State<Coordinator>) -> Html<String> {
-    Html(render_page(&snapshot(&coordinator)).into_string())
+async fn page(State(served): State<Served>) -> Html<String> {
+    Html(render_page(&snapshot(&served.coordinator), &served.about).into_string())
 }
 
-async fn metrics(State(coordinator): State<Coordinator>) -> Response {
-    match render_metrics(&snapshot(&coordinator)) {
+/// A worker's log file, `worker-N.log` in the job's log directory, and nothing else.
+async fn log_file(State(served): State<Served>, Path(name): Path<String>) -> Response {
+    let valid = name
+        .strip_prefix("worker-")
+        .and_then(|n| n.strip_suffix(".log"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let Some(dir) = served.about.logs.as_ref().filter(|_| valid) else {
+        return (axum::http::StatusCode::NOT_FOUND, "no such log").into_response();
+    };
+    match tokio::fs::read(dir.join(&name)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
+        Err(e) => (axum::http::StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    }
+}
+
+/// The names of the worker log files in `dir`, in number order.
+fn log_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<(u64, String)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let n = name.strip_prefix("worker-")?.strip_suffix(".log")?.parse().ok()?;
+                    Some((n, name))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.into_iter().map(|(_, name)| name).collect()
+}
+
+async fn metrics(State(served): State<Served>) -> Response {
+    match render_metrics(&snapshot(&served.coordinator)) {
         Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
@@ -373,24 +437,44 @@ fn outcome_color(outcome: &str) -> &'static str {
     }
 }
 
-/// A timeline of every attempt: one row per task, one bar per attempt, coloured by outcome.
+/// Time-axis ticks: a round step that gives at most about six ticks over `span` ms.
+fn ticks(span: Millis) -> Vec<Millis> {
+    let step = [100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000]
+        .into_iter()
+        .find(|&step| span / step <= 6)
+        .unwrap_or_else(|| (span / 6).div_ceil(600_000) * 600_000);
+    (0..=span / step).map(|i| i * step).collect()
+}
+
+/// A timeline of every attempt: one row per task (labelled when rows are tall enough, else
+/// by phase), one bar per attempt coloured by outcome, and a time axis with ticks.
 fn chart(view: &JobView) -> Markup {
     const WIDTH: f64 = 900.0;
     const LEFT: f64 = 90.0;
     let rows = view.tasks.len().max(1);
     let row_h = (360.0 / rows as f64).clamp(2.0, 14.0);
-    let height = row_h * rows as f64 + 24.0;
-    let span = view.elapsed_ms.max(1) as f64;
-    let x = |ms: Millis| LEFT + (WIDTH - LEFT - 10.0) * ms as f64 / span;
-    let mut bars = String::new();
+    let plot_h = row_h * rows as f64;
+    let height = plot_h + 30.0;
+    let span = view.elapsed_ms.max(1);
+    let x = |ms: Millis| LEFT + (WIDTH - LEFT - 20.0) * ms as f64 / span as f64;
+    let mut svg = String::new();
     for (row, t) in view.tasks.iter().enumerate() {
+        let y = row as f64 * row_h;
+        if row_h >= 10.0 {
+            let _ = write!(
+                svg,
+                r#"<text class="row-label" x="0" y="{:.1}" font-size="10">{} {}</text>"#,
+                y + row_h - 3.0,
+                phase_name(t.phase),
+                t.index
+            );
+        }
         for a in &t.attempts {
             let x0 = x(a.start_ms);
             let w = (x(a.start_ms + a.duration_ms) - x0).max(1.0);
-            let y = row as f64 * row_h;
             let _ = write!(
-                bars,
-                r#"<rect x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{} {} attempt {}: {} ({})</title></rect>"#,
+                svg,
+                r#"<rect x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{} {}.{}: {} ({})</title></rect>"#,
                 (row_h - 1.0).max(1.0),
                 outcome_color(&a.outcome),
                 phase_name(t.phase),
@@ -401,18 +485,31 @@ fn chart(view: &JobView) -> Markup {
             );
         }
     }
-    let axis_y = height - 8.0;
+    if row_h < 10.0 {
+        for (phase, first) in [Phase::Map, Phase::Reduce]
+            .into_iter()
+            .filter_map(|p| Some((p, view.tasks.iter().position(|t| t.phase == p)?)))
+        {
+            let y = first as f64 * row_h + 10.0;
+            let _ =
+                write!(svg, r#"<text class="row-label" x="0" y="{y:.1}" font-size="11">{}</text>"#, phase_name(phase));
+        }
+    }
+    let _ = write!(svg, r##"<line x1="{LEFT}" y1="{plot_h:.1}" x2="{:.1}" y2="{plot_h:.1}" stroke="#888"/>"##, x(span));
+    for tick in ticks(span) {
+        let tx = x(tick);
+        let _ = write!(
+            svg,
+            r##"<line class="tick" x1="{tx:.1}" y1="{plot_h:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#888"/><text x="{tx:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"##,
+            plot_h + 4.0,
+            plot_h + 16.0,
+            secs(tick)
+        );
+    }
     html! {
         svg #chart xmlns="http://www.w3.org/2000/svg" width=(WIDTH) height=(height) viewBox=(format!("0 0 {WIDTH} {height}")) {
-            @if let Some(first_reduce) = view.tasks.iter().position(|t| t.phase == Phase::Reduce) {
-                text x="0" y=(row_h.max(10.0)) font-size="11" { "map" }
-                text x="0" y=(first_reduce as f64 * row_h + row_h.max(10.0)) font-size="11" { "reduce" }
-            } @else {
-                text x="0" y="10" font-size="11" { "map" }
-            }
-            (PreEscaped(bars))
-            text x=(LEFT) y=(axis_y) font-size="11" { "0 s" }
-            text x=(WIDTH - 60.0) y=(axis_y) font-size="11" { (secs(view.elapsed_ms)) }
+            (PreEscaped(svg))
+            text x=(WIDTH / 2.0) y=(height - 1.0) font-size="10" text-anchor="middle" { "time since the job started" }
         }
     }
 }
@@ -421,7 +518,10 @@ const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}\
 th{background:#f4f4f4}.num{text-align:right}.state{font-weight:bold}.dead{color:#c62828}\
 .outcome-committed{color:#2e7d32}.outcome-failed{color:#c62828}.outcome-lost{color:#ef6c00}\
-.outcome-running{color:#1565c0}.outcome-discarded{color:#777}h2{margin-top:1.2em}";
+.outcome-running{color:#1565c0}.outcome-discarded{color:#777}h2{margin-top:1.2em}\
+.wide{overflow-x:auto;max-width:100%}svg{max-width:100%;height:auto}code{word-break:break-all}\
+.error{white-space:pre-wrap;word-break:break-word}\
+@media (max-width:600px){body{margin:.5em;font-size:13px}td,th{padding:2px 4px}}";
 
 /// Reloads the page's content every second while the job runs, without any external asset. Its
 /// links are relative: a cluster serves each job's page under `/jobs/ID/`.
@@ -431,8 +531,67 @@ if(!s||!/running|committing/.test(s.textContent))return;fetch(location.pathname)
 document.getElementById('app').replaceWith(d.getElementById('app'));}).catch(function(){})\
 .finally(function(){setTimeout(poll,1000)});}setTimeout(poll,1000);})();";
 
-/// The HTML status page.
-pub fn render_page(view: &JobView) -> Markup {
+/// A time in ms since the Unix epoch as UTC, e.g. `2026-12-01T17:18:07Z`.
+fn utc(unix_ms: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// A command-line argument as a POSIX shell would need it: single-quoted unless it is made of
+/// characters that need no quoting.
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_=./:,@%+".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// A setting's value as text: strings as they are, the rest as JSON.
+fn setting_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// How the job was asked for: its command line, input, output, start and end, and settings.
+fn job_section(view: &JobView, about: &About) -> Markup {
+    let ended = matches!(view.state.as_str(), "succeeded" | "failed");
+    let inputs: Vec<String> =
+        about.settings["inputs"].as_array().map(|a| a.iter().map(setting_text).collect()).unwrap_or_default();
+    let settings: Vec<(&String, &serde_json::Value)> = about
+        .settings
+        .as_object()
+        .map(|o| o.iter().filter(|(k, _)| !matches!(k.as_str(), "inputs" | "output")).collect())
+        .unwrap_or_default();
+    html! {
+        h2 { "Job" }
+        div .wide { table #job {
+            @if !about.command.is_empty() { tr { th { "command" } td { code #command { (about.command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")) } } } }
+            @if !inputs.is_empty() { tr { th { "input" } td { code #input { (inputs.join(" ")) } } } }
+            @if let Some(output) = about.settings["output"].as_str() { tr { th { "output" } td { code #output { (output) } } } }
+            tr { th { "started" } td #started { (utc(view.started_unix_ms)) } }
+            tr { th { "ended" } td #ended { @if ended { (utc(view.started_unix_ms + view.elapsed_ms)) } @else { "running" } } }
+        } }
+        @if !settings.is_empty() {
+            details #settings {
+                summary { "Settings (" (settings.len()) ")" }
+                div .wide { table {
+                    @for (key, value) in settings { tr { th { (key) } td { code { (setting_text(value)) } } } }
+                } }
+            }
+        }
+        @if let Some(dir) = &about.logs {
+            p #logs { "Worker logs: " @for name in log_names(dir) { a href=(format!("/logs/{name}")) { (name) } " " } }
+        }
+    }
+}
+
+/// The HTML status page: the live one, or (with `mr status --html OUT`) a finished job's,
+/// from its history.
+pub fn render_page(view: &JobView, about: &About) -> Markup {
     let counters = [("map", &view.counters.map), ("reduce", &view.counters.reduce)];
     html! {
         (DOCTYPE)
@@ -450,9 +609,10 @@ pub fn render_page(view: &JobView) -> Markup {
                         " · elapsed " span #elapsed { (secs(view.elapsed_ms)) }
                         " · " a href="api/v1/job" { "JSON" } " · " a href="metrics" { "metrics" }
                     }
-                    @if let Some(error) = &view.error { p #job-error .dead { "Error: " (error) } }
+                    @if let Some(error) = &view.error { p #job-error .dead .error { "Error: " (error) } }
+                    (job_section(view, about))
                     h2 { "Phases" }
-                    table #phases {
+                    div .wide { table #phases {
                         tr { th { "phase" } th { "tasks" } th { "idle" } th { "running" } th { "done" } th { "attempts" } th { "failed" } th { "lost" } th { "backup" } }
                         @for p in &view.phases {
                             tr .phase data-phase=(phase_name(p.phase)) {
@@ -461,16 +621,17 @@ pub fn render_page(view: &JobView) -> Markup {
                                 td .num { (p.lost_attempts) } td .num { (p.speculative_attempts) }
                             }
                         }
-                    }
+                    } }
                     h2 { "Task durations" }
-                    (chart(view))
+                    p #naming { "Each execution of a task is an attempt, named TASK.ATTEMPT: " code { "map 3.0" } " is attempt 0 of map task 3, " code { "map 3.1" } " the next one (a retry, or a backup of a slow attempt)." }
+                    div .wide { (chart(view)) }
                     p #legend {
                         @for outcome in ["committed", "running", "failed", "lost", "discarded"] {
                             span style=(format!("color:{}", outcome_color(outcome))) { "■ " } (outcome) " "
                         }
                     }
                     h2 { "Workers" }
-                    table #workers {
+                    div .wide { table #workers {
                         tr { th { "id" } th { "name" } th { "liveness" } th { "last heard" } th { "running" } th { "committed" } }
                         @for w in &view.workers {
                             tr .worker {
@@ -479,14 +640,14 @@ pub fn render_page(view: &JobView) -> Markup {
                                 td .num { (secs(w.last_seen_ago_ms)) " ago" } td { (w.running.join(", ")) } td .num { (w.committed) }
                             }
                         }
-                    }
+                    } }
                     h2 { "Counters" }
-                    table #counters {
+                    div .wide { table #counters {
                         tr { th { "counter" } th { "map" } th { "reduce" } }
                         @for (name, m, r) in counter_rows(&view.counters) {
                             tr { td { (name) } td .num { (m) } td .num { (r) } }
                         }
-                    }
+                    } }
                     @for (phase, c) in counters {
                         @for (group, names) in &c.user {
                             @for (name, amount) in names {
@@ -498,7 +659,7 @@ pub fn render_page(view: &JobView) -> Markup {
                     @if view.tasks.len() > PAGE_TASKS {
                         p { "The first " (PAGE_TASKS) " of " (view.tasks.len()) " tasks; all of them are in the " a href="api/v1/job" { "JSON" } "." }
                     }
-                    table #tasks {
+                    div .wide { table #tasks {
                         tr { th { "task" } th { "state" } th { "input" } th { "records" } th { "status" } th { "attempts (worker, start, duration, outcome)" } }
                         @for t in view.tasks.iter().take(PAGE_TASKS) {
                             tr .task data-phase=(phase_name(t.phase)) data-state=(format!("{:?}", t.state).to_lowercase()) {
@@ -513,13 +674,13 @@ pub fn render_page(view: &JobView) -> Markup {
                                             "#" (a.attempt) " on worker " (a.worker) ", at " (secs(a.start_ms)) ", " (secs(a.duration_ms)) ", "
                                             span class=(format!("outcome-{}", a.outcome)) { (a.outcome) }
                                             @if a.speculative { " (backup)" }
-                                            @if let Some(e) = &a.error { ": " (e) }
+                                            @if let Some(e) = &a.error { ": " span .error { (e) } }
                                         }
                                     }
                                 }
                             }
                         }
-                    }
+                    } }
                 }
                 script { (PreEscaped(SCRIPT)) }
             }
@@ -547,12 +708,11 @@ pub fn print_status(url: &str) -> Result<String> {
     let base = url.trim_end_matches('/');
     let base = base.strip_suffix("/api/v1/job").unwrap_or(base);
     let api = format!("{base}/api/v1/job");
-    let body = ureq::get(&api)
-        .call()
-        .and_then(|mut r| r.body_mut().read_to_string())
-        .map_err(|e| Error::Unreachable { url: api.clone(), reason: e.to_string() })?;
-    let view: JobView = serde_json::from_str(&body)
-        .map_err(|e| Error::Job(format!("{api} did not answer with a job status (is it an mr coordinator?): {e}")))?;
+    let body = fetch(&api)?;
+    let view: JobView = serde_json::from_str(&body).map_err(|e| Error::StatusUnreachable {
+        url: api.clone(),
+        reason: format!("it did not answer with a job status ({e})"),
+    })?;
     Ok(render_text(&view))
 }
 
@@ -613,4 +773,58 @@ pub fn render_text(view: &JobView) -> String {
         }
     }
     out
+}
+
+/// `mr status TARGET`: a running job from its status server (TARGET is the `status:` URL), or
+/// a finished job from its history (TARGET is its output directory or its `_job.json`). As
+/// text, or with `html` as the status page (for a finished job, the page the server showed
+/// last, offline).
+pub fn show(target: &str, html: bool) -> Result<String> {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        if html {
+            let base = target.trim_end_matches('/');
+            let base = base.strip_suffix("/api/v1/job").unwrap_or(base);
+            return fetch(&format!("{base}/"));
+        }
+        return print_status(target);
+    }
+    let (view, about) = history(std::path::Path::new(target))?;
+    Ok(if html { render_page(&view, &about).into_string() } else { render_text(&view) })
+}
+
+/// A finished job's last status and how it was asked for, from its `_job.json` (in `path`, or
+/// `path` itself).
+pub fn history(path: &std::path::Path) -> Result<(JobView, About)> {
+    let file = if path.is_dir() { path.join(crate::layout::HISTORY) } else { path.to_path_buf() };
+    let bad = |reason: String| Error::History { path: file.clone(), reason };
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        let hint = if path.is_dir() { ": the directory holds no committed job's history" } else { "" };
+        bad(format!("cannot read it ({e}){hint}; give a job's output directory, or the status server's URL"))
+    })?;
+    let history: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON ({e}): is it a job's _job.json?")))?;
+    let status = history.get("status").filter(|s| !s.is_null()).ok_or_else(|| {
+        bad("it holds no status: the job ran with --local, which has no status server, or with an older mr".into())
+    })?;
+    let view: JobView =
+        serde_json::from_value(status.clone()).map_err(|e| bad(format!("its status is not a job status: {e}")))?;
+    let command = history["command"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).map(String::from));
+    let about = About {
+        command: command.map(Vec::from_iter).unwrap_or_default(),
+        settings: history["config"].clone(),
+        logs: None,
+    };
+    Ok((view, about))
+}
+
+/// GETs `url` from a status server.
+fn fetch(url: &str) -> Result<String> {
+    ureq::get(url).call().and_then(|mut r| r.body_mut().read_to_string()).map_err(|e| {
+        let reason = match &e {
+            ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => e.to_string(),
+            // Something listens there, but it does not speak HTTP/1.1: the gRPC port speaks HTTP/2.
+            _ => format!("{e}, so it is not a status server (the coordinator's gRPC address?)"),
+        };
+        Error::StatusUnreachable { url: url.to_string(), reason }
+    })
 }

@@ -40,6 +40,8 @@ pub struct Summary {
     pub mode: &'static str,
     /// True when the output committed.
     pub succeeded: bool,
+    /// True when a signal (Ctrl-C, SIGTERM) stopped the job.
+    pub interrupted: bool,
     /// The error that ended the job, if it failed.
     pub error: Option<String>,
     /// The output directory.
@@ -58,6 +60,12 @@ pub struct Summary {
     pub speculative_attempts: u32,
     /// Every attempt, in order of assignment.
     pub attempts: Vec<AttemptRecord>,
+    /// What the plan chose that the command line did not say (e.g. fewer reduce tasks than
+    /// workers for a small input).
+    pub notes: Vec<String>,
+    /// The status server's last view of a distributed job, for `_job.json`.
+    #[serde(skip)]
+    pub view: Option<crate::report::status::JobView>,
 }
 
 impl PhaseSummary {
@@ -87,33 +95,39 @@ fn secs(ms: Millis) -> String {
 }
 
 impl std::fmt::Display for Summary {
+    /// Lines of at most 100 columns (but the output's path), whatever the counts.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let verdict = if self.succeeded { "succeeded" } else { "FAILED" };
+        let verdict = match (self.succeeded, self.interrupted) {
+            (true, _) => "succeeded",
+            (false, true) => "INTERRUPTED",
+            (false, false) => "FAILED",
+        };
         writeln!(f, "job {} ({}) {verdict} in {}", self.job, self.mode, secs(self.wall_ms))?;
-        let m = &self.map;
+        let (m, r) = (&self.map, &self.reduce);
+        writeln!(f, "  map:    {} tasks, {} attempts, {}", m.tasks, m.attempts, secs(m.wall_ms))?;
         writeln!(
             f,
-            "  map:    {} tasks, {} attempts, {} records in ({}), {} records out ({}), {}",
-            m.tasks,
-            m.attempts,
+            "          in {} records ({}), out {} records ({})",
             m.counters.input_records,
             bytes(m.counters.input_bytes),
             m.counters.output_records,
             bytes(m.counters.output_bytes),
-            secs(m.wall_ms)
         )?;
-        let r = &self.reduce;
         writeln!(
             f,
-            "  reduce: {} tasks, {} attempts, {} records in ({}), {} keys, {} records out ({}), {}",
+            "  reduce: {} tasks, {} attempts, {} keys, {}",
             r.tasks,
             r.attempts,
+            r.counters.groups,
+            secs(r.wall_ms)
+        )?;
+        writeln!(
+            f,
+            "          in {} records ({}), out {} records ({})",
             r.counters.input_records,
             bytes(r.counters.input_bytes),
-            r.counters.groups,
             r.counters.output_records,
             bytes(r.counters.output_bytes),
-            secs(r.wall_ms)
         )?;
         if m.counters.combine_input_records > 0 {
             writeln!(
@@ -136,9 +150,55 @@ impl std::fmt::Display for Summary {
         if failed + lost + speculative > 0 || skipped > 0 {
             writeln!(
                 f,
-                "  faults: {failed} failed attempts, {lost} lost attempts, {speculative} speculative attempts, {skipped} skipped records"
+                "  faults: {failed} failed, {lost} lost, {speculative} speculative attempts; {skipped} skipped records"
             )?;
         }
+        for note in &self.notes {
+            writeln!(f, "  note: {note}")?;
+        }
         write!(f, "  output: {}", self.output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_stay_within_100_columns_at_large_counts() {
+        let big = TaskCounters {
+            input_records: 999_999_999_999,
+            input_bytes: 999_999_999_999_999,
+            output_records: 999_999_999_999,
+            output_bytes: 999_999_999_999_999,
+            groups: 999_999_999_999,
+            combine_input_records: 999_999_999_999,
+            combine_output_records: 999_999_999_999,
+            skipped_records: 999_999_999,
+            ..TaskCounters::default()
+        };
+        let phase = PhaseSummary { tasks: 999_999, attempts: 9_999_999, counters: big, wall_ms: 999_999_999 };
+        let summary = Summary {
+            job: "word-search".into(),
+            mode: "distributed",
+            succeeded: false,
+            interrupted: true,
+            error: None,
+            output: "/tmp/out".into(),
+            map: phase.clone(),
+            reduce: phase,
+            wall_ms: 999_999_999,
+            committed_ms: None,
+            workers: Vec::new(),
+            speculative_attempts: 0,
+            attempts: Vec::new(),
+            notes: vec![crate::control::plan::reduce_cap_note(9_999, 9_999)],
+            view: None,
+        };
+        let text = summary.to_string();
+        assert!(text.lines().count() >= 7, "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+        }
     }
 }

@@ -266,6 +266,7 @@ fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig 
                 end: (i + 1) * 1000,
                 first_line: 0,
                 stamp: None,
+                name: None,
             }],
         })
         .collect();
@@ -436,7 +437,7 @@ pub fn real_job(dir: &Path, maps: u32, workers: u32, reduces: u32) -> Result<Rea
     for (flag, value) in [("--split-size", SPLIT), ("--workers", workers.into()), ("--reduce-tasks", reduces.into())] {
         command.extend([flag.to_string(), value.to_string()]);
     }
-    command.extend(["--quiet".into(), "--http".into(), "off".into()]);
+    command.extend(["--quiet".into(), "--http".into(), "off".into(), "--oversubscribe".into()]);
     let started = Instant::now();
     let child = std::process::Command::new(&exe)
         .args(&command)

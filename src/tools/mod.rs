@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod datagen;
 pub mod loadbench;
+pub mod sample;
 pub mod simulate;
 pub mod tera;

@@ -156,12 +156,12 @@ fn overwrite_replaces_a_non_empty_output() {
     let dir = Dir::new();
     let input = dir.write("in.txt", "b a b\n");
     let out = dir.path("out");
-    dir.write("out/old.txt", "old");
+    dir.write("out/part-r-00007", "old");
     let err = run_fail(&mut wordcount(&input, &out, &["--quiet"]));
     assert!(err.contains("is not empty") && err.contains("--overwrite"), "{err}");
-    assert!(out.join("old.txt").is_file(), "a refused job must not touch the output");
+    assert!(out.join("part-r-00007").is_file(), "a refused job must not touch the output");
     run_ok(&mut wordcount(&input, &out, &["--quiet", "--overwrite", "--reduce-tasks", "1"]));
-    assert!(!out.join("old.txt").exists());
+    assert!(!out.join("part-r-00007").exists());
     assert_eq!(parts(&out)[0].1, b"a\t1\nb\t2\n");
 }
 
@@ -214,7 +214,7 @@ fn busy_port_is_a_clear_error() {
 }
 
 #[test]
-fn ctrl_c_stops_everything_and_leaves_nothing() {
+fn ctrl_c_stops_everything_and_keeps_only_what_resume_needs() {
     let dir = Dir::new();
     let input = random_strings(&dir);
     let out = dir.path("out");
@@ -232,9 +232,18 @@ fn ctrl_c_stops_everything_and_leaves_nothing() {
     let (status, _, _) = job.finish();
     assert!(start.elapsed().as_secs() < 5, "the job took {:?} to stop", start.elapsed());
     assert_eq!(status.code(), Some(130));
-    assert!(!out.exists(), "an interrupted job left its output dir");
-    let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(left.is_empty(), "temporary files left: {left:?}");
+    assert_kept_for_resume(&out, &work, "ctrl-c");
+}
+
+/// An interrupted distributed job keeps its output directory with the journal and no
+/// `_SUCCESS`, and in TMPDIR only its work directory (committed map outputs) and its logs.
+fn assert_kept_for_resume(out: &Path, work: &Path, name: &str) {
+    assert!(mr::control::journal::path_for(out).exists(), "{name}: the journal is gone");
+    assert!(!out.join("_SUCCESS").exists(), "{name}: an interrupted job committed");
+    for entry in std::fs::read_dir(work).unwrap().flatten() {
+        let entry = entry.file_name().to_string_lossy().into_owned();
+        assert!(entry.starts_with("mr-work-") || entry.starts_with("mr-logs-"), "{name}: {entry} left in TMPDIR");
+    }
 }
 
 #[test]
@@ -382,8 +391,13 @@ fn sigterm_stops_everything_with_exit_130_distributed_and_local() {
         let (status, _, stderr) = job.finish();
         assert!(start.elapsed().as_secs() < 5, "{name}: the job took {:?} to stop", start.elapsed());
         assert_eq!(status.code(), Some(130), "{name}: {stderr}");
-        assert!(!out.exists(), "{name}: an interrupted job left its output dir");
-        let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
-        assert!(left.is_empty(), "{name}: temporary files left: {left:?}");
+        if mode[0] == "--local" {
+            // Local mode keeps no journal: it leaves nothing.
+            assert!(!out.exists(), "{name}: an interrupted job left its output dir");
+            let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
+            assert!(left.is_empty(), "{name}: temporary files left: {left:?}");
+        } else {
+            assert_kept_for_resume(&out, &work, name);
+        }
     }
 }

@@ -128,23 +128,30 @@ fn workers_killed_in_map_and_reduce_phases() {
 fn a_stopped_worker_is_declared_dead_and_its_task_rerun() {
     let dir = Dir::new();
     let input = corpus(&dir);
-    let args = ["--split-size", "2000", "--reduce-tasks", "2"];
+    let args = ["--split-size", "4000", "--reduce-tasks", "2"];
     let local = local_oracle(&dir, &input, &args);
-    let config = dir.write("mr.toml", "[faults.map]\nstraggler = 1.0\nstraggler_delay_ms = 300\n");
+    // Every map attempt sleeps 1 s first: a window in which the test sees it running and stops
+    // its worker inside it.
+    let config = dir.write("mr.toml", "[faults.map]\nstraggler = 1.0\nstraggler_delay_ms = 1000\n");
+    let status = crate::watch::Status::new();
     let out = dir.path("dist");
     let mut cmd = wordcount(&input, &out, &args);
     cmd.args(["--workers", "2", "--worker-timeout", "1s", "--speculative", "off", "--json", "--config"]).arg(&config);
+    cmd.args(status.flag());
     let job = Background::start(cmd, &dir, "sigstop");
-    // Every map attempt sleeps first, so a worker is always inside an attempt.
-    wait_for(60, "both workers running", || job.workers().len() == 2);
-    wait_for(60, "a first map output", || job.map_outputs() >= 1);
-    let stopped = job.workers()[0];
+    let mut victim = None;
+    wait_for(60, "a worker running a map attempt", || {
+        let Some(view) = status.job() else { return false };
+        victim = crate::watch::worker_running(&view, "map");
+        victim.is_some()
+    });
+    let (stopped, attempt) = victim.unwrap();
     signal(stopped, Signal::SIGSTOP);
-    let (status, stdout, stderr) = job.finish();
-    assert!(status.success(), "{stderr}");
+    let (exit, stdout, stderr) = job.finish();
+    assert!(exit.success(), "{stderr}");
     let s = summary(&stdout);
     let lost = s["attempts"].as_array().unwrap().iter().filter(|a| a["outcome"] == "lost").count();
-    assert!(lost >= 1, "the stopped worker's attempt was not rerun:\n{stdout}");
+    assert!(lost >= 1, "the worker stopped during {attempt} lost no attempt:\n{stdout}");
     assert_same_output(&out, &local);
 }
 

@@ -335,3 +335,8 @@ pub fn coordinator_config(
         rerun_maps_of_lost_workers: false,
     }
 }
+
+/// Whether `program` is on the PATH.
+pub fn command_exists(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}

@@ -319,3 +319,75 @@ fn resume_refuses_changed_inputs_and_accepts_changed_memory_settings() {
     let rerun: Vec<_> = attempted(&summary, "map").intersection(&done).copied().collect();
     assert!(rerun.is_empty(), "committed maps {rerun:?} ran again (journaled: {done:?})");
 }
+
+/// What is left in `dir`, as names relative to it, directories with a trailing `/`.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, names: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                names.push(format!("{name}/"));
+                walk(root, &path, names);
+            } else {
+                names.push(name);
+            }
+        }
+    }
+    let mut names = Vec::new();
+    walk(dir, dir, &mut names);
+    names.sort();
+    names
+}
+
+#[test]
+fn an_interrupted_run_keeps_what_resume_needs_and_resumes() {
+    let dir = Dir::new();
+    let input = input(&dir);
+    let config = slow(&dir, 150);
+    let out = dir.path("out");
+    let expected = local_oracle(&dir, &input);
+    let job = Background::start(wordcount(&input, &out, &config), &dir, "interrupt");
+    wait_for(60, "a committed reduce task", || part_files(&out) >= 1);
+    kill(Pid::from_raw(job.child.id() as i32), Signal::SIGINT).unwrap();
+    let work = job.work.clone();
+    let (status, _, stderr) = job.finish();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let hint = format!("interrupted: resume with the same command and --resume, or remove {}", out.display());
+    assert!(stderr.contains(&hint), "{stderr}");
+    assert!(!out.join("_SUCCESS").exists(), "interrupted too late: the job committed");
+
+    // Kept: the journal (alone in _temporary), the committed part files; in TMPDIR, the work
+    // directory with nothing but committed map outputs, and the log directory.
+    let (maps, reduces) = (journaled(&out, "map"), journaled(&out, "reduce"));
+    assert!(!maps.is_empty(), "no map task is journaled");
+    assert!(!reduces.is_empty() && part_files(&out) >= reduces.len(), "{reduces:?}");
+    let kept = tree(&out);
+    assert!(
+        kept.iter().all(|n| n.starts_with("part-r-") || n == "_temporary/" || n == "_temporary/journal.redb"),
+        "{kept:?}"
+    );
+    let left = tree(&work);
+    assert!(left.iter().any(|n| n.starts_with("mr-work-") && n.ends_with(".out")), "{left:?}");
+    for name in &left {
+        let top = name.starts_with("mr-work-") || name.starts_with("mr-logs-");
+        let allowed = name.ends_with('/') || name.ends_with(".out") || name.ends_with(".log");
+        assert!(top && allowed, "left behind for no resume: {name} (in {left:?})");
+    }
+
+    // Run again without --resume: the error says that the job can be resumed, and how.
+    let err = run_fail(&mut wordcount(&input, &out, &config));
+    assert!(err.contains("holds an interrupted job") && err.contains("--resume"), "{err}");
+
+    let mut resume = wordcount(&input, &out, &config);
+    resume.args(["--resume", "--json"]).env("TMPDIR", &work);
+    let summary = summary(&run_ok(&mut resume));
+    assert_same_output(&out, &expected);
+    assert!(sorted_lines(&out) == reference("jobs.py", &[Path::new("wordcount"), &input]), "differs from jobs.py");
+    assert_eq!(maps.len() as u64, summary["map"]["tasks"].as_u64().unwrap(), "every map was journaled");
+    for (phase, done) in [("map", &maps), ("reduce", &reduces)] {
+        let rerun: Vec<_> = attempted(&summary, phase).intersection(done).copied().collect();
+        assert!(rerun.is_empty(), "committed {phase} tasks {rerun:?} ran again (journaled: {done:?})");
+    }
+    assert!(tree(&work).is_empty(), "left behind after the resume: {:?}", tree(&work));
+}

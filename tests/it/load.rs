@@ -28,7 +28,8 @@ fn ten_thousand_map_tasks_on_64_workers_match_local() {
         run_ok(&mut cmd)
     };
     let started = std::time::Instant::now();
-    let distributed = summary(&run("distributed", &["--workers", "64", "--split-size", &SPLIT.to_string()]));
+    let distributed =
+        summary(&run("distributed", &["--workers", "64", "--oversubscribe", "--split-size", &SPLIT.to_string()]));
     let took = started.elapsed();
     assert_eq!(distributed["map"]["tasks"], MAPS, "the input must make {MAPS} map tasks");
     assert_eq!(distributed["reduce"]["tasks"], 8);

@@ -71,10 +71,11 @@ fn the_status_server_shows_a_running_job() {
     let go = dir.path("go");
     let mapper = gated_mapper(&go);
     let out = dir.path("out");
+    let grpc = crate::cluster::free_port();
     let mut cmd = mr();
     cmd.args(["run", "streaming", "--mapper", &mapper, "--reducer", REDUCER, "--workers", "2", "--reduce-tasks", "2"])
         // A split size under two files' size keeps each file a map task of its own.
-        .args(["--task-timeout", "10m", "--split-size", "10KB", "--input"])
+        .args(["--task-timeout", "10m", "--split-size", "10KB", "--listen", &format!("127.0.0.1:{grpc}"), "--input"])
         .arg(dir.path("in"))
         .arg("--output")
         .arg(&out);
@@ -134,6 +135,15 @@ fn the_status_server_shows_a_running_job() {
     assert!(status.starts_with("job streaming: running"), "{status}");
     assert!(status.contains("map    0/4 tasks done, 2 running, 2 idle"), "{status}");
     assert!(status.contains("workers: 2 alive, 0 dead"), "{status}");
+    // The gRPC port is not a status server, and the error says so.
+    let err = crate::harness::run_fail(mr().args(["status", &format!("http://127.0.0.1:{grpc}/")]));
+    assert!(err.contains("not a status server") && err.contains("status server at"), "{err}");
+    // The worker logs are linked, and served.
+    assert!(get(&url).contains(r#"href="/logs/worker-1.log""#), "no link to the worker logs");
+    get(&format!("{url}logs/worker-1.log"));
+    for other in ["logs/worker-1.log.bak", "logs/..%2F..%2Fetc%2Fpasswd", "logs/worker-.log"] {
+        assert!(ureq::get(&format!("{url}{other}")).call().is_err(), "{other} is served");
+    }
 
     // The page, in a real browser: the job, its phases, its tasks and workers, and a chart.
     if let Some(chromium) = chromium() {
@@ -146,6 +156,8 @@ fn the_status_server_shows_a_running_job() {
             r#"<tr class="task" data-phase="reduce" data-state="idle">"#,
             r#"<td class="alive">alive</td>"#,
             r#"<svg id="chart""#,
+            r#"<code id="command">"#,
+            r#"<td id="ended">running</td>"#,
         ] {
             assert!(dom.contains(needle), "the page lacks {needle}:\n{dom}");
         }
@@ -176,6 +188,49 @@ fn the_status_server_shows_a_running_job() {
         local.as_os_str(),
     ]));
     assert_same_output(&out, &local);
+
+    // The finished job, from its history: as text, and as the same page, offline.
+    let text = run_ok(mr().arg("status").arg(&out));
+    assert!(text.starts_with("job streaming: succeeded") && text.contains("map    4/4 tasks done"), "{text}");
+    let page = run_ok(mr().args(["status", "--html"]).arg(out.join("_job.json")));
+    for needle in [
+        r#"id="job-state">succeeded</span>"#,
+        r#"<code id="command">"#,
+        "--reducer",
+        r#"<td id="started">"#,
+        r#"<details id="settings">"#,
+        r#"class="row-label""#,
+        r#"class="tick""#,
+        r#"<p id="naming">"#,
+    ] {
+        assert!(page.contains(needle), "the history page lacks {needle}:\n{page}");
+    }
+    assert!(!page.contains(r#"<td id="ended">running"#), "a finished job has an end time");
+    if let Some(chromium) = chromium() {
+        check_layout(&chromium, &dir, &page);
+    }
+}
+
+/// Renders `page` in headless Chromium at 1280 and 400 pixels wide: a screenshot of each in
+/// target/artifacts/, and no horizontal overflow (the document no wider than the window;
+/// wide tables scroll inside their own box).
+fn check_layout(chromium: &Path, dir: &Dir, page: &str) {
+    let measure = "<script>document.body.setAttribute('data-overflow',\
+        String(document.documentElement.scrollWidth > window.innerWidth));</script></body>";
+    let measured = dir.write("report.html", page.replace("</body>", measure));
+    let url = format!("file://{}", measured.display());
+    for width in [1280, 400] {
+        let size = format!("--window-size={width},900");
+        let dom = headless(chromium, &dir.path(&format!("profile-{width}")), &[&size, "--dump-dom", &url]);
+        assert!(dom.contains(r#"data-overflow="false""#), "the page overflows {width} px:\n{dom}");
+        assert!(dom.contains(r#"<span id="job-name">streaming</span>"#) && dom.contains(r#"<svg id="chart""#));
+        let shot = artifacts().join(format!("status-history-{width}.png"));
+        let _ = std::fs::remove_file(&shot);
+        let args = [size.as_str(), "--hide-scrollbars", &format!("--screenshot={}", shot.display()), &url];
+        headless(chromium, &dir.path(&format!("profile-shot-{width}")), &args);
+        let png = std::fs::read(&shot).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "not a screenshot: {} bytes", png.len());
+    }
 }
 
 #[test]

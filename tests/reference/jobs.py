@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent references for the built-in jobs, walking inputs like mr (files as given,
 directories recursively in path order, entries whose name starts with "_" or "." skipped;
-paths made absolute). File names in grep and index output are percent-encoded like mr's (see
+paths relative to the input as given). File names in grep and index output are percent-encoded like mr's (see
 path_text). Output
 lines are printed in byte order.
 
@@ -33,17 +33,11 @@ import regex
 ALPHABETIC = regex.compile(r"\p{Alphabetic}+")
 
 
-def absolute(path):
-    """An input path as mr names its files: made absolute against the working directory as
-    Rust's `std::path::absolute` does on Unix (`.` components dropped, `..` kept, no symlink
-    resolved)."""
-    parts = [c for c in path.split("/") if c not in ("", ".")]
-    return "/" + "/".join(parts) if path.startswith("/") else os.path.join(os.getcwd(), *parts)
-
-
 def files(paths):
+    """Each input file, named as reached from the input as given: a file given directly as
+    given, a file under a directory D as D/relative (joined as Rust's `Path::join` does)."""
     for p in paths:
-        yield from walk(absolute(p))
+        yield from walk(p)
 
 
 def walk(p):

@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::cluster::queue::JobState;
 use crate::cluster::service::{Cluster, job_info, unknown_slot};
 use crate::cluster::submission::Submission;
 use crate::error::{Error, Result};
@@ -136,7 +135,10 @@ impl pb::cluster_server::Cluster for Cluster {
 
     async fn kill_job(&self, request: Request<pb::KillJobRequest>) -> Result<Response<pb::KillJobReply>, Status> {
         let id = request.into_inner().job_id;
-        let state = self.kill(id).await.ok_or_else(|| no_such_job(id))?;
+        let (killed, state) = self.kill(id).await.ok_or_else(|| no_such_job(id))?;
+        if !killed {
+            return Err(Status::failed_precondition(format!("job {id} has already ended: {}", state.name())));
+        }
         Ok(Response::new(pb::KillJobReply { state: state.name().to_string() }))
     }
 
@@ -291,14 +293,5 @@ impl pb::state_server::State for Cluster {
     async fn set_state(&self, request: Request<pb::SetStateRequest>) -> Result<Response<pb::SetStateReply>, Status> {
         let coordinator = self.job_of(&request)?;
         pb::state_server::State::set_state(&coordinator, request).await
-    }
-}
-
-/// The state a killed job reports while its attempts stop.
-pub fn kill_message(state: JobState) -> &'static str {
-    match state {
-        JobState::Killed => "killed",
-        JobState::Running => "killing: its attempts stop, then its output is removed",
-        _ => "already ended",
     }
 }

@@ -190,16 +190,17 @@ impl Cluster {
         Ok(id)
     }
 
-    /// Kills a job. Returns its state after the kill, or `None` for an unknown job.
-    pub async fn kill(&self, id: JobId) -> Option<JobState> {
-        let (known, effects) = {
+    /// Kills a job. Returns whether it was queued or running (so killed now), and its state
+    /// after the kill; `None` for an unknown job.
+    pub async fn kill(&self, id: JobId) -> Option<(bool, JobState)> {
+        let (known, killed, effects) = {
             let mut s = self.state();
             let known = s.records.contains_key(&id);
-            s.queue.kill(id, unix_ms());
-            (known, s.queue.take_effects())
+            let killed = s.queue.kill(id, unix_ms());
+            (known, killed, s.queue.take_effects())
         };
         self.carry_out(effects).await;
-        known.then(|| self.state().records.get(&id).map_or(JobState::Killed, |r| r.state))
+        known.then(|| (killed, self.state().records.get(&id).map_or(JobState::Killed, |r| r.state)))
     }
 
     /// Carries out what the queue asked: starts, aborts, and the end of queued jobs.

@@ -249,8 +249,9 @@ fn a_killed_job_leaves_no_output_or_work_files_and_the_others_finish() {
     local(&kind, &input, &dir.path("local"));
     assert_same_output(&dir.path("other"), &dir.path("local"));
     // Killing it again says it has ended.
-    let again = mr().args(["kill", "--cluster", &service.url, &id.to_string()]).env("MR_TOKEN", TOKEN).output();
-    assert!(!again.unwrap().status.success());
+    let again =
+        mr().args(["kill", "--cluster", &service.url, &id.to_string()]).env("MR_TOKEN", TOKEN).output().unwrap();
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already ended"));
 }
 
 #[test]
@@ -279,8 +280,10 @@ fn a_service_killed_mid_job_resumes_it_without_rerunning_committed_tasks() {
     let dir = Dir::new();
     // Six files, one map task each; the mapper of the last one waits for the gate.
     let input = dir.path("in");
+    // Files of 4000 bytes each, split at 4000 bytes: one map task per file.
     for f in 0..6 {
-        let body: String = (0..200).map(|i| format!("w{} straße Été {f}\n", i % 17)).collect();
+        let body: String = (0..200).map(|i| format!("w{:02} straße Été {f}\n", i % 17)).collect();
+        assert_eq!(body.len(), 4000);
         dir.write(&format!("in/{f}{}.txt", if f == 5 { "-slow" } else { "" }), body);
     }
     let gate = dir.path("gate");
@@ -288,7 +291,7 @@ fn a_service_killed_mid_job_resumes_it_without_rerunning_committed_tasks() {
         "case \"$mapreduce_map_input_file\" in *slow*) while [ ! -e '{}' ]; do sleep 0.02; done;; esac; cat",
         gate.display()
     );
-    let args = ["streaming", "--mapper", &mapper, "--reducer", "sort", "--reduce-tasks", "2", "--split-size", "1"];
+    let args = ["streaming", "--mapper", &mapper, "--reducer", "sort", "--reduce-tasks", "2", "--split-size", "4000"];
     let mut service = Service::start(&dir, "multijob-restart", &["127.0.0.2", "127.0.0.3"]);
     // A job that finished before the restart stays in the history.
     run_ok(service.submit(&["wordcount"], &input, &dir.path("before")).arg("--quiet"));
@@ -297,14 +300,52 @@ fn a_service_killed_mid_job_resumes_it_without_rerunning_committed_tasks() {
     let id: u64 = id.trim().parse().unwrap();
     wait_for(30, "five maps committed", || service.job(id)["progress"]["map_done"] == 5);
     let before = service.kill_service();
+    // What the killed service's journal of the job holds: those maps must not run again.
+    let journal = mr::control::journal::Journal::inspect(&mr::control::journal::path_for(&out)).unwrap();
+    let journaled = journal.done.iter().filter(|(task, _)| task.phase == mr::types::Phase::Map).count();
+    assert!(journaled > 0, "the journal holds no committed map");
     std::fs::write(&gate, "").unwrap();
     service.start_service();
     wait_for(60, "the job resumed and succeeded", || service.job(id)["state"] == "succeeded");
     let job = service.job(id);
     let attempts = job["summary"]["attempts"].as_array().unwrap();
     let maps: Vec<_> = attempts.iter().filter(|a| a["id"]["task"]["phase"] == "map").collect();
-    assert_eq!(maps.len(), 1, "committed maps ran again after the restart: {maps:?}\n{before}");
+    assert_eq!(maps.len(), 6 - journaled, "journaled maps ran again after the restart: {maps:?}\n{before}");
     local(&args, &input, &dir.path("local"));
     assert_same_output(&out, &dir.path("local"));
     assert_eq!(service.job(1)["state"], "succeeded", "the history lost the first job");
+}
+
+#[test]
+fn a_job_s_map_outputs_are_served_only_with_its_own_secret() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let mut service = Service::start(&dir, "multijob-secret", &["127.0.0.2", "127.0.0.3"]);
+    // Job 1 ends; job 2's reducers wait for a gate that never comes, so its map outputs stay.
+    run_ok(service.submit(&["wordcount"], &input, &dir.path("first")).arg("--quiet"));
+    let wait = format!("while [ ! -e '{}' ]; do sleep 0.02; done; cat", dir.path("never").display());
+    let held = ["streaming", "--mapper", "cat", "--reducer", &wait, "--reduce-tasks", "2", "--split-size", "800"];
+    let out = dir.path("held");
+    let id = run_ok(service.submit(&held, &input, &out).arg("--detach"));
+    let id: u64 = id.trim().parse().unwrap();
+    wait_for(30, "every map committed", || {
+        let p = &service.job(id)["progress"];
+        p["map_done"].as_u64().is_some_and(|d| d > 0 && Some(d) == p["map_total"].as_u64())
+    });
+    // The service goes; the workers keep serving job 2's map outputs.
+    service.kill_service();
+    let store = mr::cluster::store::Store::open(&service.state).unwrap();
+    let records = store.all().unwrap();
+    let secret = |id: u64| records.iter().find(|r| r.id == id).unwrap().secret.clone();
+    let journal = mr::control::journal::Journal::inspect(&mr::control::journal::path_for(&out)).unwrap();
+    let location = journal.done.iter().find_map(|(_, done)| done.map_output.clone()).expect("a map output");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let fetch = |secret: &str, dest: &str| {
+        let token = mr::net::rpc::Token::new(secret).unwrap();
+        runtime.block_on(mr::net::shuffle::fetch(&location, 0, &dir.path(dest), &token, None, &|_| {}))
+    };
+    let other = fetch(&secret(1), "with-job-1");
+    assert!(other.is_err(), "job 1's secret fetched job 2's map output");
+    assert!(fetch("", "with-none").is_err(), "no secret fetched job 2's map output");
+    fetch(&secret(id), "with-job-2").unwrap();
 }

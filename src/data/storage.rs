@@ -157,12 +157,28 @@ impl Object {
         })?
     }
 
-    /// Deletes every object under this prefix.
+    /// Deletes every object under this prefix, and what interrupted writes left there
+    /// ([`Object::remove_partial_writes`]).
     pub fn delete_all(&self) -> Result<()> {
         for (object, _) in self.list_all()? {
             block_on(self.store.delete(&object.path))?.map_err(store_error(&object.url))?;
         }
-        Ok(())
+        self.remove_partial_writes()
+    }
+
+    /// Removes what writes that were killed midway left under a `file://` prefix. The local
+    /// store writes an object as `NAME#N` and renames it when it is whole, and its listings
+    /// skip such names, so a writer killed midway leaves a file that no listing shows. In the
+    /// other stores an unfinished write leaves no object.
+    pub fn remove_partial_writes(&self) -> Result<()> {
+        let Ok(url) = url::Url::parse(&self.url) else { return Ok(()) };
+        if url.scheme() != "file" {
+            return Ok(());
+        }
+        match url.to_file_path() {
+            Ok(dir) => remove_staged_files(&dir),
+            Err(()) => Ok(()),
+        }
     }
 
     /// Every object under this prefix, hidden names included.
@@ -183,6 +199,33 @@ impl Object {
 
     fn get_range(&self, range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
         block_on(self.store.get_range(&self.path, range))?.map_err(store_error(&self.url))
+    }
+}
+
+/// Removes the files named `NAME#N` (N decimal digits) in `dir` and below it.
+fn remove_staged_files(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("cannot list", dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(Error::io("cannot list", dir))?;
+        let path = entry.path();
+        if entry.file_type().map_err(Error::io("cannot list", &path))?.is_dir() {
+            remove_staged_files(&path)?;
+        } else if is_staged_name(entry.file_name().as_encoded_bytes()) {
+            std::fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
+        }
+    }
+    Ok(())
+}
+
+/// True for the name of a file the local object store is still writing: `NAME#N`.
+fn is_staged_name(name: &[u8]) -> bool {
+    match name.iter().rposition(|&b| b == b'#') {
+        Some(i) => i + 1 < name.len() && name[i + 1..].iter().all(u8::is_ascii_digit),
+        None => false,
     }
 }
 
@@ -344,5 +387,46 @@ pub fn join(dir: &Path, name: &str) -> PathBuf {
         PathBuf::from(format!("{}/{name}", dir.to_string_lossy().trim_end_matches('/')))
     } else {
         dir.join(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_names_are_a_hash_and_digits_at_the_end() {
+        assert!(is_staged_name(b"part-r-00000#1"));
+        assert!(is_staged_name(b"a#b#123"));
+        assert!(!is_staged_name(b"part-r-00000"));
+        assert!(!is_staged_name(b"part#"));
+        assert!(!is_staged_name(b"part#1a"));
+        assert!(!is_staged_name(b"notes#draft"));
+    }
+
+    #[test]
+    fn deleting_a_file_prefix_removes_unfinished_writes_that_listings_skip() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        for name in ["part-r-00000", "part-r-00001#3", "sub/part-m-00000#12"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let prefix = Object::parse(&format!("file://{}", dir.path().display())).unwrap();
+        assert_eq!(prefix.list().unwrap().len(), 1, "the local store's listing skips NAME#N");
+        prefix.delete_all().unwrap();
+        let left = walk(dir.path());
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                files.extend(walk(&entry.path()));
+            } else {
+                files.push(entry.path());
+            }
+        }
+        files
     }
 }

@@ -102,6 +102,7 @@ pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> std::
     summary.view = Some(crate::report::status::snapshot(&coordinator));
     let Some(e) = error else {
         drop(work_dir);
+        remove_partial_writes(plan.output.path());
         plan.output.keep();
         drop(logs);
         return Ok(summary);
@@ -113,6 +114,19 @@ pub async fn run_job(job_name: &str, mut plan: Plan, config: RunConfig) -> std::
     let error = settle(error, plan, work_dir, logs, journal.as_deref());
     summary.error = Some(error.to_string());
     Err(Failed { error, summary: Some(Box::new(summary)) })
+}
+
+/// Removes from a committed `file://` output what attempts killed in the middle of writing a
+/// part left (backups stopped when the other attempt committed); every worker has exited.
+fn remove_partial_writes(output: &std::path::Path) {
+    if !crate::data::storage::is_url(output) {
+        return;
+    }
+    let removed = crate::data::storage::Object::parse(&output.to_string_lossy())
+        .and_then(|prefix| prefix.remove_partial_writes());
+    if let Err(e) = removed {
+        tracing::warn!(output = %output.display(), error = %e, "cannot remove unfinished writes");
+    }
 }
 
 /// A distributed run that did not commit: its error, and its summary when the job got as far

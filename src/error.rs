@@ -382,6 +382,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The cluster's store of jobs (`mr cluster --state-dir`) cannot be opened, read or written.
+    #[error("cluster store '{path}': {reason}")]
+    ClusterStore {
+        /// The store's file (`--state-dir`/cluster.redb).
+        path: PathBuf,
+        /// What failed, and the fix where there is one.
+        reason: String,
+    },
+
     /// A remote call failed.
     #[error("{call} failed: {status}")]
     Rpc {

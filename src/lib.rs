@@ -14,6 +14,8 @@
 //! - [`worker`]: the worker process's loop.
 //! - [`report`]: the status server, terminal progress and the summary.
 //! - [`launch`]: `mr run`'s supervisor and the sequential local mode, the tests' oracle.
+//! - [`cluster`]: `mr cluster`, the service that queues and runs many jobs on long-lived
+//!   workers, and its store.
 //! - [`tools`]: benchmarks, load test, generators, TeraSort's tools, the simulator.
 //! - [`cli`]: flags, the config file, and the commands.
 #![deny(missing_docs)]
@@ -35,6 +37,9 @@ pub mod worker;
 pub mod report;
 
 pub mod launch;
+
+pub mod cluster;
+
 pub mod tools;
 
 pub mod cli;

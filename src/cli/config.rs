@@ -43,7 +43,7 @@ enum Table {
 }
 
 /// The subcommands whose settings the top level holds; the first one's arguments are the keys.
-const JOB_COMMANDS: [&str; 2] = ["run", "coordinator"];
+const JOB_COMMANDS: [&str; 3] = ["run", "coordinator", "submit"];
 
 /// The flags with a variable that are not keys of the file: the file's own path, and the
 /// token, a secret given in `MR_TOKEN` (or `mr worker`'s `--token-file`).

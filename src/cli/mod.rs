@@ -1,6 +1,7 @@
 //! The command line: `mr run`, `mr worker`, `mr gen`. Errors reach the user here, once, with
 //! their whole chain. Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted.
 
+mod cluster;
 pub mod config;
 mod steps;
 
@@ -52,8 +53,20 @@ enum Command {
     Coordinator(Box<JobArgs>),
     /// Run a worker that pulls tasks from a coordinator (started by `mr run`, or by hand).
     Worker(WorkerArgs),
+    /// Run a cluster: a long-running service that queues jobs (`mr submit`) and runs them on
+    /// long-lived workers (`mr worker --cluster URL`), sharing their slots between the running
+    /// jobs, and keeps every job's history under --state-dir.
+    Cluster(cluster::ClusterArgs),
+    /// Submit a job to a cluster: `mr submit --cluster URL JOB [FLAGS]`, with every flag of
+    /// `mr run`. Shows its progress and summary and exits with its status, unless --detach.
+    Submit(Box<cluster::SubmitArgs>),
+    /// List a cluster's jobs: id, job, state, progress, submitted, duration, output.
+    Jobs(cluster::JobsArgs),
+    /// Kill a cluster's job: its attempts stop and its output is removed.
+    Kill(cluster::KillArgs),
     /// Print the state of a running job, from its status server (the `status:` URL that
-    /// `mr run` prints), or of a finished one, from its output's `_job.json`.
+    /// `mr run` prints, or a cluster job's page, http://HOST:PORT/jobs/ID/), or of a finished
+    /// one, from its output's `_job.json`.
     Status {
         /// The status server's URL, e.g. http://127.0.0.1:40123/; or a job's output directory
         /// (or its `_job.json`).
@@ -364,7 +377,16 @@ fn with_jobs(command: clap::Command, registry: &Registry, tera: bool) -> clap::C
 /// `mr`'s command: the derived one, with the registry's jobs under `mr run` and
 /// `mr coordinator`, and the help of the flags whose meaning `mr coordinator` changes.
 fn command(registry: &Registry) -> clap::Command {
-    Cli::command().mut_subcommand("run", |run| with_jobs(run, registry, true)).mut_subcommand("coordinator", |c| {
+    Cli::command()
+        .mut_subcommand("run", |run| with_jobs(run, registry, true))
+        .mut_subcommand("submit", |submit| with_jobs(submit, registry, false))
+        .mut_subcommand("cluster", |c| {
+            c.mut_arg("listen", |a| a.help("Address of the cluster's gRPC server, which workers and submitters reach (required)"))
+                .mut_arg("http", |a| {
+                    a.help("Address of the cluster's web pages (jobs at /, /workers, JSON at /api/v1/jobs, metrics at /metrics), or `off`; default: a free port on 127.0.0.1")
+                })
+        })
+        .mut_subcommand("coordinator", |c| {
         with_jobs(c, registry, false)
             .mut_arg("workers", |a| a.help("Number of local worker processes to start besides the remote ones; default: none"))
             .mut_arg("listen", |a| {
@@ -391,6 +413,14 @@ struct WorkerArgs {
     /// The coordinator's URL, e.g. http://127.0.0.1:7000.
     #[arg(long, value_name = "URL", env = "MR_COORDINATOR")]
     coordinator: Option<String>,
+    /// The cluster's URL (`mr cluster`), instead of a coordinator: a long-lived worker that
+    /// runs the tasks of every job the cluster runs, and survives their end.
+    #[arg(long, value_name = "URL", env = "MR_CLUSTER", conflicts_with = "coordinator")]
+    cluster: Option<String>,
+    /// With --cluster: attempts run at once, each in a slot process of its own; default: the
+    /// number of cores.
+    #[arg(long, value_name = "N", env = "MR_SLOTS", requires = "cluster", value_parser = clap::value_parser!(u32).range(1..))]
+    slots: Option<u32>,
     /// How long to retry the first connection.
     #[arg(
         long,
@@ -580,7 +610,7 @@ fn parse_command_line(command: &mut clap::Command, registry: &Registry) -> ArgMa
 fn unknown_job(command: &mut clap::Command, e: &clap::Error, registry: &Registry) -> Option<clap::Error> {
     let ContextValue::String(name) = e.get(ContextKind::InvalidSubcommand)? else { return None };
     let usage = e.get(ContextKind::Usage).map(|u| u.to_string()).unwrap_or_default();
-    let parent = ["run", "coordinator"].into_iter().find(|sub| usage.contains(&format!("mr {sub} ")))?;
+    let parent = ["run", "coordinator", "submit"].into_iter().find(|sub| usage.contains(&format!("mr {sub} ")))?;
     let suggestion = match e.get(ContextKind::SuggestedSubcommand) {
         Some(ContextValue::String(s)) => format!(" (did you mean '{s}'?)"),
         Some(ContextValue::Strings(s)) if !s.is_empty() => format!(" (did you mean '{}'?)", s.join("' or '")),
@@ -668,6 +698,7 @@ fn configure(
         Command::Run(args) => args.job.file.config.clone(),
         Command::Coordinator(args) => args.file.config.clone(),
         Command::Worker(args) => args.file.config.clone(),
+        Command::Submit(args) => args.job.file.config.clone(),
         _ => None,
     };
     let Some(path) = path else { return Ok((cli, matches)) };
@@ -678,6 +709,7 @@ fn configure(
     match &mut cli.command {
         Command::Run(args) => args.job.file_faults = file.faults,
         Command::Coordinator(args) => args.file_faults = file.faults,
+        Command::Submit(args) => args.job.file_faults = file.faults,
         _ => {}
     }
     Ok((cli, matches))
@@ -706,6 +738,13 @@ fn dispatch(cli: Cli, matches: &ArgMatches, registry: Registry) -> anyhow::Resul
             run(*args, selected, registry, cli.log_format, Mode::Coordinator)
         }
         Command::Worker(args) => worker(args, registry),
+        Command::Cluster(args) => cluster::serve(args, registry),
+        Command::Submit(args) => {
+            let selected = selected(sub.context("mr submit's matches")?, &registry)?;
+            cluster::submit(*args, selected, &registry)
+        }
+        Command::Jobs(args) => cluster::jobs(args),
+        Command::Kill(args) => cluster::kill(args),
         Command::Status { target, html } => {
             crate::report::status::show(&target, html).map(|text| print!("{text}")).map_err(Into::into)
         }
@@ -1198,10 +1237,10 @@ fn teravalidate(args: &JobArgs) -> anyhow::Result<()> {
 fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
     // Its work directory and map outputs are private; part files follow the umask.
     crate::data::storage::private_umask();
-    let Some(coordinator) = args.coordinator else {
+    let Some(coordinator) = args.coordinator.clone().or_else(|| args.cluster.clone()) else {
         bail!(
             "mr worker needs the coordinator's URL: --coordinator URL, MR_COORDINATOR, or coordinator in the \
-             [worker] table of the config file"
+             [worker] table of the config file (or a cluster's: --cluster URL)"
         )
     };
     let token = match &args.token_file {
@@ -1212,8 +1251,6 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
         }
         None => args.security.token.clone().unwrap_or_default(),
     };
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let options = WorkerOptions {
         coordinator,
         connect_timeout: args.connect_timeout,
@@ -1224,6 +1261,11 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
         tls: args.security.tls()?,
         remove_dead_workers_directories: !args.supervised,
     };
+    if args.cluster.is_some() {
+        return cluster::worker(args.slots, options, registry);
+    }
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let result = runtime.block_on(crate::worker::work(options, Arc::new(registry)));
     // A task still running on a blocking thread is abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(100));

@@ -246,6 +246,34 @@ impl Coordinator {
         }
     }
 
+    /// One GetTask of `worker` that does not wait: its next attempt, or `None` when it has
+    /// nothing to run now or the job is over (`mr cluster` then offers the slot another job's
+    /// task).
+    pub fn try_assign(&self, worker: u64) -> Result<Option<pb::Task>, Status> {
+        Ok(match self.assign(worker)? {
+            Next::Task(task) => Some(task),
+            Next::Wait | Next::Exit => None,
+        })
+    }
+
+    /// Asks the scheduler for `worker`'s next attempt.
+    fn assign(&self, worker: u64) -> Result<Next, Status> {
+        let (assignment, effects) = self.locked(|s, now| s.knows(worker).then(|| s.request_task(worker, now)));
+        let Some(assignment) = assignment else { return Err(unknown_worker(worker)) };
+        self.carry_out(effects, matches!(assignment, Assignment::Run { .. }));
+        Ok(match assignment {
+            Assignment::Run { attempt, map_outputs, skip_records } => {
+                tracing::debug!(worker, %attempt, "assigned");
+                Next::Task(task_message(&self.inner, attempt, map_outputs, skip_records))
+            }
+            Assignment::Exit => {
+                self.told_to_exit(worker);
+                Next::Exit
+            }
+            Assignment::Wait => Next::Wait,
+        })
+    }
+
     /// Runs the scheduler's timers: declares silent workers dead and abandons attempts without
     /// progress.
     pub fn tick(&self) -> TickOutcome {
@@ -386,6 +414,13 @@ impl Coordinator {
         ticker.abort();
         result.map_err(|e| Error::Job(format!("coordinator server failed: {e}")))
     }
+}
+
+/// A worker's next step, as GetTask answers it.
+enum Next {
+    Task(pb::Task),
+    Wait,
+    Exit,
 }
 
 /// Longest status message kept per task.
@@ -551,19 +586,10 @@ impl pb::coordinator_server::Coordinator for Coordinator {
             let changed = self.inner.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let (assignment, effects) = self.locked(|s, now| s.knows(worker).then(|| s.request_task(worker, now)));
-            let Some(assignment) = assignment else { return Err(unknown_worker(worker)) };
-            self.carry_out(effects, matches!(assignment, Assignment::Run { .. }));
-            let reply = match assignment {
-                Assignment::Run { attempt, map_outputs, skip_records } => {
-                    tracing::debug!(worker, %attempt, "assigned");
-                    pb::get_task_reply::Reply::Task(task_message(&self.inner, attempt, map_outputs, skip_records))
-                }
-                Assignment::Exit => {
-                    self.told_to_exit(worker);
-                    pb::get_task_reply::Reply::Exit(true)
-                }
-                Assignment::Wait => {
+            let reply = match self.assign(worker)? {
+                Next::Task(task) => pb::get_task_reply::Reply::Task(task),
+                Next::Exit => pb::get_task_reply::Reply::Exit(true),
+                Next::Wait => {
                     if tokio::time::timeout_at(deadline, changed).await.is_ok() {
                         continue;
                     }

@@ -462,7 +462,7 @@ fn content_hashes(plan: &Plan) -> Result<Vec<(String, String)>> {
 
 /// What a resumed run must share with the run it continues: everything that decides the
 /// tasks and their outputs (not memory settings or worker counts, which may change).
-fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
+pub fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
     let ranges = || plan.splits.iter().flat_map(|s| &s.ranges);
     let mut files: Vec<(String, Option<u64>, Option<u128>)> = Vec::new();
     for range in ranges() {
@@ -510,7 +510,7 @@ fn identity(job_name: &str, plan: &Plan) -> Result<Identity> {
 }
 
 /// The address to connect to for a listener bound to `local`: loopback for a wildcard address.
-fn reachable(local: std::net::SocketAddr) -> std::net::SocketAddr {
+pub fn reachable(local: std::net::SocketAddr) -> std::net::SocketAddr {
     match local.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => (std::net::Ipv4Addr::LOCALHOST, local.port()).into(),
         std::net::IpAddr::V6(ip) if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, local.port()).into(),

@@ -176,11 +176,30 @@ use tonic::codegen::http;
 pub struct AuthChannel {
     inner: tonic::transport::Channel,
     token: Token,
+    /// The cluster job its calls are about, sent as [`JOB_HEADER`].
+    job: Option<http::HeaderValue>,
 }
 
 /// The channel of every client of the job.
 pub fn authenticated(channel: tonic::transport::Channel, token: Token) -> AuthChannel {
-    AuthChannel { inner: channel, token }
+    AuthChannel { inner: channel, token, job: None }
+}
+
+/// The metadata that names the job a call to `mr cluster` is about (its Coordinator and State
+/// services serve every running job).
+pub const JOB_HEADER: &str = "mr-job-id";
+
+impl AuthChannel {
+    /// The same channel, its calls naming cluster job `job`.
+    pub fn for_job(mut self, job: u64) -> AuthChannel {
+        self.job = Some(http::HeaderValue::from(job));
+        self
+    }
+}
+
+/// The cluster job a call names in [`JOB_HEADER`], if it names one.
+pub fn job_of<T>(request: &tonic::Request<T>) -> Option<u64> {
+    request.metadata().get(JOB_HEADER)?.to_str().ok()?.parse().ok()
 }
 
 impl tonic::codegen::Service<http::Request<tonic::body::Body>> for AuthChannel {
@@ -193,6 +212,9 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for AuthChannel {
     }
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        if let Some(job) = &self.job {
+            request.headers_mut().insert(JOB_HEADER, job.clone());
+        }
         let Some(inner) = self.token.0.clone() else {
             let call = self.inner.call(request);
             return Box::pin(call);

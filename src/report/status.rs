@@ -535,9 +535,10 @@ th{background:#f4f4f4}.num{text-align:right}.state{font-weight:bold}.dead{color:
 .error{white-space:pre-wrap;word-break:break-word}\
 @media (max-width:600px){body{margin:.5em;font-size:13px}td,th{padding:2px 4px}}";
 
-/// Reloads the page's content every second while the job runs, without any external asset.
+/// Reloads the page's content every second while the job runs, without any external asset. Its
+/// links are relative: a cluster serves each job's page under `/jobs/ID/`.
 const SCRIPT: &str = "(function(){function poll(){var s=document.getElementById('job-state');\
-if(!s||!/running|committing/.test(s.textContent))return;fetch('/').then(function(r){return r.text()})\
+if(!s||!/running|committing/.test(s.textContent))return;fetch(location.pathname).then(function(r){return r.text()})\
 .then(function(t){var d=new DOMParser().parseFromString(t,'text/html');\
 document.getElementById('app').replaceWith(d.getElementById('app'));}).catch(function(){})\
 .finally(function(){setTimeout(poll,1000)});}setTimeout(poll,1000);})();";
@@ -617,7 +618,7 @@ pub fn render_page(view: &JobView, about: &About) -> Markup {
                     p {
                         "State: " span #job-state .state { (view.state) }
                         " · elapsed " span #elapsed { (secs(view.elapsed_ms)) }
-                        " · " a href="/api/v1/job" { "JSON" } " · " a href="/metrics" { "metrics" }
+                        " · " a href="api/v1/job" { "JSON" } " · " a href="metrics" { "metrics" }
                     }
                     @if let Some(error) = &view.error { p #job-error .dead .error { "Error: " (error) } }
                     (job_section(view, about))
@@ -700,7 +701,7 @@ fn tasks_section(view: &JobView) -> Markup {
     html! {
         h2 { "Tasks" }
         @if view.tasks.len() > PAGE_TASKS {
-            p { "The first " (PAGE_TASKS) " of " (view.tasks.len()) " tasks; all of them are in the " a href="/api/v1/job" { "JSON" } "." }
+            p { "The first " (PAGE_TASKS) " of " (view.tasks.len()) " tasks; all of them are in the " a href="api/v1/job" { "JSON" } "." }
         }
         div .wide { table #tasks {
             tr { th { "task" } th { "state" } th { "input" } th { "records" } th { "status" } th { "attempts (worker, start, duration, outcome)" } }

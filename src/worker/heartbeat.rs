@@ -30,7 +30,7 @@ pub(super) struct Current {
 
 impl Current {
     /// Stops the attempt: at its next checkpoint, or at once while it waits.
-    fn stop(&self) {
+    pub(super) fn stop(&self) {
         self.progress.cancel();
         self.cancel.cancel();
     }

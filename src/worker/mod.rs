@@ -7,8 +7,10 @@
 //! unreachable for longer than the lost-coordinator timeout.
 
 mod attempt;
+pub mod cluster;
 mod heartbeat;
 mod shutdown;
+pub mod slots;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -234,8 +236,12 @@ async fn build_job(
     registry: Arc<Registry>,
     spec: &pb::JobSpec,
 ) -> Result<Arc<dyn Job>> {
-    let client =
-        StateClient::new(rpc::authenticated(channel, token.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    build_job_with(rpc::authenticated(channel, token.clone()), registry, spec).await
+}
+
+/// [`build_job`] over a channel of its own (a cluster's, naming the job).
+async fn build_job_with(auth: AuthChannel, registry: Arc<Registry>, spec: &pb::JobSpec) -> Result<Arc<dyn Job>> {
+    let client = StateClient::new(auth).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut state = RemoteState { client, runtime: tokio::runtime::Handle::current() };
     let (name, args) = (spec.job_name.clone(), spec.job_args.clone());
     tokio::task::spawn_blocking(move || registry.build(&name, &args, &mut state))

@@ -7,7 +7,10 @@
 #   plain     no faults;
 #   link-cut  mid-job, host 3's link goes down and stays down: the job finishes on host 2,
 #             and host 3's worker exits by itself once its coordinator is lost;
-#   kill      mid-job, every process on host 2 is killed (kill -9): the job finishes on host 3.
+#   kill      mid-job, every process on host 2 is killed (kill -9): the job finishes on host 3;
+#   service   `mr cluster` on host 1 and long-lived `mr worker --cluster` on hosts 2 and 3; five
+#             jobs (wordcount, sort, grep, streaming) submitted at once; mid-jobs, every
+#             process on host 3 is killed: every job finishes, equal to its own --local run.
 # Prints one PASS/FAIL line per scenario; exits non-zero if any failed, after printing the
 # coordinator's stderr and the worker logs of each failed scenario.
 #
@@ -318,6 +321,64 @@ scenario_kill() {
   [ -z "$why" ]
 }
 
+# The jobs of the `service` scenario: a mix, each compared with its own --local run.
+mixed=(
+  "wordcount --reduce-tasks 3 --split-size 256KiB"
+  "sort --reduce-tasks 2 --split-size 512KiB"
+  "grep the --reduce-tasks 2"
+  "streaming --mapper tr_-s_'_'_'\n' --reducer uniq_-c --reduce-tasks 2"
+  "wordcount --reduce-tasks 1 --split-size 1MiB"
+)
+
+# `mixed_job I`: the words of job I of `mixed` (streaming's commands have `_` for spaces).
+mixed_job() {
+  local word
+  for word in ${mixed[$1]}; do printf '%s\n' "${word//_/ }"; done
+}
+
+# `mr cluster` on host 1, a long-lived `mr worker --cluster --slots 2` on hosts 2 and 3, five
+# jobs submitted at once from host 1; mid-jobs, every process on host 3 is killed (kill -9).
+# Every job finishes, equal to --local.
+scenario_service() {
+  dir=$tmp/$name
+  mkdir -p "$dir/h1" "$dir/h2" "$dir/h3"
+  start "$ns1" "$dir/coordinator.log" env TMPDIR="$dir/h1" \
+    "$mr" cluster --listen 10.77.0.1:7000 --http 10.77.0.1:7001 --state-dir "$dir/state"
+  start "$ns2" "$dir/worker-2.log" env TMPDIR="$dir/h2" "$mr" worker --cluster "$coordinator_url" --slots 2
+  start "$ns3" "$dir/worker-3.log" env TMPDIR="$dir/h3" "$mr" worker --cluster "$coordinator_url" --slots 2
+  local i submits=() args
+  for i in "${!mixed[@]}"; do
+    mapfile -t args < <(mixed_job "$i")
+    start "$ns1" "$dir/submit-$i.log" env TMPDIR="$dir/h1" "$mr" submit --cluster "$coordinator_url" \
+      "${args[@]}" --worker-timeout 2s "${slow[@]}" --input "$tmp/input" --output "$dir/out-$i" --quiet
+    submits+=("$started")
+  done
+  # Mid-jobs: once some map task has committed, host 3 goes.
+  local deadline=$(($(now_ms) + 30000))
+  until ip netns exec "$ns1" "$python" - "$status_url" 2>/dev/null <<'EOF'
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1] + "api/v1/jobs", timeout=2) as r:
+    jobs = json.load(r)
+sys.exit(0 if any(j["state"] == "running" and j["progress"]["map_done"] > 0 for j in jobs) else 1)
+EOF
+  do
+    [ "$(now_ms)" -lt "$deadline" ] || { problem "no map task committed within 30 s"; return 1; }
+    sleep 0.05
+  done
+  ip netns pids "$ns3" | xargs -r kill -9 || true
+  for i in "${!submits[@]}"; do
+    if ! reap "${submits[$i]}" 120; then
+      problem "job $i did not end within 120 s"
+    elif [ "$rc" -ne 0 ]; then
+      problem "job $i: mr submit exited with status $rc: $(tail -n 5 "$dir/submit-$i.log")"
+    else
+      diff -r -x _job.json "$tmp/oracle-$i" "$dir/out-$i" >"$dir/diff-$i" 2>&1 \
+        || problem "job $i differs from --local: $(head -c 1000 "$dir/diff-$i")"
+    fi
+  done
+  [ -z "$why" ]
+}
+
 # Ends whatever a scenario left running and plugs host 3 back in.
 reset_hosts() {
   local ns p
@@ -331,9 +392,13 @@ reset_hosts() {
 
 "$mr" gen text --out "$tmp/input" --size 4MiB --files 4 --seed 1 >/dev/null
 "$mr" run "${job[@]}" --input "$tmp/input" --output "$tmp/oracle" --local --quiet
+for i in "${!mixed[@]}"; do
+  mapfile -t args < <(mixed_job "$i")
+  "$mr" run "${args[@]}" --input "$tmp/input" --output "$tmp/oracle-$i" --local --quiet
+done
 
 failed=0
-for name in plain link-cut kill; do
+for name in plain link-cut kill service; do
   why=""
   begin=$(now_ms)
   mkdir -p "$tmp/$name"
@@ -350,5 +415,5 @@ for name in plain link-cut kill; do
   fi
   reset_hosts 2>>"$tmp/$name/script.log"
 done
-echo "cluster: $((3 - failed)) passed, $failed failed"
+echo "cluster: $((4 - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

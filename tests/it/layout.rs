@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["worker"],
     &["report"],
     &["launch"],
+    &["cluster"],
     &["tools"],
     &["cli"],
 ];

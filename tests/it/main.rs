@@ -15,6 +15,7 @@ mod jobs;
 mod journal;
 mod layout;
 mod load;
+mod multijob;
 mod progress;
 mod reliability;
 mod rpc;

@@ -27,7 +27,7 @@ use crate::net::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::net::rpc::{self, AuthChannel, MAX_MESSAGE_BYTES, Token, pb};
 use crate::net::shuffle::Outputs;
 use crate::worker::heartbeat::{Current, Slot};
-use crate::worker::shutdown::{self, OwnDir};
+use crate::worker::shutdown::OwnDir;
 use crate::worker::{Context, WorkerOptions};
 
 /// A job the slot joined.
@@ -58,10 +58,7 @@ struct Shared {
 
 /// Runs one slot until SIGINT or SIGTERM (`Error::Interrupted`); its directory is removed.
 pub async fn work_slot(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
-    tokio::select! {
-        result = serve_slot(options, registry) => result,
-        signal = shutdown::interrupted() => signal.and(Err(Error::Interrupted)),
-    }
+    crate::worker::until_interrupted(serve_slot(options, registry)).await
 }
 
 async fn serve_slot(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
@@ -69,19 +66,11 @@ async fn serve_slot(options: WorkerOptions, registry: Arc<Registry>) -> Result<(
     let channel = crate::worker::connect(&url, options.connect_timeout, options.tls.as_ref()).await?;
     let auth = rpc::authenticated(channel.clone(), options.token.clone());
     let mut cluster = ClusterClient::new(auth.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let host = match &options.advertise {
-        Some(host) => host.clone(),
-        None => crate::worker::local_address_towards(&url).await?.to_string(),
-    };
+    let host = crate::worker::advertised_host(&options, &url).await?;
     let base = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let own = OwnDir::create(&base)?;
     crate::worker::remove_dead_workers_directories(&base, own.path());
-    let registration = pb::RegisterWorkerRequest {
-        name: crate::layout::process_name(std::process::id()),
-        shuffle_url: String::new(),
-        host: host.clone(),
-        pid: std::process::id(),
-    };
+    let registration = crate::worker::registration(&host, String::new());
     let reply = match cluster.register_slot(registration.clone()).await {
         Ok(reply) => reply.into_inner(),
         Err(status) => return Err(crate::worker::registration_error(&url, options.tls.as_ref(), status).await),

@@ -130,7 +130,7 @@ struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Sort buffer of the `mr run` variants.
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, default_value = crate::settings::SORT_BUFFER, value_parser = parse_size)]
     sort_buffer: u64,
     /// Strings of the word-search workload (the original's default: 500000).
     #[arg(long, default_value_t = 500_000)]

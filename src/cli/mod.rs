@@ -375,8 +375,9 @@ fn with_jobs(command: clap::Command, registry: &Registry, tera: bool) -> clap::C
 }
 
 /// `mr`'s command: the derived one, with the registry's jobs under `mr run` and
-/// `mr coordinator`, and the help of the flags whose meaning `mr coordinator` changes.
-fn command(registry: &Registry) -> clap::Command {
+/// `mr coordinator`, and the help of the flags whose meaning `mr coordinator` changes. Its
+/// arguments are the configuration file's keys ([`config::FileConfig::load`]).
+pub fn command(registry: &Registry) -> clap::Command {
     Cli::command()
         .mut_subcommand("run", |run| with_jobs(run, registry, true))
         .mut_subcommand("submit", |submit| with_jobs(submit, registry, false))

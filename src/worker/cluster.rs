@@ -176,7 +176,7 @@ impl SlotLoop {
         std::fs::create_dir_all(&work_dir).map_err(Error::io("cannot create the job's directory", &work_dir))?;
         let outputs = Outputs::default();
         let stop = CancellationToken::new();
-        let options = WorkerOptions { token: token.clone(), ..self.options.clone() };
+        let options = WorkerOptions { token, ..self.options.clone() };
         crate::worker::serve_shuffle(listener, &outputs, spec.reduce_tasks, &options, stop.clone())?;
         let auth = rpc::authenticated(self.channel.clone(), self.options.token.clone()).for_job(id);
         let job = crate::worker::build_job_with(auth.clone(), Arc::clone(&self.registry), &spec).await;
@@ -188,18 +188,7 @@ impl SlotLoop {
                 return Err(e);
             }
         };
-        let context = Context {
-            worker_id: Arc::new(AtomicU64::new(reply.worker_id)),
-            registration,
-            spec,
-            job,
-            current: Slot::default(),
-            host: self.registration.host.clone(),
-            outputs,
-            work_dir,
-            token,
-            tls,
-        };
+        let context = Context::new(reply.worker_id, registration, spec, job, outputs, work_dir, &options);
         let client = CoordinatorClient::new(auth).max_decoding_message_size(MAX_MESSAGE_BYTES);
         tracing::info!(job = id, worker = reply.worker_id, "joined the job");
         self.jobs.insert(id, Joined { context, client, stop });

@@ -174,18 +174,8 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let stop = CancellationToken::new();
     let shuffle_server = serve_shuffle(listener, &outputs, spec.reduce_tasks, &options, stop.clone())?;
     let job = build_job(channel, &options.token, registry, &spec).await?;
-    let context = Context {
-        worker_id: Arc::new(AtomicU64::new(reply.worker_id)),
-        registration,
-        spec,
-        job,
-        current: Slot::default(),
-        host,
-        outputs,
-        work_dir: work_dir.path().to_path_buf(),
-        token: options.token.clone(),
-        tls: options.tls.clone(),
-    };
+    let context =
+        Context::new(reply.worker_id, registration, spec, job, outputs, work_dir.path().to_path_buf(), &options);
     let lost = Slot::default();
     // Every log line of this worker carries the job and the worker id.
     let job_span = tracing::info_span!("job", job = %context.spec.job_name, worker = reply.worker_id);
@@ -356,6 +346,31 @@ struct Context {
 }
 
 impl Context {
+    /// The context of a job this process registered with (`registration`, whose host it
+    /// advertises) as worker `worker_id`, with the job's token and TLS from `options`.
+    fn new(
+        worker_id: u64,
+        registration: pb::RegisterWorkerRequest,
+        spec: pb::JobSpec,
+        job: Arc<dyn Job>,
+        outputs: Outputs,
+        work_dir: PathBuf,
+        options: &WorkerOptions,
+    ) -> Context {
+        Context {
+            worker_id: Arc::new(AtomicU64::new(worker_id)),
+            host: registration.host.clone(),
+            registration,
+            spec,
+            job,
+            current: Slot::default(),
+            outputs,
+            work_dir,
+            token: options.token.clone(),
+            tls: options.tls.clone(),
+        }
+    }
+
     /// The memory and merge settings of the job's attempts.
     fn settings(&self) -> Result<TaskSettings> {
         let spec = &self.spec;

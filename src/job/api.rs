@@ -511,6 +511,59 @@ impl ValueSource for GroupValues<'_> {
 mod tests {
     use super::*;
 
+    /// A job that says only that it sums counts.
+    struct Counting;
+
+    impl Job for Counting {
+        fn map(&self, _: Record<'_>, _: &mut MapContext<'_>) -> Result<()> {
+            Ok(())
+        }
+        fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
+            ctx.write_sum(key, values)
+        }
+        fn sums_counts(&self) -> bool {
+            true
+        }
+    }
+
+    /// The values of one key, from a list.
+    struct List(std::vec::IntoIter<Vec<u8>>, Vec<u8>);
+
+    impl ValueSource for List {
+        fn next_value(&mut self) -> Option<&[u8]> {
+            self.1 = self.0.next()?;
+            Some(&self.1)
+        }
+    }
+
+    impl Output for Vec<u8> {
+        fn write_parts(&mut self, parts: &[&[u8]]) -> Result<()> {
+            parts.iter().for_each(|p| self.extend_from_slice(p));
+            Ok(())
+        }
+    }
+
+    /// Reduces `values` of `key` with `job`, returning what it wrote.
+    fn reduce(job: &dyn Job, key: &[u8], values: Vec<Vec<u8>>) -> Result<Vec<u8>> {
+        let (mut out, mut counters) = (Vec::new(), UserCounters::new());
+        let mut source = List(values.into_iter(), Vec::new());
+        let mut ctx = ReduceContext { sink: &mut out, counters: &mut counters };
+        job.reduce(key, &mut Values::new(&mut source), &mut ctx)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_job_that_sums_counts_folds_and_reduces_by_their_sum() {
+        assert!(Counting.folds());
+        let mut acc = 2u64.to_be_bytes().to_vec();
+        Counting.fold(b"k", &mut acc, &3u64.to_be_bytes()).unwrap();
+        assert_eq!(acc, 5u64.to_be_bytes());
+        assert!(Counting.fold(b"k", &mut acc, b"short").unwrap_err().to_string().contains("5 bytes, not 8"));
+        let counts = [4u64, 0, 38].map(|c| c.to_be_bytes().to_vec()).to_vec();
+        assert_eq!(reduce(&Counting, b"word", counts).unwrap(), b"word\t42\n");
+        assert!(reduce(&Counting, b"word", vec![b"x".to_vec()]).is_err(), "a value that is not a count");
+    }
+
     #[test]
     fn codecs_round_trip_and_keep_order() {
         let mut encoded: Vec<Vec<u8>> = [-5i64, -1, 0, 3, i64::MAX, i64::MIN]

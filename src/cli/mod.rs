@@ -1316,6 +1316,14 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         let seeds = args.seed.map_or(args.seeds.clone(), |s| s..s + 1);
         let verbose = args.seed.is_some();
         let failures = simulate::check::run_seeds(seeds.clone(), verbose, &mut |line| println!("{line}"));
+        if let (Some(seed), Some(path)) = (args.seed, &args.trace) {
+            // The seed's run with its faults, again, with its event trace.
+            let scenario = simulate::check::check_seed(seed).scenario;
+            let mut trace = Vec::new();
+            simulate::run(&scenario, Some(&mut trace));
+            std::fs::write(path, &trace).with_context(|| format!("cannot write the trace {}", path.display()))?;
+            println!("trace: {} ({} lines)", path.display(), trace.iter().filter(|&&b| b == b'\n').count());
+        }
         if failures > 0 {
             bail!(
                 "{failures} of {} seeds broke an invariant (reproduce one with the command printed above it)",

@@ -159,3 +159,15 @@ fn json_prints_a_summary_on_success_failure_and_interruption() {
     let kept: PathBuf = mr::control::journal::path_for(&dir.path("interrupted"));
     assert!(kept.exists(), "the interrupted job's journal is gone");
 }
+
+#[test]
+fn a_check_seed_writes_its_trace_when_asked() {
+    let dir = Dir::new();
+    let trace = dir.path("seed-3.txt");
+    let out = mr().args(["simulate", "check", "--seed", "3", "--trace"]).arg(&trace).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&trace).expect("the trace is written");
+    assert!(text.contains("registered") && text.contains("job committed"), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("trace: {}", trace.display())), "{stdout}");
+}

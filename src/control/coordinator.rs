@@ -407,7 +407,7 @@ impl Coordinator {
             .add_service(coordinator)
             .add_service(state)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                crate::net::rpc::incoming(listener),
                 shutdown.cancelled_owned(),
             )
             .await;

@@ -249,7 +249,8 @@ pub(super) fn submit(
         return Err(usage("--resume is for `mr run`: a cluster resumes its jobs by itself after a restart"));
     }
     let (submission, draft) = submission(&args.job, selected, registry, log_format)?;
-    let request = pb::SubmitRequest { submission: serde_json::to_string(&submission)?, plan: Some(plan_message(&draft)) };
+    let request =
+        pb::SubmitRequest { submission: serde_json::to_string(&submission)?, plan: Some(plan_message(&draft)) };
     let format = &args.job.format;
     let mode = if format.quiet || format.json { ProgressMode::Off } else { ProgressMode::Auto };
     runtime()?.block_on(async move {

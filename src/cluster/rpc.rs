@@ -44,10 +44,7 @@ impl Cluster {
             .add_service(rpc::check_token(cluster, token.clone()))
             .add_service(rpc::check_token(coordinator, token.clone()))
             .add_service(rpc::check_token(state, token))
-            .serve_with_incoming_shutdown(
-                rpc::incoming(listener),
-                shutdown.cancelled_owned(),
-            )
+            .serve_with_incoming_shutdown(rpc::incoming(listener), shutdown.cancelled_owned())
             .await;
         ticker.abort();
         result.map_err(|e| Error::Job(format!("cluster server failed: {e}")))

@@ -11,8 +11,8 @@ use crate::layout::HISTORY;
 /// Writes a job's `_job.json`, `history`, into its committed output: through a temporary file
 /// renamed into place in a directory, as one object in an object store.
 pub fn write(output: &Path, history: &serde_json::Value) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(history)
-        .map_err(|e| Error::Job(format!("cannot encode the job history: {e}")))?;
+    let bytes =
+        serde_json::to_vec_pretty(history).map_err(|e| Error::Job(format!("cannot encode the job history: {e}")))?;
     if storage::is_url(output) {
         return storage::write(&storage::join(output, HISTORY), bytes);
     }

@@ -40,6 +40,7 @@ pids+=($!)
 until curl -s "${web}metrics" | grep -q "mr_cluster_slots{state=\"idle\"} $slots"; do sleep 0.05; done
 
 now_ns() { date +%s%N; }
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # --- 1. submit-to-done of 1 KB -----------------------------------------------------------------
@@ -61,6 +62,7 @@ echo "1 KB word count, $runs runs (ms, median / best):"
 echo "  mr submit, submit to done:  $(median <"$tmp/submit.ms") / $(sort -n "$tmp/submit.ms" | head -1)"
 echo "  the job in the cluster:     $(median <"$tmp/job.ms") / $(sort -n "$tmp/job.ms" | head -1)"
 echo "  mr run -w $slots:               $(median <"$tmp/run.ms") / $(sort -n "$tmp/run.ms" | head -1)"
+echo "  load average after them: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- 2. scheduling cost per task ----------------------------------------------------------------
 mkdir -p "$tmp/many"

@@ -301,18 +301,18 @@ struct Watch {
 }
 
 /// The progress display, drawn from the job's last known state.
-struct Display {
+struct Bars {
     state: tokio::sync::watch::Sender<Snapshot>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Display {
-    fn start(input_bytes: u64, mode: ProgressMode, now: Snapshot) -> Display {
+impl Bars {
+    fn start(input_bytes: u64, mode: ProgressMode, now: Snapshot) -> Bars {
         let (state, seen) = tokio::sync::watch::channel(now);
         let stop = CancellationToken::new();
         let task = tokio::spawn(show_from(move || *seen.borrow(), input_bytes, mode, stop.clone()));
-        Display { state, stop, task }
+        Bars { state, stop, task }
     }
 
     /// Draws the last state and stops.
@@ -350,7 +350,7 @@ impl Watch {
                 _ = interrupt.recv() => {
                     // The question is asked without the bars drawing over it.
                     if let Some(d) = display.take() {
-                        Display::stop(d).await;
+                        d.stop().await;
                     }
                     if self.detach_on_interrupt || !ask_to_kill(id).await {
                         eprintln!("\ndetached: job {id} runs on (`mr jobs --cluster URL` lists it)");
@@ -369,7 +369,7 @@ impl Watch {
                 }
                 // From the job's start on (a queued job has no progress to show).
                 None if info.state != "queued" && !over => {
-                    display = Some(Display::start(self.input_bytes, self.mode, now));
+                    display = Some(Bars::start(self.input_bytes, self.mode, now));
                 }
                 None => {}
             }

@@ -342,7 +342,7 @@ impl Watch {
         let id = self.id;
         let mut version = 0;
         let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-        let mut display = None;
+        let mut display: Option<Bars> = None;
         loop {
             let call = client.watch_job(pb::WatchJobRequest { job_id: id, known_version: version });
             let info = tokio::select! {

@@ -400,8 +400,16 @@ fn a_cluster_job_prints_mr_run_s_summary_and_leaves_a_job_json_that_mr_status_re
         key.captures_iter(text).map(|c| c[1].to_string()).collect()
     };
     assert_eq!(keys(&json), keys(&run), "{json}");
-    let summary: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let summary = crate::usage::valid_summary(&crate::usage::summary_schema(), &json);
     assert_eq!((summary["succeeded"].as_bool(), summary["mode"].as_str()), (Some(true), Some("cluster")));
+    // The jobs' JSON, as its schema says (progress with its bytes, for the bars).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api-v1-jobs.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let jobs = serde_json::Value::Array(service.jobs());
+    let errors: Vec<String> =
+        jsonschema::validator_for(&schema).unwrap().iter_errors(&jobs).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "schema violations: {errors:?}\n{jobs:#}");
+    assert!(jobs[0]["progress"]["input_bytes"].as_u64().is_some_and(|b| b > 0), "{jobs:#}");
     let text = run_ok(&mut service.submit(&["wordcount"], &input, &dir.path("text")));
     assert!(text.starts_with("job wordcount (cluster) succeeded in "), "{text}");
     assert!(text.contains("\n  map:    ") && text.contains("\n  reduce: "), "{text}");

@@ -7,8 +7,9 @@
 //! (`attempt.rs`), their calls naming the job. Beside the loop, its heartbeat tells the cluster
 //! the running attempt's progress and learns which attempts to cancel and which jobs have
 //! ended: their directory and Shuffle service go. When the cluster restarts (a call answers
-//! NOT_FOUND), the slot registers again and joins its jobs again with the same Shuffle
-//! services, whose map outputs the restarted jobs' journals point at. It never gives up on a
+//! NOT_FOUND), the slot stops the attempt it is running (the new service did not hand it out),
+//! registers again and joins its jobs again with the same Shuffle services, whose map outputs
+//! the restarted jobs' journals point at; a job the new service does not run is dropped. It never gives up on a
 //! cluster that does not answer: it retries until it is stopped.
 
 use std::collections::{HashMap, HashSet};
@@ -267,18 +268,37 @@ async fn heartbeat(mut cluster: ClusterClient<AuthChannel>, shared: Arc<Shared>,
             beat,
         };
         let call = tokio::time::timeout(interval.max(Duration::from_secs(1)), cluster.slot_heartbeat(request));
-        let Ok(Ok(reply)) = call.await else { continue };
-        let reply = reply.into_inner();
+        let reply = match call.await {
+            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(status)) if status.code() == tonic::Code::NotFound => {
+                // The cluster restarted: the running attempt was handed out by the service
+                // that is gone, and no job of the new one waits for it. It is stopped, so that
+                // the loop registers the slot again (and drops the jobs that no longer run).
+                if let Some((job, c)) = &running {
+                    stop_attempt(&shared, *job, c, "its cluster restarted");
+                }
+                continue;
+            }
+            Ok(Err(_)) | Err(_) => continue,
+        };
         if let Some((job, c)) = &running {
             let cancelled = reply.cancel.iter().any(|t| crate::types::AttemptId::from(*t) == c.attempt);
             if cancelled || reply.ended_jobs.contains(job) {
-                tracing::info!(job, attempt = %c.attempt, "cancelled by the cluster");
-                c.stop();
-                tokio::spawn(exit_if_stuck(Arc::clone(&shared), *job, c.attempt));
+                stop_attempt(&shared, *job, c, "cancelled by the cluster");
             }
         }
         shared.ended.lock().expect("lock poisoned").extend(reply.ended_jobs);
     }
+}
+
+/// Stops the running attempt `c` of `job`, once; the slot process exits if it does not stop.
+fn stop_attempt(shared: &Arc<Shared>, job: u64, c: &Current, why: &str) {
+    if c.cancel.is_cancelled() {
+        return;
+    }
+    tracing::info!(job, attempt = %c.attempt, "attempt stopped: {why}");
+    c.stop();
+    tokio::spawn(exit_if_stuck(Arc::clone(shared), job, c.attempt));
 }
 
 /// How long a cancelled attempt may take to stop (it sees the cancellation at its next

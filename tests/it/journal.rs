@@ -45,9 +45,14 @@ fn wordcount_into(input: &Path, out: &Path, config: &Path, reduce_tasks: u32) ->
 }
 
 fn local_oracle(dir: &Dir, input: &Path) -> PathBuf {
+    local_oracle_into(dir, input, 3)
+}
+
+fn local_oracle_into(dir: &Dir, input: &Path, reduce_tasks: u32) -> PathBuf {
     let out = dir.path("local");
     let mut cmd = mr();
-    cmd.args(["run", "wordcount", "--local", "--quiet", "--reduce-tasks", "3", "--input"]).arg(input);
+    cmd.args(["run", "wordcount", "--local", "--quiet", "--reduce-tasks", &reduce_tasks.to_string(), "--input"]);
+    cmd.arg(input);
     cmd.arg("--output").arg(&out);
     run_ok(&mut cmd);
     out
@@ -346,8 +351,10 @@ fn an_interrupted_run_keeps_what_resume_needs_and_resumes() {
     let input = input(&dir);
     let config = slow(&dir, 150);
     let out = dir.path("out");
-    let expected = local_oracle(&dir, &input);
-    let job = Background::start(wordcount(&input, &out, &config), &dir, "interrupt");
+    // Five reduce tasks on two workers run in three waves of 400 ms: after the first part file
+    // there are at least 800 ms left to interrupt the job in, even on a loaded machine.
+    let expected = local_oracle_into(&dir, &input, 5);
+    let job = Background::start(wordcount_into(&input, &out, &config, 5), &dir, "interrupt");
     wait_for(60, "a committed reduce task", || part_files(&out) >= 1);
     kill(Pid::from_raw(job.child.id() as i32), Signal::SIGINT).unwrap();
     let work = job.work.clone();
@@ -376,10 +383,10 @@ fn an_interrupted_run_keeps_what_resume_needs_and_resumes() {
     }
 
     // Run again without --resume: the error says that the job can be resumed, and how.
-    let err = run_fail(&mut wordcount(&input, &out, &config));
+    let err = run_fail(&mut wordcount_into(&input, &out, &config, 5));
     assert!(err.contains("holds an interrupted job") && err.contains("--resume"), "{err}");
 
-    let mut resume = wordcount(&input, &out, &config);
+    let mut resume = wordcount_into(&input, &out, &config, 5);
     resume.args(["--resume", "--json"]).env("TMPDIR", &work);
     let summary = summary(&run_ok(&mut resume));
     assert_same_output(&out, &expected);

@@ -1,9 +1,10 @@
 //! The cluster service's state and the life of its jobs: submitted (planned by `mr submit`,
 //! which refuses a bad request before it reaches the cluster; the cluster checks that it knows
-//! the job and takes its output directory, or refuses it before it is queued), queued, started (a `control::coordinator` of its
-//! own, in this process, with its journal), offered to the slots in the order of the queue's
-//! fair shares, ended (its summary and final status page kept in the store, its output kept or
-//! removed), and restored from the store after a restart. The gRPC services are in `rpc.rs`,
+//! the job and takes its output directory, or refuses it before it is queued), queued, started
+//! (a `control::coordinator` of its own, in this process, with its journal), offered to the
+//! slots in the order of the queue's fair shares, ended (its summary and final status page kept
+//! in the store, `_job.json` written, its output kept or removed), and restored from the store
+//! after a restart. The gRPC services are in `rpc.rs`,
 //! the web pages in `web.rs`.
 //!
 //! Locks: the cluster's `State` lock is taken before a job's scheduler lock, never after, and
@@ -386,10 +387,9 @@ impl Cluster {
         }
         let Some(submission) = self.state().records.get(&id).map(|r| r.submission.clone()) else { return };
         let summary = summary(&submission.job, &job);
-        let view = crate::report::status::snapshot(&job.coordinator);
+        let view = serde_json::to_value(crate::report::status::snapshot(&job.coordinator)).ok();
         let progress = progress_of(&job.coordinator, job.plan.input_bytes);
         let outcome = if summary.succeeded { JobState::Succeeded } else { JobState::Failed };
-        let view = serde_json::to_value(view).ok();
         if summary.succeeded {
             write_history(&submission, &summary, view.as_ref(), job.plan.output.path()).await;
             job.plan.output.keep();

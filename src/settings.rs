@@ -46,6 +46,9 @@ pub struct ConfigFile {
     pub config: Option<PathBuf>,
 }
 
+/// The default of `--sort-buffer` (also `mr bench`'s, for its `mr run` variants).
+pub const SORT_BUFFER: &str = "64MiB";
+
 /// Processes, tasks and memory of a job.
 #[derive(Debug, Clone, PartialEq, Args, Serialize)]
 #[command(next_help_heading = heading::RESOURCES)]
@@ -69,7 +72,7 @@ pub struct Resources {
     #[arg(long, value_name = "BYTES", env = "MR_SPLIT_SIZE", value_parser = parse_positive_size, allow_hyphen_values = true)]
     pub split_size: Option<u64>,
     /// Intermediate data a map task holds in memory before it spills a sorted run to disk.
-    #[arg(long, value_name = "BYTES", env = "MR_SORT_BUFFER", default_value = "64MiB", value_parser = parse_positive_size, allow_hyphen_values = true)]
+    #[arg(long, value_name = "BYTES", env = "MR_SORT_BUFFER", default_value = SORT_BUFFER, value_parser = parse_positive_size, allow_hyphen_values = true)]
     pub sort_buffer: u64,
     /// Most sorted runs merged at once (map spills, reduce inputs); more merge in passes.
     #[arg(long, value_name = "N", env = "MR_MERGE_FAN_IN", default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..), allow_negative_numbers = true)]

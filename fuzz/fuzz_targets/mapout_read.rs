@@ -4,21 +4,10 @@
 //! Input: one byte choosing the partition count (1..=4), then the file's bytes.
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
 
 use libfuzzer_sys::fuzz_target;
 use mr::data::mapout::{Merger, SegmentReader, read_index};
-
-fn path() -> &'static PathBuf {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temp dir for the fuzz input");
-        let path = dir.path().join("map.out");
-        (dir, path)
-    });
-    path
-}
 
 /// Reads a segment to its end; returns the records read, or None on an error. Every record
 /// takes at least two bytes, so more calls than that mean the reader does not stop.
@@ -45,7 +34,7 @@ fn drain(mut reader: SegmentReader, file_len: u64) -> Option<u64> {
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else { return };
     let partitions = u32::from(selector & 3) + 1;
-    let path = path();
+    let path = &common::dir().join("map.out");
     std::fs::write(path, bytes).expect("write the fuzz input");
     let file_len = bytes.len() as u64;
 

@@ -3,8 +3,7 @@
 //! order.
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -23,16 +22,6 @@ struct Record {
     second: bool,
     key: Vec<u8>,
     value: Vec<u8>,
-}
-
-fn dir() -> &'static PathBuf {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temp dir for the fuzz input");
-        let path = dir.path().to_path_buf();
-        (dir, path)
-    });
-    path
 }
 
 type Pair = (Vec<u8>, Vec<u8>);
@@ -72,7 +61,7 @@ fuzz_target!(|input: Input| {
             part.sort_by(|a, b| a.0.cmp(&b.0));
         }
     }
-    let paths = [dir().join("a.out"), dir().join("b.out")];
+    let paths = [common::dir().join("a.out"), common::dir().join("b.out")];
     for (path, parts) in paths.iter().zip(&files) {
         write(path, parts);
     }

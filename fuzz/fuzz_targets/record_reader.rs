@@ -10,8 +10,9 @@
 //! and whole-file input.
 #![no_main]
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -30,16 +31,6 @@ struct Input {
 
 /// Most bytes of one file; at most 5 files.
 const MAX_FILE: usize = 2048;
-
-fn dir() -> &'static PathBuf {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temp dir for the fuzz input");
-        let path = dir.path().to_path_buf();
-        (dir, path)
-    });
-    path
-}
 
 /// What reading gives for one record: (file, offset, what).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +100,7 @@ fn oracle(files: &[(PathBuf, Vec<u8>)], format: InputFormat, limit: u64) -> (Rec
         let path = path.to_string_lossy().into_owned();
         let mut push = |offset, what| records.push((path.clone(), offset, what));
         match format {
+            InputFormat::Jsonl | InputFormat::Csv => unreachable!("the target reads text, tera and whole-file input"),
             InputFormat::Text => {
                 consumed += contents.len() as u64;
                 let mut offset = 0u64;
@@ -168,7 +160,7 @@ fuzz_target!(|input: Input| {
     };
     let limit = limit.map_or(u64::MAX, u64::from);
     let split_size = u64::from(split_size % 4096);
-    let dir = dir();
+    let dir = common::dir();
     let mut files: Vec<(PathBuf, Vec<u8>)> = std::iter::once(first)
         .chain(more.into_iter().take(4))
         .enumerate()
@@ -208,6 +200,7 @@ fuzz_target!(|input: Input| {
             assert_eq!((&range.path, range.start), (&file.path, start), "ranges are contiguous");
             assert!(range.start < range.end && range.end <= file.len, "{range} of a {}-byte file", file.len);
             match format {
+                InputFormat::Jsonl | InputFormat::Csv => unreachable!("the target reads text, tera and whole-file input"),
                 InputFormat::WholeFile => assert_eq!((range.start, range.end), (0, file.len)),
                 InputFormat::Tera => {
                     assert_eq!(range.end % TERA_RECORD, 0);

@@ -130,7 +130,7 @@ struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Sort buffer of the `mr run` variants.
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, default_value = crate::settings::SORT_BUFFER, value_parser = parse_size)]
     sort_buffer: u64,
     /// Strings of the word-search workload (the original's default: 500000).
     #[arg(long, default_value_t = 500_000)]
@@ -375,8 +375,9 @@ fn with_jobs(command: clap::Command, registry: &Registry, tera: bool) -> clap::C
 }
 
 /// `mr`'s command: the derived one, with the registry's jobs under `mr run` and
-/// `mr coordinator`, and the help of the flags whose meaning `mr coordinator` changes.
-fn command(registry: &Registry) -> clap::Command {
+/// `mr coordinator`, and the help of the flags whose meaning `mr coordinator` changes. Its
+/// arguments are the configuration file's keys ([`config::FileConfig::load`]).
+pub fn command(registry: &Registry) -> clap::Command {
     Cli::command()
         .mut_subcommand("run", |run| with_jobs(run, registry, true))
         .mut_subcommand("submit", |submit| with_jobs(submit, registry, false))

@@ -187,34 +187,30 @@ async fn index(State(cluster): State<Cluster>) -> Html<String> {
         ("Queued", jobs.iter().filter(|r| r.state == JobState::Queued).collect()),
         ("Finished", jobs.iter().rev().filter(|r| r.state.is_final()).collect()),
     ];
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head { meta charset="utf-8"; title { "mr cluster" } style { (maud::PreEscaped(STYLE)) } }
-            body {
-                h1 { "mr cluster" }
-                p { a href="/workers" { "workers" } " · " a href="/api/v1/jobs" { "JSON" } " · " a href="/metrics" { "metrics" } }
-                @for (title, group) in &groups {
-                    h2 { (title) " (" (group.len()) ")" }
-                    table id=(title.to_lowercase()) {
-                        tr { th { "id" } th { "job" } th { "state" } th { "progress" } th { "duration" } th { "output" } th { "error" } }
-                        @for r in group {
-                            tr {
-                                td { a href={ "/jobs/" (r.id) "/" } { (r.id) } }
-                                td { (r.submission.job) }
-                                td .state { (r.state.name()) }
-                                td { "map " (r.progress.map_done) "/" (r.progress.map_total) " reduce " (r.progress.reduce_done) "/" (r.progress.reduce_total) }
-                                td { (duration(r)) }
-                                td { (r.submission.output.display()) }
-                                td { (r.error.as_deref().unwrap_or("")) }
-                            }
+    page(
+        "mr cluster",
+        html! {
+            h1 { "mr cluster" }
+            p { a href="/workers" { "workers" } " · " a href="/api/v1/jobs" { "JSON" } " · " a href="/metrics" { "metrics" } }
+            @for (title, group) in &groups {
+                h2 { (title) " (" (group.len()) ")" }
+                table id=(title.to_lowercase()) {
+                    tr { th { "id" } th { "job" } th { "state" } th { "progress" } th { "duration" } th { "output" } th { "error" } }
+                    @for r in group {
+                        tr {
+                            td { a href={ "/jobs/" (r.id) "/" } { (r.id) } }
+                            td { (r.submission.job) }
+                            td .state { (r.state.name()) }
+                            td { "map " (r.progress.map_done) "/" (r.progress.map_total) " reduce " (r.progress.reduce_done) "/" (r.progress.reduce_total) }
+                            td { (duration(r)) }
+                            td { (r.submission.output.display()) }
+                            td { (r.error.as_deref().unwrap_or("")) }
                         }
                     }
                 }
             }
-        }
-    };
-    Html(page.into_string())
+        },
+    )
 }
 
 fn duration(r: &JobRecord) -> String {
@@ -224,27 +220,35 @@ fn duration(r: &JobRecord) -> String {
 
 async fn workers(State(cluster): State<Cluster>) -> Html<String> {
     let slots: Vec<_> = cluster.state().slots.iter().map(|(&id, s)| (id, s.clone())).collect();
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head { meta charset="utf-8"; title { "mr cluster: workers" } style { (maud::PreEscaped(STYLE)) } }
-            body {
-                h1 { "Workers" }
-                p { a href="/" { "jobs" } }
-                table #slots {
-                    tr { th { "slot" } th { "worker" } th { "host" } th { "running" } th { "jobs joined" } th { "last call" } }
-                    @for (id, s) in &slots {
-                        tr {
-                            td { (id) }
-                            td { (s.name) }
-                            td { (s.host) }
-                            td { (s.running.map_or_else(|| "idle".to_string(), |j| format!("job {j}"))) }
-                            td { (s.joined.len()) }
-                            td { (format!("{:.1} s ago", s.last_seen.elapsed().as_secs_f64())) }
-                        }
+    page(
+        "mr cluster: workers",
+        html! {
+            h1 { "Workers" }
+            p { a href="/" { "jobs" } }
+            table #slots {
+                tr { th { "slot" } th { "worker" } th { "host" } th { "running" } th { "jobs joined" } th { "last call" } }
+                @for (id, s) in &slots {
+                    tr {
+                        td { (id) }
+                        td { (s.name) }
+                        td { (s.host) }
+                        td { (s.running.map_or_else(|| "idle".to_string(), |j| format!("job {j}"))) }
+                        td { (s.joined.len()) }
+                        td { (format!("{:.1} s ago", s.last_seen.elapsed().as_secs_f64())) }
                     }
                 }
             }
+        },
+    )
+}
+
+/// A page of the cluster's site: `body` under the page's title and style.
+fn page(title: &str, body: maud::Markup) -> Html<String> {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { (title) } style { (maud::PreEscaped(STYLE)) } }
+            body { (body) }
         }
     };
     Html(page.into_string())

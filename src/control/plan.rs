@@ -338,6 +338,30 @@ fn check_overlap(output: &Path, inputs: &[PathBuf]) -> Result<()> {
 /// A second job on the same directory, started at the same moment or any time before the
 /// first ends, is refused here before it touches anything ([`Error::OutputBusy`]). Returns
 /// the lock and whether this call created the directory.
+/// What the first checks of a `--resume` found: an output that does not exist yet (prepared,
+/// to start afresh), or one that exists, claimed, for the caller to look into.
+enum ToResume {
+    Afresh(OutputDir),
+    Claimed(PathBuf, std::fs::File),
+}
+
+/// The first checks of a `--resume`: `output` is a local directory (else
+/// [`Error::NothingToResume`] with `url_reason`) holding no input, and is prepared when absent
+/// or claimed when present.
+fn claim_to_resume(output: &Path, inputs: &[PathBuf], url_reason: &str) -> Result<ToResume> {
+    if crate::data::storage::is_url(output) {
+        return Err(Error::NothingToResume { output: output.to_path_buf(), reason: url_reason.into() });
+    }
+    let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
+    check_overlap(&path, inputs)?;
+    if !path.exists() {
+        tracing::info!(output = %path.display(), "nothing to resume: the job starts afresh");
+        return OutputDir::prepare(&path, inputs, false).map(ToResume::Afresh);
+    }
+    let (lock, _) = claim(&path)?;
+    Ok(ToResume::Claimed(path, lock))
+}
+
 fn claim(path: &Path) -> Result<(std::fs::File, bool)> {
     use std::os::unix::fs::MetadataExt;
     loop {
@@ -421,18 +445,11 @@ impl OutputDir {
     /// empty directory has nothing to resume: the job starts afresh.
     pub fn resume(output: &Path, inputs: &[PathBuf]) -> Result<OutputDir> {
         let nothing = |reason: &str| Error::NothingToResume { output: output.to_path_buf(), reason: reason.into() };
-        if crate::data::storage::is_url(output) {
-            return Err(nothing(
-                "an object-store output keeps no journal, so its jobs cannot be resumed; run without --resume",
-            ));
-        }
-        let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
-        check_overlap(&path, inputs)?;
-        if !path.exists() {
-            tracing::info!(output = %path.display(), "nothing to resume: the job starts afresh");
-            return OutputDir::prepare(&path, inputs, false);
-        }
-        let (lock, _) = claim(&path)?;
+        let url = "an object-store output keeps no journal, so its jobs cannot be resumed; run without --resume";
+        let (path, lock) = match claim_to_resume(output, inputs, url)? {
+            ToResume::Afresh(dir) => return Ok(dir),
+            ToResume::Claimed(path, lock) => (path, lock),
+        };
         let journal = crate::control::journal::path_for(&path);
         if !journal.exists() {
             if path.join(SUCCESS).exists() {
@@ -462,16 +479,11 @@ impl OutputDir {
     /// directory has nothing to resume: the job starts afresh.
     pub fn resume_steps(output: &Path, inputs: &[PathBuf]) -> Result<OutputDir> {
         let nothing = |reason: &str| Error::NothingToResume { output: output.to_path_buf(), reason: reason.into() };
-        if crate::data::storage::is_url(output) {
-            return Err(nothing("an object-store output keeps no journal, so its jobs cannot be resumed"));
-        }
-        let path = std::path::absolute(output).map_err(Error::io("cannot resolve output directory", output))?;
-        check_overlap(&path, inputs)?;
-        if !path.exists() {
-            tracing::info!(output = %path.display(), "nothing to resume: the job starts afresh");
-            return OutputDir::prepare(&path, inputs, false);
-        }
-        let (lock, _) = claim(&path)?;
+        let url = "an object-store output keeps no journal, so its jobs cannot be resumed";
+        let (path, lock) = match claim_to_resume(output, inputs, url)? {
+            ToResume::Afresh(dir) => return Ok(dir),
+            ToResume::Claimed(path, lock) => (path, lock),
+        };
         let steps = path.join(TEMPORARY).join(STEPS);
         let empty = std::fs::read_dir(&path).map_or(true, |mut entries| entries.next().is_none());
         if !steps.is_dir() && !empty {

@@ -1166,6 +1166,18 @@ mod tests {
         Scheduler::new(config)
     }
 
+    /// Registers workers a and b, and has each run map 0 and map 1 (at 0) and commit it (at
+    /// 1): returns a, b and their maps' attempts.
+    fn two_workers_one_map_each(s: &mut Scheduler) -> (WorkerId, WorkerId, AttemptId, AttemptId) {
+        let a = s.register("a".into(), 0);
+        let b = s.register("b".into(), 0);
+        let (m0, _) = run(s.request_task(a, 0));
+        let (m1, _) = run(s.request_task(b, 0));
+        assert!(finish(s, a, m0, 1));
+        assert!(finish(s, b, m1, 1));
+        (a, b, m0, m1)
+    }
+
     #[test]
     fn backup_attempt_for_a_straggler_first_commit_wins() {
         let mut s = with(SchedulerConfig { map_tasks: 2, reduce_tasks: 1, ..SchedulerConfig::default() });
@@ -1428,12 +1440,7 @@ mod tests {
         };
         for rerun in [false, true] {
             let mut s = with(config(rerun));
-            let a = s.register("a".into(), 0);
-            let b = s.register("b".into(), 0);
-            let (m0, _) = run(s.request_task(a, 0));
-            let (m1, _) = run(s.request_task(b, 0));
-            assert!(finish(&mut s, a, m0, 1));
-            assert!(finish(&mut s, b, m1, 1));
+            let (a, b, m0, _) = two_workers_one_map_each(&mut s);
             s.worker_lost(a, 2);
             let next = run(s.request_task(b, 3)).0;
             if rerun {
@@ -1449,12 +1456,7 @@ mod tests {
     #[test]
     fn every_gone_map_output_of_a_worker_reruns_at_once() {
         let mut s = with(SchedulerConfig { map_tasks: 3, reduce_tasks: 1, ..Default::default() });
-        let a = s.register("a".into(), 0);
-        let b = s.register("b".into(), 0);
-        let (m0, _) = run(s.request_task(a, 0));
-        let (m1, _) = run(s.request_task(b, 0));
-        assert!(finish(&mut s, a, m0, 1));
-        assert!(finish(&mut s, b, m1, 1));
+        let (a, b, _, _) = two_workers_one_map_each(&mut s);
         let (m2, _) = run(s.request_task(a, 1));
         assert!(finish(&mut s, a, m2, 2));
         // a's process exited: both of its outputs are listed, and both go back to idle together.

@@ -135,6 +135,32 @@ impl ReduceContext<'_> {
     pub fn counter(&mut self, group: &str, name: &str, amount: u64) {
         add_counter(self.counters, group, name, amount);
     }
+
+    /// Writes the output line `key<TAB>total`, where `total` is the sum of `values` as `u64`
+    /// counts (see [`Codec`]): the whole reduce of a job that sums counts
+    /// ([`Job::sums_counts`]), as Hadoop's `LongSumReducer` is.
+    pub fn write_sum(&mut self, key: &[u8], values: &mut Values<'_>) -> Result<()> {
+        let total: u64 = values.decoded::<u64>().sum();
+        if let Some(e) = values.take_error() {
+            return Err(e);
+        }
+        self.write(key, itoa::Buffer::new().format(total).as_bytes())
+    }
+}
+
+/// Adds the count `value` to the count `acc` (both `u64`, see [`Codec`]), in place, with
+/// saturation: the fold of a job that sums counts ([`Job::sums_counts`]).
+#[inline]
+pub(crate) fn add_count(acc: &mut [u8], value: &[u8]) -> Result<()> {
+    let acc_len = acc.len();
+    match (<&mut [u8; 8]>::try_from(acc), <[u8; 8]>::try_from(value)) {
+        (Ok(acc), Ok(value)) => {
+            *acc = u64::from_be_bytes(*acc).saturating_add(u64::from_be_bytes(value)).to_be_bytes();
+            Ok(())
+        }
+        (_, Ok(_)) => Err(Error::Job(format!("a count value has {} bytes, not 8", acc_len))),
+        (_, Err(_)) => Err(Error::Job(format!("a count value has {} bytes, not 8", value.len()))),
+    }
 }
 
 /// Receives output bytes (the reduce side's part file).
@@ -318,8 +344,10 @@ pub trait Job: Send + Sync {
     /// at a time and may emit any number of values; use it when the result is not one value
     /// of the values' own kind, or when combining needs all the values at once (Streaming's
     /// combiner command).
+    ///
+    /// Default: [`Job::sums_counts`].
     fn folds(&self) -> bool {
-        false
+        self.sums_counts()
     }
 
     /// The folding combiner: merges `value` into `acc`, both values of `key`; `acc` starts as
@@ -346,8 +374,10 @@ pub trait Job: Send + Sync {
     ///     }
     /// }
     /// ```
-    fn fold(&self, _key: &[u8], _acc: &mut Vec<u8>, _value: &[u8]) -> Result<()> {
-        Ok(())
+    ///
+    /// Default: for a job that sums counts ([`Job::sums_counts`]), the sum; otherwise nothing.
+    fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
+        if self.sums_counts() { add_count(acc, value) } else { Ok(()) }
     }
 
     /// Whether the folding combiner is the sum of counts: values are `u64`s as their
@@ -356,6 +386,27 @@ pub trait Job: Send + Sync {
     /// calling [`Job::fold`] (which must still add them: it folds merged runs), as Hadoop's
     /// `LongSumReducer` and Spark's `reduceByKey(_ + _)` do. Word count's map side then costs
     /// one table lookup per word. It takes precedence over [`Job::folds`].
+    ///
+    /// A counting job says only this: [`Job::folds`] and [`Job::fold`] follow it by default,
+    /// and its reduce can be [`ReduceContext::write_sum`].
+    ///
+    /// ```
+    /// # use mr::job::{Job, MapContext, Record, ReduceContext, Values};
+    /// /// Counts lines by their first byte.
+    /// struct FirstBytes;
+    /// impl Job for FirstBytes {
+    ///     fn map(&self, record: Record<'_>, ctx: &mut MapContext<'_>) -> mr::Result<()> {
+    ///         ctx.emit(&record.bytes[..record.bytes.len().min(1)], &1u64.to_be_bytes());
+    ///         Ok(())
+    ///     }
+    ///     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> mr::Result<()> {
+    ///         ctx.write_sum(key, values)
+    ///     }
+    ///     fn sums_counts(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    /// ```
     fn sums_counts(&self) -> bool {
         false
     }
@@ -459,6 +510,59 @@ impl ValueSource for GroupValues<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job that says only that it sums counts.
+    struct Counting;
+
+    impl Job for Counting {
+        fn map(&self, _: Record<'_>, _: &mut MapContext<'_>) -> Result<()> {
+            Ok(())
+        }
+        fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
+            ctx.write_sum(key, values)
+        }
+        fn sums_counts(&self) -> bool {
+            true
+        }
+    }
+
+    /// The values of one key, from a list.
+    struct List(std::vec::IntoIter<Vec<u8>>, Vec<u8>);
+
+    impl ValueSource for List {
+        fn next_value(&mut self) -> Option<&[u8]> {
+            self.1 = self.0.next()?;
+            Some(&self.1)
+        }
+    }
+
+    impl Output for Vec<u8> {
+        fn write_parts(&mut self, parts: &[&[u8]]) -> Result<()> {
+            parts.iter().for_each(|p| self.extend_from_slice(p));
+            Ok(())
+        }
+    }
+
+    /// Reduces `values` of `key` with `job`, returning what it wrote.
+    fn reduce(job: &dyn Job, key: &[u8], values: Vec<Vec<u8>>) -> Result<Vec<u8>> {
+        let (mut out, mut counters) = (Vec::new(), UserCounters::new());
+        let mut source = List(values.into_iter(), Vec::new());
+        let mut ctx = ReduceContext { sink: &mut out, counters: &mut counters };
+        job.reduce(key, &mut Values::new(&mut source), &mut ctx)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_job_that_sums_counts_folds_and_reduces_by_their_sum() {
+        assert!(Counting.folds());
+        let mut acc = 2u64.to_be_bytes().to_vec();
+        Counting.fold(b"k", &mut acc, &3u64.to_be_bytes()).unwrap();
+        assert_eq!(acc, 5u64.to_be_bytes());
+        assert!(Counting.fold(b"k", &mut acc, b"short").unwrap_err().to_string().contains("5 bytes, not 8"));
+        let counts = [4u64, 0, 38].map(|c| c.to_be_bytes().to_vec()).to_vec();
+        assert_eq!(reduce(&Counting, b"word", counts).unwrap(), b"word\t42\n");
+        assert!(reduce(&Counting, b"word", vec![b"x".to_vec()]).is_err(), "a value that is not a count");
+    }
 
     #[test]
     fn codecs_round_trip_and_keep_order() {

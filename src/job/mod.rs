@@ -28,7 +28,7 @@ pub use crate::types::UserCounters;
 pub use api::{
     AttemptInfo, Codec, Decoded, InputRange, Job, Json, MapContext, Record, ReduceContext, SortedPairs, Values,
 };
-pub(crate) use api::{Output, ValueSource};
+pub(crate) use api::{Output, ValueSource, add_count};
 pub use grep::Grep;
 pub use index::InvertedIndex;
 pub use short_key::{ShortKey, ShortKeyBytes};
@@ -36,7 +36,6 @@ pub use sort::Sort;
 pub use streaming::Streaming;
 pub use streaming_args::StreamingArgs;
 pub use word_search::WordSearch;
-pub(crate) use wordcount::add_count;
 pub use wordcount::{WordCount, WordSink, for_each_word, for_each_word_key};
 
 /// What the coordinator prepares for a job before its tasks run: the entries it puts in the
@@ -381,15 +380,6 @@ pub fn job_argv(command: &clap::Command, matches: &ArgMatches) -> Result<Vec<Str
     }
     options.extend(positionals);
     Ok(options)
-}
-
-/// Sums count values (u64, see [`Codec`]): the shared reduce and combine of counting jobs.
-pub(crate) fn sum_counts(values: &mut Values<'_>) -> Result<u64> {
-    let total = values.decoded::<u64>().sum();
-    match values.take_error() {
-        Some(e) => Err(e),
-        None => Ok(total),
-    }
 }
 
 /// The encoding of a count of one.

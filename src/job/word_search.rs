@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use clap::ArgMatches;
 
-use super::sum_counts;
 use super::{Job, JobFactory, MapContext, ONE, PlanView, Prepared, Record, ReduceContext, StateReader, Values};
 use crate::error::{Error, Result};
 
@@ -117,19 +116,10 @@ impl Job for WordSearch {
     }
 
     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
-        let total = sum_counts(values)?;
-        ctx.write(key, itoa::Buffer::new().format(total).as_bytes())
-    }
-
-    fn folds(&self) -> bool {
-        true
+        ctx.write_sum(key, values)
     }
 
     fn sums_counts(&self) -> bool {
         true
-    }
-
-    fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
-        super::wordcount::add_count(acc, value)
     }
 }

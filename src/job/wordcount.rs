@@ -1,8 +1,8 @@
 //! Word count: a word is a maximal run of alphabetic characters (`char::is_alphabetic`),
 //! lowercased with `str::to_lowercase`; its value is how many times it occurs.
 
-use super::{Job, MapContext, ONE, Record, ReduceContext, ShortKey, Values, sum_counts};
-use crate::error::{Error, Result};
+use super::{Job, MapContext, ONE, Record, ReduceContext, ShortKey, Values};
+use crate::error::Result;
 
 /// The word count job, with a folding combiner that sums counts inside each map task.
 pub struct WordCount;
@@ -14,20 +14,11 @@ impl Job for WordCount {
     }
 
     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<()> {
-        let total = sum_counts(values)?;
-        ctx.write(key, itoa::Buffer::new().format(total).as_bytes())
-    }
-
-    fn folds(&self) -> bool {
-        true
+        ctx.write_sum(key, values)
     }
 
     fn sums_counts(&self) -> bool {
         true
-    }
-
-    fn fold(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<()> {
-        add_count(acc, value)
     }
 }
 
@@ -43,20 +34,6 @@ impl WordSink for Counts<'_, '_> {
     #[inline(never)]
     fn text(&mut self, word: &str) {
         self.0.emit(word.as_bytes(), &ONE);
-    }
-}
-
-/// Adds the count `value` to the count `acc` (both u64, see [`super::Codec`]), in place.
-#[inline]
-pub(crate) fn add_count(acc: &mut [u8], value: &[u8]) -> Result<()> {
-    let acc_len = acc.len();
-    match (<&mut [u8; 8]>::try_from(acc), <[u8; 8]>::try_from(value)) {
-        (Ok(acc), Ok(value)) => {
-            *acc = u64::from_be_bytes(*acc).saturating_add(u64::from_be_bytes(value)).to_be_bytes();
-            Ok(())
-        }
-        (_, Ok(_)) => Err(Error::Job(format!("a count value has {} bytes, not 8", acc_len))),
-        (_, Err(_)) => Err(Error::Job(format!("a count value has {} bytes, not 8", value.len()))),
     }
 }
 

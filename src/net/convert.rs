@@ -73,6 +73,24 @@ impl From<pb::TaskRef> for AttemptId {
     }
 }
 
+/// `$counters` as a `$to`: the counters the two have alike, copied one by one, and `user`.
+macro_rules! same_counters {
+    ($($to:ident)::+, $counters:ident, $user:ident) => {
+        $($to)::+ {
+            input_records: $counters.input_records,
+            input_bytes: $counters.input_bytes,
+            output_records: $counters.output_records,
+            output_bytes: $counters.output_bytes,
+            groups: $counters.groups,
+            skipped_records: $counters.skipped_records,
+            combine_input_records: $counters.combine_input_records,
+            combine_output_records: $counters.combine_output_records,
+            spilled_records: $counters.spilled_records,
+            user: $user,
+        }
+    };
+}
+
 impl From<TaskCounters> for pb::Counters {
     fn from(c: TaskCounters) -> pb::Counters {
         let user = c
@@ -82,18 +100,7 @@ impl From<TaskCounters> for pb::Counters {
                 names.iter().map(|(name, &amount)| pb::UserCounter { group: group.clone(), name: name.clone(), amount })
             })
             .collect();
-        pb::Counters {
-            input_records: c.input_records,
-            input_bytes: c.input_bytes,
-            output_records: c.output_records,
-            output_bytes: c.output_bytes,
-            groups: c.groups,
-            skipped_records: c.skipped_records,
-            combine_input_records: c.combine_input_records,
-            combine_output_records: c.combine_output_records,
-            spilled_records: c.spilled_records,
-            user,
-        }
+        same_counters!(pb::Counters, c, user)
     }
 }
 
@@ -105,18 +112,7 @@ impl From<pb::Counters> for TaskCounters {
             let amount = user.entry(u.group).or_default().entry(u.name).or_default();
             *amount = amount.saturating_add(u.amount);
         }
-        TaskCounters {
-            input_records: c.input_records,
-            input_bytes: c.input_bytes,
-            output_records: c.output_records,
-            output_bytes: c.output_bytes,
-            groups: c.groups,
-            skipped_records: c.skipped_records,
-            combine_input_records: c.combine_input_records,
-            combine_output_records: c.combine_output_records,
-            spilled_records: c.spilled_records,
-            user,
-        }
+        same_counters!(TaskCounters, c, user)
     }
 }
 

@@ -90,6 +90,18 @@ fn bytes(n: u64) -> String {
     bytesize::ByteSize::b(n).display().iec().to_string()
 }
 
+/// A phase's line of records and bytes in and out.
+fn in_out(f: &mut std::fmt::Formatter<'_>, c: &TaskCounters) -> std::fmt::Result {
+    writeln!(
+        f,
+        "          in {} records ({}), out {} records ({})",
+        c.input_records,
+        bytes(c.input_bytes),
+        c.output_records,
+        bytes(c.output_bytes),
+    )
+}
+
 fn secs(ms: Millis) -> String {
     format!("{:.2} s", ms as f64 / 1000.0)
 }
@@ -105,14 +117,7 @@ impl std::fmt::Display for Summary {
         writeln!(f, "job {} ({}) {verdict} in {}", self.job, self.mode, secs(self.wall_ms))?;
         let (m, r) = (&self.map, &self.reduce);
         writeln!(f, "  map:    {} tasks, {} attempts, {}", m.tasks, m.attempts, secs(m.wall_ms))?;
-        writeln!(
-            f,
-            "          in {} records ({}), out {} records ({})",
-            m.counters.input_records,
-            bytes(m.counters.input_bytes),
-            m.counters.output_records,
-            bytes(m.counters.output_bytes),
-        )?;
+        in_out(f, &m.counters)?;
         writeln!(
             f,
             "  reduce: {} tasks, {} attempts, {} keys, {}",
@@ -121,14 +126,7 @@ impl std::fmt::Display for Summary {
             r.counters.groups,
             secs(r.wall_ms)
         )?;
-        writeln!(
-            f,
-            "          in {} records ({}), out {} records ({})",
-            r.counters.input_records,
-            bytes(r.counters.input_bytes),
-            r.counters.output_records,
-            bytes(r.counters.output_bytes),
-        )?;
+        in_out(f, &r.counters)?;
         if m.counters.combine_input_records > 0 {
             writeln!(
                 f,

@@ -270,6 +270,7 @@ fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig 
             }],
         })
         .collect();
+    let defaults = crate::settings::defaults::<crate::settings::Resources>();
     CoordinatorConfig {
         job_name: "wordcount".into(),
         job_args: Vec::new(),
@@ -284,9 +285,9 @@ fn job(options: &LoadOptions, output: &Path, token: Token) -> CoordinatorConfig 
         settings: crate::exec::task::TaskSettings {
             output_compression: Default::default(),
             partitions: options.reduces,
-            sort_buffer: 64 << 20,
-            merge_fan_in: 64,
-            max_record_bytes: 64 << 20,
+            sort_buffer: defaults.sort_buffer,
+            merge_fan_in: defaults.merge_fan_in as usize,
+            max_record_bytes: defaults.max_record_bytes,
         },
         token,
         tls: None,

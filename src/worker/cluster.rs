@@ -28,7 +28,7 @@ use crate::net::rpc::pb::coordinator_client::CoordinatorClient;
 use crate::net::rpc::{self, AuthChannel, MAX_MESSAGE_BYTES, Token, pb};
 use crate::net::shuffle::Outputs;
 use crate::worker::heartbeat::{Current, Slot};
-use crate::worker::shutdown::{self, OwnDir};
+use crate::worker::shutdown::OwnDir;
 use crate::worker::{Context, WorkerOptions};
 
 /// A job the slot joined.
@@ -59,10 +59,7 @@ struct Shared {
 
 /// Runs one slot until SIGINT or SIGTERM (`Error::Interrupted`); its directory is removed.
 pub async fn work_slot(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
-    tokio::select! {
-        result = serve_slot(options, registry) => result,
-        signal = shutdown::interrupted() => signal.and(Err(Error::Interrupted)),
-    }
+    crate::worker::until_interrupted(serve_slot(options, registry)).await
 }
 
 async fn serve_slot(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
@@ -70,19 +67,11 @@ async fn serve_slot(options: WorkerOptions, registry: Arc<Registry>) -> Result<(
     let channel = crate::worker::connect(&url, options.connect_timeout, options.tls.as_ref()).await?;
     let auth = rpc::authenticated(channel.clone(), options.token.clone());
     let mut cluster = ClusterClient::new(auth.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let host = match &options.advertise {
-        Some(host) => host.clone(),
-        None => crate::worker::local_address_towards(&url).await?.to_string(),
-    };
+    let host = crate::worker::advertised_host(&options, &url).await?;
     let base = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let own = OwnDir::create(&base)?;
     crate::worker::remove_dead_workers_directories(&base, own.path());
-    let registration = pb::RegisterWorkerRequest {
-        name: crate::layout::process_name(std::process::id()),
-        shuffle_url: String::new(),
-        host: host.clone(),
-        pid: std::process::id(),
-    };
+    let registration = crate::worker::registration(&host, String::new());
     let reply = match cluster.register_slot(registration.clone()).await {
         Ok(reply) => reply.into_inner(),
         Err(status) => return Err(crate::worker::registration_error(&url, options.tls.as_ref(), status).await),
@@ -188,7 +177,7 @@ impl SlotLoop {
         std::fs::create_dir_all(&work_dir).map_err(Error::io("cannot create the job's directory", &work_dir))?;
         let outputs = Outputs::default();
         let stop = CancellationToken::new();
-        let options = WorkerOptions { token: token.clone(), ..self.options.clone() };
+        let options = WorkerOptions { token, ..self.options.clone() };
         crate::worker::serve_shuffle(listener, &outputs, spec.reduce_tasks, &options, stop.clone())?;
         let auth = rpc::authenticated(self.channel.clone(), self.options.token.clone()).for_job(id);
         let job = crate::worker::build_job_with(auth.clone(), Arc::clone(&self.registry), &spec).await;
@@ -200,18 +189,7 @@ impl SlotLoop {
                 return Err(e);
             }
         };
-        let context = Context {
-            worker_id: Arc::new(AtomicU64::new(reply.worker_id)),
-            registration,
-            spec,
-            job,
-            current: Slot::default(),
-            host: self.registration.host.clone(),
-            outputs,
-            work_dir,
-            token,
-            tls,
-        };
+        let context = Context::new(reply.worker_id, registration, spec, job, outputs, work_dir, &options);
         let client = CoordinatorClient::new(auth).max_decoding_message_size(MAX_MESSAGE_BYTES);
         tracing::info!(job = id, worker = reply.worker_id, "joined the job");
         self.jobs.insert(id, Joined { context, client, stop });

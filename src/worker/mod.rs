@@ -113,10 +113,34 @@ pub async fn connect(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<
 /// Runs a worker until the job is over. Returns an error if the coordinator is lost, and
 /// `Error::Interrupted` on SIGINT or SIGTERM. Either way its work directory is removed.
 pub async fn work(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
-    // Dropping the job's future drops its work directory, which removes it.
+    until_interrupted(serve(options, registry)).await
+}
+
+/// Runs `life` until it ends, or until SIGINT or SIGTERM (`Error::Interrupted`). Dropping its
+/// future drops its work directory, which removes it.
+pub(crate) async fn until_interrupted(life: impl std::future::Future<Output = Result<()>>) -> Result<()> {
     tokio::select! {
-        result = serve(options, registry) => result,
+        result = life => result,
         signal = shutdown::interrupted() => signal.and(Err(Error::Interrupted)),
+    }
+}
+
+/// The host other workers reach this one at: `--advertise`, or the local address of its
+/// connection to `url`.
+pub(crate) async fn advertised_host(options: &WorkerOptions, url: &str) -> Result<String> {
+    match &options.advertise {
+        Some(host) => Ok(host.clone()),
+        None => Ok(local_address_towards(url).await?.to_string()),
+    }
+}
+
+/// What this process registers with: its name and pid, its host and its Shuffle URL.
+pub(crate) fn registration(host: &str, shuffle_url: String) -> pb::RegisterWorkerRequest {
+    pb::RegisterWorkerRequest {
+        name: crate::layout::process_name(std::process::id()),
+        shuffle_url,
+        host: host.to_string(),
+        pid: std::process::id(),
     }
 }
 
@@ -131,22 +155,14 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let channel = connect(&url, options.connect_timeout, tls).await?;
     let mut client = CoordinatorClient::new(rpc::authenticated(channel.clone(), options.token.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let host = match &options.advertise {
-        Some(host) => host.clone(),
-        None => local_address_towards(&url).await?.to_string(),
-    };
+    let host = advertised_host(&options, &url).await?;
     let base = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let work_dir = OwnDir::create(&base)?;
     if options.remove_dead_workers_directories {
         remove_dead_workers_directories(&base, work_dir.path());
     }
     let (listener, shuffle_url) = shuffle_listener(&host, &options.token, tls).await?;
-    let registration = pb::RegisterWorkerRequest {
-        name: crate::layout::process_name(std::process::id()),
-        shuffle_url,
-        host: host.clone(),
-        pid: std::process::id(),
-    };
+    let registration = registration(&host, shuffle_url);
     let reply = match client.register_worker(registration.clone()).await {
         Ok(reply) => reply.into_inner(),
         Err(status) => return Err(registration_error(&url, tls, status).await),
@@ -158,18 +174,8 @@ async fn serve(options: WorkerOptions, registry: Arc<Registry>) -> Result<()> {
     let stop = CancellationToken::new();
     let shuffle_server = serve_shuffle(listener, &outputs, spec.reduce_tasks, &options, stop.clone())?;
     let job = build_job(channel, &options.token, registry, &spec).await?;
-    let context = Context {
-        worker_id: Arc::new(AtomicU64::new(reply.worker_id)),
-        registration,
-        spec,
-        job,
-        current: Slot::default(),
-        host,
-        outputs,
-        work_dir: work_dir.path().to_path_buf(),
-        token: options.token.clone(),
-        tls: options.tls.clone(),
-    };
+    let context =
+        Context::new(reply.worker_id, registration, spec, job, outputs, work_dir.path().to_path_buf(), &options);
     let lost = Slot::default();
     // Every log line of this worker carries the job and the worker id.
     let job_span = tracing::info_span!("job", job = %context.spec.job_name, worker = reply.worker_id);
@@ -340,6 +346,31 @@ struct Context {
 }
 
 impl Context {
+    /// The context of a job this process registered with (`registration`, whose host it
+    /// advertises) as worker `worker_id`, with the job's token and TLS from `options`.
+    fn new(
+        worker_id: u64,
+        registration: pb::RegisterWorkerRequest,
+        spec: pb::JobSpec,
+        job: Arc<dyn Job>,
+        outputs: Outputs,
+        work_dir: PathBuf,
+        options: &WorkerOptions,
+    ) -> Context {
+        Context {
+            worker_id: Arc::new(AtomicU64::new(worker_id)),
+            host: registration.host.clone(),
+            registration,
+            spec,
+            job,
+            current: Slot::default(),
+            outputs,
+            work_dir,
+            token: options.token.clone(),
+            tls: options.tls.clone(),
+        }
+    }
+
     /// The memory and merge settings of the job's attempts.
     fn settings(&self) -> Result<TaskSettings> {
         let spec = &self.spec;

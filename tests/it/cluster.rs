@@ -112,6 +112,21 @@ impl Cluster {
         wait_for(15, "every process of the job to exit", || tagged_processes(&self.tag).is_empty());
         (status.code(), self.stderr.join().unwrap())
     }
+
+    /// Starts one more worker with the token `cluster-secret` and `args`, which must finish
+    /// the job: it and the coordinator exit with success.
+    pub fn finish_with_a_worker<S: AsRef<std::ffi::OsStr>>(self, args: &[S]) {
+        let mut good = mr()
+            .args(["worker", "--coordinator", &self.url])
+            .args(args)
+            .env("MR_TOKEN", "cluster-secret")
+            .env("MR_TEST_TAG", &self.tag)
+            .spawn()
+            .unwrap();
+        let (code, stderr) = self.finish();
+        assert!(good.wait().unwrap().success());
+        assert_eq!(code, Some(0), "{stderr}");
+    }
 }
 
 /// Checks, from a committed output's `_job.json`, that two workers ran attempts.
@@ -194,15 +209,7 @@ fn a_worker_with_a_wrong_token_exits_with_a_clear_error() {
     let err = run_fail(mr().args(["worker", "--coordinator", &cluster.url]));
     assert!(err.contains("refused the token"), "{err}");
     // A worker with the right token finishes the job.
-    let mut good = mr()
-        .args(["worker", "--coordinator", &cluster.url])
-        .env("MR_TOKEN", "cluster-secret")
-        .env("MR_TEST_TAG", &cluster.tag)
-        .spawn()
-        .unwrap();
-    let (code, stderr) = cluster.finish();
-    assert!(good.wait().unwrap().success());
-    assert_eq!(code, Some(0), "{stderr}");
+    cluster.finish_with_a_worker::<&str>(&[]);
 }
 
 #[test]

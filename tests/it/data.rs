@@ -255,9 +255,7 @@ fn an_input_cut_while_the_job_runs_fails_it_naming_the_file() {
         format!("input file '{}' changed while the job ran (56501 bytes when planned, 100 bytes now)", input.display());
     assert!(stderr.contains(&changed), "{stderr}");
     assert!(!out.exists(), "a failed job left its output");
-    if let Some((_, logs)) = stderr.rsplit_once("worker logs: ") {
-        let _ = std::fs::remove_dir_all(logs.trim());
-    }
+    remove_kept_logs(&stderr);
 }
 
 /// What cannot be read in ranges is refused by name before anything blocks on it: a FIFO in an

@@ -5,12 +5,6 @@ use std::path::Path;
 
 use crate::harness::*;
 
-fn wordcount(input: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = mr();
-    cmd.args(["run", "wordcount", "--input"]).arg(input).arg("--output").arg(output).args(extra);
-    cmd
-}
-
 #[test]
 fn wordcount_matches_local_and_reference() {
     let dir = Dir::new();

@@ -10,12 +10,6 @@ use nix::unistd::Pid;
 
 use crate::harness::*;
 
-fn wordcount(input: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = mr();
-    cmd.args(["run", "wordcount", "--input"]).arg(input).arg("--output").arg(output).args(extra);
-    cmd
-}
-
 fn local_oracle(dir: &Dir, input: &Path, extra: &[&str]) -> PathBuf {
     let out = dir.path("local");
     run_ok(wordcount(input, &out, extra).args(["--local", "--quiet"]));
@@ -165,6 +159,21 @@ fn straggler_setup(dir: &Dir, input: &Path, args: &[&str]) -> (PathBuf, String) 
     (local, seed_with_one_straggler(maps, 0.2).to_string())
 }
 
+/// Runs a word count with `args` and `extra` on two workers, one of its map tasks straggling
+/// for 60 s (see `straggler_setup`), which must not hold the job up. Returns the `--local`
+/// oracle's output, the job's output and its summary (`--json`).
+fn run_with_one_straggler(dir: &Dir, input: &Path, args: &[&str], extra: &[&str]) -> (PathBuf, PathBuf, String) {
+    let (local, seed) = straggler_setup(dir, input, args);
+    let out = dir.path("dist");
+    let start = Instant::now();
+    let mut cmd = wordcount(input, &out, args);
+    cmd.args(["--workers", "2"]).args(extra);
+    cmd.args(["--inject-straggler", "0.2", "--straggler-delay", "60000", "--inject-seed", &seed, "--json"]);
+    let stdout = run_ok(&mut cmd);
+    assert!(start.elapsed() < Duration::from_secs(20), "the job waited for its straggler: {:?}", start.elapsed());
+    (local, out, stdout)
+}
+
 /// A seed under which exactly one of `maps` map tasks straggles on its first attempt, and
 /// its backup does not.
 fn seed_with_one_straggler(maps: u32, p: f64) -> u64 {
@@ -191,21 +200,7 @@ fn backup_attempts_beat_a_straggler() {
     let dir = Dir::new();
     let input = corpus(&dir);
     let args = ["--split-size", "4000", "--reduce-tasks", "2"];
-    let (local, seed) = straggler_setup(&dir, &input, &args);
-    let out = dir.path("dist");
-    let start = Instant::now();
-    let stdout = run_ok(wordcount(&input, &out, &args).args([
-        "--workers",
-        "2",
-        "--inject-straggler",
-        "0.2",
-        "--straggler-delay",
-        "60000",
-        "--inject-seed",
-        &seed,
-        "--json",
-    ]));
-    assert!(start.elapsed() < Duration::from_secs(20), "the job waited for its straggler: {:?}", start.elapsed());
+    let (local, out, stdout) = run_with_one_straggler(&dir, &input, &args, &[]);
     assert!(summary(&stdout)["speculative_attempts"].as_u64().unwrap() >= 1, "{stdout}");
     assert_same_output(&out, &local);
 }
@@ -351,9 +346,7 @@ fn a_corrupt_map_output_counts_against_max_attempts() {
             assert!(stderr.contains("map task") && stderr.contains("1 attempts out of 1 allowed"), "{stderr}");
             assert!(stderr.contains("corrupt"), "{stderr}");
             assert!(!out.exists(), "a failed job left its output");
-            if let Some((_, logs)) = stderr.rsplit_once("worker logs: ") {
-                let _ = std::fs::remove_dir_all(logs.trim());
-            }
+            remove_kept_logs(&stderr);
         } else {
             // With a second attempt allowed, each map task whose output was found corrupt runs
             // again (its committed attempt becomes lost, and counts as a failure).
@@ -375,27 +368,10 @@ fn an_attempt_without_progress_for_task_timeout_fails_and_runs_again() {
     let dir = Dir::new();
     let input = corpus(&dir);
     let args = ["--split-size", "4000", "--reduce-tasks", "2"];
-    let (local, seed) = straggler_setup(&dir, &input, &args);
-    let out = dir.path("dist");
-    let start = Instant::now();
     // One attempt sleeps 60 s before it starts: no progress, so after --task-timeout 3s it is
     // abandoned as a failure and its task runs again (no backups: speculation is off).
-    let stdout = run_ok(wordcount(&input, &out, &args).args([
-        "--workers",
-        "2",
-        "--speculative",
-        "off",
-        "--task-timeout",
-        "3s",
-        "--inject-straggler",
-        "0.2",
-        "--straggler-delay",
-        "60000",
-        "--inject-seed",
-        &seed,
-        "--json",
-    ]));
-    assert!(start.elapsed() < Duration::from_secs(20), "the job waited for its straggler: {:?}", start.elapsed());
+    let extra = ["--speculative", "off", "--task-timeout", "3s"];
+    let (local, out, stdout) = run_with_one_straggler(&dir, &input, &args, &extra);
     let s = summary(&stdout);
     let failed = attempts_of(&s, "map", "failed");
     assert_eq!(failed.len(), 1, "{stdout}");

@@ -152,6 +152,15 @@ fn a_token_on_the_command_line_is_warned_about_and_a_token_file_works() {
     assert!(!stderr.contains("warning") && stderr.contains("cannot reach"), "{stderr}");
 }
 
+/// `mr run streaming` from `input` into `out` with `cat` as the mapper, `reducer`, two reduce
+/// tasks and `extra` arguments.
+fn cat_and(reducer: &str, input: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = mr();
+    cmd.args(["run", "streaming", "--mapper", "cat", "--reducer", reducer, "-r", "2"]).args(extra);
+    cmd.arg("--input").arg(input).arg("--output").arg(out);
+    cmd
+}
+
 /// A streaming reducer that leaves a file in the returned `started` directory (so every map is
 /// done), waits for the returned `go` file, then sorts: `(go, started, command)`.
 fn gated_reducer(dir: &Dir) -> (PathBuf, PathBuf, String) {
@@ -166,15 +175,7 @@ fn a_paused_mr_run_keeps_its_workers_and_finishes() {
     let dir = Dir::new();
     let input = input(&dir, 4);
     let (go, started, reducer) = gated_reducer(&dir);
-    let args = |out: &Path| {
-        let mut cmd = mr();
-        cmd.args(["run", "streaming", "--mapper", "cat", "--reducer", &reducer, "-r", "2", "--split-size", "4KiB"])
-            .arg("--input")
-            .arg(&input)
-            .arg("--output")
-            .arg(out);
-        cmd
-    };
+    let args = |out: &Path| cat_and(&reducer, &input, out, &["--split-size", "4KiB"]);
     let out = dir.path("out");
     let mut cmd = args(&out);
     // Standalone workers would give up on the coordinator after 1 s.
@@ -205,12 +206,7 @@ fn reduce_attempts_write_nothing_into_the_output_until_they_commit() {
     let input = input(&dir, 2);
     let (go, started, reducer) = gated_reducer(&dir);
     let out = dir.path("out");
-    let mut cmd = mr();
-    cmd.args(["run", "streaming", "--mapper", "cat", "--reducer", &reducer, "-r", "2", "-w", "2", "-q"])
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&out);
+    let cmd = cat_and(&reducer, &input, &out, &["-w", "2", "-q"]);
     let job = Background::start(cmd, &dir, "attempt-files");
     wait_for(60, "both reduce tasks to start", || entries(&started, "").len() == 2);
     // Running reduce attempts have their part files open, somewhere else.
@@ -341,13 +337,7 @@ fn work_files_are_private_and_a_killed_resume_leaves_no_log_directory() {
     let reducer = format!("{}; sort", wait_until(&go));
     let out = dir.path("out");
     let job = |resume: bool| {
-        let mut cmd = mr();
-        cmd.args(["run", "streaming", "--mapper", "cat", "--reducer", &reducer, "-r", "2", "-w", "2", "-q"])
-            .args(["--split-size", "4KiB"])
-            .arg("--input")
-            .arg(&input)
-            .arg("--output")
-            .arg(&out);
+        let mut cmd = cat_and(&reducer, &input, &out, &["-w", "2", "-q", "--split-size", "4KiB"]);
         if resume {
             cmd.arg("--resume");
         }
@@ -363,9 +353,7 @@ fn work_files_are_private_and_a_killed_resume_leaves_no_log_directory() {
     let tmp = first.work.clone();
     wait_for(60, "map outputs", || first.map_outputs() >= 4);
     let mut first = first;
-    kill(Pid::from_raw(first.child.id() as i32), Signal::SIGKILL).unwrap();
-    first.child.wait().unwrap();
-    wait_for(10, "the killed run's processes to end", || tagged_processes(&first.tag).is_empty());
+    first.sigkill();
     // What the killed run left: its work directory, worker directories, map outputs, logs and
     // journal, all private.
     let mut checked = 0;
@@ -386,9 +374,7 @@ fn work_files_are_private_and_a_killed_resume_leaves_no_log_directory() {
     let second = Background::start(job(true), &dir, "private");
     wait_for(60, "the resumed run's workers", || second.workers().len() == 2);
     let mut second = second;
-    kill(Pid::from_raw(second.child.id() as i32), Signal::SIGKILL).unwrap();
-    second.child.wait().unwrap();
-    wait_for(10, "the killed run's processes to end", || tagged_processes(&second.tag).is_empty());
+    second.sigkill();
     assert_eq!(entries(&tmp, "mr-logs-").len(), 1, "{:?}", entries(&tmp, ""));
 
     std::fs::write(&go, "").unwrap();
@@ -410,23 +396,15 @@ fn a_killed_run_replaced_with_overwrite_removes_its_work_and_log_directories() {
     let go = dir.path("go");
     let reducer = format!("{}; sort", wait_until(&go));
     let job = |out: &Path, extra: &[&str]| {
-        let mut cmd = mr();
-        cmd.args(["run", "streaming", "--mapper", "cat", "--reducer", &reducer, "-r", "2", "-q"])
-            .args(["--split-size", "4KiB"])
-            .args(extra)
-            .arg("--input")
-            .arg(&input)
-            .arg("--output")
-            .arg(out);
+        let mut cmd = cat_and(&reducer, &input, out, &["-q", "--split-size", "4KiB"]);
+        cmd.args(extra);
         cmd
     };
     let out = dir.path("out");
     let mut killed = Background::start(job(&out, &["-w", "2"]), &dir, "replaced");
     let tmp = killed.work.clone();
     wait_for(60, "map outputs", || killed.map_outputs() >= 4);
-    kill(Pid::from_raw(killed.child.id() as i32), Signal::SIGKILL).unwrap();
-    killed.child.wait().unwrap();
-    wait_for(10, "the killed run's processes to end", || tagged_processes(&killed.tag).is_empty());
+    killed.sigkill();
     // What the killed run left in TMPDIR, named by the journal in the output.
     let (work, logs) = (entries(&tmp, "mr-work-"), entries(&tmp, "mr-logs-"));
     assert_eq!((work.len(), logs.len()), (1, 1), "{:?}", entries(&tmp, ""));

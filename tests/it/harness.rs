@@ -66,6 +66,13 @@ pub fn describe(cmd: &Command, out: &Output) -> String {
     )
 }
 
+/// `mr run wordcount` from `input` into `output`, with `extra` arguments.
+pub fn wordcount(input: &Path, output: &Path, extra: &[&str]) -> Command {
+    let mut cmd = mr();
+    cmd.args(["run", "wordcount", "--input"]).arg(input).arg("--output").arg(output).args(extra);
+    cmd
+}
+
 /// Runs a command that must succeed; returns its stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -79,12 +86,18 @@ pub fn run_fail(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(1), "expected exit code 1\n{}", describe(cmd, &out));
     let stderr = String::from_utf8(out.stderr).unwrap();
+    remove_kept_logs(&stderr);
+    stderr
+}
+
+/// Removes the directory of worker logs that a failed job kept and named on `stderr`
+/// (`worker logs: DIR`, its last line), if it named one: the test has seen it.
+pub fn remove_kept_logs(stderr: &str) {
     if let Some((_, logs)) = stderr.rsplit_once("worker logs: ") {
         let logs = Path::new(logs.trim());
         assert!(logs.file_name().is_some_and(|n| n.to_string_lossy().starts_with("mr-logs-")), "{stderr}");
-        let _ = std::fs::remove_dir_all(logs);
+        std::fs::remove_dir_all(logs).unwrap_or_else(|e| panic!("cannot remove {}: {e}", logs.display()));
     }
-    stderr
 }
 
 /// Runs a command that must fail with a usage error, exit code 2; returns its stderr.
@@ -295,6 +308,15 @@ impl Background {
         count(&self.work, 2)
     }
 
+    /// Kills the job's root process with SIGKILL, reaps it, and waits until every process of
+    /// the job has gone with it.
+    pub fn sigkill(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        self.child.wait().unwrap();
+        wait_for(10, "the killed run's processes to end", || tagged_processes(&self.tag).is_empty());
+    }
+
     pub fn finish(self) -> (std::process::ExitStatus, String, String) {
         let out = self.child.wait_with_output().unwrap();
         wait_for(10, "every process of the job to exit", || tagged_processes(&self.tag).is_empty());
@@ -339,4 +361,32 @@ pub fn coordinator_config(
 /// Whether `program` is on the PATH.
 pub fn command_exists(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}
+
+/// The tasks of `phase` that the journal of the job (or step) writing into `out` holds.
+pub fn journaled(out: &Path, phase: &str) -> std::collections::BTreeSet<u64> {
+    let recovered = mr::control::journal::Journal::inspect(&mr::control::journal::path_for(out)).unwrap();
+    recovered
+        .done
+        .iter()
+        .filter(|(t, _)| serde_json::to_value(t.phase).unwrap() == phase)
+        .map(|(t, _)| u64::from(t.index))
+        .collect()
+}
+
+/// The tasks of `phase` that a run's summary shows attempts of.
+pub fn attempted(summary: &serde_json::Value, phase: &str) -> std::collections::BTreeSet<u64> {
+    summary["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["id"]["task"]["phase"] == phase)
+        .map(|a| a["id"]["task"]["index"].as_u64().unwrap())
+        .collect()
+}
+
+/// Files in `out` whose name starts with `prefix`.
+pub fn files_named(out: &Path, prefix: &str) -> usize {
+    std::fs::read_dir(out)
+        .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).count())
 }

@@ -2,7 +2,6 @@
 //! with `--resume`, must finish the job without re-running the tasks that the journal holds,
 //! and byte-identical to `--local`. Also the errors of `--resume`.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
@@ -63,33 +62,6 @@ fn sigkill(child: &mut Child) {
     child.wait().unwrap();
 }
 
-/// The tasks of `phase` that the journal of `out` holds.
-fn journaled(out: &Path, phase: &str) -> BTreeSet<u64> {
-    let recovered = mr::control::journal::Journal::inspect(&mr::control::journal::path_for(out)).unwrap();
-    recovered
-        .done
-        .iter()
-        .filter(|(t, _)| serde_json::to_value(t.phase).unwrap() == phase)
-        .map(|(t, _)| u64::from(t.index))
-        .collect()
-}
-
-/// The tasks of `phase` that a run's summary shows attempts of.
-fn attempted(summary: &serde_json::Value, phase: &str) -> BTreeSet<u64> {
-    summary["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["id"]["task"]["phase"] == phase)
-        .map(|a| a["id"]["task"]["index"].as_u64().unwrap())
-        .collect()
-}
-
-fn part_files(out: &Path) -> usize {
-    std::fs::read_dir(out)
-        .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("part-r-")).count())
-}
-
 /// Kills `mr run` once `killed_when` holds, checks that its workers went with it, resumes,
 /// and checks the output and that no task the journal holds ran again. `all_maps`: the kill
 /// came after every map had committed (in the reduce phase, which starts 400 ms before any
@@ -132,7 +104,7 @@ fn a_run_killed_in_the_map_phase_resumes_without_rerunning_committed_maps() {
 
 #[test]
 fn a_run_killed_in_the_reduce_phase_resumes_without_rerunning_committed_tasks() {
-    kill_and_resume("resume-reduce", true, |_, out| part_files(out) >= 1);
+    kill_and_resume("resume-reduce", true, |_, out| files_named(out, "part-r-") >= 1);
 }
 
 #[test]
@@ -355,7 +327,7 @@ fn an_interrupted_run_keeps_what_resume_needs_and_resumes() {
     // there are at least 800 ms left to interrupt the job in, even on a loaded machine.
     let expected = local_oracle_into(&dir, &input, 5);
     let job = Background::start(wordcount_into(&input, &out, &config, 5), &dir, "interrupt");
-    wait_for(60, "a committed reduce task", || part_files(&out) >= 1);
+    wait_for(60, "a committed reduce task", || files_named(&out, "part-r-") >= 1);
     kill(Pid::from_raw(job.child.id() as i32), Signal::SIGINT).unwrap();
     let work = job.work.clone();
     let (status, _, stderr) = job.finish();
@@ -368,7 +340,7 @@ fn an_interrupted_run_keeps_what_resume_needs_and_resumes() {
     // directory with nothing but committed map outputs, and the log directory.
     let (maps, reduces) = (journaled(&out, "map"), journaled(&out, "reduce"));
     assert!(!maps.is_empty(), "no map task is journaled");
-    assert!(!reduces.is_empty() && part_files(&out) >= reduces.len(), "{reduces:?}");
+    assert!(!reduces.is_empty() && files_named(&out, "part-r-") >= reduces.len(), "{reduces:?}");
     let kept = tree(&out);
     assert!(
         kept.iter().all(|n| n.starts_with("part-r-") || n == "_temporary/" || n == "_temporary/journal.redb"),

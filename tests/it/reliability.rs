@@ -9,12 +9,6 @@ use std::time::Instant;
 
 use crate::harness::*;
 
-fn wordcount(input: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = mr();
-    cmd.args(["run", "wordcount", "--input"]).arg(input).arg("--output").arg(output).args(extra);
-    cmd
-}
-
 /// Lists what is left under `dir`, recursively.
 fn left_in(dir: &Path) -> Vec<PathBuf> {
     let mut left = Vec::new();

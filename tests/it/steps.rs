@@ -7,9 +7,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
 use crate::harness::*;
 
 /// Three words a line over 3,000 lines (36 KB): 18 splits of 2,000 bytes.
@@ -59,40 +56,6 @@ fn counted_words(input: &Path) -> Vec<u8> {
     run_ok(Command::new("sh").args(["-c", script, "sh"]).arg(input)).into_bytes()
 }
 
-fn sigkill(job: &mut Background) {
-    kill(Pid::from_raw(job.child.id() as i32), Signal::SIGKILL).unwrap();
-    job.child.wait().unwrap();
-    wait_for(10, "the workers to die with their coordinator", || job.workers().is_empty());
-}
-
-/// The tasks of `phase` that the journal of the job (or step) writing into `out` holds.
-fn journaled(out: &Path, phase: &str) -> BTreeSet<u64> {
-    let recovered = mr::control::journal::Journal::inspect(&mr::control::journal::path_for(out)).unwrap();
-    recovered
-        .done
-        .iter()
-        .filter(|(t, _)| serde_json::to_value(t.phase).unwrap() == phase)
-        .map(|(t, _)| u64::from(t.index))
-        .collect()
-}
-
-/// The tasks of `phase` that a run's summary shows attempts of.
-fn attempted(summary: &serde_json::Value, phase: &str) -> BTreeSet<u64> {
-    summary["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["id"]["task"]["phase"] == phase)
-        .map(|a| a["id"]["task"]["index"].as_u64().unwrap())
-        .collect()
-}
-
-/// Files in `out` whose name starts with `prefix`.
-fn files_named(out: &Path, prefix: &str) -> usize {
-    std::fs::read_dir(out)
-        .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).count())
-}
-
 /// Checks that the resumed run ran none of the tasks the journal held, and left nothing in the
 /// killed run's TMPDIR.
 fn assert_resumed(summary: &serde_json::Value, maps: &BTreeSet<u64>, reduces: &BTreeSet<u64>, work: &Path) {
@@ -138,7 +101,7 @@ fn a_multi_step_job_killed_mid_step_resumes_at_its_step_and_task() {
     // The first step's work directory (its map outputs) is removed before the second starts.
     let second = mr::control::journal::path_for(&step(1));
     wait_for(120, "the second step's maps", || second.exists() && job.map_outputs() >= 5);
-    sigkill(&mut job);
+    job.sigkill();
     assert!(!step(1).join("_SUCCESS").exists(), "killed too late: the second step committed");
     let (maps, reduces) = (journaled(&step(1), "map"), journaled(&step(1), "reduce"));
     assert!(!maps.is_empty(), "the second step's journal holds no committed map task");
@@ -181,7 +144,7 @@ fn a_map_only_job_killed_mid_job_resumes() {
     cmd.arg("--config").arg(&config);
     let mut job = Background::start(cmd, &dir, "map-only");
     wait_for(120, "part files", || files_named(&out, "part-m-") >= 4);
-    sigkill(&mut job);
+    job.sigkill();
     let maps = journaled(&out, "map");
     assert!(!maps.is_empty() && maps.len() < 18, "journaled: {maps:?}");
     let mut resume = streaming(&input, &out, &args);
@@ -211,7 +174,7 @@ fn a_job_with_compressed_output_killed_mid_job_resumes() {
     wait_for(120, "a compressed part file", || {
         std::fs::read_dir(&out).is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".gz")))
     });
-    sigkill(&mut job);
+    job.sigkill();
     // Killed in the reduce phase: every map is journaled (the reduces start 300 ms after the
     // last map's commit); a reduce may not be yet.
     let (maps, reduces) = (journaled(&out, "map"), journaled(&out, "reduce"));

@@ -98,12 +98,14 @@ fn s3_input_and_output_against_a_real_server() {
     let args = ["--split-size", "700", "--reduce-tasks", "3"];
     let local = local_oracle(&dir, &input, &args);
 
-    run_ok(s3.mr().args(["run", "wordcount", "--quiet", "--workers", "2"]).args(args).args([
-        "--input",
-        "s3://mrtest/input",
-        "--output",
-        "s3://mrtest/out",
-    ]));
+    // A word count from the bucket's input to its output, run with `mode`.
+    let count = |mode: &[&str]| {
+        let mut cmd = s3.mr();
+        cmd.args(["run", "wordcount", "--quiet"]).args(mode).args(args);
+        cmd.args(["--input", "s3://mrtest/input", "--output", "s3://mrtest/out"]);
+        cmd
+    };
+    run_ok(&mut count(&["--workers", "2"]));
     let got = dir.path("got");
     s3.helper("get", "out", &got);
     assert_same_output(&got, &local);
@@ -113,12 +115,7 @@ fn s3_input_and_output_against_a_real_server() {
     let err =
         run_fail(s3.mr().args(["run", "wordcount", "--input", "s3://mrtest/input", "--output", "s3://mrtest/out"]));
     assert!(err.contains("s3://mrtest/out") && err.contains("--overwrite"), "{err}");
-    run_ok(s3.mr().args(["run", "wordcount", "--quiet", "--local", "--overwrite"]).args(args).args([
-        "--input",
-        "s3://mrtest/input",
-        "--output",
-        "s3://mrtest/out",
-    ]));
+    run_ok(&mut count(&["--local", "--overwrite"]));
     let again = dir.path("again");
     s3.helper("get", "out", &again);
     assert_same_output(&again, &local);

@@ -106,16 +106,7 @@ fn a_worker_without_tls_or_trusting_another_ca_exits_with_a_clear_error() {
     assert!(err.contains("TLS handshake with https://127.0.0.1:") && err.contains("certificate"), "{err}");
 
     // The right files and token finish the job.
-    let mut good = mr()
-        .args(["worker", "--coordinator", &cluster.url])
-        .args(certs.flags())
-        .env("MR_TOKEN", "cluster-secret")
-        .env("MR_TEST_TAG", &cluster.tag)
-        .spawn()
-        .unwrap();
-    let (code, stderr) = cluster.finish();
-    assert!(good.wait().unwrap().success());
-    assert_eq!(code, Some(0), "{stderr}");
+    cluster.finish_with_a_worker(&certs.flags());
 }
 
 #[test]

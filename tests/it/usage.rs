@@ -8,12 +8,6 @@ use nix::unistd::Pid;
 
 use crate::harness::*;
 
-fn wordcount(input: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = mr();
-    cmd.args(["run", "wordcount", "--input"]).arg(input).arg("--output").arg(output).args(extra);
-    cmd
-}
-
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> =
@@ -132,6 +126,7 @@ fn json_prints_a_summary_on_success_failure_and_interruption() {
     for mode in ["--workers=2", "--local"] {
         let out = wordcount(&bad, &dir.path("failed"), &["--json", "--max-attempts", "1", mode]).output().unwrap();
         assert_eq!(out.status.code(), Some(1));
+        remove_kept_logs(&String::from_utf8_lossy(&out.stderr));
         let failed = valid_summary(&validator, &String::from_utf8_lossy(&out.stdout));
         assert_eq!(failed["succeeded"], false, "{failed}");
         assert!(failed["error"].as_str().unwrap().contains("invalid UTF-8"), "{failed}");

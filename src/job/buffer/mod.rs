@@ -262,24 +262,20 @@ impl KeyTable {
     /// The slot of `key` (`Ok`), or the empty slot where it goes (`Err`).
     #[inline(always)]
     fn find(&self, hash: u64, key: &[u8], words: [u64; 2], data: &[u8]) -> std::result::Result<usize, usize> {
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
-        loop {
-            let e = &self.slots[i];
-            if e.key_len == EMPTY {
-                return Err(i);
-            }
-            if e.is(key, words, data) {
-                return Ok(i);
-            }
-            i = (i + 1) & mask;
-        }
+        self.probe(hash, |e| e.is(key, words, data))
     }
 
     /// The slot of a short key (`Ok`), or the empty slot where it goes (`Err`): integers
     /// compared, no arena read.
     #[inline(always)]
     fn find_short(&self, hash: u64, key: ShortKey) -> std::result::Result<usize, usize> {
+        self.probe(hash, |e| e.key_len as usize == key.len() && e.words == key.words())
+    }
+
+    /// Linear probing from `hash`: the first slot whose entry `is` the key (`Ok`), or the
+    /// first empty slot (`Err`).
+    #[inline(always)]
+    fn probe(&self, hash: u64, is: impl Fn(&Entry) -> bool) -> std::result::Result<usize, usize> {
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -287,7 +283,7 @@ impl KeyTable {
             if e.key_len == EMPTY {
                 return Err(i);
             }
-            if e.key_len as usize == key.len() && e.words == key.words() {
+            if is(e) {
                 return Ok(i);
             }
             i = (i + 1) & mask;

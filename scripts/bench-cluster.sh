@@ -8,11 +8,12 @@
 #   3. fairness: two long jobs submitted together; each one's share of the slot-seconds while
 #      both run, from the attempts' records (start and end of every attempt).
 #
-#   scripts/bench-cluster.sh [RUNS] [TASKS]        # defaults: 20 and 400
+#   scripts/bench-cluster.sh [RUNS] [TASKS] [SECTIONS]   # defaults: 20, 400 and 123 (all three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
 tasks=${2:-400}
+sections=${3:-123}
 if [ -n "${MR_BIN:-}" ]; then
   mr=$(realpath "$MR_BIN")
 else
@@ -32,7 +33,7 @@ slots=2
 
 "$mr" cluster --listen 127.0.0.1:0 --http 127.0.0.1:0 --state-dir "$tmp/state" 2>"$tmp/cluster.log" &
 pids+=($!)
-until grep -q '^web:' "$tmp/cluster.log"; do sleep 0.05; done
+until grep -qs '^web:' "$tmp/cluster.log"; do sleep 0.05; done
 url=$(sed -n 's/^cluster: //p' "$tmp/cluster.log")
 web=$(sed -n 's/^web: //p' "$tmp/cluster.log")
 "$mr" worker --cluster "$url" --slots "$slots" --work-dir "$tmp" 2>"$tmp/worker.log" &
@@ -40,9 +41,11 @@ pids+=($!)
 until curl -s "${web}metrics" | grep -q "mr_cluster_slots{state=\"idle\"} $slots"; do sleep 0.05; done
 
 now_ns() { date +%s%N; }
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # --- 1. submit-to-done of 1 KB -----------------------------------------------------------------
+if [[ $sections == *1* ]]; then
 mkdir -p "$tmp/in1k"
 head -c 1024 sample/*.txt 2>/dev/null | tr -c 'a-zA-Z\n' ' ' | head -c 1024 >"$tmp/in1k/a.txt" || true
 [ -s "$tmp/in1k/a.txt" ] || yes 'the quick brown fox jumps over the lazy dog' | head -c 1024 >"$tmp/in1k/a.txt"
@@ -61,8 +64,11 @@ echo "1 KB word count, $runs runs (ms, median / best):"
 echo "  mr submit, submit to done:  $(median <"$tmp/submit.ms") / $(sort -n "$tmp/submit.ms" | head -1)"
 echo "  the job in the cluster:     $(median <"$tmp/job.ms") / $(sort -n "$tmp/job.ms" | head -1)"
 echo "  mr run -w $slots:               $(median <"$tmp/run.ms") / $(sort -n "$tmp/run.ms" | head -1)"
+echo "  load average after them: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 
 # --- 2. scheduling cost per task ----------------------------------------------------------------
+if [[ $sections == *2* ]]; then
 mkdir -p "$tmp/many"
 # Files of 5 bytes, split at 5 bytes: one map task each.
 for i in $(seq "$tasks"); do echo "w$((i % 10)) x" >"$tmp/many/$i.txt"; done
@@ -76,8 +82,10 @@ diff <(cat "$tmp"/many-c/part-*) <(cat "$tmp"/many-r/part-*) >/dev/null
 echo "$tasks map tasks + 2 reduce tasks on $slots slots:"
 echo "  cluster: $cluster_ms ms, $(python3 -c "print(round($cluster_ms / ($tasks + 2), 2))") ms per task"
 echo "  mr run:  $run_ms ms, $(python3 -c "print(round($run_ms / ($tasks + 2), 2))") ms per task"
+fi
 
 # --- 3. fairness ----------------------------------------------------------------------------------
+[[ $sections == *3* ]] || exit 0
 mkdir -p "$tmp/long"
 for i in $(seq 20); do seq 1 5000 | sed "s/^/w$i /" >"$tmp/long/$i.txt"; done
 a=$("$mr" submit --cluster "$url" --detach streaming --mapper 'sleep 0.2; cat' --reducer cat -i "$tmp/long" -o "$tmp/fa" --split-size 16KiB -r 2)

@@ -10,13 +10,15 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::{JobArgs, Selected, cores, request, usage};
+use super::{JobArgs, JobRecord, LogFormat, OutputFormat, Selected, command_line, cores, request, usage};
 use crate::cluster::service::{Cluster, ClusterConfig};
-use crate::cluster::submission::Submission;
+use crate::cluster::submission::{Submission, plan_message};
+use crate::control::plan::{self, Draft};
 use crate::error::Error;
 use crate::job::Registry;
 use crate::net::rpc::pb::cluster_client::ClusterClient;
 use crate::net::rpc::{self, AuthChannel, Token, pb};
+use crate::report::progress::{ProgressMode, Snapshot, show_from};
 use crate::settings::{Addresses, Security, heading};
 
 /// `mr cluster`'s flags.
@@ -177,8 +179,15 @@ fn call_error(call: &'static str) -> impl FnOnce(tonic::Status) -> anyhow::Error
     }
 }
 
-/// What `mr submit` sends: the request `mr run` would plan, with absolute paths.
-fn submission(args: &JobArgs, selected: Selected, registry: &Registry) -> anyhow::Result<Submission> {
+/// What `mr submit` sends: the request `mr run` would plan, with absolute paths and the
+/// settings `_job.json` records, and the job planned here, so that a bad input is refused
+/// before anything reaches the cluster.
+fn submission(
+    args: &JobArgs,
+    selected: Selected,
+    registry: &Registry,
+    log_format: LogFormat,
+) -> anyhow::Result<(Submission, Draft)> {
     let (job, job_args) = match selected {
         Selected::Job { name, argv } => (name, argv),
         Selected::Default => ("wordcount".to_string(), Vec::new()),
@@ -186,24 +195,32 @@ fn submission(args: &JobArgs, selected: Selected, registry: &Registry) -> anyhow
             return Err(usage("teragen and teravalidate run with `mr run`, not on a cluster"));
         }
     };
+    if registry.get(&job)?.steps(&registry.parse(&job, &job_args)?)?.is_some() {
+        return Err(usage("a multi-step job (--steps) runs with `mr run`, not on a cluster"));
+    }
     let request = request(args, &job, job_args, None, registry)?;
+    let draft = plan::draft(&request, registry)?;
     let absolute = |p: &PathBuf| -> anyhow::Result<PathBuf> {
         if crate::data::storage::is_url(p) {
             return Ok(p.clone());
         }
         std::path::absolute(p).with_context(|| format!("cannot make '{}' absolute", p.display()))
     };
+    let output = absolute(&request.output)?;
+    let workers = args.resources.workers.unwrap_or_else(cores);
+    let config = JobRecord::new(args, &request, draft.shape(&output), workers, false, log_format, args.faults());
+    let config = serde_json::to_value(&config)?;
     let t = &args.tolerance;
-    Ok(Submission {
-        job: request.job,
-        job_args: request.job_args,
-        inputs: request.inputs.iter().map(absolute).collect::<anyhow::Result<_>>()?,
-        output: absolute(&request.output)?,
+    let submission = Submission {
+        job: request.job.clone(),
+        job_args: request.job_args.clone(),
+        inputs: draft.inputs.clone(),
+        output,
         input_format: request.input_format,
         output_compression: request.settings.output_compression,
         split_size: request.split_size,
         reduce_tasks: request.reduce_tasks,
-        workers: args.resources.workers.unwrap_or_else(cores),
+        workers,
         overwrite: request.overwrite,
         sort_buffer: request.settings.sort_buffer,
         merge_fan_in: request.settings.merge_fan_in as u32,
@@ -214,79 +231,154 @@ fn submission(args: &JobArgs, selected: Selected, registry: &Registry) -> anyhow
         speculative: t.speculative,
         skip_bad_records: t.skip_bad_records,
         faults: args.faults(),
-    })
+        command: command_line(),
+        config,
+    };
+    Ok((submission, draft))
 }
 
-/// `mr submit`: queues the job, then (unless --detach) shows its progress and summary and
-/// exits with its status.
-pub(super) fn submit(args: SubmitArgs, selected: Selected, registry: &Registry) -> anyhow::Result<()> {
+/// `mr submit`: plans the job and queues it, then (unless --detach) shows its progress and
+/// summary as `mr run` does and exits with its status.
+pub(super) fn submit(
+    args: SubmitArgs,
+    selected: Selected,
+    registry: &Registry,
+    log_format: LogFormat,
+) -> anyhow::Result<()> {
     if args.job.io.resume {
         return Err(usage("--resume is for `mr run`: a cluster resumes its jobs by itself after a restart"));
     }
-    let submission = submission(&args.job, selected, registry)?;
-    let json = serde_json::to_string(&submission)?;
+    let (submission, draft) = submission(&args.job, selected, registry, log_format)?;
+    let request =
+        pb::SubmitRequest { submission: serde_json::to_string(&submission)?, plan: Some(plan_message(&draft)) };
+    let format = &args.job.format;
+    let mode = if format.quiet || format.json { ProgressMode::Off } else { ProgressMode::Auto };
     runtime()?.block_on(async move {
         let mut client = client(args.url.get()?, &args.job.security).await?;
-        let request = pb::SubmitRequest { submission: json };
         let id = client.submit(request).await.map_err(call_error("Submit"))?.into_inner().job_id;
         if args.detach {
             println!("{id}");
             return Ok(());
         }
-        let quiet = args.job.format.quiet || args.job.format.json;
-        if !quiet {
+        if mode != ProgressMode::Off {
             eprintln!("job {id} submitted to {}", args.url.get()?);
         }
-        let info = watch(&mut client, id, quiet, args.detach_on_interrupt).await?;
-        let Some(info) = info else { return Ok(()) };
-        if args.job.format.json {
-            println!("{}", info.summary_json);
-        } else if !args.job.format.quiet && !info.summary_text.is_empty() {
-            println!("{}", info.summary_text);
-        }
-        match info.state.as_str() {
-            "succeeded" => Ok(()),
-            "killed" => Err(Error::Job(format!("job {id} was killed: its output was removed")).into()),
-            state => Err(Error::Job(format!("job {id} {state}: {}", info.error)).into()),
-        }
+        let watch = Watch { id, input_bytes: draft.input_bytes, mode, detach_on_interrupt: args.detach_on_interrupt };
+        let Some(info) = watch.follow(&mut client).await? else { return Ok(()) };
+        ended(id, &info, format)
     })
 }
 
-/// Follows the job until it ends (its last state), or until Ctrl-C detaches (`None`).
-async fn watch(
-    client: &mut ClusterClient<AuthChannel>,
-    id: u64,
-    quiet: bool,
-    detach_on_interrupt: bool,
-) -> anyhow::Result<Option<pb::JobInfo>> {
-    let mut version = 0;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let progress = !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    loop {
-        let call = client.watch_job(pb::WatchJobRequest { job_id: id, known_version: version });
-        let info = tokio::select! {
-            info = call => info.map_err(call_error("WatchJob"))?.into_inner(),
-            _ = interrupt.recv() => {
-                if detach_on_interrupt || !ask_to_kill(id).await {
-                    eprintln!("\ndetached: job {id} runs on (`mr jobs --cluster URL` lists it)");
-                    return Ok(None);
-                }
-                client.kill_job(pb::KillJobRequest { job_id: id }).await.map_err(call_error("KillJob"))?;
-                continue;
-            }
-        };
-        version = info.version;
-        if progress {
-            eprint!(
-                "\rjob {id}: {} map {}/{} reduce {}/{}   ",
-                info.state, info.map_done, info.map_total, info.reduce_done, info.reduce_total
-            );
+/// Prints an ended job's summary as `mr run` does (the same text and JSON, made by the cluster
+/// from the same summary), and returns its status.
+fn ended(id: u64, info: &pb::JobInfo, format: &OutputFormat) -> anyhow::Result<()> {
+    let succeeded = info.state == "succeeded";
+    if format.json {
+        if info.summary_json.is_empty() {
+            let failed = serde_json::json!({
+                "job": info.job, "mode": "cluster", "succeeded": false, "interrupted": false, "error": info.error,
+            });
+            println!("{}", serde_json::to_string_pretty(&failed)?);
+        } else {
+            println!("{}", info.summary_json);
         }
-        if matches!(info.state.as_str(), "succeeded" | "failed" | "killed") {
-            if progress {
-                eprintln!();
+    } else if succeeded && !format.quiet {
+        println!("{}", info.summary_text);
+    }
+    match info.state.as_str() {
+        "succeeded" => Ok(()),
+        "killed" => Err(Error::Job(format!("job {id} was killed: its output was removed")).into()),
+        state => Err(Error::Job(format!("job {id} {state}: {}", info.error)).into()),
+    }
+}
+
+/// An attached `mr submit` following its job.
+struct Watch {
+    id: u64,
+    input_bytes: u64,
+    mode: ProgressMode,
+    detach_on_interrupt: bool,
+}
+
+/// The progress display, drawn from the job's last known state.
+struct Bars {
+    state: tokio::sync::watch::Sender<Snapshot>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bars {
+    fn start(input_bytes: u64, mode: ProgressMode, now: Snapshot) -> Bars {
+        let (state, seen) = tokio::sync::watch::channel(now);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(show_from(move || *seen.borrow(), input_bytes, mode, stop.clone()));
+        Bars { state, stop, task }
+    }
+
+    /// Draws the last state and stops.
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// What the progress display shows of a job.
+fn snapshot(info: &pb::JobInfo) -> Snapshot {
+    Snapshot {
+        map_done: info.map_done,
+        maps: info.map_total,
+        map_bytes: info.map_bytes,
+        reduce_done: info.reduce_done,
+        reduces: info.reduce_total,
+        reduce_bytes: info.reduce_bytes,
+        reduce_total: info.reduce_total_bytes,
+    }
+}
+
+impl Watch {
+    /// Follows the job until it ends (its last state), or until Ctrl-C detaches (`None`). The
+    /// cluster answers each WatchJob as soon as the job changes.
+    async fn follow(&self, client: &mut ClusterClient<AuthChannel>) -> anyhow::Result<Option<pb::JobInfo>> {
+        let id = self.id;
+        let mut version = 0;
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut display: Option<Bars> = None;
+        loop {
+            let call = client.watch_job(pb::WatchJobRequest { job_id: id, known_version: version });
+            let info = tokio::select! {
+                info = call => info.map_err(call_error("WatchJob"))?.into_inner(),
+                _ = interrupt.recv() => {
+                    // The question is asked without the bars drawing over it.
+                    if let Some(d) = display.take() {
+                        d.stop().await;
+                    }
+                    if self.detach_on_interrupt || !ask_to_kill(id).await {
+                        eprintln!("\ndetached: job {id} runs on (`mr jobs --cluster URL` lists it)");
+                        return Ok(None);
+                    }
+                    client.kill_job(pb::KillJobRequest { job_id: id }).await.map_err(call_error("KillJob"))?;
+                    continue;
+                }
+            };
+            version = info.version;
+            let now = snapshot(&info);
+            let over = matches!(info.state.as_str(), "succeeded" | "failed" | "killed");
+            match &display {
+                Some(d) => {
+                    d.state.send_replace(now);
+                }
+                // From the job's start on (a queued job has no progress to show).
+                None if info.state != "queued" && !over => {
+                    display = Some(Bars::start(self.input_bytes, self.mode, now));
+                }
+                None => {}
             }
-            return Ok(Some(info));
+            if over {
+                if let Some(d) = display.take() {
+                    d.stop().await;
+                }
+                return Ok(Some(info));
+            }
         }
     }
 }

@@ -742,7 +742,7 @@ fn dispatch(cli: Cli, matches: &ArgMatches, registry: Registry) -> anyhow::Resul
         Command::Cluster(args) => cluster::serve(args, registry),
         Command::Submit(args) => {
             let selected = selected(sub.context("mr submit's matches")?, &registry)?;
-            cluster::submit(*args, selected, &registry)
+            cluster::submit(*args, selected, &registry, cli.log_format)
         }
         Command::Jobs(args) => cluster::jobs(args),
         Command::Kill(args) => cluster::kill(args),
@@ -891,7 +891,7 @@ fn run_job(
     // From here on, what this process and its workers create is private to the user (work
     // files, logs, the journal); the output's files follow the umask it was started with.
     crate::data::storage::private_umask();
-    let record = JobRecord::new(&args, &request, &plan, workers, local, log_format, faults);
+    let record = JobRecord::new(&args, &request, plan.shape(), workers, local, log_format, faults);
     let record = serde_json::to_value(&record)?;
     let plan_output = plan.output.path().to_path_buf();
     let summary = execute(&args, (&job, plan), &registry, (log_format, mode), tls, &record, failed)?;
@@ -1066,7 +1066,7 @@ impl<'a> JobRecord<'a> {
     fn new(
         args: &'a JobArgs,
         request: &'a JobRequest,
-        plan: &plan::Plan,
+        plan: plan::Shape<'_>,
         workers: u32,
         local: bool,
         log_format: LogFormat,
@@ -1078,11 +1078,11 @@ impl<'a> JobRecord<'a> {
             job: &request.job,
             args: &request.job_args,
             inputs: request.inputs.iter().map(|p| text(p)).collect(),
-            output: text(plan.output.path()),
+            output: text(plan.output),
             input_format: request.input_format,
             output_compression: request.settings.output_compression,
             input_bytes: plan.input_bytes,
-            map_tasks: plan.splits.len(),
+            map_tasks: plan.map_tasks,
             reduce_tasks: plan.reduce_tasks,
             local,
             workers,
@@ -1142,16 +1142,7 @@ fn write_history(output: &Path, config: serde_json::Value, summary: &Summary) ->
 
 /// Writes a job's `_job.json`, `history`, into its committed output.
 fn write_history_value(output: &Path, history: &serde_json::Value) -> anyhow::Result<()> {
-    if crate::data::storage::is_url(output) {
-        let path = crate::data::storage::join(output, crate::layout::HISTORY);
-        return Ok(crate::data::storage::write(&path, serde_json::to_vec_pretty(&history)?)?);
-    }
-    let path = output.join(crate::layout::HISTORY);
-    let tmp = output.join(format!(".{}.tmp", crate::layout::HISTORY));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&history)?)
-        .with_context(|| format!("cannot write the job history {}", path.display()))?;
-    crate::data::storage::follow_umask(&tmp)?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write the job history {}", path.display()))
+    Ok(crate::report::history::write(output, history)?)
 }
 
 /// This process's command line, as the status page and `_job.json` show it: a `--token`'s
@@ -1702,7 +1693,7 @@ tls_ca = "/etc/mr/worker-ca.pem"
         let registry = Registry::builtin();
         let request = request(&args.job, "wordcount", Vec::new(), None, &registry).unwrap();
         let plan = plan::plan(&request, &registry).unwrap();
-        let record = JobRecord::new(&args.job, &request, &plan, 2, false, LogFormat::Text, args.job.faults());
+        let record = JobRecord::new(&args.job, &request, plan.shape(), 2, false, LogFormat::Text, args.job.faults());
         let value = serde_json::to_value(&record).unwrap();
         let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();

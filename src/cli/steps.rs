@@ -212,7 +212,7 @@ impl Runner<'_> {
         let local = self.mode == Mode::Run { local: true };
         let workers = local_workers(self.args, self.mode);
         let faults = self.args.faults();
-        let record = JobRecord::new(self.args, request, &plan, workers, local, self.log_format, faults);
+        let record = JobRecord::new(self.args, request, plan.shape(), workers, local, self.log_format, faults);
         let record = serde_json::to_value(&record)?;
         let plan_output = plan.output.path().to_path_buf();
         let tls = if local { None } else { self.args.security.tls()? };

@@ -44,10 +44,7 @@ impl Cluster {
             .add_service(rpc::check_token(cluster, token.clone()))
             .add_service(rpc::check_token(coordinator, token.clone()))
             .add_service(rpc::check_token(state, token))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
+            .serve_with_incoming_shutdown(rpc::incoming(listener), shutdown.cancelled_owned())
             .await;
         ticker.abort();
         result.map_err(|e| Error::Job(format!("cluster server failed: {e}")))
@@ -100,12 +97,14 @@ fn submit_error(e: &Error) -> Status {
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for Cluster {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitReply>, Status> {
-        let submission: Submission = serde_json::from_str(&request.into_inner().submission)
+        let request = request.into_inner();
+        let submission: Submission = serde_json::from_str(&request.submission)
             .map_err(|e| Status::invalid_argument(format!("the submission is not readable: {e}")))?;
         if !submission.output.is_absolute() && !crate::data::storage::is_url(&submission.output) {
             return Err(Status::invalid_argument("the output must be an absolute path or a URL"));
         }
-        let job_id = Cluster::submit(self, submission).await.map_err(|e| submit_error(&e))?;
+        let plan = request.plan.ok_or_else(|| Status::invalid_argument("the submission has no plan"))?;
+        let job_id = Cluster::submit(self, submission, plan).await.map_err(|e| submit_error(&e))?;
         Ok(Response::new(pb::SubmitReply { job_id }))
     }
 

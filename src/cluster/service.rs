@@ -1,8 +1,10 @@
-//! The cluster service's state and the life of its jobs: submitted (planned at once, so a bad
-//! request is refused before it is queued), queued, started (a `control::coordinator` of its
-//! own, in this process, with its journal), offered to the slots in the order of the queue's
-//! fair shares, ended (its summary and final status page kept in the store, its output kept or
-//! removed), and restored from the store after a restart. The gRPC services are in `rpc.rs`,
+//! The cluster service's state and the life of its jobs: submitted (planned by `mr submit`,
+//! which refuses a bad request before it reaches the cluster; the cluster checks that it knows
+//! the job and takes its output directory, or refuses it before it is queued), queued, started
+//! (a `control::coordinator` of its own, in this process, with its journal), offered to the
+//! slots in the order of the queue's fair shares, ended (its summary and final status page kept
+//! in the store, `_job.json` written, its output kept or removed), and restored from the store
+//! after a restart. The gRPC services are in `rpc.rs`,
 //! the web pages in `web.rs`.
 //!
 //! Locks: the cluster's `State` lock is taken before a job's scheduler lock, never after, and
@@ -10,7 +12,7 @@
 //! made with it held, so records reach the store in the order their changes happened.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,7 @@ use crate::cluster::store::{JobRecord, Progress, Store};
 use crate::cluster::submission::Submission;
 use crate::control::coordinator::{Coordinator, CoordinatorConfig};
 use crate::control::journal::{Journal, Recovered};
-use crate::control::plan::{self, Plan};
+use crate::control::plan::{OutputDir, Plan};
 use crate::control::scheduler::{JobState as TaskState, Outcome};
 use crate::error::{Error, Result};
 use crate::job::Registry;
@@ -140,26 +142,38 @@ impl Cluster {
         self.inner.state.lock().expect("cluster lock poisoned")
     }
 
-    /// A job's record changed: it gets a new version, and watchers wake.
-    fn touched(&self, s: &mut State, id: JobId) {
-        s.version += 1;
-        let version = s.version;
-        s.versions.insert(id, version);
+    /// A job's record changed: it gets a new version, it is written to the store (synced to
+    /// disk if `durable`), and watchers wake.
+    fn touched(&self, s: &mut State, id: JobId, durable: bool) {
         if let Some(record) = s.records.get(&id)
-            && let Err(e) = self.inner.store.put(record)
+            && let Err(e) = self.inner.store.put(record, durable)
         {
             tracing::error!("{e}");
         }
+        self.bump(s, id);
+    }
+
+    /// A job's record changed in the store: it gets a new version, and watchers wake.
+    fn bump(&self, s: &mut State, id: JobId) {
+        s.version += 1;
+        let version = s.version;
+        s.versions.insert(id, version);
         self.inner.changed.notify_waiters();
     }
 
-    /// Plans a submitted job (refusing it if it cannot be planned) and queues it. Returns its id.
-    pub async fn submit(&self, submission: Submission) -> Result<JobId> {
-        let registry = Arc::clone(&self.inner.registry);
-        let request = submission.request(false);
-        let plan = tokio::task::spawn_blocking(move || plan::plan(&request, &registry))
+    /// Queues a job as `mr submit` planned it, once the cluster knows the job and has taken its
+    /// output directory (refusing it otherwise, with nothing queued). Returns its id.
+    pub async fn submit(&self, submission: Submission, message: pb::JobPlan) -> Result<JobId> {
+        let registry = &self.inner.registry;
+        registry.get(&submission.job)?;
+        registry.parse(&submission.job, &submission.job_args)?;
+        let encoded = prost::Message::encode_to_vec(&message);
+        let draft = submission.draft(message);
+        let (output, inputs, overwrite) = (submission.output.clone(), submission.inputs.clone(), submission.overwrite);
+        let output = tokio::task::spawn_blocking(move || OutputDir::prepare(&output, &inputs, overwrite))
             .await
-            .map_err(|e| Error::Job(format!("planning panicked: {e}")))??;
+            .map_err(|e| Error::Job(format!("taking the output directory panicked: {e}")))??;
+        let plan = draft.into_plan(output);
         let secret = Token::random()?.1;
         let now = unix_ms();
         let record = JobRecord {
@@ -171,18 +185,18 @@ impl Cluster {
             ended_ms: None,
             progress: progress_of_plan(&plan),
             error: None,
-            summary: None,
+            summary_json: None,
             summary_text: None,
             view: None,
             secret,
         };
         let (id, effects) = {
             let mut s = self.state();
-            let id = self.inner.store.add(record.clone())?;
+            let id = self.inner.store.add(record.clone(), &encoded)?;
             s.records.insert(id, JobRecord { id, ..record });
             s.pending.insert(id, plan);
             s.queue.submit(id, now);
-            self.touched(&mut s, id);
+            self.bump(&mut s, id);
             (id, s.queue.take_effects())
         };
         tracing::info!(job = id, "submitted");
@@ -225,7 +239,7 @@ impl Cluster {
                                     r.error = Some("killed (mr kill) while queued".into());
                                 }
                             }
-                            self.touched(&mut s, id);
+                            self.touched(&mut s, id, true);
                             s.pending.remove(&id)
                         };
                         // Dropping the plan removes what it made of the output.
@@ -247,7 +261,7 @@ impl Cluster {
         };
         let cluster = self.clone();
         let name = submission.job.clone();
-        let started = tokio::task::spawn_blocking(move || cluster.prepare(&submission, pending, resume)).await;
+        let started = tokio::task::spawn_blocking(move || cluster.prepare(id, &submission, pending, resume)).await;
         let started = started.unwrap_or_else(|e| Err(Error::Job(format!("starting the job panicked: {e}"))));
         match started {
             Ok((plan, journal, recovered)) => {
@@ -255,14 +269,14 @@ impl Cluster {
                 let coordinator = Coordinator::with_journal(config, journal.clone(), recovered);
                 {
                     let mut s = self.state();
-                    let progress = progress_of(&coordinator);
+                    let progress = progress_of(&coordinator, plan.input_bytes);
                     if let Some(r) = s.records.get_mut(&id) {
                         r.state = JobState::Running;
                         r.started_ms.get_or_insert(unix_ms());
                         r.progress = progress;
                     }
                     s.running.insert(id, RunningJob { coordinator: coordinator.clone(), plan, journal });
-                    self.touched(&mut s, id);
+                    self.touched(&mut s, id, true);
                 }
                 tracing::info!(job = id, resume, "started");
                 let cluster = self.clone();
@@ -287,17 +301,19 @@ impl Cluster {
         }
     }
 
-    /// The plan and journal of a starting job (blocking I/O): the plan made at submission, or
-    /// a new one; with `resume`, the journal of the run the restart interrupted.
+    /// The plan and journal of a starting job (blocking I/O): the plan taken at submission,
+    /// or (after a restart) the one in the store with its output directory taken again; with
+    /// `resume`, the journal of the run the restart interrupted.
     fn prepare(
         &self,
+        id: JobId,
         submission: &Submission,
         pending: Option<Plan>,
         resume: bool,
     ) -> Result<(Plan, Option<Arc<Journal>>, Recovered)> {
         let mut plan = match pending {
             Some(plan) => plan,
-            None => plan::plan(&submission.request(resume), &self.inner.registry)?,
+            None => self.stored_plan(id, submission, resume)?,
         };
         if crate::data::storage::is_url(plan.output.path()) {
             return Ok((plan, None, Recovered::default()));
@@ -312,6 +328,23 @@ impl Cluster {
         let (journal, recovered) = Journal::resume(&path, &identity)?;
         plan.output.set_created(recovered.output_created);
         Ok((plan, Some(Arc::new(journal)), recovered))
+    }
+
+    /// A job's plan as the store keeps it, its output directory taken again (to continue the
+    /// run its journal holds, with `resume`).
+    fn stored_plan(&self, id: JobId, submission: &Submission, resume: bool) -> Result<Plan> {
+        let bytes = self.inner.store.plan(id)?.ok_or_else(|| {
+            Error::Job(format!("job {id} has no plan in the store {}", self.inner.store.path().display()))
+        })?;
+        let message: pb::JobPlan = prost::Message::decode(bytes.as_slice())
+            .map_err(|e| Error::Job(format!("job {id}'s plan in the store is not readable: {e}")))?;
+        let (output, inputs) = (&submission.output, &submission.inputs);
+        let output = if resume {
+            OutputDir::resume(output, inputs)?
+        } else {
+            OutputDir::prepare(output, inputs, submission.overwrite)?
+        };
+        Ok(submission.draft(message).into_plan(output))
     }
 
     fn coordinator_config(&self, name: &str, plan: &Plan, id: JobId) -> CoordinatorConfig {
@@ -352,12 +385,13 @@ impl Cluster {
         if let Some(journal) = &job.journal {
             journal.close();
         }
-        let name = self.state().records.get(&id).map(|r| r.submission.job.clone()).unwrap_or_default();
-        let summary = summary(&name, &job);
+        let Some(submission) = self.state().records.get(&id).map(|r| r.submission.clone()) else { return };
+        let summary = summary(&submission.job, &job);
         let view = serde_json::to_value(crate::report::status::snapshot(&job.coordinator)).ok();
-        let progress = progress_of(&job.coordinator);
+        let progress = progress_of(&job.coordinator, job.plan.input_bytes);
         let outcome = if summary.succeeded { JobState::Succeeded } else { JobState::Failed };
         if summary.succeeded {
+            write_history(&submission, &summary, view.as_ref(), job.plan.output.path()).await;
             job.plan.output.keep();
         } else {
             // Dropping the plan removes what the job wrote.
@@ -366,7 +400,8 @@ impl Cluster {
         let effects = {
             let mut s = self.state();
             if let Some(r) = s.records.get_mut(&id) {
-                r.summary = serde_json::to_value(&summary).ok();
+                // As `mr run --json` prints it.
+                r.summary_json = serde_json::to_string_pretty(&summary).ok();
                 r.summary_text = Some(summary.to_string());
                 r.view = view;
                 r.progress = progress;
@@ -398,21 +433,22 @@ impl Cluster {
         }
     }
 
-    /// Every 100 ms: each running job's timers, its progress recorded, silent slots forgotten.
+    /// Every 100 ms: each running job's timers, its progress recorded (not synced to disk: a
+    /// restarted job's progress comes from its journal), silent slots forgotten.
     pub(crate) fn tick(&self) {
-        let coordinators: Vec<(JobId, Coordinator)> =
-            self.state().running.iter().map(|(&id, j)| (id, j.coordinator.clone())).collect();
-        for (_, coordinator) in &coordinators {
+        let coordinators: Vec<(JobId, Coordinator, u64)> =
+            self.state().running.iter().map(|(&id, j)| (id, j.coordinator.clone(), j.plan.input_bytes)).collect();
+        for (_, coordinator, _) in &coordinators {
             coordinator.tick();
         }
         let mut s = self.state();
-        for (id, coordinator) in &coordinators {
-            let progress = progress_of(coordinator);
+        for (id, coordinator, input_bytes) in &coordinators {
+            let progress = progress_of(coordinator, *input_bytes);
             if s.records.get(id).is_some_and(|r| r.progress != progress) {
                 if let Some(r) = s.records.get_mut(id) {
                     r.progress = progress;
                 }
-                self.touched(&mut s, *id);
+                self.touched(&mut s, *id, false);
             }
         }
         let timeout = self.inner.config.slot_timeout;
@@ -440,7 +476,10 @@ impl Cluster {
         let joined = {
             let info = s.slots.get_mut(&slot).ok_or_else(|| unknown_slot(slot))?;
             info.last_seen = Instant::now();
-            info.running = None;
+            // The slot is free: an ended job that waits for its slots to let go learns it now.
+            if info.running.take().is_some() {
+                self.inner.changed.notify_waiters();
+            }
             info.joined.clone()
         };
         let loads: Vec<(JobId, u32, u32)> =
@@ -516,14 +555,47 @@ fn demand(coordinator: &Coordinator) -> u32 {
     if maps_done < maps { maps - maps_done } else { reduces - reduces_done }
 }
 
-fn progress_of(coordinator: &Coordinator) -> Progress {
-    let s = coordinator.scheduler();
-    let ((map_done, map_total), (reduce_done, reduce_total)) = (s.progress(Phase::Map), s.progress(Phase::Reduce));
-    Progress { map_done, map_total, reduce_done, reduce_total }
+/// A running job's progress; `input_bytes` is the plan's.
+fn progress_of(coordinator: &Coordinator, input_bytes: u64) -> Progress {
+    let now = crate::report::progress::snapshot(coordinator);
+    Progress {
+        map_done: now.map_done,
+        map_total: now.maps,
+        reduce_done: now.reduce_done,
+        reduce_total: now.reduces,
+        input_bytes,
+        map_bytes: now.map_bytes,
+        reduce_total_bytes: now.reduce_total,
+        reduce_bytes: now.reduce_bytes,
+    }
 }
 
 fn progress_of_plan(plan: &Plan) -> Progress {
-    Progress { map_total: plan.splits.len() as u32, reduce_total: plan.reduce_tasks, ..Progress::default() }
+    Progress {
+        map_total: plan.splits.len() as u32,
+        reduce_total: plan.reduce_tasks,
+        input_bytes: plan.input_bytes,
+        ..Progress::default()
+    }
+}
+
+/// Writes a committed job's `_job.json` as `mr run` does: `mr submit`'s command line and the
+/// settings it resolved, the summary and the status page's last view. A history that cannot be
+/// written is worth a warning, not a failed job: its output is complete.
+async fn write_history(submission: &Submission, summary: &Summary, view: Option<&serde_json::Value>, output: &Path) {
+    let history = serde_json::json!({
+        "command": submission.command,
+        "config": submission.config,
+        "summary": summary,
+        "status": view,
+    });
+    let output = output.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || crate::report::history::write(&output, &history)).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the job committed, but its _job.json cannot be written"),
+        Err(e) => tracing::warn!(error = %e, "the job committed, but writing its _job.json panicked"),
+    }
 }
 
 /// The job's summary, as `mr run` prints it.
@@ -579,12 +651,12 @@ pub(crate) fn job_info(record: &JobRecord, version: u64) -> pb::JobInfo {
         ended_ms: record.ended_ms.unwrap_or(0),
         output: crate::net::convert::path_bytes(&record.submission.output),
         error: record.error.clone().unwrap_or_default(),
-        summary_json: record
-            .summary
-            .as_ref()
-            .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
-            .unwrap_or_default(),
+        summary_json: record.summary_json.clone().unwrap_or_default(),
         summary_text: record.summary_text.clone().unwrap_or_default(),
         version,
+        input_bytes: p.input_bytes,
+        map_bytes: p.map_bytes,
+        reduce_total_bytes: p.reduce_total_bytes,
+        reduce_bytes: p.reduce_bytes,
     }
 }

@@ -23,6 +23,8 @@ pub const FILE: &str = "cluster.redb";
 
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Each job's plan as `mr submit` sent it (a `JobPlan` message), written once.
+const PLANS: TableDefinition<u64, &[u8]> = TableDefinition::new("plans");
 const LAST_ID: &str = "last_id";
 
 /// Tasks done and tasks in all, per phase.
@@ -36,6 +38,18 @@ pub struct Progress {
     pub reduce_done: u32,
     /// Reduce tasks.
     pub reduce_total: u32,
+    /// Input bytes in all.
+    #[serde(default)]
+    pub input_bytes: u64,
+    /// Input bytes the committed map attempts read.
+    #[serde(default)]
+    pub map_bytes: u64,
+    /// Map output bytes the reduce tasks merge, of the committed map outputs.
+    #[serde(default)]
+    pub reduce_total_bytes: u64,
+    /// Bytes the committed reduce attempts merged.
+    #[serde(default)]
+    pub reduce_bytes: u64,
 }
 
 /// What the store keeps of one job.
@@ -58,7 +72,7 @@ pub struct JobRecord {
     /// Why it failed or was killed.
     pub error: Option<String>,
     /// Its summary once it ended, as `mr run --json` prints it (counters, attempts).
-    pub summary: Option<serde_json::Value>,
+    pub summary_json: Option<String>,
     /// The summary as `mr run` prints it.
     pub summary_text: Option<String>,
     /// Its status page's data when it ended (`/api/v1/job`'s `JobView`), served once it is
@@ -96,6 +110,7 @@ impl Store {
             let tx = store.db.begin_write()?;
             tx.open_table(JOBS)?;
             tx.open_table(META)?;
+            tx.open_table(PLANS)?;
             tx.commit()?;
             Ok(())
         };
@@ -108,9 +123,9 @@ impl Store {
         &self.path
     }
 
-    /// Records a new job: its id is the next number, given by the store (so never reused,
-    /// across restarts), and the record is written with it. Returns the id.
-    pub fn add(&self, mut record: JobRecord) -> Result<JobId> {
+    /// Records a new job and its plan: its id is the next number, given by the store (so never
+    /// reused, across restarts), and the record is written with it. Returns the id.
+    pub fn add(&self, mut record: JobRecord, plan: &[u8]) -> Result<JobId> {
         let mut write = || -> std::result::Result<JobId, redb::Error> {
             let tx = self.db.begin_write()?;
             let id = {
@@ -122,20 +137,35 @@ impl Store {
             record.id = id;
             let bytes = serde_json::to_vec(&record).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
             tx.open_table(JOBS)?.insert(id, bytes.as_slice())?;
+            tx.open_table(PLANS)?.insert(id, plan)?;
             tx.commit()?;
             Ok(id)
         };
         write().map_err(failed(&self.path, "cannot record a new job"))
     }
 
-    /// Replaces a job's record.
-    pub fn put(&self, record: &JobRecord) -> Result<()> {
+    /// A job's plan, as [`Store::add`] recorded it.
+    pub fn plan(&self, id: JobId) -> Result<Option<Vec<u8>>> {
+        let read = || -> std::result::Result<Option<Vec<u8>>, redb::Error> {
+            let tx = self.db.begin_read()?;
+            Ok(tx.open_table(PLANS)?.get(id)?.map(|v| v.value().to_vec()))
+        };
+        read().map_err(failed(&self.path, "cannot read a job's plan"))
+    }
+
+    /// Replaces a job's record. With `durable` false (a change of its progress alone, which a
+    /// restarted job recomputes from its journal) the write is not synced to disk: the next
+    /// durable write carries it.
+    pub fn put(&self, record: &JobRecord, durable: bool) -> Result<()> {
         let bytes = serde_json::to_vec(record).map_err(|e| Error::ClusterStore {
             path: self.path.clone(),
             reason: format!("cannot encode a job: {e}"),
         })?;
         let write = || -> std::result::Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
+            let mut tx = self.db.begin_write()?;
+            if !durable {
+                tx.set_durability(redb::Durability::None)?;
+            }
             tx.open_table(JOBS)?.insert(record.id, bytes.as_slice())?;
             tx.commit()?;
             Ok(())
@@ -198,6 +228,8 @@ mod tests {
             speculative: true,
             skip_bad_records: false,
             faults: Default::default(),
+            command: vec!["mr".into(), "submit".into()],
+            config: serde_json::json!({"workers": 2}),
         }
     }
 
@@ -211,7 +243,7 @@ mod tests {
             ended_ms: None,
             progress: Progress::default(),
             error: None,
-            summary: None,
+            summary_json: None,
             summary_text: None,
             view: None,
             secret: "00".into(),
@@ -222,13 +254,16 @@ mod tests {
     fn jobs_survive_a_reopen_and_ids_are_never_reused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let a = store.add(record(JobState::Queued)).unwrap();
-        let b = store.add(record(JobState::Queued)).unwrap();
+        let a = store.add(record(JobState::Queued), b"plan a").unwrap();
+        let b = store.add(record(JobState::Queued), b"plan b").unwrap();
         assert_eq!((a, b), (1, 2));
         let mut done = store.all().unwrap()[0].clone();
         done.state = JobState::Succeeded;
-        done.summary = Some(serde_json::json!({"succeeded": true}));
-        store.put(&done).unwrap();
+        done.summary_json = Some("{\"succeeded\": true}".into());
+        store.put(&done, true).unwrap();
+        let mut running = store.all().unwrap()[1].clone();
+        running.progress.map_done = 1;
+        store.put(&running, false).unwrap();
         // A second service on the same directory is refused while this one has it open.
         let err = Store::open(dir.path()).err().unwrap().to_string();
         assert!(err.contains("another mr cluster has it open"), "{err}");
@@ -238,6 +273,8 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0], done);
         assert_eq!(all[1].state, JobState::Queued);
-        assert_eq!(store.add(record(JobState::Queued)).unwrap(), 3);
+        assert_eq!(store.plan(2).unwrap().as_deref(), Some(b"plan b".as_slice()));
+        assert_eq!(store.plan(4).unwrap(), None);
+        assert_eq!(store.add(record(JobState::Queued), b"").unwrap(), 3);
     }
 }

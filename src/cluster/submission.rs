@@ -1,17 +1,20 @@
 //! What `mr submit` asks the cluster to run: the job, its inputs and output, and every setting
-//! of `mr run` that decides how it runs. It travels as JSON (`SubmitRequest.submission`) and is
-//! kept as such in the cluster's store, so a restarted service plans the same job again.
+//! of `mr run` that decides how it runs, as JSON (`SubmitRequest.submission`), and the job as
+//! `mr submit` planned it (`SubmitRequest.plan`, a `JobPlan`). The cluster keeps both in its
+//! store, so a restarted service runs the same plan again.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::control::plan::JobRequest;
+use crate::control::plan::Draft;
 use crate::data::compression::OutputCompression;
 use crate::data::input::InputFormat;
 use crate::exec::fault::Faults;
 use crate::exec::task::TaskSettings;
+use crate::job::Prepared;
+use crate::net::rpc::pb;
 use crate::settings::FaultTolerance;
 
 /// A job as submitted.
@@ -55,30 +58,33 @@ pub struct Submission {
     pub skip_bad_records: bool,
     /// Faults to inject (testing).
     pub faults: Faults,
+    /// The command line of `mr submit` (a `--token` value replaced), for `_job.json`.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Every setting the job runs with, as `_job.json` records it (`config`).
+    #[serde(default)]
+    pub config: serde_json::Value,
 }
 
 impl Submission {
-    /// The request the cluster plans: a new job, or (`resume`) the same job continued from
-    /// its journal after the service restarted.
-    pub fn request(&self, resume: bool) -> JobRequest {
-        JobRequest {
-            job: self.job.clone(),
-            job_args: self.job_args.clone(),
-            input_format: self.input_format,
+    /// The job as planned by `mr submit`, from what it sent.
+    pub fn draft(&self, plan: pb::JobPlan) -> Draft {
+        Draft {
             inputs: self.inputs.clone(),
-            output: self.output.clone(),
-            split_size: self.split_size,
-            reduce_tasks: self.reduce_tasks,
-            workers: self.workers.max(1),
-            overwrite: self.overwrite && !resume,
-            resume,
+            splits: plan.splits.into_iter().map(Into::into).collect(),
+            reduce_tasks: plan.reduce_tasks,
+            job_args: self.job_args.clone(),
+            prepared: Prepared { state: plan.state.into_iter().map(|e| (e.key, e.value)).collect() },
+            input_bytes: plan.input_bytes,
+            input_format: self.input_format,
             settings: TaskSettings {
-                partitions: 0,
+                partitions: plan.reduce_tasks,
                 sort_buffer: self.sort_buffer.max(1),
                 merge_fan_in: self.merge_fan_in.max(2) as usize,
                 max_record_bytes: self.max_record_bytes.max(1),
                 output_compression: self.output_compression,
             },
+            notes: plan.notes,
         }
     }
 
@@ -93,5 +99,21 @@ impl Submission {
             skip_bad_records: self.skip_bad_records,
             verify_inputs: false,
         }
+    }
+}
+
+/// What `mr submit` sends of its plan.
+pub fn plan_message(draft: &Draft) -> pb::JobPlan {
+    pb::JobPlan {
+        splits: draft.splits.iter().map(Into::into).collect(),
+        reduce_tasks: draft.reduce_tasks,
+        state: draft
+            .prepared
+            .state
+            .iter()
+            .map(|(key, value)| pb::StateEntry { key: key.clone(), value: value.clone() })
+            .collect(),
+        input_bytes: draft.input_bytes,
+        notes: draft.notes.clone(),
     }
 }

@@ -99,7 +99,7 @@ fn view_of(record: &JobRecord) -> JobSummaryView {
         inputs: record.submission.inputs.iter().map(|p| p.display().to_string()).collect(),
         output: record.submission.output.display().to_string(),
         error: record.error.clone(),
-        summary: record.summary.clone(),
+        summary: record.summary_json.as_deref().and_then(|j| serde_json::from_str(j).ok()),
     }
 }
 

@@ -406,10 +406,7 @@ impl Coordinator {
         let result = server
             .add_service(coordinator)
             .add_service(state)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
+            .serve_with_incoming_shutdown(crate::net::rpc::incoming(listener), shutdown.cancelled_owned())
             .await;
         ticker.abort();
         result.map_err(|e| Error::Job(format!("coordinator server failed: {e}")))

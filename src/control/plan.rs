@@ -59,6 +59,31 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+/// The size of a planned job, as `_job.json` records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape<'a> {
+    /// The output directory.
+    pub output: &'a Path,
+    /// Total input bytes.
+    pub input_bytes: u64,
+    /// Number of map tasks.
+    pub map_tasks: usize,
+    /// Number of reduce tasks.
+    pub reduce_tasks: u32,
+}
+
+impl Plan {
+    /// Its size, for `_job.json`.
+    pub fn shape(&self) -> Shape<'_> {
+        Shape {
+            output: self.output.path(),
+            input_bytes: self.input_bytes,
+            map_tasks: self.splits.len(),
+            reduce_tasks: self.reduce_tasks,
+        }
+    }
+}
+
 /// Smallest and largest split sizes chosen automatically.
 const MIN_SPLIT: u64 = 1 << 20;
 const MAX_SPLIT: u64 = 64 << 20;
@@ -96,11 +121,64 @@ fn plan_with(
     registry: &Registry,
     output: impl FnOnce(&Path, &[PathBuf]) -> Result<OutputDir>,
 ) -> Result<Plan> {
+    let draft = draft(request, registry)?;
+    let output = output(&absolute(&request.output)?, &draft.inputs)?;
+    Ok(draft.into_plan(output))
+}
+
+/// A plan without its output directory: what `mr submit` plans where the request is made and
+/// sends to a cluster, which takes the output directory itself.
+#[derive(Debug)]
+pub struct Draft {
+    /// The inputs, absolute.
+    pub inputs: Vec<PathBuf>,
+    /// The input splits, one map task each.
+    pub splits: Vec<Split>,
+    /// Number of reduce tasks.
+    pub reduce_tasks: u32,
+    /// The job's own arguments and flags, for the workers.
+    pub job_args: Vec<String>,
+    /// What the job needs on the workers.
+    pub prepared: Prepared,
+    /// Total input bytes.
+    pub input_bytes: u64,
+    /// How input files are read.
+    pub input_format: InputFormat,
+    /// Memory and merge settings of the tasks.
+    pub settings: TaskSettings,
+    /// What the plan chose that the request did not say, for the summary.
+    pub notes: Vec<String>,
+}
+
+impl Draft {
+    /// Its size, for `_job.json`, writing into `output`.
+    pub fn shape<'a>(&self, output: &'a Path) -> Shape<'a> {
+        Shape { output, input_bytes: self.input_bytes, map_tasks: self.splits.len(), reduce_tasks: self.reduce_tasks }
+    }
+
+    /// The plan of the job, writing into `output`.
+    pub fn into_plan(self, output: OutputDir) -> Plan {
+        Plan {
+            splits: self.splits,
+            reduce_tasks: self.reduce_tasks,
+            job_args: self.job_args,
+            prepared: self.prepared,
+            input_bytes: self.input_bytes,
+            output,
+            input_format: self.input_format,
+            settings: self.settings,
+            notes: self.notes,
+        }
+    }
+}
+
+/// Checks a request and plans its job, all but its output directory (which it neither checks
+/// nor touches).
+pub fn draft(request: &JobRequest, registry: &Registry) -> Result<Draft> {
     let factory = registry.get(&request.job)?;
     let args = registry.parse(&request.job, &request.job_args)?;
     // Workers may run in another directory, or on another host: they get absolute paths.
     let inputs: Vec<PathBuf> = request.inputs.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
-    let output_path = absolute(&request.output)?;
     // Jobs see each file as reached from the input as given (`in/a.txt` for `--input in`).
     let files = input::discover_as(&inputs, &request.inputs)?;
     let input_bytes: u64 = files.iter().map(|f| f.len).sum();
@@ -152,15 +230,14 @@ fn plan_with(
         max_record_bytes: request.settings.max_record_bytes,
     };
     let prepared = factory.prepare(&view)?;
-    let output = output(&output_path, &inputs)?;
     let settings = TaskSettings { partitions: reduce_tasks, ..request.settings };
-    Ok(Plan {
+    Ok(Draft {
+        inputs,
         splits,
         reduce_tasks,
         job_args: request.job_args.clone(),
         prepared,
         input_bytes,
-        output,
         input_format: format,
         settings,
         notes,

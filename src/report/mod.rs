@@ -1,5 +1,7 @@
-//! Reporting on a job: the status server and `mr status`, terminal progress, and the final summary.
+//! Reporting on a job: the status server and `mr status`, terminal progress, the final summary,
+//! and `_job.json`.
 
+pub mod history;
 pub mod progress;
 pub mod status;
 pub mod steps;

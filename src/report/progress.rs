@@ -28,31 +28,43 @@ const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 /// Shows the progress of `coordinator`'s job until `stop` is cancelled.
 pub async fn show(coordinator: Coordinator, input_bytes: u64, mode: ProgressMode, stop: CancellationToken) {
+    show_from(move || snapshot(&coordinator), input_bytes, mode, stop).await;
+}
+
+/// Shows the progress of a job that `source` tells (a cluster's job, as `mr submit` last heard
+/// of it) until `stop` is cancelled, as [`show`] does.
+pub async fn show_from(source: impl Fn() -> Snapshot, input_bytes: u64, mode: ProgressMode, stop: CancellationToken) {
     if mode == ProgressMode::Off {
         return;
     }
     if std::io::stderr().is_terminal() {
-        bars(coordinator, input_bytes, stop).await;
+        bars(&source, input_bytes, stop).await;
     } else {
-        plain(coordinator, stop).await;
+        plain(&source, stop).await;
     }
 }
 
 /// What the display shows of a job at one moment.
-struct Snapshot {
-    map_done: u32,
-    maps: u32,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Map tasks committed.
+    pub map_done: u32,
+    /// Map tasks.
+    pub maps: u32,
     /// Input bytes of the committed map attempts.
-    map_bytes: u64,
-    reduce_done: u32,
-    reduces: u32,
+    pub map_bytes: u64,
+    /// Reduce tasks committed.
+    pub reduce_done: u32,
+    /// Reduce tasks.
+    pub reduces: u32,
     /// Bytes the committed reduce attempts merged.
-    reduce_bytes: u64,
+    pub reduce_bytes: u64,
     /// Bytes the reduce tasks merge in all: the records of every committed map output.
-    reduce_total: u64,
+    pub reduce_total: u64,
 }
 
-fn snapshot(coordinator: &Coordinator) -> Snapshot {
+/// What the display shows of `coordinator`'s job now.
+pub fn snapshot(coordinator: &Coordinator) -> Snapshot {
     let s = coordinator.scheduler();
     let (map_done, maps) = s.progress(Phase::Map);
     let (reduce_done, reduces) = s.progress(Phase::Reduce);
@@ -92,14 +104,14 @@ fn advance(bar: &ProgressBar, phase: &str, position: u64) {
     bar.set_position(position.min(bar.length().unwrap_or(0)));
 }
 
-async fn bars(coordinator: Coordinator, input_bytes: u64, stop: CancellationToken) {
+async fn bars(source: &impl Fn() -> Snapshot, input_bytes: u64, stop: CancellationToken) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5));
     let map = multi.add(ProgressBar::new(input_bytes).with_style(style("map", false)));
     let reduce = multi.add(ProgressBar::new(0).with_style(waiting_style()));
     loop {
         // Once stopped, draw the final state, then leave.
         let stopped = stop.is_cancelled();
-        let now = snapshot(&coordinator);
+        let now = source();
         advance(&map, "map", now.map_bytes);
         map.set_message(format!("{}/{} tasks", now.map_done, now.maps));
         if now.reduce_total > 0 && reduce.length() == Some(0) {
@@ -120,12 +132,12 @@ async fn bars(coordinator: Coordinator, input_bytes: u64, stop: CancellationToke
     reduce.finish();
 }
 
-async fn plain(coordinator: Coordinator, stop: CancellationToken) {
+async fn plain(source: &impl Fn() -> Snapshot, stop: CancellationToken) {
     let mut last = None;
     let mut printed = Instant::now();
     loop {
         let stopped = stop.is_cancelled();
-        let Snapshot { map_done, maps, reduce_done, reduces, .. } = snapshot(&coordinator);
+        let Snapshot { map_done, maps, reduce_done, reduces, .. } = source();
         let phase_ended = |l: Option<(u32, u32)>| {
             l.is_some_and(|(m, r)| (m < maps && map_done == maps) || (r < reduces && reduce_done == reduces))
         };

@@ -36,7 +36,7 @@ pub struct WorkerSummary {
 pub struct Summary {
     /// The job's name.
     pub job: String,
-    /// "distributed" or "local".
+    /// "distributed", "local", or "cluster" (a job of `mr cluster`).
     pub mode: &'static str,
     /// True when the output committed.
     pub succeeded: bool,

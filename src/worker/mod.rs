@@ -228,7 +228,7 @@ fn serve_shuffle(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let service = rpc::check_token(service, options.token.clone());
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = rpc::incoming(listener);
     Ok(tokio::spawn(async move {
         server.add_service(service).serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await
     }))

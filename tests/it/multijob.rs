@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 use crate::cluster::free_port;
-use crate::harness::{Dir, assert_same_output, corpus, mr, run_ok, tagged_processes, wait_for};
+use crate::harness::{Dir, assert_same_output, corpus, mr, run_fail, run_ok, run_usage, tagged_processes, wait_for};
 
 const TOKEN: &str = "cluster-token";
 
@@ -348,4 +348,168 @@ fn a_job_s_map_outputs_are_served_only_with_its_own_secret() {
     assert!(other.is_err(), "job 1's secret fetched job 2's map output");
     assert!(fetch("", "with-none").is_err(), "no secret fetched job 2's map output");
     fetch(&secret(id), "with-job-2").unwrap();
+}
+
+#[test]
+fn submit_plans_the_job_itself_so_a_bad_input_is_refused_before_anything_is_queued() {
+    let dir = Dir::new();
+    let missing = dir.path("no-such-input");
+    // Refused where the request is made, as `mr run` refuses it (exit 1, the path named): no
+    // cluster is even reached (none listens there).
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let refused = run_fail(
+        mr().args(["submit", "--cluster", &nowhere, "wordcount", "--input"])
+            .arg(&missing)
+            .arg("--output")
+            .arg(dir.path("out"))
+            .env("MR_TOKEN", TOKEN),
+    );
+    assert!(refused.contains(&format!("input path '{}' does not exist", missing.display())), "{refused}");
+    assert!(!dir.path("out").exists());
+    let input = corpus(&dir);
+    let service = Service::start(&dir, "multijob-refused", &["127.0.0.2"]);
+    let refused = run_fail(&mut service.submit(&["wordcount"], &missing, &dir.path("out")));
+    assert!(refused.contains(&missing.display().to_string()), "{refused}");
+    // Outputs the cluster cannot take are refused by it before it queues the job: inside an
+    // input directory (a usage error, exit 2), or not empty.
+    let inside = input.join("out");
+    let refused = run_usage(&mut service.submit(&["wordcount"], &input, &inside));
+    assert!(refused.contains(&inside.display().to_string()), "{refused}");
+    let full = dir.write("full/notes.txt", "mine\n");
+    let refused = run_fail(&mut service.submit(&["wordcount"], &input, full.parent().unwrap()));
+    assert!(refused.contains(&full.parent().unwrap().display().to_string()), "{refused}");
+    assert_eq!(service.jobs(), Vec::<serde_json::Value>::new(), "a refused job was queued");
+    assert!(!dir.path("out").exists() && !inside.exists());
+}
+
+#[test]
+fn a_cluster_job_prints_mr_run_s_summary_and_leaves_a_job_json_that_mr_status_reads() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    let service = Service::start(&dir, "multijob-history", &["127.0.0.2"]);
+    let json = run_ok(service.submit(&["wordcount"], &input, &dir.path("out")).arg("--json"));
+    let run = run_ok(
+        mr().args(["run", "wordcount", "--json", "--workers", "2", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(dir.path("run")),
+    );
+    // The same summary as `mr run --json`, key for key and in the same order.
+    let keys = |text: &str| -> Vec<String> {
+        let key = regex::Regex::new(r#"(?m)^  "([a-z_]+)":"#).unwrap();
+        key.captures_iter(text).map(|c| c[1].to_string()).collect()
+    };
+    assert_eq!(keys(&json), keys(&run), "{json}");
+    let summary = crate::usage::valid_summary(&crate::usage::summary_schema(), &json);
+    assert_eq!((summary["succeeded"].as_bool(), summary["mode"].as_str()), (Some(true), Some("cluster")));
+    // The jobs' JSON, as its schema says (progress with its bytes, for the bars).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api-v1-jobs.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let jobs = serde_json::Value::Array(service.jobs());
+    let errors: Vec<String> =
+        jsonschema::validator_for(&schema).unwrap().iter_errors(&jobs).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "schema violations: {errors:?}\n{jobs:#}");
+    assert!(jobs[0]["progress"]["input_bytes"].as_u64().is_some_and(|b| b > 0), "{jobs:#}");
+    let text = run_ok(&mut service.submit(&["wordcount"], &input, &dir.path("text")));
+    assert!(text.starts_with("job wordcount (cluster) succeeded in "), "{text}");
+    assert!(text.contains("\n  map:    ") && text.contains("\n  reduce: "), "{text}");
+    // `_job.json`, with the schema of `mr run`'s.
+    let history = |out: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.path(out).join("_job.json")).unwrap()).unwrap()
+    };
+    let (cluster, local) = (history("out"), history("run"));
+    let names = |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(names(&cluster), names(&local));
+    assert_eq!(names(&cluster["config"]), names(&local["config"]));
+    assert_eq!(names(&cluster["summary"]), names(&local["summary"]));
+    assert_eq!(cluster["command"][1], "submit");
+    assert_eq!(cluster["status"]["state"], "succeeded", "{:#}", cluster["status"]);
+    let status = run_ok(mr().arg("status").arg(dir.path("out")));
+    assert!(status.starts_with("job wordcount: succeeded"), "{status}");
+}
+
+#[test]
+fn streaming_files_given_relative_to_the_submitter_reach_the_workers() {
+    let dir = Dir::new();
+    let input = corpus(&dir);
+    // The service runs elsewhere: the program exists only under the submitter's directory.
+    dir.write("desk/tools/upper.sh", "tr a-z A-Z\n");
+    let service = Service::start(&dir, "multijob-files", &["127.0.0.2"]);
+    let args = ["streaming", "--files", "tools/upper.sh#up.sh", "--mapper", "sh up.sh", "--reducer", "uniq -c"];
+    let out = dir.path("out");
+    run_ok(service.submit(&args, &input, &out).arg("--quiet").current_dir(dir.path("desk")));
+    run_ok(
+        mr().arg("run")
+            .args(args)
+            .args(["--local", "--quiet", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(dir.path("local"))
+            .current_dir(dir.path("desk")),
+    );
+    assert_same_output(&out, &dir.path("local"));
+    let lines = String::from_utf8(crate::harness::sorted_lines(&out)).unwrap();
+    assert!(lines.contains("STRAßE") && !lines.contains("Straße"), "{lines}");
+}
+
+#[test]
+fn an_attached_submit_on_a_terminal_draws_mr_run_s_progress_bars() {
+    if !crate::harness::command_exists("script") {
+        assert!(std::env::var_os("CI").is_none(), "CI must install script (util-linux)");
+        eprintln!("skipped: no `script` command");
+        return;
+    }
+    let dir = Dir::new();
+    for f in 0..3 {
+        dir.write(&format!("in/{f}.txt"), "one two three\nfour five\n".repeat(2000));
+    }
+    let service = Service::start(&dir, "multijob-bars", &["127.0.0.2"]);
+    let go = dir.path("go");
+    let mapper = format!("while [ ! -e '{}' ]; do sleep 0.05; done; cat", go.display());
+    let command = format!(
+        "stty cols 100 rows 40; exec '{}' submit --cluster '{}' streaming --mapper \"$MAPPER\" --reducer sort \
+         --input '{}' --output '{}' --reduce-tasks 2 --split-size 32KiB",
+        env!("CARGO_BIN_EXE_mr"),
+        service.url,
+        dir.path("in").display(),
+        dir.path("out").display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"]).env("MAPPER", &mapper).env("MR_TOKEN", TOKEN).env_remove("RUST_LOG");
+    for var in crate::harness::outer_mr_vars() {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let frames = || crate::progress::frames(&seen.lock().unwrap());
+    // Every mapper waits for `go`: no map has committed yet.
+    wait_for(60, "a frame of both bars", || {
+        frames().iter().any(|r| r.starts_with("reduce waiting for map outputs, 0/2 tasks"))
+    });
+    let map = frames().iter().rev().find(|r| r.starts_with("map ")).unwrap().clone();
+    assert!(map.contains("0 B/") && map.contains(" 0/6 tasks") && map.contains(" in "), "{map}");
+    std::fs::write(&go, "").unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let rows = frames();
+    assert!(status.success(), "{rows:#?}");
+    let last = |prefix: &str| rows.iter().rev().find(|r| r.starts_with(prefix)).unwrap().clone();
+    let (map, reduce) = (last("map "), last("reduce "));
+    assert!(map.contains(" 6/6 tasks") && map.contains(" in "), "{map}");
+    // Reduce progress is in bytes merged, all of them by the end.
+    let merged = regex::Regex::new(r"^reduce \[=+\] ([0-9.]+ [KM]?i?B)/([0-9.]+ [KM]?i?B) 2/2 tasks .* in ").unwrap();
+    let caps = merged.captures(&reduce).unwrap_or_else(|| panic!("{reduce}"));
+    assert_eq!(&caps[1], &caps[2], "{reduce}");
+    assert!(caps[2] != *"0 B", "{reduce}");
+    assert!(rows.iter().any(|r| r.starts_with("job streaming (cluster) succeeded in ")), "{rows:#?}");
 }

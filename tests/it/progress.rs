@@ -9,7 +9,7 @@ use crate::harness::*;
 
 /// The terminal's output with escape sequences, carriage returns and newlines turned into
 /// line breaks, and each line cut into the terminal's 100-column rows.
-fn frames(raw: &[u8]) -> Vec<String> {
+pub(crate) fn frames(raw: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(raw);
     let escapes = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n").unwrap();
     let mut rows = Vec::new();

@@ -99,14 +99,14 @@ fn workers_far_above_the_cores_are_refused_unless_oversubscribed() {
     assert!(stdout.lines().all(|l| l.chars().count() <= 100 || l.starts_with("  output: ")), "{stdout}");
 }
 
-fn summary_schema() -> jsonschema::Validator {
+pub(crate) fn summary_schema() -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/summary.schema.json");
     let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     jsonschema::validator_for(&schema).unwrap()
 }
 
 /// Parses `--json`'s stdout and checks it against docs/summary.schema.json.
-fn valid_summary(validator: &jsonschema::Validator, stdout: &str) -> serde_json::Value {
+pub(crate) fn valid_summary(validator: &jsonschema::Validator, stdout: &str) -> serde_json::Value {
     let value = summary(stdout);
     let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "schema violations: {errors:?}\n{value:#}");

@@ -42,7 +42,7 @@ pub(super) struct ClusterArgs {
 pub(super) struct ClusterUrl {
     /// The cluster's URL (what `mr cluster` prints), e.g. http://10.0.0.1:7000.
     #[arg(long, value_name = "URL", env = "MR_CLUSTER", help_heading = heading::CLUSTER)]
-    cluster: Option<String>,
+    pub(super) cluster: Option<String>,
 }
 
 impl ClusterUrl {

@@ -57,8 +57,9 @@ enum Command {
     /// long-lived workers (`mr worker --cluster URL`), sharing their slots between the running
     /// jobs, and keeps every job's history under --state-dir.
     Cluster(cluster::ClusterArgs),
-    /// Submit a job to a cluster: `mr submit --cluster URL JOB [FLAGS]`, with every flag of
-    /// `mr run`. Shows its progress and summary and exits with its status, unless --detach.
+    /// Submit a job to a cluster: `mr submit --cluster URL JOB [FLAGS]`, with the flags of
+    /// `mr run` that apply to a job. Shows its progress and summary and exits with its status,
+    /// unless --detach.
     Submit(Box<cluster::SubmitArgs>),
     /// List a cluster's jobs: id, job, state, progress, submitted, duration, output.
     Jobs(cluster::JobsArgs),
@@ -380,12 +381,27 @@ fn with_jobs(command: clap::Command, registry: &Registry, tera: bool) -> clap::C
 pub fn command(registry: &Registry) -> clap::Command {
     Cli::command()
         .mut_subcommand("run", |run| with_jobs(run, registry, true))
-        .mut_subcommand("submit", |submit| with_jobs(submit, registry, false))
+        .mut_subcommand("submit", |submit| {
+            NOT_FOR_SUBMIT.iter().fold(with_jobs(submit, registry, false), |c, id| c.mut_arg(*id, |a| a.hide(true)))
+        })
         .mut_subcommand("cluster", |c| {
             c.mut_arg("listen", |a| a.help("Address of the cluster's gRPC server, which workers and submitters reach (required)"))
                 .mut_arg("http", |a| {
                     a.help("Address of the cluster's web pages (jobs at /, /workers, JSON at /api/v1/jobs, metrics at /metrics), or `off`; default: a free port on 127.0.0.1")
                 })
+        })
+        .mut_subcommand("worker", |w| {
+            w.mut_arg("cluster", |a| {
+                a.conflicts_with("coordinator").help(
+                    "The cluster's URL (`mr cluster`), instead of a coordinator: a long-lived worker that runs the \
+                     tasks of every job the cluster runs, and survives their end",
+                )
+            })
+        })
+        .mut_subcommand("submit", |submit| {
+            submit.mut_arg("workers", |a| {
+                a.help("The number of workers the plan's defaults assume (split size, reduce tasks); default: the number of cores")
+            })
         })
         .mut_subcommand("coordinator", |c| {
         with_jobs(c, registry, false)
@@ -414,10 +430,10 @@ struct WorkerArgs {
     /// The coordinator's URL, e.g. http://127.0.0.1:7000.
     #[arg(long, value_name = "URL", env = "MR_COORDINATOR")]
     coordinator: Option<String>,
-    /// The cluster's URL (`mr cluster`), instead of a coordinator: a long-lived worker that
-    /// runs the tasks of every job the cluster runs, and survives their end.
-    #[arg(long, value_name = "URL", env = "MR_CLUSTER", conflicts_with = "coordinator")]
-    cluster: Option<String>,
+    /// `--cluster URL` instead of a coordinator: a long-lived worker (its help is set in
+    /// [`command`]).
+    #[command(flatten)]
+    cluster: cluster::ClusterUrl,
     /// With --cluster: attempts run at once, each in a slot process of its own; default: the
     /// number of cores.
     #[arg(long, value_name = "N", env = "MR_SLOTS", requires = "cluster", value_parser = clap::value_parser!(u32).range(1..))]
@@ -741,7 +757,9 @@ fn dispatch(cli: Cli, matches: &ArgMatches, registry: Registry) -> anyhow::Resul
         Command::Worker(args) => worker(args, registry),
         Command::Cluster(args) => cluster::serve(args, registry),
         Command::Submit(args) => {
-            let selected = selected(sub.context("mr submit's matches")?, &registry)?;
+            let matches = sub.context("mr submit's matches")?;
+            refuse_flags_not_for_submit(matches)?;
+            let selected = selected(matches, &registry)?;
             cluster::submit(*args, selected, &registry, cli.log_format)
         }
         Command::Jobs(args) => cluster::jobs(args),
@@ -782,6 +800,28 @@ const DISTRIBUTED_ONLY: [&str; 15] = [
     "straggler_delay",
     "inject_seed",
 ];
+
+/// Flags of `mr run` that have no part in `mr submit`: the cluster runs the job's services and
+/// workers, and resumes its jobs by itself. Hidden from `mr submit -h`, and refused when given.
+const NOT_FOR_SUBMIT: &[&str] = &["listen", "http", "oversubscribe", "max_restarts", "resume"];
+
+fn refuse_flags_not_for_submit(matches: &ArgMatches) -> anyhow::Result<()> {
+    let given: Vec<String> = NOT_FOR_SUBMIT
+        .iter()
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{} {} for `mr run`: a cluster runs its jobs' services and workers, and resumes its jobs by itself \
+         after a restart; drop {} from `mr submit`",
+        given.join(", "),
+        if given.len() == 1 { "is" } else { "are" },
+        if given.len() == 1 { "it" } else { "them" },
+    )))
+}
 
 fn warn_of_distributed_flags(matches: &ArgMatches) {
     let given: Vec<String> = DISTRIBUTED_ONLY
@@ -1229,7 +1269,7 @@ fn teravalidate(args: &JobArgs) -> anyhow::Result<()> {
 fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
     // Its work directory and map outputs are private; part files follow the umask.
     crate::data::storage::private_umask();
-    let Some(coordinator) = args.coordinator.clone().or_else(|| args.cluster.clone()) else {
+    let Some(coordinator) = args.coordinator.clone().or_else(|| args.cluster.cluster.clone()) else {
         bail!(
             "mr worker needs the coordinator's URL: --coordinator URL, MR_COORDINATOR, or coordinator in the \
              [worker] table of the config file (or a cluster's: --cluster URL)"
@@ -1253,7 +1293,7 @@ fn worker(args: WorkerArgs, registry: Registry) -> anyhow::Result<()> {
         tls: args.security.tls()?,
         remove_dead_workers_directories: !args.supervised,
     };
-    if args.cluster.is_some() {
+    if args.cluster.cluster.is_some() {
         return cluster::worker(args.slots, options, registry);
     }
     let runtime =

@@ -127,6 +127,24 @@ fn help_is_grouped_and_shows_only_what_applies() {
     assert!(worker.contains("Cluster and security:") && worker.contains("--tls-ca"), "{worker}");
     assert!(!worker.contains("--local") && !worker.contains("--sort-buffer"), "{worker}");
 
+    // `mr submit` has no part in the services, workers and resumes the cluster runs: those
+    // flags are not shown, and refused when given, with nothing sent to the cluster.
+    for submit in [help(&["submit"]), help(&["submit", "wordcount"])] {
+        assert!(submit.contains("--cluster <URL>") && submit.contains("--detach"), "{submit}");
+        let flags: Vec<&str> = submit.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        for absent in ["--listen", "--http", "--oversubscribe", "--max-restarts", "--resume", "teragen"] {
+            assert!(!flags.contains(&absent), "{absent} in\n{submit}");
+        }
+    }
+    let refused = mr()
+        .args(["submit", "--cluster", "http://127.0.0.1:9", "wordcount", "--input", "in", "--output", "out"])
+        .args(["--listen", "127.0.0.1:0", "--max-restarts", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--listen, --max-restarts are for `mr run`"), "{stderr}");
+
     for (job, own) in [
         (&["run", "grep"][..], "<PATTERN>"),
         (&["run", "word-search"][..], "--targets <FILE>"),

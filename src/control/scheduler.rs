@@ -24,7 +24,11 @@
 //!   that map task).
 //! - An attempt that reports no progress for the task timeout is abandoned: a failure.
 //! - Near the end of a phase (no idle task left), an idle worker gets a backup (speculative)
-//!   attempt of a task that has run much longer than the phase's committed tasks took.
+//!   attempt of the task expected to finish last, if a fresh attempt would likely finish
+//!   first: one whose recent rate of progress (input records and bytes, against those of the
+//!   phase's committed attempts) leaves more time than those attempts took on average, or, with no
+//!   progress reported, one that has run much longer than they took (as LATE, Zaharia et al.,
+//!   OSDI 2008, estimates time left from progress rates).
 //! - A task whose attempts failed `max_attempts` times fails the job. With bad-record skipping
 //!   on, a record on which two attempts failed is skipped by the next ones, and such failures
 //!   do not count.
@@ -73,8 +77,15 @@ impl Default for SchedulerConfig {
 
 /// A running attempt is speculated on only after running this long...
 const SPECULATION_MIN_MS: Millis = 1_000;
-/// ...and this many times longer than the phase's committed attempts took on average.
+/// ...and, if it has reported no progress, this many times longer than the phase's committed
+/// attempts took on average.
 const SPECULATION_FACTOR: u64 = 2;
+/// A phase is close to its end when at most 1 in this many of its tasks is still running: from
+/// then on every running task expected to take over `SPECULATION_MIN_MS` more is worth a backup
+/// (the paper's rule), since idle workers have nothing else to do.
+const CLOSE_TO_THE_END: usize = 20;
+/// The weight of the newest heartbeat in an attempt's moving rate of progress.
+const RATE_WEIGHT: f64 = 0.3;
 /// Failures on one record after which it is skipped (with bad-record skipping on).
 const SKIP_AFTER: u32 = 2;
 
@@ -245,7 +256,12 @@ struct Running {
     attempt_index: usize,
     start_ms: Millis,
     last_progress_ms: Millis,
-    records: u64,
+    /// Its progress: input records and bytes, summed as the heartbeats report them.
+    progress: u64,
+    /// Progress per ms, from its heartbeats: the first rate measured once it reports progress,
+    /// then a moving average weighted `RATE_WEIGHT` to the newest; and when it was measured.
+    rate: f64,
+    rated_ms: Millis,
     commit_granted: bool,
 }
 
@@ -336,10 +352,31 @@ struct PhaseIndex {
     idle: BTreeSet<u32>,
     /// The tasks with at least one running attempt.
     running: BTreeSet<u32>,
-    /// Sum of the durations of the committed attempts, and their number: what speculation
-    /// compares a running attempt with.
+    /// Sum of the durations and of the progress (input records and bytes) of the committed
+    /// attempts, and their number: what speculation compares a running attempt with.
     committed_ms: Millis,
+    committed_progress: u64,
     committed: u64,
+}
+
+/// The progress a finished attempt had reported, from its counters: a map's input records and
+/// bytes; a reduce's input records and its input bytes twice, once fetched and once merged.
+fn final_progress(phase: Phase, counters: &TaskCounters) -> u64 {
+    let bytes = match phase {
+        Phase::Map => counters.input_bytes,
+        Phase::Reduce => counters.input_bytes.saturating_mul(2),
+    };
+    counters.input_records.saturating_add(bytes)
+}
+
+/// An attempt's time left, in ms, if it goes on at `rate` (progress per ms): it has made
+/// `progress` of the `expected` (which it may exceed: then it is nearly done). `None` without
+/// progress to go by.
+fn time_left(progress: u64, expected: u64, rate: f64) -> Option<Millis> {
+    if progress == 0 || expected == 0 || rate <= 0.0 {
+        return None;
+    }
+    Some((expected.saturating_sub(progress) as f64 / rate).min(Millis::MAX as f64 / 2.0) as Millis)
 }
 
 impl Scheduler {
@@ -412,7 +449,7 @@ impl Scheduler {
             .iter()
             .map(|t| match &t.state {
                 TaskState::Idle => (TaskStatus::Idle, 0),
-                TaskState::Running(list) => (TaskStatus::Running, list.iter().map(|r| r.records).max().unwrap_or(0)),
+                TaskState::Running(list) => (TaskStatus::Running, list.iter().map(|r| r.progress).max().unwrap_or(0)),
                 TaskState::Done { .. } => (TaskStatus::Done, t.counters.input_records),
             })
             .collect()
@@ -555,7 +592,9 @@ impl Scheduler {
             attempt_index,
             start_ms: now,
             last_progress_ms: now,
-            records: 0,
+            progress: 0,
+            rate: 0.0,
+            rated_ms: now,
             commit_granted: false,
         };
         match &mut task.state {
@@ -596,8 +635,12 @@ impl Scheduler {
             .clone()
     }
 
-    /// The task of `phase` most worth a backup attempt on `worker`, if any: one attempt
-    /// running, not on this worker, for much longer than committed attempts took.
+    /// The task of `phase` most worth a backup attempt on `worker`, if any: of the tasks with
+    /// one attempt running, not on this worker, the one with the most time left, if that is
+    /// more than a fresh attempt is expected to take (the mean of the phase's committed
+    /// attempts). Time left is estimated from the attempt's recent rate of progress, its
+    /// progress so far against the mean progress of the committed attempts; an attempt that has reported none
+    /// is a candidate once it has run `SPECULATION_FACTOR` times the mean.
     fn speculation_candidate(&self, phase: Phase, worker: WorkerId, now: Millis) -> Option<usize> {
         if !self.config.tolerance.speculative {
             return None;
@@ -607,13 +650,25 @@ impl Scheduler {
             return None;
         }
         let mean = ix.committed_ms / ix.committed;
-        let threshold = (mean * SPECULATION_FACTOR).max(SPECULATION_MIN_MS);
+        let expected = ix.committed_progress / ix.committed;
+        let no_progress_after = (mean * SPECULATION_FACTOR).max(SPECULATION_MIN_MS);
         let tasks = self.tasks(phase);
+        let close = ix.running.len() * CLOSE_TO_THE_END <= tasks.len();
         ix.running
             .iter()
             .map(|&i| i as usize)
             .filter_map(|i| match tasks[i].running() {
-                [only] if only.worker != worker && now - only.start_ms > threshold => Some((now - only.start_ms, i)),
+                [only] if only.worker != worker && now - only.start_ms > SPECULATION_MIN_MS => {
+                    let ran = now - only.start_ms;
+                    // At its recent rate, as of its last report, less the time since.
+                    let estimate = time_left(only.progress, expected, only.rate)
+                        .map(|left| left.saturating_sub(now - only.rated_ms));
+                    let slow = ran > no_progress_after;
+                    let left = estimate.unwrap_or(ran).max(if slow { ran } else { 0 });
+                    let worth =
+                        slow || estimate.is_some_and(|left| left > mean) || (close && left > SPECULATION_MIN_MS);
+                    worth.then_some((left, i))
+                }
                 _ => None,
             })
             .max()
@@ -645,13 +700,16 @@ impl Scheduler {
             .map(move |&index| (TaskId { phase, index }, tasks[index as usize].running()))
     }
 
-    /// A worker says it is alive, and how far its running attempt has got.
+    /// A worker says it is alive, and how far its running attempt has got: its input records
+    /// and bytes so far, summed (the measure of progress for the task timeout and for
+    /// speculation, which compares it with the committed attempts' `input_records +
+    /// input_bytes`).
     pub fn heartbeat(&mut self, worker: WorkerId, running: Option<(AttemptId, u64)>, now: Millis) -> HeartbeatReply {
         if !self.seen(worker, now) {
             return HeartbeatReply { known: false, cancel: Vec::new() };
         }
         let mut cancel = Vec::new();
-        if let Some((id, records)) = running {
+        if let Some((id, progress)) = running {
             let task = self.task_mut(id.task);
             let current = match task.map(|t| &mut t.state) {
                 Some(TaskState::Running(list)) => {
@@ -661,8 +719,13 @@ impl Scheduler {
             };
             match current {
                 Some(r) => {
-                    if records > r.records {
-                        r.records = records;
+                    if now > r.rated_ms {
+                        let rate = progress.saturating_sub(r.progress) as f64 / (now - r.rated_ms) as f64;
+                        r.rate = if r.progress == 0 { rate } else { RATE_WEIGHT * rate + (1.0 - RATE_WEIGHT) * r.rate };
+                        r.rated_ms = now;
+                    }
+                    if progress > r.progress {
+                        r.progress = progress;
                         r.last_progress_ms = now;
                     }
                 }
@@ -733,11 +796,13 @@ impl Scheduler {
         let TaskState::Running(list) = std::mem::replace(&mut task.state, done) else {
             unreachable!("checked by running()")
         };
+        let counters_progress = final_progress(id.task.phase, &counters);
         task.counters = counters.clone();
         self.effects.push(Effect::TaskCommitted { task: id.task, attempt: id.attempt, map_output, counters });
         let ix = &mut self.index[id.task.phase as usize];
         ix.running.remove(&id.task.index);
         ix.committed_ms += now - running.start_ms;
+        ix.committed_progress += counters_progress;
         ix.committed += 1;
         for r in list {
             let record = &mut self.attempts[r.attempt_index];
@@ -808,6 +873,7 @@ impl Scheduler {
             return;
         }
         task.state = TaskState::Idle;
+        let progress = final_progress(Phase::Map, &task.counters);
         if counts {
             task.failures += 1;
             task.last_error = error;
@@ -822,6 +888,7 @@ impl Scheduler {
             let took = lost.end_ms.unwrap_or(lost.start_ms) - lost.start_ms;
             let ix = &mut self.index[Phase::Map as usize];
             ix.committed_ms -= took;
+            ix.committed_progress -= progress;
             ix.committed -= 1;
         }
         self.check_failures(id, failures, last_error);
@@ -1201,6 +1268,62 @@ mod tests {
         assert_eq!(s.attempts()[0].outcome, Outcome::Discarded);
     }
 
+    /// Completes a map attempt that processed 1,000 records.
+    fn finish_thousand(s: &mut Scheduler, w: WorkerId, id: AttemptId, now: Millis) {
+        let counters = TaskCounters { input_records: 1_000, ..TaskCounters::default() };
+        assert!(s.complete(w, id, output(id), counters, now));
+    }
+
+    #[test]
+    fn a_backup_goes_to_the_attempt_whose_rate_leaves_the_most_time() {
+        // Four maps; two commit after 10 s with 1,000 records each: a fresh attempt is expected
+        // to take 10 s and process 1,000.
+        let mut s = with(SchedulerConfig { map_tasks: 4, reduce_tasks: 1, ..SchedulerConfig::default() });
+        let w: Vec<WorkerId> = (0..4).map(|i| s.register(format!("w{i}"), 0)).collect();
+        let m: Vec<AttemptId> = w.iter().map(|&w| run(s.request_task(w, 0)).0).collect();
+        finish_thousand(&mut s, w[1], m[1], 10_000);
+        finish_thousand(&mut s, w[2], m[2], 10_000);
+        // m0 has done 200 in 10 s (40 s left at its rate); m3 900 in 9 s (1 s left). Neither has
+        // run twice the mean, the rule for attempts that report nothing.
+        s.heartbeat(w[0], Some((m[0], 200)), 10_000);
+        s.heartbeat(w[3], Some((m[3], 900)), 9_000);
+        let (backup, _) = run(s.request_task(w[1], 10_500));
+        assert_eq!(backup.task, m[0].task);
+        assert!(s.attempts().last().unwrap().speculative);
+        // m3 will be done before a fresh attempt would: no backup for it.
+        assert_eq!(s.request_task(w[2], 10_500), Assignment::Wait);
+        // It stalls: each heartbeat without progress lowers its rate, until a fresh attempt is
+        // the better bet, before it has run twice the mean.
+        for now in (10_000..=15_000).step_by(1_000) {
+            s.heartbeat(w[3], Some((m[3], 900)), now);
+            assert_eq!(s.request_task(w[2], now), Assignment::Wait);
+        }
+        s.heartbeat(w[3], Some((m[3], 900)), 16_000);
+        let (backup, _) = run(s.request_task(w[2], 16_000));
+        assert_eq!(backup.task, m[3].task);
+    }
+
+    #[test]
+    fn close_to_the_end_every_attempt_with_time_left_gets_a_backup() {
+        // Twenty maps; nineteen commit after 10 s. The last one's rate leaves it 6.7 s, less
+        // than a fresh attempt's 10 s, but the phase is close to its end (1 task in 20 runs):
+        // idle workers back it up, as the paper does.
+        for (done, backup) in [(600, true), (990, false)] {
+            let mut s = with(SchedulerConfig { map_tasks: 20, reduce_tasks: 1, ..SchedulerConfig::default() });
+            let w: Vec<WorkerId> = (0..20).map(|i| s.register(format!("w{i}"), 0)).collect();
+            let m: Vec<AttemptId> = w.iter().map(|&w| run(s.request_task(w, 0)).0).collect();
+            for i in 1..20 {
+                finish_thousand(&mut s, w[i], m[i], 10_000);
+            }
+            s.heartbeat(w[0], Some((m[0], done)), 10_000);
+            match s.request_task(w[1], 10_000) {
+                Assignment::Run { attempt, .. } => assert!(backup && attempt.task == m[0].task, "{done}"),
+                // 990 of 1,000: 101 ms left, not worth a backup.
+                other => assert!(!backup && other == Assignment::Wait, "{done}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn no_backup_when_speculation_is_off() {
         let mut s = scheduler(2, 1);
@@ -1327,12 +1450,31 @@ mod tests {
             return None;
         }
         let mean = durations.iter().sum::<Millis>() / durations.len() as Millis;
-        let threshold = (mean * SPECULATION_FACTOR).max(SPECULATION_MIN_MS);
+        let progress: Vec<u64> = s
+            .attempts
+            .iter()
+            .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
+            .map(|a| {
+                let counters = &s.tasks(phase)[a.id.task.index as usize].counters;
+                final_progress(phase, counters)
+            })
+            .collect();
+        let expected = progress.iter().sum::<u64>() / progress.len() as u64;
+        let running = s.tasks(phase).iter().filter(|t| !t.running().is_empty()).count();
+        let close = running * CLOSE_TO_THE_END <= s.tasks(phase).len();
         s.tasks(phase)
             .iter()
             .enumerate()
             .filter_map(|(i, t)| match t.running() {
-                [only] if only.worker != worker && now - only.start_ms > threshold => Some((now - only.start_ms, i)),
+                [only] if only.worker != worker && now - only.start_ms > SPECULATION_MIN_MS => {
+                    let ran = now - only.start_ms;
+                    let estimate = time_left(only.progress, expected, only.rate)
+                        .map(|left| left.saturating_sub(now - only.rated_ms));
+                    let slow = ran > (mean * SPECULATION_FACTOR).max(SPECULATION_MIN_MS);
+                    let left = estimate.unwrap_or(ran).max(if slow { ran } else { 0 });
+                    let worth = slow || estimate.is_some_and(|l| l > mean) || (close && left > SPECULATION_MIN_MS);
+                    worth.then_some((left, i))
+                }
                 _ => None,
             })
             .max()
@@ -1388,7 +1530,12 @@ mod tests {
                         if id.task.phase == Phase::Reduce {
                             s.request_commit(w, id, now);
                         }
-                        s.complete(w, id, output(id), TaskCounters::default(), now);
+                        let counters = TaskCounters {
+                            input_records: next(100),
+                            input_bytes: next(10_000),
+                            ..TaskCounters::default()
+                        };
+                        s.complete(w, id, output(id), counters, now);
                     }
                     (5, Some((w, id))) => {
                         let lost_map_task = (id.task.phase == Phase::Reduce && next(2) == 0).then(|| next(12) as u32);
@@ -1407,7 +1554,13 @@ mod tests {
                     }
                     (6, _) => s.worker_lost(w, now),
                     _ => {
-                        s.heartbeat(w, None, now);
+                        // The worker's running attempt, if any, with some progress.
+                        let running = s
+                            .attempts()
+                            .iter()
+                            .find(|a| a.worker == w && a.outcome == Outcome::Running)
+                            .map(|a| (a.id, next(12_000)));
+                        s.heartbeat(w, running, now);
                         s.tick(now);
                     }
                 }
@@ -1424,6 +1577,16 @@ mod tests {
                         .map(|a| a.end_ms.unwrap_or(0) - a.start_ms)
                         .collect();
                     assert_eq!((ix.committed_ms, ix.committed), (committed.iter().sum(), committed.len() as u64));
+                    let progress: u64 = s
+                        .attempts()
+                        .iter()
+                        .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
+                        .map(|a| {
+                            let counters = &s.tasks(phase)[a.id.task.index as usize].counters;
+                            final_progress(phase, counters)
+                        })
+                        .sum();
+                    assert_eq!(ix.committed_progress, progress);
                 }
             }
         }

@@ -15,6 +15,8 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -55,6 +57,8 @@ pub struct MapOutputWriter {
     /// Bytes of `buf` from here on are not yet in the current partition's checksum.
     unhashed: usize,
     current: Option<(Segment, crc32fast::Hasher)>,
+    /// Where the bytes written are counted, as an attempt's progress.
+    written: Option<Arc<AtomicU64>>,
 }
 
 impl MapOutputWriter {
@@ -69,7 +73,14 @@ impl MapOutputWriter {
             buf: Vec::with_capacity(CHUNK),
             unhashed: 0,
             current: None,
+            written: None,
         })
+    }
+
+    /// Counts the bytes it writes into `written` as it goes.
+    pub fn reporting(mut self, written: Arc<AtomicU64>) -> MapOutputWriter {
+        self.written = Some(written);
+        self
     }
 
     /// Starts the next partition; partitions must be started in order, none skipped.
@@ -100,6 +111,9 @@ impl MapOutputWriter {
     fn flush_buf(&mut self) -> Result<()> {
         self.hash_pending();
         self.file.write_all(&self.buf).map_err(Error::io("cannot write map output", &self.path))?;
+        if let Some(written) = &self.written {
+            written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        }
         self.buf.clear();
         self.unhashed = 0;
         Ok(())

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::data::input::{InputFormat, RecordReader, Split};
@@ -24,6 +25,9 @@ pub struct AttemptProgress {
     pub records: AtomicU64,
     /// Bytes processed so far.
     pub bytes: AtomicU64,
+    /// Bytes of map output written so far: progress while a map sorts, spills and merges
+    /// (shared with the writers, `MapOutputWriter::reporting`).
+    pub written: Arc<AtomicU64>,
     /// Set to stop the attempt at its next checkpoint.
     pub cancelled: AtomicBool,
     /// Fault injection: the process exits at the first checkpoint past this many records.
@@ -43,6 +47,7 @@ impl Default for AttemptProgress {
         AttemptProgress {
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            written: Arc::default(),
             cancelled: AtomicBool::new(false),
             crash_at_records: AtomicU64::new(NO_RECORD),
             bad_record: AtomicU64::new(NO_RECORD),
@@ -62,6 +67,11 @@ impl AttemptProgress {
             crate::exec::fault::crash();
         }
         if self.cancelled.load(Ordering::Relaxed) { Err(Error::Interrupted) } else { Ok(()) }
+    }
+
+    /// The bytes a heartbeat reports: those read, and those of map output written.
+    pub fn reported_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed).saturating_add(self.written.load(Ordering::Relaxed))
     }
 
     /// The offset of the record a failed attempt was processing.
@@ -113,7 +123,7 @@ pub fn run_map(
         if s.buffer.full() && s.buffer.records() > 0 {
             let full = std::mem::replace(&mut s.buffer, MapBuffer::new(job, partitions, settings.sort_buffer));
             let run = spills.next_path();
-            full.write_sorted(job, &run, &mut s.counters, &mut s.user)?;
+            full.write_sorted(job, &run, &mut s.counters, &mut s.user, Some(&progress.written))?;
             spills.runs.push(run);
         }
         Ok(())
@@ -121,14 +131,14 @@ pub fn run_map(
     let MapState { buffer, mut counters, mut user, .. } = state;
     let tmp = tmp_name(output);
     if spills.runs.is_empty() {
-        counters.output_records = buffer.write_sorted(job, &tmp, &mut counters, &mut user)?;
+        counters.output_records = buffer.write_sorted(job, &tmp, &mut counters, &mut user, Some(&progress.written))?;
     } else {
         if buffer.records() > 0 {
             let run = spills.next_path();
-            buffer.write_sorted(job, &run, &mut counters, &mut user)?;
+            buffer.write_sorted(job, &run, &mut counters, &mut user, Some(&progress.written))?;
             spills.runs.push(run);
         }
-        counters.output_records = spills.merge(job, settings, &tmp, &mut counters)?;
+        counters.output_records = spills.merge(job, settings, &tmp, &mut counters, &progress.written)?;
     }
     counters.output_bytes = std::fs::metadata(&tmp).map_err(Error::io("cannot read map output", &tmp))?.len();
     std::fs::rename(&tmp, output).map_err(Error::io("cannot rename map output", output))?;
@@ -243,6 +253,7 @@ impl Spills {
         settings: &TaskSettings,
         path: &Path,
         counters: &mut TaskCounters,
+        written: &Arc<AtomicU64>,
     ) -> Result<u64> {
         let fan_in = settings.merge_fan_in.max(2);
         let mut pass = 0;
@@ -252,16 +263,16 @@ impl Spills {
                 let mut name = self.output.as_os_str().to_owned();
                 name.push(format!(".merge-{pass}-{i}"));
                 let target = PathBuf::from(name);
-                counters.spilled_records += merge_files(job, batch, settings.partitions, &target)?;
+                counters.spilled_records += merge_files(job, batch, settings.partitions, &target, written)?;
                 merged.push(target);
             }
             self.remove();
             self.runs = merged;
             pass += 1;
         }
-        let written = merge_files(job, &self.runs, settings.partitions, path)?;
+        let records = merge_files(job, &self.runs, settings.partitions, path, written)?;
         self.remove();
-        Ok(written)
+        Ok(records)
     }
 
     fn remove(&mut self) {
@@ -279,8 +290,14 @@ impl Drop for Spills {
 
 /// Merges map output files partition by partition into one, combining each key's values
 /// when the job has a combiner. Returns the records written.
-fn merge_files(job: &dyn Job, inputs: &[PathBuf], partitions: u32, output: &Path) -> Result<u64> {
-    let mut writer = MapOutputWriter::create(output)?;
+fn merge_files(
+    job: &dyn Job,
+    inputs: &[PathBuf],
+    partitions: u32,
+    output: &Path,
+    written: &Arc<AtomicU64>,
+) -> Result<u64> {
+    let mut writer = MapOutputWriter::create(output)?.reporting(written.clone());
     let mut written = 0;
     let (sums, folds, combines) = (job.sums_counts(), job.folds(), job.has_combiner());
     let mut acc = Vec::new();
@@ -422,6 +439,13 @@ impl ValueSource for MergeValues<'_> {
 }
 
 /// One sorted input of a reduce: partition `.1` of the `.2` partitions of map output file `.0`.
+/// A reduce attempt's bytes of progress after merging `merged` of its `records`: its
+/// `input_bytes` fetched, and as many again in proportion to the records merged.
+fn reduce_progress_bytes(input_bytes: u64, merged: u64, records: u64) -> u64 {
+    let share = (u128::from(input_bytes) * u128::from(merged.min(records)) / u128::from(records)) as u64;
+    input_bytes.saturating_add(share)
+}
+
 /// A map output fetched from another host is a file of one partition: `(path, 0, 1)`.
 pub type ReduceInput = (PathBuf, u32, u32);
 
@@ -436,9 +460,16 @@ pub fn run_reduce(
 ) -> Result<TaskCounters> {
     let mut counters = TaskCounters::default();
     let mut inputs: Vec<ReduceInput> = map_outputs.to_vec();
+    // Its records in all, for progress: the segments' index says.
+    let mut records = 0u64;
     for (path, partition, partitions) in map_outputs {
-        counters.input_bytes += SegmentReader::open(path, *partition, *partitions)?.segment().len;
+        let segment = SegmentReader::open(path, *partition, *partitions)?.segment();
+        counters.input_bytes += segment.len;
+        records += segment.records;
     }
+    // Progress, as its heartbeats report it (input records plus bytes): its input bytes once
+    // fetched, then again in proportion to the records merged, so that a slow merge shows.
+    let merged_bytes = |merged: u64| reduce_progress_bytes(counters.input_bytes, merged, records.max(1));
     // More runs than the fan-in: merge them in passes into single-partition runs first.
     let fan_in = settings.merge_fan_in.max(2);
     let mut merged = Vec::new();
@@ -484,7 +515,7 @@ pub fn run_reduce(
         counters.input_records += source.records;
         counters.groups += 1;
         if counters.groups % CHECKPOINT == 0 {
-            progress.checkpoint(counters.input_records, 0, false)?;
+            progress.checkpoint(counters.input_records, merged_bytes(counters.input_records), false)?;
         }
     }
     let mut ctx = ReduceContext { sink: &mut part, counters: &mut user };
@@ -496,7 +527,7 @@ pub fn run_reduce(
     counters.output_records = part.records;
     // The part file's size: what the job commit checks (compressed, with compression).
     counters.output_bytes = file.metadata().map_err(Error::io("cannot read output", output))?.len();
-    progress.checkpoint(counters.input_records, counters.input_bytes, true)?;
+    progress.checkpoint(counters.input_records, counters.input_bytes.saturating_mul(2), true)?;
     Ok(counters)
 }
 

@@ -237,7 +237,7 @@ async fn heartbeat(mut cluster: ClusterClient<AuthChannel>, shared: Arc<Shared>,
             worker_id: 0,
             running: Some(c.attempt.into()),
             records: c.progress.records.load(Ordering::Relaxed),
-            bytes: c.progress.bytes.load(Ordering::Relaxed),
+            bytes: c.progress.reported_bytes(),
             status: String::new(),
         });
         let request = pb::SlotHeartbeatRequest {

@@ -73,7 +73,7 @@ impl Heartbeat {
                 worker_id: self.worker_id.load(Ordering::Relaxed),
                 running: running.as_ref().map(|c| c.attempt.into()),
                 records: running.as_ref().map_or(0, |c| c.progress.records.load(Ordering::Relaxed)),
-                bytes: running.as_ref().map_or(0, |c| c.progress.bytes.load(Ordering::Relaxed)),
+                bytes: running.as_ref().map_or(0, |c| c.progress.reported_bytes()),
                 status: if running.is_some() {
                     task::attempt_status(self.job.as_ref()).unwrap_or_default()
                 } else {

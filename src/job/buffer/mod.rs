@@ -10,6 +10,9 @@ mod append;
 
 pub(crate) use append::AppendBuffer;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
 use crate::data::mapout::MapOutputWriter;
 use crate::error::{Error, Result};
 use crate::job::short_key::padded_words;
@@ -110,8 +113,12 @@ impl MapBuffer {
         path: &std::path::Path,
         counters: &mut TaskCounters,
         user: &mut UserCounters,
+        written: Option<&Arc<AtomicU64>>,
     ) -> Result<u64> {
         let mut writer = MapOutputWriter::create(path)?;
+        if let Some(written) = written {
+            writer = writer.reporting(written.clone());
+        }
         let written = match self {
             MapBuffer::Lines(_) => return Err(Error::Job("a map-only attempt writes no map output file".into())),
             MapBuffer::Append(mut b) => {
@@ -737,7 +744,7 @@ mod tests {
             }
         }
         let mut counters = TaskCounters::default();
-        buffer.write_sorted(job, &path, &mut counters, &mut UserCounters::new()).unwrap();
+        buffer.write_sorted(job, &path, &mut counters, &mut UserCounters::new(), None).unwrap();
         (0..partitions)
             .map(|p| {
                 let mut reader = SegmentReader::open(&path, p, partitions).unwrap();
@@ -812,8 +819,13 @@ mod tests {
         buffer.emit(&job, b"k", &1u64.to_be_bytes());
         buffer.emit(&job, b"k", b"1");
         let dir = tempfile::tempdir().unwrap();
-        let result =
-            buffer.write_sorted(&job, &dir.path().join("out"), &mut TaskCounters::default(), &mut UserCounters::new());
+        let result = buffer.write_sorted(
+            &job,
+            &dir.path().join("out"),
+            &mut TaskCounters::default(),
+            &mut UserCounters::new(),
+            None,
+        );
         assert!(matches!(&result, Err(Error::Job(m)) if m.contains("not 8")), "{result:?}");
     }
 }

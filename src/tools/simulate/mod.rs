@@ -15,7 +15,8 @@
 //!   own disk. A reduce attempt fetches its partition of every map output over the network,
 //!   in map task order, into its disk, then merges, reduces and writes its output: one copy
 //!   on its disk, each other replica to a machine in another rack. It then asks to commit.
-//! - Workers register, heartbeat (`heartbeat_ms`), long-poll for tasks (woken when the
+//! - Workers register, heartbeat (`heartbeat_ms`, with their attempt's progress as a worker
+//!   counts it: input records and bytes), long-poll for tasks (woken when the
 //!   scheduler's state changed, at most once a step, else every second), report completions
 //!   and failures, and obey cancellations, as `worker/` does; the coordinator's 100 ms tick
 //!   is the scheduler's `tick` at every step, and the job commit it asks for
@@ -352,7 +353,7 @@ struct Active {
     /// Bytes of this stage done and in all.
     done: f64,
     total: f64,
-    /// Bytes of earlier stages, for the heartbeat's record count.
+    /// Bytes of earlier stages, for the heartbeat's progress.
     before: f64,
     uses: Vec<Use>,
     /// CPU limit of this stage, bytes/s.
@@ -424,6 +425,8 @@ struct Sim<'a> {
     /// Per map task: the process of its committed output, as far as the simulation knows
     /// (for the input timeline's negative part).
     committed_map: Vec<Option<usize>>,
+    /// Per map task: the replica its latest attempt read (`u32::MAX` before the first).
+    read_from: Vec<u32>,
     /// Bumped whenever a process dies or a machine is cut off or healed.
     epoch: u64,
     /// The resolved list of the last reduce assignment, and the list it came from.
@@ -522,6 +525,7 @@ impl<'a> Sim<'a> {
             capacity,
             outputs: HashMap::new(),
             committed_map: vec![None; w.map_tasks as usize],
+            read_from: vec![u32::MAX; w.map_tasks as usize],
             epoch: 0,
             last_inputs: None,
             bad_cache: Vec::new(),
@@ -808,8 +812,11 @@ impl Sim<'_> {
             return;
         }
         let id = self.procs[p].id;
-        let running =
-            self.procs[p].task.as_ref().map(|a| (a.attempt, ((a.before + a.done) / self.record_bytes()) as u64));
+        // Progress as the coordinator takes it from a heartbeat: records and bytes.
+        let running = self.procs[p].task.as_ref().map(|a| {
+            let (records, bytes) = self.progress(a);
+            (a.attempt, records + bytes)
+        });
         let t = Instant::now();
         let reply = self.s.heartbeat(id, running, self.now);
         self.times.heartbeat.add(t.elapsed());
@@ -924,6 +931,7 @@ impl Sim<'_> {
             Phase::Map => {
                 let bytes = w.input_bytes as f64 / f64::from(w.map_tasks.max(1));
                 let (uses, cpu) = self.map_read(m, attempt.task.index, attempt.attempt);
+                self.read_from[attempt.task.index as usize] = uses[0].0;
                 Active {
                     attempt,
                     stage: StageKind::MapRead,
@@ -978,17 +986,22 @@ impl Sim<'_> {
     fn map_read(&self, m: u32, split: u32, attempt: u32) -> (Vec<Use>, f64) {
         let replicas = self.replicas(split);
         let live = |r: &u32| self.machine_proc[*r as usize].is_some_and(|p| self.procs[p].alive);
-        // The nearest live replica; among equally far ones, attempt n of the task takes the
-        // n-th, so that a backup or a rerun reads another copy than the attempt before it.
+        // The nearest live replica, not the one the task's attempt before read if another is
+        // live (a backup or a rerun does not wait on the disk that held up the attempt it
+        // replaces); among equally near ones, attempt n takes the n-th.
         let k = replicas.len();
+        let before = self.read_from[split as usize];
         let rotated = (0..k).map(|i| replicas[(i + attempt as usize) % k]);
-        let src = replicas
-            .iter()
-            .copied()
-            .find(|&r| r == m)
-            .or_else(|| rotated.clone().find(|&r| self.rack(r) == self.rack(m) && live(&r)))
-            .or_else(|| rotated.clone().find(live))
-            .unwrap_or(replicas[0]);
+        let nearest = |avoid: u32| {
+            let ok = |r: &u32| *r != avoid && (*r == m || live(r));
+            rotated
+                .clone()
+                .filter(ok)
+                .find(|&r| r == m)
+                .or_else(|| rotated.clone().filter(ok).find(|&r| self.rack(r) == self.rack(m)))
+                .or_else(|| rotated.clone().find(ok))
+        };
+        let src = nearest(before).or_else(|| nearest(u32::MAX)).unwrap_or(replicas[0]);
         let mut uses = vec![(self.disk(src), 1.0)];
         self.path(src, m, 1.0, &mut uses);
         (uses, self.cpu_rate(m, self.sc.workload.map_ns_per_byte))
@@ -1300,9 +1313,29 @@ impl Sim<'_> {
         }
     }
 
+    /// The counters of a finished attempt (`next_stage` has added its last stage to `before`):
+    /// its input is what came before that stage.
     fn counters(&self, a: &Active) -> TaskCounters {
-        let records = ((a.before + a.done) / self.record_bytes()) as u64;
-        TaskCounters { input_records: records, ..TaskCounters::default() }
+        let input = a.before - a.total;
+        let input_records = (input / self.record_bytes()) as u64;
+        TaskCounters { input_records, input_bytes: input as u64, ..TaskCounters::default() }
+    }
+
+    /// An attempt's progress as a worker reports it, input records and bytes: a map's as it
+    /// reads its split, then (all of them and) the bytes of map output it writes; a reduce's
+    /// bytes as it fetches, then all of its input bytes and the records and bytes it has
+    /// merged.
+    fn progress(&self, a: &Active) -> (u64, u64) {
+        let (records, bytes) = match a.stage {
+            StageKind::MapRead => (a.done, a.done),
+            StageKind::MapWrite => (a.before, a.before + a.done),
+            StageKind::Shuffle => (0.0, a.done),
+            StageKind::Merge => {
+                let merged = a.before * (a.done / a.total.max(1.0)).min(1.0);
+                (merged, a.before + merged)
+            }
+        };
+        ((records / self.record_bytes()) as u64, bytes as u64)
     }
 
     fn finish_map(&mut self, p: usize, a: Active) {

@@ -1428,6 +1428,19 @@ mod tests {
 
     /// The task `request_task` would pick, found as it was before the indexes: a scan of every
     /// task for an idle one, then of every attempt and task for a backup (`true`).
+    /// The committed attempts of a phase, by a full scan: each one's duration, and the progress
+    /// its task's counters account for.
+    fn scanned_commits(s: &Scheduler, phase: Phase) -> Vec<(Millis, u64)> {
+        s.attempts()
+            .iter()
+            .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
+            .map(|a| {
+                let counters = &s.tasks(phase)[a.id.task.index as usize].counters;
+                (a.end_ms.unwrap_or(a.start_ms) - a.start_ms, final_progress(phase, counters))
+            })
+            .collect()
+    }
+
     fn scanned_choice(s: &Scheduler, worker: WorkerId, now: Millis) -> Option<(TaskId, bool)> {
         if s.state != JobState::Running || !s.workers.contains_key(&worker) {
             return None;
@@ -1440,26 +1453,12 @@ mod tests {
         if !s.config.tolerance.speculative {
             return None;
         }
-        let durations: Vec<Millis> = s
-            .attempts
-            .iter()
-            .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
-            .filter_map(|a| a.end_ms.map(|e| e - a.start_ms))
-            .collect();
-        if durations.is_empty() {
+        let commits = scanned_commits(s, phase);
+        if commits.is_empty() {
             return None;
         }
-        let mean = durations.iter().sum::<Millis>() / durations.len() as Millis;
-        let progress: Vec<u64> = s
-            .attempts
-            .iter()
-            .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
-            .map(|a| {
-                let counters = &s.tasks(phase)[a.id.task.index as usize].counters;
-                final_progress(phase, counters)
-            })
-            .collect();
-        let expected = progress.iter().sum::<u64>() / progress.len() as u64;
+        let mean = commits.iter().map(|c| c.0).sum::<Millis>() / commits.len() as Millis;
+        let expected = commits.iter().map(|c| c.1).sum::<u64>() / commits.len() as u64;
         let running = s.tasks(phase).iter().filter(|t| !t.running().is_empty()).count();
         let close = running * CLOSE_TO_THE_END <= s.tasks(phase).len();
         s.tasks(phase)
@@ -1570,23 +1569,13 @@ mod tests {
                         .filter(|&i| !s.tasks(phase)[i as usize].running().is_empty())
                         .collect();
                     assert_eq!(ix.running.iter().copied().collect::<Vec<_>>(), running);
-                    let committed: Vec<Millis> = s
-                        .attempts()
-                        .iter()
-                        .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
-                        .map(|a| a.end_ms.unwrap_or(0) - a.start_ms)
-                        .collect();
-                    assert_eq!((ix.committed_ms, ix.committed), (committed.iter().sum(), committed.len() as u64));
-                    let progress: u64 = s
-                        .attempts()
-                        .iter()
-                        .filter(|a| a.id.task.phase == phase && a.outcome == Outcome::Committed)
-                        .map(|a| {
-                            let counters = &s.tasks(phase)[a.id.task.index as usize].counters;
-                            final_progress(phase, counters)
-                        })
-                        .sum();
-                    assert_eq!(ix.committed_progress, progress);
+                    let commits = scanned_commits(&s, phase);
+                    let ms: Millis = commits.iter().map(|c| c.0).sum();
+                    let progress: u64 = commits.iter().map(|c| c.1).sum();
+                    assert_eq!(
+                        (ix.committed_ms, ix.committed_progress, ix.committed),
+                        (ms, progress, commits.len() as u64)
+                    );
                 }
             }
         }

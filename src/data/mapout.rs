@@ -450,6 +450,25 @@ mod tests {
     }
 
     #[test]
+    fn a_reporting_writer_counts_every_byte_it_writes_as_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let written = Arc::new(AtomicU64::new(0));
+        let mut w = MapOutputWriter::create(&path).unwrap().reporting(written.clone());
+        w.start_partition();
+        let value = [b'v'; 1000];
+        // More than a chunk: progress shows before the file is finished.
+        for i in 0..(2 * CHUNK / value.len()) {
+            w.write(format!("key{i:06}").as_bytes(), &value).unwrap();
+        }
+        let before_finish = written.load(Ordering::Relaxed);
+        assert!(before_finish >= CHUNK as u64, "{before_finish}");
+        let size = w.finish().unwrap();
+        assert_eq!(written.load(Ordering::Relaxed), size);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+    }
+
+    #[test]
     fn round_trip_and_merge_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");

@@ -618,6 +618,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn progress_counts_map_output_written_and_a_reduce_s_bytes_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        let text: String = (0..5_000).map(|i| format!("word{} {}\n", i % 700, i % 9)).collect();
+        std::fs::write(&input, &text).unwrap();
+        let files = [InputFile { path: input, len: text.len() as u64, modified_ns: None, name: None }];
+        let split = plan_splits(&files, u64::MAX, InputFormat::Text).unwrap().remove(0);
+        let job = Sum { fold: false, combine: false };
+        // A small sort buffer: spills and a merge, all of them written output.
+        let settings = TaskSettings {
+            partitions: 2,
+            sort_buffer: 4096,
+            merge_fan_in: 2,
+            max_record_bytes: u64::MAX,
+            output_compression: Default::default(),
+        };
+        let (map_out, progress) = (dir.path().join("map.out"), AttemptProgress::default());
+        let c = run_map(&job, &split, InputFormat::Text, &settings, &[], &map_out, &progress).unwrap();
+        let written = progress.written.load(Ordering::Relaxed);
+        // Every spill and merge pass, and the map output itself.
+        assert!(written > 2 * c.output_bytes, "{written} written, {} in the output", c.output_bytes);
+        assert_eq!(progress.reported_bytes(), c.input_bytes + written);
+        assert_eq!(progress.records.load(Ordering::Relaxed), c.input_records);
+
+        let progress = AttemptProgress::default();
+        let inputs: Vec<ReduceInput> = (0..2).map(|p| (map_out.clone(), p, 2)).collect();
+        let c = run_reduce(&job, &settings, &inputs, &dir.path().join("part"), &progress).unwrap();
+        // What the scheduler expects of a committed reduce: its records, and its bytes twice.
+        assert_eq!(progress.reported_bytes(), 2 * c.input_bytes);
+        assert_eq!(progress.records.load(Ordering::Relaxed), c.input_records);
+        assert_eq!(reduce_progress_bytes(100, 0, 10), 100);
+        assert_eq!(reduce_progress_bytes(100, 5, 10), 150);
+        assert_eq!(reduce_progress_bytes(100, 12, 10), 200);
+    }
+
     /// Runs a whole job over `text` in map tasks of `split_size` bytes; returns each part
     /// file's contents and the map counters.
     fn run_job(job: &dyn Job, text: &str, split_size: u64, settings: &TaskSettings) -> (Vec<Vec<u8>>, TaskCounters) {

@@ -267,6 +267,22 @@ pub struct Background {
     pub child: Child,
     pub tag: String,
     pub work: PathBuf,
+    _kill_on_panic: KillOnPanic,
+}
+
+/// Kills every process of a tagged job when the test fails midway (its thread panics), so that
+/// a failing test leaves nothing running; a passing test checks that its job left nothing.
+struct KillOnPanic(String);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for pid in tagged_processes(&self.0) {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
 }
 
 impl Background {
@@ -281,7 +297,7 @@ impl Background {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        Background { child, tag, work }
+        Background { child, _kill_on_panic: KillOnPanic(tag.clone()), tag, work }
     }
 
     /// The worker processes (every tagged process but `mr run` itself).

@@ -379,6 +379,28 @@ pub fn command_exists(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
 }
 
+/// Whether `script` (util-linux) is here to run a command under a pseudo-terminal; without it
+/// a test skips, except in CI, which must install it.
+pub fn script_exists() -> bool {
+    let exists = command_exists("script");
+    if !exists {
+        assert!(std::env::var_os("CI").is_none(), "CI must install script (util-linux)");
+        eprintln!("skipped: no `script` command");
+    }
+    exists
+}
+
+/// Three small text files in `dir/in`, and a streaming mapper that waits for the file `go`
+/// (returned) before it copies its input: a job that shows its progress until `go` appears.
+pub fn gated_job_input(dir: &Dir) -> (PathBuf, String) {
+    for f in 0..3 {
+        dir.write(&format!("in/{f}.txt"), "one two three\nfour five\n".repeat(2000));
+    }
+    let go = dir.path("go");
+    let mapper = format!("while [ ! -e '{}' ]; do sleep 0.05; done; cat", go.display());
+    (go, mapper)
+}
+
 /// The tasks of `phase` that the journal of the job (or step) writing into `out` holds.
 pub fn journaled(out: &Path, phase: &str) -> std::collections::BTreeSet<u64> {
     let recovered = mr::control::journal::Journal::inspect(&mr::control::journal::path_for(out)).unwrap();

@@ -454,18 +454,12 @@ fn streaming_files_given_relative_to_the_submitter_reach_the_workers() {
 
 #[test]
 fn an_attached_submit_on_a_terminal_draws_mr_run_s_progress_bars() {
-    if !crate::harness::command_exists("script") {
-        assert!(std::env::var_os("CI").is_none(), "CI must install script (util-linux)");
-        eprintln!("skipped: no `script` command");
+    if !crate::harness::script_exists() {
         return;
     }
     let dir = Dir::new();
-    for f in 0..3 {
-        dir.write(&format!("in/{f}.txt"), "one two three\nfour five\n".repeat(2000));
-    }
+    let (go, mapper) = crate::harness::gated_job_input(&dir);
     let service = Service::start(&dir, "multijob-bars", &["127.0.0.2"]);
-    let go = dir.path("go");
-    let mapper = format!("while [ ! -e '{}' ]; do sleep 0.05; done; cat", go.display());
     let command = format!(
         "stty cols 100 rows 40; exec '{}' submit --cluster '{}' streaming --mapper \"$MAPPER\" --reducer sort \
          --input '{}' --output '{}' --reduce-tasks 2 --split-size 32KiB",

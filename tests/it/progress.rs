@@ -27,17 +27,11 @@ pub(crate) fn frames(raw: &[u8]) -> Vec<String> {
 
 #[test]
 fn the_progress_display_shows_elapsed_time_merged_bytes_and_an_eta_only_with_a_rate() {
-    if !command_exists("script") {
-        assert!(std::env::var_os("CI").is_none(), "CI must install script (util-linux)");
-        eprintln!("skipped: no `script` command");
+    if !crate::harness::script_exists() {
         return;
     }
     let dir = Dir::new();
-    for f in 0..3 {
-        dir.write(&format!("in/{f}.txt"), "one two three\nfour five\n".repeat(2000));
-    }
-    let go = dir.path("go");
-    let mapper = format!("while [ ! -e '{}' ]; do sleep 0.05; done; cat", go.display());
+    let (go, mapper) = crate::harness::gated_job_input(&dir);
     let command = format!(
         "stty cols 100 rows 40; exec '{}' run streaming --mapper \"$MAPPER\" --reducer sort --input '{}' \
          --output '{}' --workers 2 --reduce-tasks 2 --split-size 32KiB",
